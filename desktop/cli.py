@@ -1,0 +1,287 @@
+"""The command-line front end: the same engine calls the GUI makes, printed to a terminal.
+
+User errors print one ``error: ...`` line on stderr and exit 1, never a traceback. Runs on the main
+thread of the CLI process; generation happens in the engine process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn
+
+from desktop.engine import gguf_doctor, models, prompts
+from desktop.engine import protocol as P
+from desktop.engine.errors import AppError, ProfileError, TemplateError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
+        sys.stderr.write(f"error: {message} (see --help)\n")
+        raise SystemExit(1)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _store():
+    from desktop.engine.profiles import ProfileStore
+
+    return ProfileStore()
+
+
+# ------------------------------------------------------------------------------------------ profiles
+
+
+def cmd_profiles_list(a: argparse.Namespace) -> int:
+    store = _store()
+    rows = []
+    for p in store.all():
+        try:
+            installed = str(models.resolve_model(p))
+        except AppError:
+            installed = None
+        rows.append({"id": p.id, "name": p.name, "repo": p.source.repo, "prompt_format": p.prompt.format,
+                     "recommended_quant": p.source.recommended_quant, "context": p.context.default,
+                     "installed": installed, "default": p.id == store.default().id})
+    if a.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            mark = "*" if r["default"] else " "
+            state = "installed" if r["installed"] else "not downloaded"
+            print(f"{mark} {r['id']:36} {r['prompt_format']:8} {state:15} {r['name']}")
+    return 0
+
+
+def cmd_profiles_show(a: argparse.Namespace) -> int:
+    p = _store().get(a.id)
+    d = p.to_dict()
+    if a.json:
+        _print_json(d)
+    else:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(d, sort_keys=False, allow_unicode=True))
+    return 0
+
+
+def cmd_profiles_validate(a: argparse.Namespace) -> int:
+    from desktop.engine.profiles import load_profile_file
+
+    p = load_profile_file(a.path)
+    print(f"ok: {a.path} is a valid profile ({p.id})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ prompt
+
+
+def _read_messages(path: str) -> list[dict[str, str]]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AppError(f"{path}: cannot read the messages file ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise AppError(f"{path}: not valid JSON ({exc})") from exc
+    if isinstance(data, dict) and "messages" in data:
+        data = data["messages"]
+    if not isinstance(data, list):
+        raise AppError(f"{path}: expected a JSON list of {{role, content}} messages")
+    return data
+
+
+def cmd_prompt(a: argparse.Namespace) -> int:
+    msgs = _read_messages(a.messages)
+    if a.model and not a.profile:
+        rep = gguf_doctor.inspect(a.model)
+        text = prompts.render("gguf", msgs, chat_template=rep.chat_template,
+                              bos_token=rep.bos.text if rep.bos else "", eos_token=rep.eos.text if rep.eos else "")
+    else:
+        store = _store()
+        profile = store.get(a.profile) if a.profile else store.default()
+        template = None
+        if profile.prompt.format == "gguf":
+            rep = gguf_doctor.inspect(a.model or models.resolve_model(profile))
+            template = rep.chat_template
+        text = models.render_for_profile(profile, msgs, chat_template=template)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ ask
+
+
+def cmd_ask(a: argparse.Namespace) -> int:
+    from desktop.engine.client import EngineClient, new_id
+
+    profile = None
+    if a.profile or not a.model:
+        store = _store()
+        profile = store.get(a.profile) if a.profile else store.default()
+    model_path = Path(a.model) if a.model else models.resolve_model(profile)
+    if a.model:
+        gguf_doctor.inspect(model_path)  # fail fast, with the file's own error, before starting the engine
+    messages = [{"role": "user", "content": a.text}]
+    client = EngineClient()
+    gen = models.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
+                                  temperature=a.temperature, seed=a.seed)
+    text_parts: list[str] = []
+    interrupted = False
+
+    def on_sigint(_sig: int, _frm: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+        client.cancel(gen.id)
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx))
+        finished: P.Finished | None = None
+        for ev in client.generate(gen):
+            if isinstance(ev, P.TokenChunk):
+                text_parts.append(ev.text)
+                if not a.json:
+                    sys.stdout.write(ev.text)
+                    sys.stdout.flush()
+            elif isinstance(ev, P.Failed):
+                if text_parts and not a.json:
+                    sys.stdout.write("\n")
+                from desktop.engine.errors import from_dict
+
+                raise from_dict(ev.error)
+            elif isinstance(ev, P.Finished):
+                finished = ev
+        assert finished is not None
+        if a.json:
+            _print_json({"text": finished.text, "finish_reason": finished.finish_reason,
+                         "stats": asdict(finished.stats), "profile": profile.id if profile else None,
+                         "model": str(model_path), "backend": loaded.backend, "dropped": finished.dropped})
+        else:
+            sys.stdout.write("\n")
+            if a.stats:
+                s = finished.stats
+                sys.stderr.write(f"[{s.generated_tokens} tokens, {s.tokens_per_s:.1f} tok/s, ttft {s.ttft_s*1000:.0f} ms, "
+                                 f"{s.backend}, ctx {s.context_used}/{s.context_total}, {finished.finish_reason}]\n")
+    finally:
+        signal.signal(signal.SIGINT, old)
+        client.close()
+    return 130 if interrupted else 0
+
+
+# ------------------------------------------------------------------------------------------ gguf
+
+
+def cmd_gguf_inspect(a: argparse.Namespace) -> int:
+    rep = gguf_doctor.inspect(a.path)
+    if a.json:
+        _print_json(rep.to_dict())
+        return 0
+    def tok(t: gguf_doctor.TokenInfo | None) -> str:
+        return f"{t.id} {t.text!r} ({t.type})" if t else "-"
+    print(f"file          {rep.path} ({rep.file_size / 2**20:.1f} MiB)")
+    print(f"architecture  {rep.architecture}   quant {rep.file_type}   name {rep.name}")
+    print(f"context       {rep.context_length}   rope base {rep.rope_freq_base}   rope scaling {rep.rope_scaling}")
+    print(f"layers        {rep.block_count}   embd {rep.embedding_length}   heads {rep.head_count}/{rep.head_count_kv} (q/kv)")
+    print(f"vocab         {rep.vocab_size} ({rep.tokenizer_model}, pre {rep.pre_tokenizer or '-'})")
+    print(f"bos / eos     {tok(rep.bos)} / {tok(rep.eos)}   eot {tok(rep.eot)}")
+    print(f"template      {'yes' if rep.has_chat_template else 'no'}")
+    print(f"experts       {rep.expert_count} (used {rep.expert_used_count}, layout {rep.expert_layout or '-'})")
+    if rep.split_count:
+        print(f"split         shard {rep.split_index} of {rep.split_count}")
+    if rep.problems:
+        print("problems:")
+        for pr in rep.problems:
+            print(f"  [{pr.code}] {pr.message}{'  (fixable: gguf fix)' if pr.fixable else ''}")
+    else:
+        print("problems:     none")
+    return 0
+
+
+def cmd_gguf_fix(a: argparse.Namespace) -> int:
+    res = gguf_doctor.fix(a.path, dry_run=a.dry_run)
+    if a.json:
+        _print_json(res.to_dict())
+        return 0
+    if not res.changes:
+        print("nothing to fix")
+    for c in res.changes:
+        print(("would apply: " if a.dry_run else "") + c.description)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="desktop-chat", description="Chat with local GGUF models. Without a command, opens the app.")
+    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+
+    prof = sub.add_parser("profiles", help="list, show and validate model profiles")
+    psub = prof.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    x = psub.add_parser("list")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_profiles_list)
+    x = psub.add_parser("show")
+    x.add_argument("id")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_profiles_show)
+    x = psub.add_parser("validate")
+    x.add_argument("path")
+    x.set_defaults(fn=cmd_profiles_validate)
+
+    x = sub.add_parser("prompt", help="print the exact prompt text a model would see")
+    x.add_argument("--profile")
+    x.add_argument("--model", help="a GGUF whose own chat template to use (when no --profile)")
+    x.add_argument("--messages", required=True, help="a JSON file: a list of {role, content}")
+    x.set_defaults(fn=cmd_prompt)
+
+    x = sub.add_parser("ask", help="stream one answer")
+    x.add_argument("--profile")
+    x.add_argument("--model", help="a GGUF file; without --profile its own chat template is used")
+    x.add_argument("--max-tokens", type=int)
+    x.add_argument("--temperature", type=float)
+    x.add_argument("--seed", type=int)
+    x.add_argument("--ctx", type=int, help="context length (default: the profile's)")
+    x.add_argument("--json", action="store_true")
+    x.add_argument("--stats", action="store_true", help="print speed and context use to stderr")
+    x.add_argument("text")
+    x.set_defaults(fn=cmd_ask)
+
+    g = sub.add_parser("gguf", help="inspect and repair GGUF files")
+    gsub = g.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    x = gsub.add_parser("inspect")
+    x.add_argument("path")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_gguf_inspect)
+    x = gsub.add_parser("fix")
+    x.add_argument("path")
+    x.add_argument("--dry-run", action="store_true")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_gguf_fix)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "cmd", None):
+        from desktop.ui.app import run_gui
+
+        return run_gui()
+    try:
+        return int(args.fn(args) or 0)
+    except AppError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+__all__ = ["main", "build_parser", "ProfileError", "TemplateError"]

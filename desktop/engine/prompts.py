@@ -1,0 +1,195 @@
+"""Prompt formats: turn a list of ``{role, content}`` messages into the exact text a model sees.
+
+The hand-written formats match the model cards (and their Hugging Face chat templates) byte for
+byte; golden tests pin them. ``gguf`` renders the file's own Jinja chat template in an immutable
+sandbox: a GGUF is untrusted input, so its template may not touch attributes that reach Python
+internals, read files or produce unbounded output. Runs anywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from .errors import TemplateError
+
+Message = Mapping[str, str]
+
+ROLES = ("system", "user", "assistant")
+MAX_TEMPLATE_OUTPUT = 4_000_000  # characters; a template that grows past this is hostile or broken
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """What a caller needs beside the text: the BOS text a format writes itself, and its stops."""
+
+    bos_text: str
+    stop_strings: tuple[str, ...]
+
+
+FORMATS: dict[str, FormatInfo] = {
+    "llama3": FormatInfo("<|begin_of_text|>", ("<|eot_id|>", "<|end_of_text|>")),
+    "llama31": FormatInfo("<|begin_of_text|>", ("<|eot_id|>", "<|eom_id|>", "<|end_of_text|>")),
+    "mixtral": FormatInfo("<s>", ("</s>", "[INST]")),
+    "upstage": FormatInfo("", ("### User:", "### System:", "</s>")),
+    "chatml": FormatInfo("", ("<|im_end|>", "<|im_start|>")),
+    "gguf": FormatInfo("", ()),
+}
+
+
+def _check(messages: Iterable[Message]) -> list[dict[str, str]]:
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise TemplateError(f"message {i} must be an object with string 'role' and 'content'")
+        if m["role"] not in ROLES:
+            raise TemplateError(f"message {i} has unknown role {m['role']!r} (use system, user or assistant)")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+def with_default_system(messages: list[dict[str, str]], system_prompt: str) -> list[dict[str, str]]:
+    """Prepend the profile's system prompt when the conversation has none."""
+    if system_prompt and not (messages and messages[0]["role"] == "system"):
+        return [{"role": "system", "content": system_prompt}, *messages]
+    return messages
+
+
+def _llama3(msgs: list[dict[str, str]], gen: bool) -> str:
+    # Meta's template trims each message's content.
+    parts = ["<|begin_of_text|>"]
+    for m in msgs:
+        parts.append(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>")
+    if gen:
+        parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(parts)
+
+
+def _llama31(msgs: list[dict[str, str]], gen: bool, date_string: str) -> str:
+    # Llama 3.1's template always writes a system turn with the knowledge cut-off and a date.
+    system = ""
+    if msgs and msgs[0]["role"] == "system":
+        system = msgs[0]["content"].strip()
+        msgs = msgs[1:]
+    parts = [
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n",
+        "Cutting Knowledge Date: December 2023\n",
+        f"Today Date: {date_string}\n\n",
+        system,
+        "<|eot_id|>",
+    ]
+    for m in msgs:
+        parts.append(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>")
+    if gen:
+        parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(parts)
+
+
+def _mixtral(msgs: list[dict[str, str]], gen: bool) -> str:
+    # Mixtral-Instruct has no system role: the system text goes at the top of the first user turn.
+    system = ""
+    if msgs and msgs[0]["role"] == "system":
+        system = msgs[0]["content"]
+        msgs = msgs[1:]
+    out = ["<s>"]
+    first_user = True
+    for i, m in enumerate(msgs):
+        if m["role"] == "system":
+            raise TemplateError("the Mixtral format allows a system message only at the start")
+        expected = "user" if i % 2 == 0 else "assistant"
+        if m["role"] != expected:
+            raise TemplateError("the Mixtral format needs user and assistant turns to alternate, starting with user")
+        if m["role"] == "user":
+            content = m["content"]
+            if first_user and system:
+                content = f"{system}\n\n{content}"
+            first_user = False
+            out.append(f"[INST] {content} [/INST]")
+        else:
+            out.append(f"{m['content']}</s>")
+    return "".join(out)
+
+
+def _upstage(msgs: list[dict[str, str]], gen: bool) -> str:
+    names = {"system": "### System:", "user": "### User:", "assistant": "### Assistant:"}
+    out = []
+    for m in msgs:
+        out.append(f"{names[m['role']]}\n{m['content']}\n\n")
+    if gen:
+        out.append("### Assistant:\n")
+    return "".join(out)
+
+
+def _chatml(msgs: list[dict[str, str]], gen: bool) -> str:
+    out = [f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in msgs]
+    if gen:
+        out.append("<|im_start|>assistant\n")
+    return "".join(out)
+
+
+def render_jinja(template: str, messages: list[dict[str, str]], *, bos_token: str = "", eos_token: str = "",
+                 add_generation_prompt: bool = True) -> str:
+    """Render an untrusted chat template (a GGUF's) in Jinja's immutable sandbox."""
+    from jinja2 import TemplateError as JinjaTemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(f"the chat template refused the conversation: {message}")
+
+    def strftime_now(fmt: str) -> str:
+        return datetime.now().strftime(str(fmt))
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env.globals.update(raise_exception=raise_exception, strftime_now=strftime_now)
+    try:
+        tmpl = env.from_string(template)
+        chunks: list[str] = []
+        size = 0
+        for piece in tmpl.generate(messages=messages, bos_token=bos_token, eos_token=eos_token,
+                                   add_generation_prompt=add_generation_prompt, tools=None):
+            size += len(piece)
+            if size > MAX_TEMPLATE_OUTPUT:
+                raise TemplateError("the chat template produced an unreasonably large prompt; it is not used")
+            chunks.append(piece)
+        return "".join(chunks)
+    except TemplateError:
+        raise
+    except SecurityError as exc:
+        raise TemplateError(f"the model's chat template tried an unsafe operation and was blocked ({exc})") from exc
+    except (JinjaTemplateError, TypeError, ValueError, AttributeError, KeyError, IndexError,
+            RecursionError, OverflowError) as exc:
+        raise TemplateError(f"the model's chat template failed to render: {exc}") from exc
+
+
+def render(fmt: str, messages: Iterable[Message], *, system_prompt: str = "", add_generation_prompt: bool = True,
+           date_string: str = "26 Jul 2024", chat_template: str | None = None, bos_token: str = "",
+           eos_token: str = "") -> str:
+    """Render ``messages`` in format ``fmt``; the profile's ``system_prompt`` fills in a missing one."""
+    msgs = with_default_system(_check(messages), system_prompt)
+    if fmt == "llama3":
+        return _llama3(msgs, add_generation_prompt)
+    if fmt == "llama31":
+        return _llama31(msgs, add_generation_prompt, date_string)
+    if fmt == "mixtral":
+        return _mixtral(msgs, add_generation_prompt)
+    if fmt == "upstage":
+        return _upstage(msgs, add_generation_prompt)
+    if fmt == "chatml":
+        return _chatml(msgs, add_generation_prompt)
+    if fmt == "gguf":
+        if not chat_template:
+            raise TemplateError("this model file has no chat template; choose a profile with a prompt format")
+        return render_jinja(chat_template, msgs, bos_token=bos_token, eos_token=eos_token,
+                            add_generation_prompt=add_generation_prompt)
+    raise TemplateError(f"unknown prompt format {fmt!r}")
+
+
+def format_info(fmt: str) -> FormatInfo:
+    return FORMATS.get(fmt, FORMATS["gguf"])
+
+
+def spec_dict(fmt: str, system_prompt: str = "", date_string: str = "26 Jul 2024",
+              chat_template: str | None = None, bos_token: str = "", eos_token: str = "") -> dict[str, Any]:
+    """A JSON-able description of how to render, for sending to the engine process."""
+    return {"fmt": fmt, "system_prompt": system_prompt, "date_string": date_string,
+            "chat_template": chat_template, "bos_token": bos_token, "eos_token": eos_token}

@@ -1,0 +1,178 @@
+"""The typed messages between a caller (CLI, GUI adapter) and the engine process.
+
+One JSON object per line, with a ``type`` tag. Requests go to the engine on its stdin; events come
+back on a private pipe. Everything here is a plain dataclass so both sides stay free of llama_cpp
+and of Qt. Runs anywhere.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+
+# ---------------------------------------------------------------------------------------------- requests
+
+
+@dataclass
+class Load:
+    """Load a model file (replacing any loaded one)."""
+
+    TYPE: ClassVar[str] = "load"
+    id: str
+    model_path: str
+    n_ctx: int = 4096
+    n_gpu_layers: int | str = "auto"
+    n_threads: int | str = "auto"
+    n_batch: int = 512
+    rope_freq_base: float | None = None
+    rope_freq_scale: float | None = None
+    flash_attn: bool = False
+    kv_cache_type: str = "f16"
+    kv_overrides: dict[str, Any] = field(default_factory=dict)
+    apply_doctor_overrides: bool = True
+
+
+@dataclass
+class Generate:
+    """Stream an answer to ``messages`` (rendered with ``prompt_spec``), or to a raw ``prompt``."""
+
+    TYPE: ClassVar[str] = "generate"
+    id: str
+    messages: list[dict[str, str]] = field(default_factory=list)
+    prompt_spec: dict[str, Any] = field(default_factory=dict)
+    prompt: str | None = None
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 1024
+    seed: int = -1
+    stop_strings: list[str] = field(default_factory=list)
+    stop_token_ids: list[int] = field(default_factory=list)
+    # Tokens are batched into one chunk per interval: the UI repaints at most this often anyway.
+    chunk_interval_ms: float = 15.0
+
+
+@dataclass
+class Cancel:
+    TYPE: ClassVar[str] = "cancel"
+    id: str
+
+
+@dataclass
+class Unload:
+    TYPE: ClassVar[str] = "unload"
+    id: str = ""
+
+
+@dataclass
+class Shutdown:
+    TYPE: ClassVar[str] = "shutdown"
+    id: str = ""
+
+
+@dataclass
+class Ping:
+    TYPE: ClassVar[str] = "ping"
+    id: str = ""
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+@dataclass
+class Ready:
+    """The engine process is up."""
+
+    TYPE: ClassVar[str] = "ready"
+    pid: int
+    llama_cpp_version: str
+    system_info: str
+    gpu_offload: bool
+
+
+@dataclass
+class Loaded:
+    TYPE: ClassVar[str] = "loaded"
+    id: str
+    model_path: str
+    n_ctx: int
+    n_ctx_train: int
+    n_gpu_layers: int
+    backend: str
+    load_s: float
+    eog_ids: list[int]
+    eot_128009_is_eog: bool | None
+    kv_overrides: dict[str, Any]
+    description: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GenerationStats:
+    ttft_s: float = 0.0
+    prompt_tokens: int = 0
+    prompt_eval_tokens: int = 0  # tokens actually evaluated: the rest came from the KV cache
+    generated_tokens: int = 0
+    tokens_per_s: float = 0.0
+    total_s: float = 0.0
+    context_used: int = 0
+    context_total: int = 0
+    backend: str = ""
+    gpu_layers: int = 0
+
+
+@dataclass
+class TokenChunk:
+    TYPE: ClassVar[str] = "chunk"
+    id: str
+    text: str
+    n_tokens: int = 1
+
+
+@dataclass
+class Finished:
+    TYPE: ClassVar[str] = "finished"
+    id: str
+    text: str
+    finish_reason: str  # "stop", "length", "cancelled"
+    stats: GenerationStats
+    dropped: list[int] = field(default_factory=list)  # indices of messages that fell out of the context
+    stop_token: int | None = None
+
+
+@dataclass
+class Failed:
+    TYPE: ClassVar[str] = "failed"
+    id: str
+    error: dict[str, Any]
+
+
+@dataclass
+class Pong:
+    TYPE: ClassVar[str] = "pong"
+    id: str = ""
+
+
+MESSAGES: dict[str, type] = {
+    cls.TYPE: cls
+    for cls in (Load, Generate, Cancel, Unload, Shutdown, Ping, Ready, Loaded, TokenChunk, Finished, Failed, Pong)
+}
+
+
+def encode(msg: Any) -> bytes:
+    d = asdict(msg)
+    d["type"] = msg.TYPE
+    return (json.dumps(d, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def decode(line: bytes | str) -> Any:
+    d = json.loads(line)
+    cls = MESSAGES[d.pop("type")]
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in d.items() if k in names}
+    if cls is Finished:
+        kwargs["stats"] = GenerationStats(**kwargs.get("stats", {}))
+    return cls(**kwargs)

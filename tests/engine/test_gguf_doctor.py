@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from desktop.engine import gguf_doctor
+from desktop.engine.errors import FixError, GGUFError
+from tests.fixtures import tiny_gguf
+
+
+def _codes(rep: gguf_doctor.Report) -> set[str]:
+    return {p.code for p in rep.problems}
+
+
+def test_broken_llama3_is_diagnosed(llama3_broken) -> None:
+    rep = gguf_doctor.inspect(llama3_broken.path)
+    assert rep.is_llama3_vocab and rep.vocab_size == 128256
+    assert rep.eos.id == 128001 and rep.eot is None
+    assert {"eot_128009_not_eos", "eot_128009_not_control"} <= _codes(rep)
+    assert rep.architecture == "llama" and rep.has_chat_template and rep.pre_tokenizer == "llama-bpe"
+    d = rep.to_dict()
+    assert all({"code", "message"} <= set(p) for p in d["problems"])
+
+
+def test_healthy_llama3_has_no_problems(llama3_ok) -> None:
+    rep = gguf_doctor.inspect(llama3_ok.path)
+    assert rep.eos.id == 128009 and rep.eos.type == "CONTROL"
+    assert _codes(rep) == set()
+
+
+def test_missing_pre_and_template_are_reported(tmp_path: Path) -> None:
+    m = tiny_gguf.make_llama3(tmp_path / "x.gguf", pre=None, chat_template=None)
+    codes = _codes(gguf_doctor.inspect(m.path))
+    assert {"missing_pre_tokenizer", "missing_chat_template"} <= codes
+    assert gguf_doctor.load_overrides(gguf_doctor.inspect(m.path))["tokenizer.ggml.pre"] == "llama-bpe"
+
+
+def test_expert_layouts(mixtral_model, mixtral_old, spm_model) -> None:
+    new = gguf_doctor.inspect(mixtral_model.path)
+    assert new.expert_count >= 2 and new.expert_layout == "merged" and "mixtral_old_expert_layout" not in _codes(new)
+    old = gguf_doctor.inspect(mixtral_old.path)
+    assert old.expert_layout == "separate" and "mixtral_old_expert_layout" in _codes(old)
+    spm = gguf_doctor.inspect(spm_model.path)
+    assert spm.vocab_size == 32000 and spm.expert_count == 0 and not spm.is_llama3_vocab
+
+
+def test_split_shard_is_recognised(llama3_ok, tmp_path: Path) -> None:
+    p = tmp_path / "model-Q4_K_M-00002-of-00003.gguf"
+    p.write_bytes(llama3_ok.path.read_bytes())
+    rep = gguf_doctor.inspect(p)
+    assert (rep.split_index, rep.split_count) == (2, 3) and "split_shard" in _codes(rep)
+
+
+def test_bad_files_raise_clear_errors(tmp_path: Path, llama3_ok) -> None:
+    with pytest.raises(GGUFError, match="no such file"):
+        gguf_doctor.inspect(tmp_path / "missing.gguf")
+    with pytest.raises(GGUFError, match="not a GGUF"):
+        gguf_doctor.inspect(tiny_gguf.make_non_gguf(tmp_path / "junk.gguf"))
+    with pytest.raises(GGUFError, match="truncated"):
+        gguf_doctor.inspect(tiny_gguf.make_truncated(tmp_path / "trunc.gguf", llama3_ok.path))
+
+
+def test_fix_is_in_place_same_size_and_idempotent(llama3_broken) -> None:
+    p = llama3_broken.path
+    before = p.read_bytes()
+    dry = gguf_doctor.fix(p, dry_run=True)
+    assert [c.key for c in dry.changes] == ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.token_type[128009]"]
+    assert p.read_bytes() == before  # dry run writes nothing
+    res = gguf_doctor.fix(p)
+    assert "fixed: end-of-turn token 128009 was not the EOS token (EOS was 128001)" in res.summary()
+    after = p.read_bytes()
+    assert len(after) == len(before)
+    diff = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    assert 1 <= len(diff) <= 8  # two same-size scalar edits, nothing else
+    rep = gguf_doctor.inspect(p)
+    assert rep.eos.id == 128009 and _codes(rep) == set()
+    h = hashlib.sha256(after).hexdigest()
+    again = gguf_doctor.fix(p)
+    assert again.changes == [] and hashlib.sha256(p.read_bytes()).hexdigest() == h
+    assert not p.with_name(p.name + ".fixjournal").exists()
+
+
+def test_a_failed_fix_leaves_the_original_bytes(llama3_broken, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = llama3_broken.path
+    before = p.read_bytes()
+    real = gguf_doctor.inspect
+    calls = {"n": 0}
+
+    def flaky(path, **kw):
+        calls["n"] += 1
+        if calls["n"] >= 2:  # the verification read after patching
+            raise GGUFError("simulated failure while verifying")
+        return real(path, **kw)
+
+    monkeypatch.setattr(gguf_doctor, "inspect", flaky)
+    with pytest.raises(FixError, match="original bytes were restored"):
+        gguf_doctor.fix(p)
+    assert p.read_bytes() == before
+
+
+def test_an_interrupted_fix_is_rolled_back_from_its_journal(llama3_broken) -> None:
+    p = llama3_broken.path
+    before = p.read_bytes()
+    patches, _changes, _rep = gguf_doctor._plan(p)
+    import json
+
+    journal = p.with_name(p.name + ".fixjournal")
+    journal.write_text(json.dumps([{"offset": o, "old": a.hex(), "new": b.hex()} for o, a, b in patches]))
+    gguf_doctor._apply(p, patches[:1])  # "crash" after half the edits
+    assert p.read_bytes() != before
+    assert gguf_doctor.recover_journal(p) is True
+    assert p.read_bytes() == before and not journal.exists()

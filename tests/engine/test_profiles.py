@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from desktop.engine.errors import ProfileError, UnknownProfileError
+from desktop.engine.profiles import DEFAULT_PROFILE_ID, ProfileStore, load_profile_file, ntk_rope_freq_base
+
+SEED_IDS = {
+    "smaug-llama-3-70b-instruct": "llama3",
+    "smaug-mixtral-v0.1": "mixtral",
+    "llama-3-8b-instruct-gradient-1048k": "llama3",
+    "upstage-llama-65b-instruct": "upstage",
+    "llama-3.1-nemotron-70b-instruct": "llama31",
+    "smollm2-135m-instruct": "chatml",
+}
+
+
+def test_all_bundled_profiles_load_with_the_required_ids_and_formats() -> None:
+    store = ProfileStore()
+    assert {p.id: p.prompt.format for p in store.all()} == SEED_IDS
+    assert store.default().id == DEFAULT_PROFILE_ID == "smollm2-135m-instruct"
+    for p in store.all():
+        assert p.name and (p.source.repo or p.source.bundled)
+        assert p.source.recommended_quant in p.source.quants
+        assert p.context.default <= (p.context.max or p.context.native)
+        assert p.load.gpu_layers == "auto"
+        assert p.prompt.stop_tokens, p.id
+        assert p.notes.strip(), p.id
+
+
+def test_llama3_profiles_stop_on_eot_and_carry_the_128009_fix() -> None:
+    store = ProfileStore()
+    for pid in ("smaug-llama-3-70b-instruct", "llama-3-8b-instruct-gradient-1048k", "llama-3.1-nemotron-70b-instruct"):
+        p = store.get(pid)
+        assert 128009 in p.prompt.stop_tokens
+        assert "eot-128009" in p.fixes
+
+
+def test_rope_settings_follow_the_cards() -> None:
+    store = ProfileStore()
+    up = store.get("upstage-llama-65b-instruct")
+    assert up.context.native == 2048 and up.context.default == 4096
+    assert up.rope.freq_base == pytest.approx(ntk_rope_freq_base(10000, 2.0, 128), abs=0.5)
+    assert 20000 < up.rope.freq_base < 20500
+    grad = store.get("llama-3-8b-instruct-gradient-1048k")
+    assert grad.rope.freq_base is None  # read from the GGUF, never overridden
+    assert grad.context.native == 1048576 and grad.context.default <= 32768
+    assert store.get("llama-3.1-nemotron-70b-instruct").context.native == 131072
+
+
+def _write(dirpath: Path, name: str, text: str) -> Path:
+    dirpath.mkdir(parents=True, exist_ok=True)
+    p = dirpath / name
+    p.write_text(text)
+    return p
+
+
+def test_unknown_key_is_rejected_naming_file_and_key(tmp_path: Path) -> None:
+    src = Path("model_profiles/smollm2-135m-instruct.yaml").read_text()
+    data = yaml.safe_load(src)
+    data["sampling"]["temprature"] = 0.3
+    f = _write(tmp_path, "typo.yaml", yaml.safe_dump(data))
+    with pytest.raises(ProfileError) as ei:
+        load_profile_file(f)
+    assert str(f) in ei.value.message and "sampling.temprature" in ei.value.message
+
+
+@pytest.mark.parametrize("patch, key", [
+    ({"context": {"default": "big"}}, "context.default"),
+    ({"prompt": {"format": "alpaca"}}, "prompt.format"),
+    ({"load": {"gpu_layers": "all"}}, "load.gpu_layers"),
+    ({"prompt": {"stop_tokens": ["x"]}}, "prompt.stop_tokens[0]"),
+    ({"fixes": ["eot-999"]}, "fixes[0]"),
+])
+def test_wrong_values_name_the_key(tmp_path: Path, patch: dict, key: str) -> None:
+    data = yaml.safe_load(Path("model_profiles/smollm2-135m-instruct.yaml").read_text())
+    for k, v in patch.items():
+        data[k] = {**data[k], **v} if isinstance(v, dict) else v
+    f = _write(tmp_path, "bad.yaml", yaml.safe_dump(data))
+    with pytest.raises(ProfileError) as ei:
+        load_profile_file(f)
+    assert key in ei.value.message and "bad.yaml" in ei.value.message
+
+
+def test_bad_yaml_names_the_file_and_line(tmp_path: Path) -> None:
+    f = _write(tmp_path, "broken.yaml", "id: x\nname: [unclosed\n")
+    with pytest.raises(ProfileError) as ei:
+        load_profile_file(f)
+    assert "broken.yaml" in ei.value.message and "line" in ei.value.message
+
+
+def test_user_dir_overrides_and_adds(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    _write(user, "smollm2-135m-instruct.yaml", "id: smollm2-135m-instruct\nsampling: {temperature: 0.9}\n")
+    new = yaml.safe_load(Path("model_profiles/smaug-mixtral-v0.1.yaml").read_text())
+    new["id"] = "my-mixtral"
+    _write(user, "my-mixtral.yaml", yaml.safe_dump(new))
+    store = ProfileStore(user_dir=user)
+    demo = store.get("smollm2-135m-instruct")
+    assert demo.sampling.temperature == 0.9
+    assert demo.sampling.top_p == 0.9  # untouched keys come from the bundled file
+    assert demo.overridden_by.endswith("smollm2-135m-instruct.yaml")
+    assert store.get("my-mixtral").prompt.format == "mixtral"
+    with pytest.raises(UnknownProfileError):
+        store.get("nope")
