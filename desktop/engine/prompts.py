@@ -55,14 +55,16 @@ def with_default_system(messages: list[dict[str, str]], system_prompt: str) -> l
     return messages
 
 
-def _llama3(msgs: list[dict[str, str]], gen: bool) -> str:
-    # Meta's template trims each message's content.
-    parts = ["<|begin_of_text|>"]
-    for m in msgs:
-        parts.append(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>")
+def _llama3_turns(msgs: list[dict[str, str]], gen: bool) -> str:
+    # Meta's templates trim each message's content.
+    turns = [f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>" for m in msgs]
     if gen:
-        parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
-    return "".join(parts)
+        turns.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(turns)
+
+
+def _llama3(msgs: list[dict[str, str]], gen: bool) -> str:
+    return "<|begin_of_text|>" + _llama3_turns(msgs, gen)
 
 
 def _llama31(msgs: list[dict[str, str]], gen: bool, date_string: str) -> str:
@@ -77,11 +79,8 @@ def _llama31(msgs: list[dict[str, str]], gen: bool, date_string: str) -> str:
         f"Today Date: {date_string}\n\n",
         system,
         "<|eot_id|>",
+        _llama3_turns(msgs, gen),
     ]
-    for m in msgs:
-        parts.append(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content'].strip()}<|eot_id|>")
-    if gen:
-        parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
     return "".join(parts)
 
 
