@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from desktop.engine import gguf_doctor, models, prompts
 from desktop.engine import protocol as P
-from desktop.engine.errors import AppError, ProfileError, TemplateError
+from desktop.engine.errors import AppError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -284,4 +284,4 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-__all__ = ["main", "build_parser", "ProfileError", "TemplateError"]
+__all__ = ["main", "build_parser"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import gguf_doctor, prompts
-from .errors import ContextOverflowError, GenerationError, GGUFError, ModelLoadError, TemplateError
+from .errors import ContextOverflowError, GenerationError, GGUFError, ModelLoadError
 from .protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
 
 _KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids
@@ -224,10 +224,7 @@ class LlamaBackend:
         n_ctx = llm.n_ctx()
         reserve = max(1, min(req.max_tokens, n_ctx // 4))
         t0 = time.perf_counter()
-        try:
-            prep = self.prepare(req, reserve)
-        except TemplateError:
-            raise
+        prep = self.prepare(req, reserve)
         tokens = prep.tokens
         cached = 0
         for a, b in zip(llm._input_ids.tolist(), tokens):
