@@ -25,7 +25,13 @@ endif
 WHEEL_KEY := $(shell printf '%s %s' '$(LLAMA_CPP_VERSION)' '$(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 WHEEL_DIR ?= $(HOME)/.cache/desktop-chat/wheels/$(WHEEL_KEY)
 
-.PHONY: run test venv llama-wheel bench clean-venv
+.PHONY: run test venv llama-wheel bench clean-venv dist dist-check
+
+# `make dist`: the PyInstaller onedir bundle dist/desktop-chat/ (build.spec) of the llama.cpp build installed in
+# .venv. DIST_CPU_LIB=DIR ships DIR's CPU-only llama.cpp libraries as the fallback of a GPU build; DIST_DEMO=1
+# bundles the demo model. See scripts/build_llama.sh for the CUDA / Metal / Vulkan builds.
+DIST_CPU_LIB ?=
+DIST_DEMO ?= 0
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +61,22 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Side-by-side ratios against raw llama-cpp-python, curl and the machine, written to bench/RESULTS.md
+# (about 5 minutes; not part of `make test` or CI). bench/run.py lists the BENCH_* knobs.
+bench: $(STAMP)
+	BENCH_CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' QT_QPA_PLATFORM=offscreen $(BIN)/python bench/run.py
+
+dist: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dist]'
+	DESKTOP_CHAT_CPU_LIB='$(DIST_CPU_LIB)' DESKTOP_CHAT_BUNDLE_DEMO='$(DIST_DEMO)' \
+	  $(BIN)/python -m PyInstaller --noconfirm --log-level WARN --workpath build/pyi --distpath dist build.spec
+	@du -sh dist/desktop-chat
+
+# The frozen app's own checks: --selftest (engine process, tokens, backend, tok/s) and the GUI for a few seconds
+# on the offscreen platform plugin.
+dist-check:
+	bash scripts/dist_check.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,6 +14,11 @@ def main(argv: list[str] | None = None) -> int:
         from desktop.engine.host import main as engine_main
 
         return engine_main()
+    if args[:1] in (["--selftest"], ["--smoke-gui"]):
+        # Checks of an installed or frozen build (make dist-check): see desktop/selftest.py.
+        from desktop import selftest
+
+        return selftest.run_selftest(args[1:]) if args[0] == "--selftest" else selftest.run_smoke_gui(args[1:])
     from desktop.cli import main as cli_main
 
     return cli_main(args)

@@ -42,18 +42,18 @@ def cmd_profiles_list(a: argparse.Namespace) -> int:
     rows = []
     for p in store.all():
         try:
-            installed = str(models.resolve_model(p))
+            installed = None if models.is_remote(p) else str(models.resolve_model(p))
         except AppError:
             installed = None
         rows.append({"id": p.id, "name": p.name, "repo": p.source.repo, "prompt_format": p.prompt.format,
                      "recommended_quant": p.source.recommended_quant, "context": p.context.default,
-                     "installed": installed, "default": p.id == store.default().id})
+                     "installed": installed, "default": p.id == store.default().id, "backend": p.backend.kind})
     if a.json:
         _print_json(rows)
     else:
         for r in rows:
             mark = "*" if r["default"] else " "
-            state = "installed" if r["installed"] else "not downloaded"
+            state = "remote" if r["backend"] != "local" else "installed" if r["installed"] else "not downloaded"
             print(f"{mark} {r['id']:36} {r['prompt_format']:8} {state:15} {r['name']}")
     return 0
 
@@ -124,7 +124,9 @@ def cmd_ask(a: argparse.Namespace) -> int:
     if a.profile or not a.model:
         store = _store()
         profile = store.get(a.profile) if a.profile else store.default()
-    model_path = Path(a.model) if a.model else models.resolve_model(profile)
+    if a.model and models.is_remote(profile):
+        raise AppError(f"profile {profile.id!r} runs on a server ({profile.backend.base_url}); drop --model")
+    model_path = Path(a.model) if a.model else None if models.is_remote(profile) else models.resolve_model(profile)
     if a.model:
         gguf_doctor.inspect(model_path)  # fail fast, with the file's own error, before starting the engine
     messages = [{"role": "user", "content": a.text}]
@@ -161,7 +163,8 @@ def cmd_ask(a: argparse.Namespace) -> int:
         if a.json:
             _print_json({"text": finished.text, "finish_reason": finished.finish_reason,
                          "stats": asdict(finished.stats), "profile": profile.id if profile else None,
-                         "model": str(model_path), "backend": loaded.backend, "dropped": finished.dropped})
+                         "model": str(model_path) if model_path else loaded.description, "backend": loaded.backend,
+                         "dropped": finished.dropped})
         else:
             sys.stdout.write("\n")
             if a.stats:
@@ -172,6 +175,54 @@ def cmd_ask(a: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, old)
         client.close()
     return 130 if interrupted else 0
+
+
+# ------------------------------------------------------------------------------------------ remote
+
+
+def cmd_remote_check(a: argparse.Namespace) -> int:
+    from desktop.engine.remote_backend import check_connection
+
+    profile = _store().get(a.profile)
+    if not models.is_remote(profile):
+        raise AppError(f"profile {profile.id!r} runs locally (backend.kind: local); there is no server to check")
+    res = check_connection(profile)
+    if a.json:
+        _print_json(res.to_dict())
+    elif res.ok:
+        print(f"ok: {res.base_url} answered in {res.latency_ms:.0f} ms; model {res.model}; "
+              f"server models: {', '.join(res.models) or '(none listed)'}")
+    else:
+        sys.stderr.write(f"error: {res.error}\n")
+    return 0 if res.ok else 1
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from desktop.engine.client import EngineClient, new_id
+    from desktop.engine.serve import OpenAIServer
+
+    profile = None
+    if a.profile or not a.model:
+        store = _store()
+        profile = store.get(a.profile) if a.profile else store.default()
+    remote = models.is_remote(profile)
+    model_path = Path(a.model) if a.model else None if remote else models.resolve_model(profile)
+    if a.model:
+        gguf_doctor.inspect(model_path)
+    client = EngineClient()
+    try:
+        server = OpenAIServer(client, profile, profile.id if profile else model_path.stem, a.host, a.port)
+        try:
+            client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx))
+            print(f"serving {server.model_id} at {server.base_url} (Ctrl-C to stop)", flush=True)
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+    finally:
+        client.close()
+    return 0
 
 
 # ------------------------------------------------------------------------------------------ gguf
@@ -252,6 +303,25 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--stats", action="store_true", help="print speed and context use to stderr")
     x.add_argument("text")
     x.set_defaults(fn=cmd_ask)
+
+    r = sub.add_parser("remote", help="profiles that run on an OpenAI-compatible server")
+    rsub = r.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    x = rsub.add_parser("check", help="list the server's models and time the answer")
+    x.add_argument("profile")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_remote_check)
+
+    x = sub.add_parser("serve", help="expose the local engine as an OpenAI-compatible endpoint on loopback")
+    x.add_argument("--profile")
+    x.add_argument("--model", help="a GGUF file; without --profile its own chat template is used")
+    x.add_argument("--host", default="127.0.0.1", help="a loopback address (there is no authentication)")
+    x.add_argument("--port", type=int, default=8080)
+    x.add_argument("--ctx", type=int, help="context length (default: the profile's)")
+    x.set_defaults(fn=cmd_serve)
+
+    from desktop.cli_models import add_parser as add_models_parser
+
+    add_models_parser(sub, _Parser)
 
     g = sub.add_parser("gguf", help="inspect and repair GGUF files")
     gsub = g.add_subparsers(dest="sub", required=True, parser_class=_Parser)

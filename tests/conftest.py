@@ -81,3 +81,14 @@ def demo_model() -> Path:
 
     store = ProfileStore()
     return models.resolve_model(store.default())
+
+
+@pytest.fixture
+def hub_server(monkeypatch: pytest.MonkeyPatch):
+    """A loopback server speaking the Hub's protocol; HF_ENDPOINT points at it and offline mode is off."""
+    from tests.fixtures.hub_server import HubServer
+
+    with HubServer(lifetime=300) as srv:
+        monkeypatch.setenv("HF_ENDPOINT", srv.url)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        yield srv

@@ -89,7 +89,9 @@ class EngineClient:
             except OSError as exc:
                 raise EngineCrashedError(f"could not start the engine process: {exc}") from exc
             proc = self.proc
-            threading.Thread(target=self._read_events, args=(proc,), daemon=True, name="engine-events").start()
+            self._reader = threading.Thread(target=self._read_events, args=(proc,), daemon=True,
+                                            name="engine-events")
+            self._reader.start()
             threading.Thread(target=self._read_stderr, args=(proc,), daemon=True, name="engine-stderr").start()
 
     def _read_stderr(self, proc: subprocess.Popen[bytes]) -> None:
@@ -227,6 +229,23 @@ class EngineClient:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """Kill the engine process now and wait until its death is reported.
+
+        This is how a load is cancelled: llama.cpp cannot interrupt one. Every request in flight gets
+        Failed(engine_crashed) (delivered before this returns); the next request starts a new process and
+        first reloads ``last_load`` (set it to None beforehand to skip that).
+        """
+        with self._lock:
+            proc = self.proc
+            reader = getattr(self, "_reader", None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.kill()
+        proc.wait()
+        if reader is not None:
+            reader.join(timeout)
 
     def __enter__(self) -> "EngineClient":
         return self

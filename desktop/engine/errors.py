@@ -16,10 +16,13 @@ class AppError(Exception):
     #: a stable machine-readable code, used by the protocol and the JSON outputs
     code: str = "app_error"
 
-    def __init__(self, message: str, *, details: str | None = None) -> None:
+    def __init__(self, message: str, *, details: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        if code:
+            # A finer reason than the class gives (e.g. DownloadError "hub_gated" vs "hub_not_found").
+            self.code = code
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "type": type(self).__name__, "message": self.message, "details": self.details}
@@ -89,6 +92,56 @@ class ModelNotFoundError(AppError):
 
 class DownloadError(AppError):
     code = "download_error"
+
+
+class DownloadCancelled(DownloadError):
+    """The user paused or cancelled; the partial file stays for a later resume (unless cancelled)."""
+
+    code = "cancelled"
+
+
+class VerificationError(DownloadError):
+    """A finished file does not match the Hub's hash; it was deleted and not registered."""
+
+    code = "verify_failed"
+
+
+class DiskSpaceError(DownloadError):
+    code = "disk_space"
+
+
+class RemoteError(AppError):
+    """An OpenAI-compatible server could not be used. The subclasses say why, in one sentence."""
+
+    code = "remote_error"
+
+
+class RemoteConnectionError(RemoteError):
+    """Nothing answers at the base URL (refused, unknown host, unreachable network)."""
+
+    code = "remote_unreachable"
+
+
+class RemoteTimeoutError(RemoteError):
+    code = "remote_timeout"
+
+
+class RemoteAuthError(RemoteError):
+    """The server rejected the request (401/403): no key, or the wrong one."""
+
+    code = "remote_auth"
+
+
+class RemoteModelError(RemoteError):
+    """The server does not serve the profile's model; the message lists what it has."""
+
+    code = "remote_model_not_found"
+
+
+class RemoteStreamError(RemoteError):
+    """The answer stream ended before the server finished it; the text streamed so far is kept."""
+
+    code = "remote_stream_cut"
 
 
 _BY_CODE: dict[str, type[AppError]] = {}

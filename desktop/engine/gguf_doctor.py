@@ -79,10 +79,14 @@ class Report:
         return self.vocab_size >= LLAMA3_VOCAB and self._tok128009 == LLAMA3_EOT_TEXT
 
     _tok128009: str | None = None
+    # Where the repairable values sit: name -> (absolute offset, current bytes, numpy dtype name). Taken
+    # while the reader is open, so a repair does not parse the 128k-token vocabulary a second time.
+    _slots: dict[str, tuple[int, bytes, str]] = field(default_factory=dict, repr=False)
 
     def to_dict(self, *, include_template: bool = False) -> dict[str, Any]:
         d = asdict(self)
         d.pop("_tok128009", None)
+        d.pop("_slots", None)
         if not include_template:
             d.pop("chat_template", None)
         d["is_llama3_vocab"] = self.is_llama3_vocab
@@ -268,7 +272,22 @@ def _inspect(p: Path) -> Report:
         _tok128009=tok128009,
     )
     rep.problems = _diagnose(rep, reader)
+    rep._slots = _patch_slots(reader, n_vocab)
     return rep
+
+
+def _patch_slots(reader, n_vocab: int) -> dict[str, tuple[int, bytes, str]]:
+    slots: dict[str, tuple[int, bytes, str]] = {}
+    f = reader.get_field("tokenizer.ggml.eos_token_id")
+    if f is not None and f.data:
+        part = f.parts[f.data[0]]
+        slots["eos"] = (_part_offset(f, f.data[0]), part.tobytes(), part.dtype.str)
+    f = reader.get_field("tokenizer.ggml.token_type")
+    if f is not None and n_vocab > LLAMA3_EOT_ID and len(f.data) > LLAMA3_EOT_ID:
+        idx = f.data[LLAMA3_EOT_ID]
+        part = f.parts[idx]
+        slots["tt128009"] = (_part_offset(f, idx), part.tobytes(), part.dtype.str)
+    return slots
 
 
 def _diagnose(rep: Report, reader) -> list[Problem]:
@@ -331,8 +350,11 @@ def _part_offset(field, part_index: int) -> int:
 
 
 def _plan(p: Path) -> tuple[list[tuple[int, bytes, bytes]], list[Change], Report]:
-    """Work out the byte patches (offset, old, new) that repair ``p``; reads only."""
-    rep = inspect(p, use_cache=False)
+    """Work out the byte patches (offset, old, new) that repair ``p``; reads only.
+
+    The report may come from the cache: it is keyed by size and mtime, which any change to the file moves.
+    """
+    rep = inspect(p)
     codes = {pr.code for pr in rep.problems}
     patches: list[tuple[int, bytes, bytes]] = []
     changes: list[Change] = []
@@ -340,44 +362,38 @@ def _plan(p: Path) -> tuple[list[tuple[int, bytes, bytes]], list[Change], Report
         return patches, changes, rep
     import numpy as np
 
-    reader = _open(p)
     if "eot_128009_not_eos" in codes:
-        f = reader.get_field("tokenizer.ggml.eos_token_id")
-        if f is None:
+        if "eos" not in rep._slots:
             raise FixError(f"{p}: tokenizer.ggml.eos_token_id is missing; adding a key needs a rewrite, so the "
                            "app overrides it at load time instead")
-        part = f.parts[f.data[0]]
-        old = part.tobytes()
-        new = np.array([LLAMA3_EOT_ID], dtype=part.dtype).tobytes()
-        patches.append((_part_offset(f, f.data[0]), old, new))
-        changes.append(Change("tokenizer.ggml.eos_token_id", int(part[0]), LLAMA3_EOT_ID,
-                              f"fixed: end-of-turn token 128009 was not the EOS token (EOS was {int(part[0])})"))
+        off, old, dtype = rep._slots["eos"]
+        was = int(np.frombuffer(old, dtype=dtype)[0])
+        patches.append((off, old, np.array([LLAMA3_EOT_ID], dtype=dtype).tobytes()))
+        changes.append(Change("tokenizer.ggml.eos_token_id", was, LLAMA3_EOT_ID,
+                              f"fixed: end-of-turn token 128009 was not the EOS token (EOS was {was})"))
     if "eot_128009_not_control" in codes:
-        f = reader.get_field("tokenizer.ggml.token_type")
-        idx = f.data[LLAMA3_EOT_ID]
-        part = f.parts[idx]
-        old = part.tobytes()
-        new = np.array([CONTROL], dtype=part.dtype).tobytes()
-        patches.append((_part_offset(f, idx), old, new))
-        was = TOKEN_TYPE_NAMES.get(int(part[0]), str(int(part[0])))
+        off, old, dtype = rep._slots["tt128009"]
+        code = int(np.frombuffer(old, dtype=dtype)[0])
+        was = TOKEN_TYPE_NAMES.get(code, str(code))
+        patches.append((off, old, np.array([CONTROL], dtype=dtype).tobytes()))
         changes.append(Change("tokenizer.ggml.token_type[128009]", was, "CONTROL",
                               f"fixed: token 128009 <|eot_id|> was typed {was}, now CONTROL"))
-    del reader
     return patches, changes, rep
 
 
 def _apply(p: Path, patches: list[tuple[int, bytes, bytes]]) -> None:
-    from gguf import GGUFReader
-
-    # Write through gguf-py's r+ memmap, as the same-size edit it is.
-    reader = GGUFReader(p, "r+")
-    mm = reader.data
-    for off, old, new in patches:
-        if bytes(mm[off:off + len(old)]) != old:
-            raise FixError(f"{p}: the file changed while it was being repaired")
-        mm[off:off + len(new)] = list(new)
-    mm.flush()
-    del reader, mm
+    # Same-size edits at offsets gguf-py gave us; check the old bytes first so a file that changed
+    # since it was read is never half-patched.
+    with p.open("r+b") as fh:
+        for off, old, _new in patches:
+            fh.seek(off)
+            if fh.read(len(old)) != old:
+                raise FixError(f"{p}: the file changed while it was being repaired")
+        for off, _old, new in patches:
+            fh.seek(off)
+            fh.write(new)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _restore(p: Path, patches: list[tuple[int, bytes, bytes]]) -> None:

@@ -64,10 +64,11 @@ class _Host:
         self.send(P.Failed(rid, err.to_dict()))
 
     def run(self) -> None:
-        from .llama_backend import system_info
+        from .llama_backend import library_info
 
-        version, info, offload = system_info()
-        self.send(P.Ready(os.getpid(), version, info, offload))
+        lib = library_info()
+        self.send(P.Ready(os.getpid(), lib.version, lib.system_info, lib.gpu_offload, list(lib.backends),
+                          [d.__dict__ for d in lib.devices], lib.fallback_reason))
         while True:
             msg = self.inbox.get()
             if isinstance(msg, P.Shutdown):
@@ -77,7 +78,7 @@ class _Host:
                     self.send(P.Pong(msg.id))
                 elif isinstance(msg, P.Load):
                     try:
-                        self.send(self.backend.load(msg))
+                        self.send(self._backend_for(msg).load(msg))
                         self.last_load_error = None
                     except AppError as exc:
                         self.last_load_error = exc
@@ -90,8 +91,19 @@ class _Host:
                 self.fail(getattr(msg, "id", ""), exc)
         self.backend.close()
 
+    def _backend_for(self, req: P.Load) -> Any:
+        """The backend a Load asks for: a profile with a remote ``backend`` runs on its server."""
+        from .llama_backend import LlamaBackend
+        from .remote_backend import RemoteBackend
+
+        remote = bool(req.backend) and req.backend.get("kind", "local") != "local"
+        if remote != isinstance(self.backend, RemoteBackend):
+            self.backend.close()  # frees the local model's memory before talking to a server, and back
+            self.backend = RemoteBackend() if remote else LlamaBackend()
+        return self.backend
+
     def generate(self, req: P.Generate) -> None:
-        if self.backend.llm is None and self.last_load_error is not None:
+        if self.backend.loaded is None and self.last_load_error is not None:
             raise type(self.last_load_error)(self.last_load_error.message)
         with self.lock:
             self.current = req.id
@@ -120,6 +132,11 @@ class _Host:
                     if pending:
                         self.send(P.TokenChunk(req.id, "".join(pending), n_pending))
                     self.send(ev)
+        except BaseException:
+            # Text generated before a failure (a stream cut mid-answer) reaches the caller ahead of the Failed.
+            if pending:
+                self.send(P.TokenChunk(req.id, "".join(pending), n_pending))
+            raise
         finally:
             with self.lock:
                 self.current = None

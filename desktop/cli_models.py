@@ -1,0 +1,155 @@
+"""``desktop-chat models ...``: list quants with a fit estimate, download, list, import, remove.
+
+Runs on the CLI's main thread; a download blocks it and draws a progress bar on a terminal's stderr.
+Ctrl+C leaves the partial file in place, and the same command resumes it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from desktop.engine import downloads, models
+from desktop.engine.hardware import GiB
+
+
+def _gib(n: float) -> str:
+    return f"{n / GiB:.1f} GiB" if n >= GiB / 10 else f"{n / 2**20:.1f} MiB"
+
+
+def _store():
+    from desktop.engine.profiles import ProfileStore
+
+    return ProfileStore()
+
+
+def cmd_quants(a: argparse.Namespace) -> int:
+    res = downloads.list_quants(a.spec, n_ctx=a.ctx, kv_type=a.kv_type, store=_store())
+    if a.json:
+        sys.stdout.write(json.dumps([e.to_dict() for e in res.entries], indent=2) + "\n")
+        return 0
+    hw = res.hardware
+    print(f"{res.repo}" + (f" (profile {res.profile_id})" if res.profile_id else ""))
+    print(f"context {res.n_ctx:,} tokens, KV {res.kv_type}; architecture from {res.arch_source}; "
+          f"RAM available {_gib(hw['ram_available'])}, VRAM free {_gib(hw['vram_free'])}")
+    for e in res.entries:
+        split = f" ({len(e.files)} {e.split})" if e.split else ""
+        print(f"  {e.quant:<10} {_gib(e.size):>10}{split}  {e.fit['verdict'] if e.fit else ''}")
+    if res.entries and res.entries[0].fit:
+        print(f"  e.g. {res.entries[0].quant}: {res.entries[0].fit['explanation']}")
+    for name in res.rejected:
+        print(f"  (ignored a file name that would escape the download folder: {name!r})")
+    return 0
+
+
+class _Bar:
+    """A one-line progress bar on stderr, only when it is a terminal."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, ev: downloads.DownloadEvent) -> None:
+        if not self.tty:
+            if ev.state in {"stalled", "retrying", "repairing"} and ev.message:
+                sys.stderr.write(f"{ev.state}: {ev.message}\n")
+            return
+        now = time.monotonic()
+        if ev.state == "downloading" and now - self.last < 0.2:
+            return
+        self.last = now
+        frac = ev.done / ev.total if ev.total else 0.0
+        bar = "#" * int(frac * 30)
+        eta = f" ETA {int(ev.eta) // 60}m{int(ev.eta) % 60:02d}s" if ev.eta else ""
+        speed = f" {_gib(ev.speed)}/s" if ev.speed else ""
+        files = f" file {ev.file_index}/{ev.n_files}" if ev.n_files > 1 else ""
+        msg = f" {ev.message}" if ev.message and ev.state != "downloading" else ""
+        sys.stderr.write(f"\r\x1b[2K{ev.state:<11} [{bar:<30}] {frac:6.1%} {_gib(ev.done)}/{_gib(ev.total)}"
+                         f"{speed}{eta}{files}{msg}"[:200])
+        if ev.state == "done":
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def cmd_download(a: argparse.Namespace) -> int:
+    try:
+        res = downloads.run_download(a.spec, quant=a.quant, filename=a.file, target_dir=a.dir,
+                                     on_event=_Bar(), store=_store())
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted: the partial file is kept; run the same command to resume\n")
+        return 130
+    if a.json:
+        out = {"path": res.path, "sha256": res.sha256, "fixes": res.fixes, "profile": res.profile_id,
+               "model_id": res.model_id, "quant": res.quant, "repo": res.repo, "files": res.files,
+               "size": res.size, "source_sha256": res.source_sha256, "fetched_bytes": res.fetched_bytes,
+               "reused_bytes": res.reused_bytes}
+        sys.stdout.write(json.dumps(out) + "\n")
+        return 0
+    print(f"{res.path}")
+    print(f"verified sha256 {res.source_sha256[0]}" + (" (reused, nothing fetched)" if not res.fetched_bytes else ""))
+    for f in res.fixes:
+        print(f)
+    print(f"installed as {res.model_id} (profile {res.profile_id})")
+    return 0
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    items = models.list_installed(_store())
+    if a.json:
+        sys.stdout.write(json.dumps([m.to_dict() for m in items], indent=2) + "\n")
+        return 0
+    if not items:
+        print("no models installed; see `desktop-chat models quants PROFILE`")
+    for m in items:
+        print(f"{m.id:<44} {_gib(m.size):>10}  {m.status:<7} {m.origin:<8} {m.path}")
+    return 0
+
+
+def cmd_import(a: argparse.Namespace) -> int:
+    m = models.import_model(a.path, a.profile, store=_store())
+    if a.json:
+        sys.stdout.write(json.dumps(m.to_dict()) + "\n")
+        return 0
+    for f in m.fixes:
+        print(f)
+    print(f"imported {m.path} as {m.id} (profile {m.profile_id})")
+    return 0
+
+
+def cmd_remove(a: argparse.Namespace) -> int:
+    for m in models.remove_model(a.id):
+        kept = " (file kept: it was imported, not downloaded)" if m.origin == "import" else ""
+        print(f"removed {m.id}{kept}")
+    return 0
+
+
+def add_parser(sub: Any, parser_class: type) -> None:
+    m = sub.add_parser("models", help="list quants, download, list, import and remove models")
+    msub = m.add_subparsers(dest="sub", required=True, parser_class=parser_class)
+    x = msub.add_parser("quants", help="a repo's or profile's quants with sizes and a fit estimate")
+    x.add_argument("spec", metavar="REPO_OR_PROFILE")
+    x.add_argument("--ctx", type=int, help="what-if context length (default: the profile's)")
+    x.add_argument("--kv-type", choices=["f16", "q8_0", "q4_0"])
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_quants)
+    x = msub.add_parser("download", help="download, verify and repair a quant")
+    x.add_argument("spec", metavar="REPO_OR_PROFILE")
+    g = x.add_mutually_exclusive_group()
+    g.add_argument("--quant")
+    g.add_argument("--file")
+    x.add_argument("--dir", help="a models directory instead of the Hugging Face cache")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_download)
+    x = msub.add_parser("list", help="installed models")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_list)
+    x = msub.add_parser("import", help="check, repair and register a GGUF from disk")
+    x.add_argument("path")
+    x.add_argument("--profile", help="attach it to this profile (default: make one from its metadata)")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_import)
+    x = msub.add_parser("remove", help="unregister a model and delete what the app downloaded")
+    x.add_argument("id", metavar="ID")
+    x.set_defaults(fn=cmd_remove)

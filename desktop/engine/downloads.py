@@ -1,0 +1,819 @@
+"""GGUF downloads from the Hugging Face Hub: resume, retry, stall detection, sha256, repair on arrival.
+
+Files land in the standard HF cache layout (``models--owner--name/blobs/<sha256>`` with a snapshot
+symlink), so files other tools fetched are reused and files we fetch are reused by them. We do the
+transfer ourselves, over huggingface_hub's HTTP session, auth and metadata calls, because
+``hf_hub_download`` deletes its partial file on any interruption and buffers 10 MiB chunks: here the
+partial ``<blob>.incomplete`` is flushed every chunk and a restart resumes from its last byte.
+
+A file is only linked into the cache after its sha256 matches the Hub's LFS hash, and only registered
+as a model after the GGUF doctor has checked (and if needed repaired) it.
+
+``run_download`` runs on the caller's thread (the CLI's main thread, or the manager's worker thread);
+``DownloadManager`` owns one worker thread and a persisted queue. No Qt, no llama_cpp.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import gguf_doctor, hub, models, paths
+from .errors import (AppError, DiskSpaceError, DownloadCancelled, DownloadError, UnknownProfileError,
+                     VerificationError)
+from .profiles import Profile, ProfileStore
+
+CHUNK_BYTES = 1 << 20
+# Free space kept beyond what the download needs, so the disk is not filled to the last byte.
+DISK_MARGIN_BYTES = 256 << 20
+EVENT_INTERVAL_S = 0.1
+ACTIVE_STATES = {"queued", "starting", "downloading", "stalled", "retrying", "verifying", "joining", "repairing"}
+FINAL_STATES = {"done", "failed", "cancelled", "paused"}
+# The message of a job the app's quit (or a crash) stopped, as opposed to one the user paused.
+INTERRUPTED = "interrupted; resume to continue"
+
+
+@dataclass
+class DownloadEvent:
+    """Progress of one job. ``file_*`` is the current file, ``done``/``total`` the whole job (bytes)."""
+
+    job_id: str
+    state: str
+    file: str | None = None
+    file_index: int = 0
+    n_files: int = 0
+    file_done: int = 0
+    file_total: int = 0
+    done: int = 0
+    total: int = 0
+    speed: float = 0.0  # bytes per second, smoothed
+    eta: float | None = None  # seconds
+    message: str = ""
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class DownloadResult:
+    path: str
+    sha256: str
+    source_sha256: list[str | None]
+    fixes: list[str]
+    profile_id: str
+    model_id: str
+    repo: str
+    quant: str
+    files: list[str]
+    size: int
+    fetched_bytes: int
+    reused_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Job:
+    """A persisted download request and where it stands."""
+
+    id: str
+    repo: str
+    quant: str | None = None
+    filename: str | None = None
+    profile_id: str | None = None
+    target_dir: str | None = None
+    state: str = "queued"
+    message: str = ""
+    error: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    done: int = 0
+    total: int = 0
+    files: list[str] = field(default_factory=list)
+    created: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def free_disk_bytes(path: Path) -> int:
+    """Free bytes on the volume holding ``path`` (its nearest existing ancestor)."""
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def resolve_spec(spec: str, store: ProfileStore) -> tuple[str, Profile | None]:
+    """``spec`` is a profile id or a repo id; returns (repo, profile or None)."""
+    try:
+        prof = store.get(spec)
+    except UnknownProfileError:
+        if "/" not in spec:
+            raise
+        linked = [p for p in store.all() if p.source.repo and p.source.repo.lower() == spec.lower()]
+        return spec, (linked[0] if linked else None)
+    if not prof.source.repo:
+        raise DownloadError(f"profile {prof.id!r} has no Hub repo to download from", code="no_repo")
+    return prof.source.repo, prof
+
+
+# ------------------------------------------------------------------------------------------ one file
+
+
+@dataclass
+class _FileTarget:
+    name: str
+    size: int
+    sha256: str | None
+    etag: str
+    url: str
+    final: Path  # what the model path points at (snapshot link or a file in the user's models dir)
+    blob: Path  # where the verified bytes live
+    incomplete: Path
+
+    def have(self) -> bool:
+        return self.final.is_file() or self.blob.is_file()
+
+
+def _expected_hash(t: _FileTarget) -> tuple[str, str] | None:
+    if t.sha256:
+        return "sha256", t.sha256.lower()
+    if len(t.etag) == 64:
+        return "sha256", t.etag.lower()
+    if len(t.etag) == 40:
+        # Small files outside LFS: the etag is git's blob id, sha1("blob <size>\0" + content).
+        return "gitsha1", t.etag.lower()
+    return None
+
+
+class _Progress:
+    """Throttled progress events with a smoothed speed (runs on the downloading thread)."""
+
+    def __init__(self, job_id: str, total: int, n_files: int, on_event: Callable[[DownloadEvent], None] | None):
+        self.job_id, self.total, self.n_files, self.on_event = job_id, total, n_files, on_event
+        self.done = 0
+        self.speed = 0.0
+        self._last_t = time.monotonic()
+        self._last_done = 0
+        self._last_emit = 0.0
+
+    def emit(self, state: str, t: _FileTarget | None = None, index: int = 0, file_done: int = 0,
+             message: str = "", force: bool = True, **extra: Any) -> None:
+        now = time.monotonic()
+        dt = now - self._last_t
+        if dt >= 0.5:
+            inst = (self.done - self._last_done) / dt
+            self.speed = inst if self.speed == 0 else 0.6 * inst + 0.4 * self.speed
+            self._last_t, self._last_done = now, self.done
+        if not force and now - self._last_emit < EVENT_INTERVAL_S:
+            return
+        self._last_emit = now
+        if self.on_event is None:
+            return
+        eta = (self.total - self.done) / self.speed if self.speed > 0 and state == "downloading" else None
+        self.on_event(DownloadEvent(self.job_id, state, t.name if t else None, index, self.n_files, file_done,
+                                    t.size if t else 0, self.done, self.total, self.speed, eta, message, **extra))
+
+
+def _wait(cancel: threading.Event, seconds: float) -> None:
+    if cancel.wait(seconds):
+        raise DownloadCancelled("download paused or cancelled; run it again to resume")
+
+
+def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event, *, repo: str,
+           stall_after: float, max_retries: int, backoff_base: float, backoff_max: float) -> int:
+    """Bring ``t.incomplete`` up to ``t.size`` bytes, resuming from what is on disk. Returns bytes fetched."""
+    import httpx2  # huggingface_hub's HTTP stack (an httpx fork); its session carries auth and proxies
+    from huggingface_hub.utils import get_session
+
+    t.incomplete.parent.mkdir(parents=True, exist_ok=True)
+    fetched = 0
+    failures = 0
+    while True:
+        have = t.incomplete.stat().st_size if t.incomplete.exists() else 0
+        if have > t.size:
+            t.incomplete.unlink()
+            have = 0
+        if have == t.size:
+            return fetched
+        headers = hub.hf_headers()
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        progress_made = False
+        try:
+            timeout = httpx2.Timeout(connect=min(30.0, stall_after), read=stall_after, write=30.0, pool=30.0)
+            with get_session().stream("GET", t.url, headers=headers, timeout=timeout,
+                                      follow_redirects=True) as r:
+                if r.status_code in (401, 403, 404):
+                    r.read()
+                    r.raise_for_status()
+                if r.status_code == 416:  # range beyond the end: our partial is stale
+                    t.incomplete.unlink(missing_ok=True)
+                    continue
+                if r.status_code >= 400:
+                    r.read()
+                    r.raise_for_status()
+                mode = "ab"
+                if have and r.status_code != 206:
+                    mode, have = "wb", 0  # the server ignored the range: start over
+                    prog.done -= t.incomplete.stat().st_size
+                with t.incomplete.open(mode) as out:
+                    prog.emit("downloading", t, index, have,
+                              "resuming at byte {:,}".format(have) if have else "")
+                    for chunk in r.iter_bytes():
+                        if cancel.is_set():
+                            out.flush()
+                            raise DownloadCancelled("download paused or cancelled; run it again to resume")
+                        out.write(chunk)
+                        # Flushed per chunk so an app crash or a kill loses at most one chunk.
+                        out.flush()
+                        have += len(chunk)
+                        fetched += len(chunk)
+                        prog.done += len(chunk)
+                        progress_made = True
+                        prog.emit("downloading", t, index, have, force=False)
+                        if have > t.size:
+                            break
+            if have < t.size:
+                raise httpx2.RemoteProtocolError("connection closed before the end of the file")
+        except AppError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - sorted below: give up on client errors, retry the rest
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if status is not None and status < 500 and status not in (408, 429):
+                raise hub.translate(exc, repo, t.name) from exc
+            failures = 0 if progress_made else failures + 1
+            if failures > max_retries:
+                raise DownloadError(f"{t.name}: the download keeps failing ({type(exc).__name__}); the partial "
+                                    f"file is kept, try again later to resume", code="network",
+                                    details=str(exc)) from exc
+            if isinstance(exc, httpx2.ReadTimeout):
+                prog.emit("stalled", t, index, have, f"no data for {stall_after:.0f} s; reconnecting")
+            delay = min(backoff_max, backoff_base * 2 ** max(failures - 1, 0))
+            prog.emit("retrying", t, index, have, f"{type(exc).__name__}; retrying in {delay:.0f} s")
+            _wait(cancel, delay)
+
+
+def _hash_file(path: Path, algo: str, size: int, on_progress: Callable[[int], None], cancel: threading.Event) -> str:
+    h = hashlib.sha256() if algo == "sha256" else hashlib.sha1(b"blob %d\0" % size)
+    done = 0
+    with path.open("rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+            done += len(chunk)
+            on_progress(done)
+            if cancel.is_set():
+                raise DownloadCancelled("download paused or cancelled while verifying")
+    return h.hexdigest()
+
+
+# Files we verified (and maybe repaired) before: realpath -> {size, mtime_ns, source, now}. A repaired
+# file no longer hashes to the Hub's value, so later runs must know its repaired hash.
+def _verified_path() -> Path:
+    return paths.models_dir() / "verified.json"
+
+
+def _verified() -> dict[str, Any]:
+    try:
+        return json.loads(_verified_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember(path: Path, source: str, now: str) -> None:
+    data = _verified()
+    st = path.stat()
+    data[str(path.resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "source": source, "now": now}
+    _verified_path().parent.mkdir(parents=True, exist_ok=True)
+    tmp = _verified_path().with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(_verified_path())
+
+
+def _known_good(path: Path, expected: str) -> bool:
+    rec = _verified().get(str(path.resolve()))
+    if not rec or rec.get("source") != expected:
+        return False
+    st = path.stat()
+    return rec["size"] == st.st_size and rec["mtime_ns"] == st.st_mtime_ns
+
+
+def _link(t: _FileTarget) -> None:
+    if t.final == t.blob or t.final.is_file():
+        return
+    t.final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        from huggingface_hub.file_download import _create_symlink
+
+        _create_symlink(str(t.blob), str(t.final), new_blob=False)
+    except Exception:  # noqa: BLE001 - no symlinks here (Windows without developer mode): a relative link fails
+        os.symlink(os.path.relpath(t.blob, t.final.parent), t.final)
+
+
+# ------------------------------------------------------------------------------------------ a whole job
+
+
+def _targets(repo: str, commit: str, entry: hub.QuantEntry, target_dir: Path | None) -> list[_FileTarget]:
+    from huggingface_hub import get_hf_file_metadata
+    from huggingface_hub.file_download import repo_folder_name
+
+    storage = paths.hf_hub_cache() / repo_folder_name(repo_id=repo, repo_type="model")
+    out = []
+    for name, sha in zip(entry.files, entry.sha256):
+        if hub.safe_relpath(name) is None:
+            raise DownloadError(f"refusing the file name {name!r}: it would escape the download directory",
+                                code="hostile_name")
+        url = hub.resolve_url(repo, name, commit)
+        try:
+            meta = get_hf_file_metadata(url, token=hub.token(), timeout=30, endpoint=paths.hf_endpoint(),
+                                        library_name="desktop-chat")
+        except Exception as exc:  # noqa: BLE001
+            raise hub.translate(exc, repo, name) from exc
+        etag = (meta.etag or sha or "").strip('"')
+        if not etag or "/" in etag or etag.startswith("."):
+            raise DownloadError(f"the Hub sent no usable ETag for {name}", code="hub_error")
+        size = int(meta.size or 0) or entry.sizes[entry.files.index(name)]
+        if size <= 0:
+            raise DownloadError(f"the Hub sent no size for {name}", code="hub_error")
+        blob = storage / "blobs" / etag
+        if target_dir is not None and not blob.is_file():
+            final = target_dir / repo.replace("/", "--") / name
+            out.append(_FileTarget(name, size, sha, etag, meta.location or url, final, final,
+                                   final.with_name(final.name + ".incomplete")))
+        else:
+            final = storage / "snapshots" / (meta.commit_hash or commit) / name
+            out.append(_FileTarget(name, size, sha, etag, meta.location or url, final, blob,
+                                   blob.with_name(etag + ".incomplete")))
+    if target_dir is None:
+        ref = storage / "refs" / "main"
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(commit)
+    return out
+
+
+def run_download(repo_or_profile: str, *, quant: str | None = None, filename: str | None = None,
+                 profile_id: str | None = None, target_dir: str | Path | None = None, job_id: str | None = None,
+                 on_event: Callable[[DownloadEvent], None] | None = None, cancel: threading.Event | None = None,
+                 store: ProfileStore | None = None, stall_after: float = 30.0, max_retries: int = 5,
+                 backoff_base: float = 1.0, backoff_max: float = 30.0) -> DownloadResult:
+    """Download, verify, repair and register one quant. Runs on the calling thread; blocking."""
+    store = store or ProfileStore()
+    cancel = cancel or threading.Event()
+    job_id = job_id or uuid.uuid4().hex[:12]
+    repo, profile = resolve_spec(repo_or_profile, store)
+    if profile_id:
+        profile = store.get(profile_id)
+    if not quant and not filename:
+        quant = profile.source.recommended_quant if profile else None
+    if on_event:
+        on_event(DownloadEvent(job_id, "starting", message=f"listing {repo}"))
+    listing = hub.list_files(repo)
+    entry = hub.pick(hub.group_quants(listing.files), quant, filename)
+    if not entry.complete:
+        raise DownloadError(f"{entry.quant} in {repo} is missing some of its {entry.split}; the repo is incomplete",
+                            code="incomplete_split")
+    commit = listing.commit or "main"
+    tdir = Path(target_dir).expanduser() if target_dir else paths.user_models_dir()
+    targets = _targets(repo, commit, entry, tdir)
+
+    reused = sum(t.size for t in targets if t.have())
+    partial = sum(t.incomplete.stat().st_size for t in targets if not t.have() and t.incomplete.exists())
+    need = sum(t.size for t in targets) - reused - partial
+    if entry.split == "parts":
+        need += entry.size  # the joined copy
+    free = free_disk_bytes(targets[0].incomplete.parent)
+    if need + DISK_MARGIN_BYTES > free:
+        raise DiskSpaceError(
+            f"not enough disk space for {entry.quant} of {repo}: it needs {need / 2**30:.1f} GiB more and "
+            f"{free / 2**30:.1f} GiB is free on {targets[0].incomplete.parent.anchor or '/'} (free some space, "
+            f"or set DESKTOP_CHAT_MODELS_DIR to a bigger disk)")
+
+    total = sum(t.size for t in targets)
+    prog = _Progress(job_id, total, len(targets), on_event)
+    prog.done = reused + partial
+    fetched = 0
+    for i, t in enumerate(targets, 1):
+        if t.have():
+            if t.blob.is_file():
+                _link(t)
+            _verify_reused(t, i, prog, cancel)
+            continue
+        fetched += _fetch(t, i, prog, cancel, repo=repo, stall_after=stall_after, max_retries=max_retries,
+                          backoff_base=backoff_base, backoff_max=backoff_max)
+        want = _verify_new(t, i, prog, cancel)
+        t.blob.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(t.incomplete, t.blob)
+        _link(t)
+        _remember(t.blob, want, want)
+
+    model_path = targets[0].final
+    if entry.split == "parts":
+        model_path = _join(targets, entry, repo, tdir, prog, cancel)
+
+    prog.emit("repairing", message="checking the GGUF")
+    try:
+        # fix() reads the file once, patches only if needed and re-reads to confirm; the report after
+        # it comes from the doctor's cache.
+        fixes = gguf_doctor.fix(model_path).summary()
+        report = gguf_doctor.inspect(model_path)
+    except AppError as exc:
+        raise DownloadError(f"{entry.files[0]} arrived intact but is not a usable GGUF: {exc.message}",
+                            code="bad_gguf", details=exc.details) from exc
+    source_sha = [t.sha256 or t.etag for t in targets]
+    if fixes:
+        prog.emit("verifying", message="hashing the repaired file")
+        final_sha = _hash_file(model_path, "sha256", model_path.stat().st_size, lambda d: None, cancel)
+        _remember(model_path, source_sha[0], final_sha)
+    else:
+        final_sha = source_sha[0] if entry.split != "parts" else _hash_file(
+            model_path, "sha256", model_path.stat().st_size, lambda d: None, cancel)
+
+    pid = profile.id if profile else models.profile_from_report(report, repo=repo, quant=entry.quant).id
+    model_id = models.register_model(
+        pid, model_path, quant=entry.quant, repo=repo, revision=commit, files=entry.files, size=entry.size,
+        sha256=final_sha, source_sha256=source_sha, fixes=fixes, origin="download")
+    result = DownloadResult(str(model_path), final_sha, source_sha, fixes, pid, model_id, repo, entry.quant,
+                            entry.files, entry.size, fetched, reused)
+    prog.emit("done", message="; ".join(fixes) or "verified", result=result.to_dict())
+    return result
+
+
+def _verify_new(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event) -> str:
+    exp = _expected_hash(t)
+    if exp is None:
+        t.incomplete.unlink(missing_ok=True)
+        raise VerificationError(f"{t.name}: the Hub gave no hash to verify it against; refusing to use it")
+    algo, want = exp
+    got = _hash_file(t.incomplete, algo, t.size,
+                     lambda d: prog.emit("verifying", t, index, d, force=False), cancel)
+    if got != want:
+        t.incomplete.unlink(missing_ok=True)
+        raise VerificationError(
+            f"{t.name} is corrupt: its {algo} is {got[:12]}… but the Hub says {want[:12]}…; the file was "
+            f"deleted and not registered; download it again", details=f"got {got}, expected {want}")
+    return want
+
+
+def _verify_reused(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event) -> None:
+    exp = _expected_hash(t)
+    if exp is None:
+        raise VerificationError(f"{t.name}: the Hub gave no hash to verify it against; refusing to use it")
+    algo, want = exp
+    path = t.final if t.final.exists() else t.blob
+    if _known_good(path, want):
+        return
+    got = _hash_file(path, algo, t.size, lambda d: prog.emit("verifying", t, index, d, force=False), cancel)
+    rec = _verified().get(str(path.resolve()), {})
+    if got == want or (rec.get("source") == want and rec.get("now") == got):
+        _remember(path, want, got)
+        return
+    # A corrupt copy in the shared cache would be "found" forever; remove it so the next run refetches.
+    real = path.resolve()
+    for p in {path, real}:
+        p.unlink(missing_ok=True)
+    raise VerificationError(
+        f"the cached copy of {t.name} is corrupt (its {algo} does not match the Hub's); it was deleted, so "
+        f"downloading again fetches a fresh copy", details=f"got {got}, expected {want}")
+
+
+def _join(targets: list[_FileTarget], entry: hub.QuantEntry, repo: str, tdir: Path | None, prog: _Progress,
+          cancel: threading.Event) -> Path:
+    base = hub.PART_RE.match(Path(entry.files[0]).name)
+    name = base.group("base") if base else Path(entry.files[0]).name
+    out = (tdir or paths.models_dir()) / repo.replace("/", "--") / name
+    tmp = out.with_name(out.name + ".joining")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = 0
+    with tmp.open("wb") as w:
+        for i, t in enumerate(targets, 1):
+            with t.final.open("rb") as r:
+                while chunk := r.read(8 << 20):
+                    w.write(chunk)
+                    done += len(chunk)
+                    prog.emit("joining", t, i, done, force=False)
+                    if cancel.is_set():
+                        raise DownloadCancelled("download paused or cancelled while joining parts")
+    os.replace(tmp, out)
+    # The byte-split parts are useless once joined (llama.cpp cannot read them): give the space back.
+    for t in targets:
+        real = t.final.resolve()
+        t.final.unlink(missing_ok=True)
+        real.unlink(missing_ok=True)
+    return out
+
+
+def discard_partials(repo_or_profile: str, store: ProfileStore | None = None) -> int:
+    """Delete the ``.incomplete`` files of a repo (a cancelled job); returns bytes freed. Offline."""
+    from huggingface_hub.file_download import repo_folder_name
+
+    repo, _ = resolve_spec(repo_or_profile, store or ProfileStore())
+    freed = 0
+    dirs = [paths.hf_hub_cache() / repo_folder_name(repo_id=repo, repo_type="model") / "blobs"]
+    if paths.user_models_dir():
+        dirs.append(paths.user_models_dir() / repo.replace("/", "--"))  # type: ignore[operator]
+    for d in dirs:
+        for f in d.rglob("*.incomplete") if d.exists() else []:
+            freed += f.stat().st_size
+            f.unlink(missing_ok=True)
+    return freed
+
+
+# ------------------------------------------------------------------------------------------ the queue
+
+
+class DownloadManager:
+    """Download jobs run one at a time on a worker thread; the queue is persisted as JSON.
+
+    ``on_event`` is called on the worker thread: a GUI must hand events to its own thread (the Qt
+    adapter does that with a queued signal). Public methods may be called from any thread.
+    """
+
+    def __init__(self, on_event: Callable[[DownloadEvent], None] | None = None, *,
+                 state_path: Path | None = None, store: ProfileStore | None = None, **run_kwargs: Any) -> None:
+        self.on_event = on_event
+        self.state_path = state_path or paths.data_dir() / "downloads.json"
+        self.store = store or ProfileStore()
+        self.run_kwargs = run_kwargs
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._cancel: dict[str, threading.Event] = {}
+        self._discard: set[str] = set()
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._idle = threading.Condition(self._lock)
+        self._closing = False
+        self._load()
+        self._thread = threading.Thread(target=self._worker, name="downloads", daemon=True)
+        self._thread.start()
+
+    # persistence -----------------------------------------------------------------------------
+    def _load(self) -> None:
+        try:
+            raw = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            raw = []
+        for d in raw if isinstance(raw, list) else []:
+            try:
+                job = Job(**{k: v for k, v in d.items() if k in Job.__dataclass_fields__})
+            except TypeError:
+                continue
+            if job.state in ACTIVE_STATES:
+                # The app stopped mid-download; the partial file on disk is where it resumes from.
+                job.state, job.message = "paused", INTERRUPTED
+            self._jobs[job.id] = job
+
+    def _save(self) -> None:
+        with self._lock:
+            data = [j.to_dict() for j in self._jobs.values()]
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(self.state_path)
+
+    # API -------------------------------------------------------------------------------------
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return [dataclasses.replace(j) for j in self._jobs.values()]
+
+    def job(self, job_id: str) -> Job:
+        with self._lock:
+            return dataclasses.replace(self._jobs[job_id])
+
+    def submit(self, repo_or_profile: str, *, quant: str | None = None, filename: str | None = None,
+               target_dir: str | None = None) -> Job:
+        repo, prof = resolve_spec(repo_or_profile, self.store)
+        job = Job(uuid.uuid4().hex[:12], repo, quant, filename, prof.id if prof else None, target_dir)
+        with self._lock:
+            self._jobs[job.id] = job
+        self._save()
+        self._queue.put(job.id)
+        return dataclasses.replace(job)
+
+    def resume(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.state not in {"paused", "failed", "cancelled"}:
+                return
+            job.state, job.message, job.error = "queued", "", None
+        self._save()
+        self._event(DownloadEvent(job_id, "queued", done=job.done, total=job.total))
+        self._queue.put(job_id)
+
+    def resume_interrupted(self) -> int:
+        """Resume the jobs a quit or crash interrupted (not those the user paused); returns how many."""
+        n = 0
+        for j in self.jobs():
+            if j.state == "paused" and j.message == INTERRUPTED:
+                self.resume(j.id)
+                n += 1
+        return n
+
+    def pause(self, job_id: str) -> None:
+        self._stop(job_id, discard=False)
+
+    def cancel(self, job_id: str) -> None:
+        self._stop(job_id, discard=True)
+
+    def remove(self, job_id: str) -> None:
+        self.cancel(job_id)
+        with self._lock:
+            self._jobs.pop(job_id, None)
+        self._save()
+
+    def wait(self, job_id: str, timeout: float = 60.0) -> Job:
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._jobs[job_id].state not in FINAL_STATES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._idle.wait(left)
+            return dataclasses.replace(self._jobs[job_id])
+
+    def close(self) -> None:
+        """Stop the worker; a running job is left resumable and marked interrupted (app quit)."""
+        self._closing = True
+        for ev in list(self._cancel.values()):
+            ev.set()
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    # worker ------------------------------------------------------------------------------------
+    def _stop(self, job_id: str, *, discard: bool) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return
+            ev = self._cancel.get(job_id)
+            if discard:
+                self._discard.add(job_id)
+            if ev is not None:
+                ev.set()  # the worker notices between chunks and settles the state
+                return
+            if job.state == "queued" or job.state in {"paused", "failed"}:
+                job.state = "cancelled" if discard else "paused"
+                self._idle.notify_all()
+        if discard:
+            self._discard_files(job)
+        self._save()
+        self._event(DownloadEvent(job_id, job.state, done=job.done, total=job.total))
+
+    def _discard_files(self, job: Job) -> None:
+        try:
+            discard_partials(job.profile_id or job.repo, self.store)
+        except AppError:
+            pass
+
+    def _event(self, ev: DownloadEvent) -> None:
+        with self._lock:
+            job = self._jobs.get(ev.job_id)
+            if job is not None:
+                job.state = ev.state
+                job.done, job.total = ev.done or job.done, ev.total or job.total
+                if ev.message:
+                    job.message = ev.message
+        if self.on_event:
+            try:
+                self.on_event(ev)
+            except Exception:  # noqa: BLE001 - a broken listener must not kill the download thread
+                pass
+
+    def _worker(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            with self._lock:
+                job = self._jobs.get(job_id)
+                if job is None or job.state != "queued":
+                    continue
+                cancel = self._cancel[job_id] = threading.Event()
+            self._run(job, cancel)
+
+    def _run(self, job: Job, cancel: threading.Event) -> None:
+        final: DownloadEvent
+        try:
+            res = run_download(job.profile_id or job.repo, quant=job.quant, filename=job.filename,
+                               target_dir=job.target_dir, job_id=job.id, on_event=self._event, cancel=cancel,
+                               store=self.store, **self.run_kwargs)
+            with self._lock:
+                job.result, job.files = res.to_dict(), res.files
+            final = DownloadEvent(job.id, "done", done=res.size, total=res.size, message="; ".join(res.fixes),
+                                  result=res.to_dict())
+        except DownloadCancelled:
+            discard = job.id in self._discard
+            if discard:
+                self._discard_files(job)
+            msg = ("cancelled" if discard else
+                   INTERRUPTED if self._closing else "paused; resume to continue")
+            final = DownloadEvent(job.id, "cancelled" if discard else "paused", done=job.done, total=job.total,
+                                  message=msg)
+        except AppError as exc:
+            with self._lock:
+                job.error = exc.to_dict()
+            final = DownloadEvent(job.id, "failed", done=job.done, total=job.total, message=exc.message,
+                                  error=exc.to_dict())
+        except Exception as exc:  # noqa: BLE001 - never let the worker die; report it as a failed job
+            err = DownloadError(f"download failed unexpectedly: {exc}", details=repr(exc))
+            with self._lock:
+                job.error = err.to_dict()
+            final = DownloadEvent(job.id, "failed", message=err.message, error=err.to_dict())
+        with self._lock:
+            self._cancel.pop(job.id, None)
+            self._discard.discard(job.id)
+        self._event(final)
+        self._save()
+        with self._idle:
+            self._idle.notify_all()
+
+
+# ------------------------------------------------------------------------------------------ quants + fit
+
+
+@dataclass
+class QuantListing:
+    repo: str
+    profile_id: str | None
+    n_ctx: int
+    kv_type: str
+    arch_source: str  # "profile" | "gguf header" | "unknown"
+    entries: list[hub.QuantEntry]
+    rejected: list[str]
+    hardware: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["entries"] = [e.to_dict() for e in self.entries]
+        return d
+
+
+def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str | None = None,
+                store: ProfileStore | None = None, hw: Any = None) -> QuantListing:
+    """A repo's quants with a fit verdict each, against this machine (or ``hw``). Network; any thread."""
+    from . import fit, hardware
+
+    store = store or ProfileStore()
+    repo, profile = resolve_spec(repo_or_profile, store)
+    listing = hub.list_files(repo)
+    entries = hub.group_quants(listing.files)
+    hw = hw or hardware.detect()
+    kv_type = kv_type or (profile.load.kv_cache_type if profile else "f16")
+    arch: fit.Arch | None = None
+    source = "unknown"
+    numbers: dict[str, Any] = {}
+    local = _local_header(repo, entries)
+    if local:
+        numbers = local
+        arch = fit.Arch.from_numbers(numbers)
+        source = "downloaded gguf header"
+    if arch is None and profile and profile.architecture.layers:
+        a = profile.architecture
+        arch = fit.Arch(a.layers, a.kv_heads or a.heads, a.head_dim or (a.embd // a.heads if a.heads else 0),
+                        profile.context.native, a.experts or None)
+        source = "profile"
+    elif arch is None and entries:
+        try:
+            numbers = hub.read_remote_header(repo, entries[0].files[0], listing.commit or "main")
+            arch = fit.Arch.from_numbers(numbers)
+            source = "gguf header" if arch else "unknown"
+        except AppError:
+            arch = None
+    if n_ctx is None:
+        n_ctx = profile.context.default if profile else min(int(numbers.get("context_native") or 4096), 4096)
+    for e in entries:
+        e.fit = fit.estimate(e.size, arch, n_ctx, hw, kv_type).to_dict()
+    return QuantListing(repo, profile.id if profile else None, n_ctx, kv_type, source, entries, listing.rejected,
+                        hw.to_dict())
+
+
+def _local_header(repo: str, entries: list[hub.QuantEntry]) -> dict[str, Any] | None:
+    """Architecture numbers from a copy already on disk (complete or partial), if any: no network."""
+    from huggingface_hub.file_download import repo_folder_name
+
+    from . import gguf_header
+
+    blobs = paths.hf_hub_cache() / repo_folder_name(repo_id=repo, repo_type="model") / "blobs"
+    for e in entries:
+        for sha in e.sha256[:1]:
+            for cand in (blobs / str(sha), blobs / f"{sha}.incomplete"):
+                if sha and cand.is_file() and cand.stat().st_size >= 64 * 1024:
+                    with cand.open("rb") as f:
+                        head = f.read(hub.HEADER_PREFIX_BYTES)
+                    try:
+                        numbers = gguf_header.arch_numbers(gguf_header.parse_prefix(head, partial=True))
+                    except AppError:
+                        continue
+                    if numbers.get("layers") and numbers.get("head_dim"):
+                        return numbers
+    return None

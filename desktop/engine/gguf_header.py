@@ -1,0 +1,137 @@
+"""Read the scalar metadata of a GGUF from its first bytes, without the rest of the file.
+
+gguf-py's GGUFReader needs the whole file (it memory-maps the tensor data), so it cannot read a header
+fetched with one ranged HTTP request before a 40 GB download. This parser walks the key/value section
+of a byte prefix and keeps the scalar values (architecture numbers, context length, RoPE, token ids);
+arrays (the vocabulary) are skipped. The bytes are untrusted: every length is bounded by the buffer.
+Runs on any thread.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from gguf import GGUFValueType
+
+from .errors import GGUFError
+
+_SCALARS: dict[int, str] = {
+    GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b", GGUFValueType.UINT16: "<H", GGUFValueType.INT16: "<h",
+    GGUFValueType.UINT32: "<I", GGUFValueType.INT32: "<i", GGUFValueType.FLOAT32: "<f", GGUFValueType.BOOL: "<?",
+    GGUFValueType.UINT64: "<Q", GGUFValueType.INT64: "<q", GGUFValueType.FLOAT64: "<d",
+}
+# Guards against a hostile header that claims absurd counts.
+_MAX_KV = 1 << 20
+_MAX_STR = 1 << 26
+
+
+class NeedMoreBytes(Exception):
+    """The prefix ended inside the metadata; fetch a longer one."""
+
+
+class _Cursor:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise NeedMoreBytes
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def unpack(self, fmt: str) -> Any:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def string(self) -> str:
+        n = self.unpack("<Q")
+        if n > _MAX_STR:
+            raise GGUFError(f"GGUF header has a string of {n} bytes; the file is corrupt or hostile")
+        return self.take(n).decode("utf-8", errors="replace")
+
+
+def _skip_value(cur: _Cursor, vtype: int) -> None:
+    if vtype in _SCALARS:
+        cur.take(struct.calcsize(_SCALARS[vtype]))
+    elif vtype == GGUFValueType.STRING:
+        n = cur.unpack("<Q")
+        cur.take(n)
+    elif vtype == GGUFValueType.ARRAY:
+        etype = cur.unpack("<I")
+        count = cur.unpack("<Q")
+        if etype in _SCALARS:
+            cur.take(count * struct.calcsize(_SCALARS[etype]))
+        else:
+            for _ in range(count):
+                _skip_value(cur, etype)
+    else:
+        raise GGUFError(f"GGUF header has an unknown value type {vtype}")
+
+
+def parse_prefix(data: bytes, wanted: set[str] | None = None, partial: bool = False) -> dict[str, Any]:
+    """Scalar and string metadata from a GGUF prefix.
+
+    Stops early once every key in ``wanted`` has been seen. If the prefix ends first: with ``partial``,
+    returns what was read (``"GGUF.truncated": True``); otherwise raises NeedMoreBytes. Raises GGUFError
+    if it is not a GGUF.
+    """
+    cur = _Cursor(data)
+    if cur.take(4) != b"GGUF":
+        raise GGUFError("not a GGUF file (bad magic)")
+    version = cur.unpack("<I")
+    if version < 2:
+        raise GGUFError(f"GGUF version {version} is too old")
+    cur.unpack("<Q")  # tensor count
+    kv_count = cur.unpack("<Q")
+    if kv_count > _MAX_KV:
+        raise GGUFError(f"GGUF header claims {kv_count} metadata keys; the file is corrupt or hostile")
+    out: dict[str, Any] = {"GGUF.version": version}
+    remaining = set(wanted) if wanted else None
+    try:
+        for _ in range(kv_count):
+            key = cur.string()
+            vtype = cur.unpack("<I")
+            if vtype in _SCALARS:
+                out[key] = cur.unpack(_SCALARS[vtype])
+            elif vtype == GGUFValueType.STRING:
+                out[key] = cur.string()
+            else:
+                _skip_value(cur, vtype)
+            if remaining is not None:
+                remaining.discard(key)
+                if not remaining:
+                    break
+    except NeedMoreBytes:
+        if not partial:
+            raise
+        out["GGUF.truncated"] = True
+    return out
+
+
+def arch_numbers(meta: dict[str, Any]) -> dict[str, Any]:
+    """The numbers the fit estimate needs, from parsed metadata (missing ones are None)."""
+    arch = meta.get("general.architecture", "llama")
+
+    def get(suffix: str) -> Any:
+        return meta.get(f"{arch}.{suffix}")
+
+    heads = get("attention.head_count")
+    embd = get("embedding_length")
+    head_dim = get("attention.key_length") or (embd // heads if embd and heads else None)
+    return {
+        "architecture": arch,
+        "layers": get("block_count"),
+        "embd": embd,
+        "heads": heads,
+        "kv_heads": get("attention.head_count_kv") or heads,
+        "head_dim": head_dim,
+        "context_native": get("context_length"),
+        "experts": get("expert_count"),
+        "experts_used": get("expert_used_count"),
+        "rope_freq_base": get("rope.freq_base"),
+        "name": meta.get("general.name"),
+        "file_type": meta.get("general.file_type"),
+        "eos_token_id": meta.get("tokenizer.ggml.eos_token_id"),
+        "bos_token_id": meta.get("tokenizer.ggml.bos_token_id"),
+    }

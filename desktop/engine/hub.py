@@ -1,0 +1,247 @@
+"""The Hugging Face Hub side of model management: list a repo's quants, read a remote GGUF header,
+and turn huggingface_hub's errors into sentences that say what to do.
+
+Everything goes through huggingface_hub (its API client, its auth, its HTTP session), so HF_ENDPOINT,
+HF_TOKEN, the token saved by `hf auth login` and HF_HUB_OFFLINE behave as users expect. Runs on the
+caller's thread (the CLI's main thread, or a download worker thread in the GUI); no Qt, no llama_cpp.
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from . import gguf_header, paths
+from .errors import AppError, DownloadError
+
+# "-00001-of-00003.gguf": llama.cpp's gguf-split shards, loaded by pointing at the first one.
+SHARD_RE = re.compile(r"^(?P<base>.+)-(?P<idx>\d{5})-of-(?P<n>\d{5})\.gguf$", re.I)
+# ".gguf.part1of2": byte-split parts (mradermacher, for files over the hub's 50 GB limit), concatenated.
+PART_RE = re.compile(r"^(?P<base>.+\.gguf)\.part(?P<idx>\d+)of(?P<n>\d+)$", re.I)
+QUANT_RE = re.compile(
+    r"(?:^|[._\-])(?P<q>(?:I?Q[1-8](?:_[0-9A-Z]+)*)|BF16|F16|FP16|F32)(?=[._\-]|$)", re.I)
+HEADER_PREFIX_BYTES = 4 * 1024 * 1024
+HEADER_MAX_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    size: int
+    sha256: str | None  # the LFS sha256; None for small non-LFS files (git blob id only)
+
+
+@dataclass
+class QuantEntry:
+    """One downloadable model: a single GGUF, a set of gguf-split shards, or byte-split parts."""
+
+    quant: str
+    files: list[str]
+    size: int
+    sha256: list[str | None]
+    sizes: list[int] = field(default_factory=list)
+    split: str | None = None  # None | "shards" | "parts"
+    complete: bool = True
+    fit: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Listing:
+    repo: str
+    commit: str | None
+    files: list[RemoteFile]
+    rejected: list[str] = field(default_factory=list)
+    gated: Any = False
+
+
+def sync_hf_env() -> None:
+    """Make huggingface_hub see the environment as it is now.
+
+    huggingface_hub reads HF_ENDPOINT / HF_HUB_OFFLINE once at import; the app (and its tests) may set
+    them later, e.g. a settings change or a test's loopback server.
+    """
+    from huggingface_hub import constants
+
+    constants.HF_HUB_OFFLINE = paths.hf_offline()
+    endpoint = paths.hf_endpoint()
+    constants.ENDPOINT = endpoint
+    constants.HUGGINGFACE_CO_URL_TEMPLATE = endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+
+
+def token() -> str | None:
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def hf_headers() -> dict[str, str]:
+    from huggingface_hub.utils import build_hf_headers
+
+    return dict(build_hf_headers(token=token(), library_name="desktop-chat"))
+
+
+def safe_relpath(name: str) -> str | None:
+    """``name`` if it stays inside a target directory when joined to it, else None (hostile listing)."""
+    if not name or "\x00" in name or "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return None
+    norm = posixpath.normpath(name)
+    if norm != name or norm.startswith("..") or "/../" in f"/{norm}/":
+        return None
+    return name
+
+
+def quant_of(filename: str) -> str:
+    base = posixpath.basename(filename)
+    for rx in (SHARD_RE, PART_RE):
+        m = rx.match(base)
+        if m:
+            base = m.group("base")
+    stem = re.sub(r"\.gguf$", "", base, flags=re.I)
+    found = [m.group("q").upper() for m in QUANT_RE.finditer(stem)]
+    return found[-1] if found else stem
+
+
+def _not_found_message(repo: str) -> str:
+    return (f"repository {repo!r} was not found on {paths.hf_endpoint()}, or it is private: check the id; "
+            f"if it is private, log in with `hf auth login` or set HF_TOKEN")
+
+
+def translate(exc: BaseException, repo: str, filename: str | None = None) -> AppError:
+    """A DownloadError that says what happened and what to do, for a huggingface_hub/httpx error."""
+    if isinstance(exc, AppError):
+        return exc
+    from huggingface_hub import errors as e
+
+    name = type(exc).__name__
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, e.GatedRepoError):
+        return DownloadError(
+            f"{repo} is a gated repository: accept its terms at {paths.hf_endpoint()}/{repo} and log in with "
+            f"`hf auth login` (or set HF_TOKEN)", code="hub_gated", details=str(exc))
+    if isinstance(exc, (e.RemoteEntryNotFoundError, e.EntryNotFoundError)) or (status == 404 and filename):
+        return DownloadError(
+            f"{filename!r} is not a file of {repo}; list the files with `desktop-chat models quants {repo}`",
+            code="hub_file_not_found", details=str(exc))
+    if isinstance(exc, e.RevisionNotFoundError):
+        return DownloadError(f"revision not found in {repo}", code="hub_revision_not_found", details=str(exc))
+    if isinstance(exc, e.RepositoryNotFoundError) or status == 404:
+        return DownloadError(_not_found_message(repo), code="hub_not_found", details=str(exc))
+    if status == 401:
+        return DownloadError(
+            f"{paths.hf_endpoint()} refused the credentials for {repo} (401): log in again with `hf auth login` "
+            f"or fix HF_TOKEN", code="hub_unauthorized", details=str(exc))
+    if status == 403:
+        return DownloadError(
+            f"access to {repo} is forbidden (403): your token lacks permission; request access at "
+            f"{paths.hf_endpoint()}/{repo} or use a token with read access", code="hub_forbidden", details=str(exc))
+    if isinstance(exc, e.OfflineModeIsEnabled):
+        return DownloadError("offline mode is on (HF_HUB_OFFLINE=1): unset it to reach the Hub",
+                             code="hub_offline", details=str(exc))
+    if status is not None:
+        return DownloadError(f"the Hub answered {status} for {repo}; try again later", code="hub_http",
+                             details=str(exc))
+    if "Timeout" in name or "Connect" in name or "Network" in name or "Protocol" in name or isinstance(exc, OSError):
+        return DownloadError(f"cannot reach {paths.hf_endpoint()} ({name}); check the network and try again",
+                             code="network", details=str(exc))
+    return DownloadError(f"unexpected error talking to the Hub: {exc}", code="hub_error", details=repr(exc))
+
+
+def list_files(repo: str, revision: str | None = None) -> Listing:
+    """The repo's files with sizes and LFS sha256, from the model info API."""
+    from huggingface_hub import HfApi
+
+    sync_hf_env()
+    if paths.hf_offline():
+        raise DownloadError("offline mode is on (HF_HUB_OFFLINE=1): unset it to list a repo's files",
+                            code="hub_offline")
+    try:
+        info = HfApi(endpoint=paths.hf_endpoint(), library_name="desktop-chat").model_info(
+            repo, revision=revision, files_metadata=True, token=token())
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
+        raise translate(exc, repo) from exc
+    files: list[RemoteFile] = []
+    rejected: list[str] = []
+    for s in info.siblings or []:
+        if safe_relpath(s.rfilename) is None:
+            rejected.append(s.rfilename)
+            continue
+        sha = s.lfs.sha256 if s.lfs else None
+        files.append(RemoteFile(s.rfilename, int(s.size or (s.lfs.size if s.lfs else 0) or 0), sha))
+    return Listing(repo, info.sha, files, rejected, getattr(info, "gated", False))
+
+
+def group_quants(files: list[RemoteFile]) -> list[QuantEntry]:
+    """GGUF files grouped into downloadable entries, smallest first."""
+    singles: list[QuantEntry] = []
+    groups: dict[tuple[str, str], list[tuple[int, int, RemoteFile]]] = {}
+    for f in files:
+        base = posixpath.basename(f.name)
+        m = SHARD_RE.match(base) or PART_RE.match(base)
+        if m:
+            kind = "shards" if SHARD_RE.match(base) else "parts"
+            key = (kind, posixpath.join(posixpath.dirname(f.name), m.group("base")))
+            groups.setdefault(key, []).append((int(m.group("idx")), int(m.group("n")), f))
+        elif base.lower().endswith(".gguf"):
+            singles.append(QuantEntry(quant_of(f.name), [f.name], f.size, [f.sha256], [f.size]))
+    for (kind, _), members in groups.items():
+        members.sort(key=lambda t: t[0])
+        n = members[0][1]
+        complete = [m[0] for m in members] == list(range(1, n + 1))
+        singles.append(QuantEntry(quant_of(members[0][2].name), [m[2].name for m in members],
+                                  sum(m[2].size for m in members), [m[2].sha256 for m in members],
+                                  [m[2].size for m in members], kind, complete))
+    # Projector files (mmproj) are not chat models on their own.
+    entries = [e for e in singles if "mmproj" not in e.files[0].lower()]
+    entries.sort(key=lambda e: (e.size, e.quant))
+    return entries
+
+
+def pick(entries: list[QuantEntry], quant: str | None = None, filename: str | None = None) -> QuantEntry:
+    if filename:
+        for e in entries:
+            if filename in e.files:
+                return e
+        raise DownloadError(f"{filename!r} is not a GGUF in this repo; see `desktop-chat models quants`",
+                            code="hub_file_not_found")
+    if quant:
+        matches = [e for e in entries if e.quant.upper() == quant.upper()]
+        if not matches:
+            have = ", ".join(sorted({e.quant for e in entries})) or "none"
+            raise DownloadError(f"no {quant} quant in this repo (it has: {have})", code="quant_not_found")
+        return matches[0]
+    raise DownloadError("say which quant (--quant) or file (--file) to download", code="quant_not_given")
+
+
+def resolve_url(repo: str, filename: str, revision: str = "main") -> str:
+    return f"{paths.hf_endpoint()}/{repo}/resolve/{quote(revision, safe='')}/{quote(filename)}"
+
+
+def read_remote_header(repo: str, filename: str, revision: str = "main") -> dict[str, Any]:
+    """Architecture numbers from the first MBs of a remote GGUF (ranged GETs, growing as needed)."""
+    from huggingface_hub.utils import get_session
+
+    sync_hf_env()
+    size = HEADER_PREFIX_BYTES
+    url = resolve_url(repo, filename, revision)
+    while True:
+        try:
+            r = get_session().get(url, headers={**hf_headers(), "Range": f"bytes=0-{size - 1}"},
+                                  follow_redirects=True, timeout=30)
+            if r.status_code >= 400:
+                r.raise_for_status()
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, repo, filename) from exc
+        # The architecture keys come before the vocabulary in every converter's output, so a few MB
+        # usually hold them; grow the range only if they are missing.
+        meta = gguf_header.parse_prefix(r.content, partial=True)
+        numbers = gguf_header.arch_numbers(meta)
+        if numbers["layers"] and numbers["head_dim"] or not meta.get("GGUF.truncated"):
+            return numbers
+        if len(r.content) < size or size >= HEADER_MAX_BYTES:
+            return numbers
+        size *= 4

@@ -1,0 +1,489 @@
+"""The download window: a profile's or repo's quants with size and fit, and the download queue.
+
+A view over ``desktop.engine.downloads``. The DownloadManager calls back on its worker thread; the
+controller re-emits each event through a Qt signal, which Qt queues to the GUI thread, where the jobs
+model is updated. Listing quants needs the network, so it runs on the thread pool (``workers``).
+Everything else here runs on the GUI thread. The window is non-modal: chatting goes on meanwhile.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                               QPushButton, QSpinBox, QSplitter, QStyle, QStyledItemDelegate,
+                               QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
+
+from desktop.engine import downloads
+from desktop.engine.errors import AppError
+from desktop.engine.hardware import GiB
+from desktop.engine.profiles import ProfileStore
+
+from . import workers
+from .errors import ErrorPresenter
+
+FractionRole = Qt.ItemDataRole.UserRole + 1
+JobIdRole = Qt.ItemDataRole.UserRole + 2
+
+STATE_TEXT = {
+    "queued": "Queued", "starting": "Starting", "downloading": "Downloading", "stalled": "Stalled",
+    "retrying": "Retrying", "verifying": "Verifying", "joining": "Joining parts", "repairing": "Checking GGUF",
+    "done": "Done", "failed": "Failed", "cancelled": "Cancelled", "paused": "Paused",
+}
+
+
+def human_size(n: float) -> str:
+    if n >= GiB:
+        return f"{n / GiB:.1f} GiB"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
+    return f"{n / 1024:.0f} KiB"
+
+
+def human_eta(s: float | None) -> str:
+    if s is None:
+        return ""
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class DownloadsController(QObject):
+    """The app's one DownloadManager, with its events as a Qt signal. Lives on the GUI thread."""
+
+    event_received = Signal(object)  # DownloadEvent, delivered queued on the GUI thread
+    model_installed = Signal(str)  # profile id, when a job is done
+
+    _instance: "DownloadsController | None" = None
+
+    def __init__(self, parent: QObject | None = None, store: ProfileStore | None = None, **run_kwargs: Any) -> None:
+        super().__init__(parent)
+        self.store = store or ProfileStore()
+        # Called on the manager's worker thread: emitting a signal is thread-safe, and the connection
+        # to GUI-thread receivers is queued because this object lives on the GUI thread.
+        self.manager = downloads.DownloadManager(self.event_received.emit, store=self.store, **run_kwargs)
+        self.event_received.connect(self._on_event)
+
+    @classmethod
+    def instance(cls) -> "DownloadsController":
+        """The app's controller; on quit its running job is left resumable, marked interrupted."""
+        if cls._instance is None:
+            app = QApplication.instance()
+            cls._instance = cls(app)
+            if app is not None:
+                app.aboutToQuit.connect(cls._instance.close)
+        return cls._instance
+
+    def _on_event(self, ev: downloads.DownloadEvent) -> None:
+        if ev.state == "done" and ev.result:
+            self.store.reload()
+            self.model_installed.emit(ev.result.get("profile_id", ""))
+
+    def resume_interrupted(self) -> int:
+        """Jobs the last run left mid-way continue (the user paused ones stay paused)."""
+        return self.manager.resume_interrupted()
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+# ------------------------------------------------------------------------------------------ models
+
+
+class _Table(QAbstractTableModel):
+    """A flat table over ``self.rows`` with fixed column ``HEADERS``."""
+
+    HEADERS: tuple[str, ...] = ()
+    rows: list[Any]
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+
+class QuantTableModel(_Table):
+    """The quants of one repo (``hub.QuantEntry`` rows with their fit verdict)."""
+
+    @property
+    def entries(self) -> list[Any]:
+        return self.rows
+
+    HEADERS = ("Quant", "Size", "Files", "Needs (weights + KV + overhead)", "Fit on this machine")
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Any] = []
+        self.recommended: str | None = None
+
+    def set_entries(self, entries: list[Any], recommended: str | None) -> None:
+        self.beginResetModel()
+        self.rows, self.recommended = list(entries), recommended
+        self.endResetModel()
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+            return None
+        e = self.rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                star = "  ★ recommended" if self.recommended and e.quant.upper() == self.recommended.upper() else ""
+                return e.quant + star
+            if col == 1:
+                return human_size(e.size)
+            if col == 2:
+                return str(len(e.files)) + (f" {e.split}" if e.split else "")
+            if col == 3:
+                return human_size(e.fit["total_bytes"]) if e.fit else ""
+            if col == 4:
+                return e.fit["verdict"] if e.fit else "unknown"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col in (3, 4) and e.fit:
+                return e.fit["explanation"]
+            return "\n".join(e.files)
+        if role == Qt.ItemDataRole.UserRole:
+            return e.quant
+        return None
+
+
+class JobsModel(_Table):
+    """Download jobs and their live progress, fed by DownloadEvents on the GUI thread."""
+
+    HEADERS = ("Model", "State", "Progress", "Speed", "ETA", "Details")
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[dict[str, Any]] = []
+
+    def _row(self, job_id: str) -> int:
+        for i, r in enumerate(self.rows):
+            if r["id"] == job_id:
+                return i
+        return -1
+
+    def set_jobs(self, jobs: list[downloads.Job]) -> None:
+        self.beginResetModel()
+        self.rows = [self._from_job(j) for j in jobs]
+        self.endResetModel()
+
+    @staticmethod
+    def _from_job(j: downloads.Job) -> dict[str, Any]:
+        fixes = (j.result or {}).get("fixes") or []
+        return {"id": j.id, "name": f"{j.repo} {j.quant or j.filename or ''}".strip(), "state": j.state,
+                "done": j.done, "total": j.total, "speed": 0.0, "eta": None,
+                "message": "; ".join(fixes) if fixes else (j.message or ""), "fixes": fixes,
+                "result": j.result, "error": j.error}
+
+    def add_job(self, j: downloads.Job) -> None:
+        if self._row(j.id) >= 0:
+            return
+        self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
+        self.rows.append(self._from_job(j))
+        self.endInsertRows()
+
+    def apply(self, ev: downloads.DownloadEvent) -> None:
+        i = self._row(ev.job_id)
+        if i < 0:
+            return
+        r = self.rows[i]
+        r["state"] = ev.state
+        if ev.total:
+            r["done"], r["total"] = ev.done, ev.total
+        r["speed"], r["eta"] = ev.speed, ev.eta
+        if ev.result:
+            r["result"] = ev.result
+            r["fixes"] = list(ev.result.get("fixes") or [])
+        if ev.error:
+            r["error"] = ev.error
+        if ev.state == "done":
+            r["message"] = "; ".join(r["fixes"]) if r["fixes"] else "verified (sha256 matches the Hub)"
+        elif ev.message:
+            r["message"] = ev.message
+        elif ev.state == "downloading" and ev.file:
+            r["message"] = f"file {ev.file_index} of {ev.n_files}: {ev.file}" if ev.n_files > 1 else ev.file
+        # Only this row changes: the rest of the table is not repainted.
+        self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.HEADERS) - 1))
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+            return None
+        r = self.rows[index.row()]
+        col = index.column()
+        frac = r["done"] / r["total"] if r["total"] else 0.0
+        if role == Qt.ItemDataRole.DisplayRole:
+            active = r["state"] in {"downloading", "stalled", "retrying"}
+            return [r["name"], STATE_TEXT.get(r["state"], r["state"]),
+                    f"{frac:.0%}  {human_size(r['done'])} / {human_size(r['total'])}" if r["total"] else "",
+                    f"{human_size(r['speed'])}/s" if active and r["speed"] else "",
+                    human_eta(r["eta"]) if active else "", r["message"]][col]
+        if role == FractionRole:
+            return frac
+        if role == JobIdRole:
+            return r["id"]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            res = r.get("result") or {}
+            lines = [r["name"], r["message"]]
+            if res:
+                lines += [f"path: {res.get('path')}", f"sha256: {res.get('sha256')}"]
+            if r.get("error") and r["error"].get("details"):
+                lines.append(str(r["error"]["details"]))
+            return "\n".join(x for x in lines if x)
+        return None
+
+
+class ProgressDelegate(QStyledItemDelegate):
+    """Paints the Progress column as the platform's progress bar (follows the palette, light or dark)."""
+
+    def paint(self, painter, option, index) -> None:  # GUI thread
+        opt = QStyleOptionProgressBar()
+        opt.rect = option.rect.adjusted(2, 3, -2, -3)
+        opt.minimum, opt.maximum = 0, 1000
+        opt.progress = int(1000 * float(index.data(FractionRole) or 0.0))
+        opt.text = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        opt.textVisible = True
+        # Qt 6 reads the orientation from State_Horizontal; without it a style may draw a vertical bar.
+        opt.state = option.state | QStyle.StateFlag.State_Horizontal | QStyle.StateFlag.State_Enabled
+        style = option.widget.style() if option.widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, opt, painter, option.widget)
+
+
+# ------------------------------------------------------------------------------------------ the window
+
+
+class DownloadWindow(QWidget):
+    """Non-modal window: pick a profile or type a repo, see quants with fit, download, watch the queue."""
+
+    listing_finished = Signal()  # a quant listing arrived (or failed)
+
+    def __init__(self, parent: QWidget | None = None, controller: DownloadsController | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.setWindowTitle("Downloads")
+        self.resize(900, 560)
+        self.controller = controller or DownloadsController.instance()
+        self.store = self.controller.store
+        self._pending_quant: str | None = None
+        self._jobs: list[workers.Job] = []
+        self.listing: downloads.QuantListing | None = None
+
+        self.spec = QComboBox()
+        self.spec.setEditable(True)
+        self.spec.setMinimumContentsLength(36)
+        self.spec.lineEdit().setPlaceholderText("a profile, or any Hugging Face repo id (owner/name)")
+        for p in self.store.all():
+            if p.source.repo:
+                self.spec.addItem(f"{p.name}  —  {p.source.repo}", p.id)
+        self.ctx = QSpinBox()
+        self.ctx.setRange(0, 4 * 1024 * 1024)
+        self.ctx.setSingleStep(4096)
+        self.ctx.setSpecialValueText("profile default")
+        self.ctx.setSuffix(" tokens")
+        self.ctx.setToolTip("What-if context length for the fit estimate (KV cache grows with it)")
+        self.list_btn = QPushButton("List quants")
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Model:"))
+        top.addWidget(self.spec, 1)
+        top.addWidget(QLabel("Context:"))
+        top.addWidget(self.ctx)
+        top.addWidget(self.list_btn)
+
+        self.quants = QuantTableModel(self)
+        self.quant_view = QTableView()
+        self.quant_view.setModel(self.quants)
+        self.quant_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.quant_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.quant_view.verticalHeader().hide()
+        self.quant_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.quant_view.horizontalHeader().setStretchLastSection(True)
+        self.quant_view.doubleClicked.connect(lambda _i: self.download_selected())
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.download_btn = QPushButton("Download")
+        self.download_btn.setEnabled(False)
+        qrow = QHBoxLayout()
+        qrow.addWidget(self.summary, 1)
+        qrow.addWidget(self.download_btn)
+
+        self.jobs = JobsModel(self)
+        self.jobs.set_jobs(self.controller.manager.jobs())
+        self.job_view = QTableView()
+        self.job_view.setModel(self.jobs)
+        self.job_view.setItemDelegateForColumn(2, ProgressDelegate(self.job_view))
+        self.job_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.job_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.job_view.verticalHeader().hide()
+        self.job_view.setWordWrap(False)
+        self.job_view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        hh = self.job_view.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(True)
+        for col, w in enumerate((280, 100, 220, 90, 70)):
+            self.job_view.setColumnWidth(col, w)
+        self.pause_btn = QPushButton("Pause")
+        self.resume_btn = QPushButton("Resume")
+        self.cancel_btn = QPushButton("Cancel")
+        jrow = QHBoxLayout()
+        jrow.addWidget(QLabel("Queue — downloads continue while you chat; interrupted ones resume where they stopped."), 1)
+        for b in (self.pause_btn, self.resume_btn, self.cancel_btn):
+            jrow.addWidget(b)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.errors = ErrorPresenter(self, self.status.setText)
+
+        upper = QWidget()
+        ul = QVBoxLayout(upper)
+        ul.setContentsMargins(0, 0, 0, 0)
+        ul.addLayout(top)
+        ul.addWidget(self.quant_view, 1)
+        ul.addLayout(qrow)
+        lower = QWidget()
+        ll = QVBoxLayout(lower)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addLayout(jrow)
+        ll.addWidget(self.job_view, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(upper)
+        split.addWidget(lower)
+        lay = QVBoxLayout(self)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.status)
+
+        self.list_btn.clicked.connect(self.list_quants)
+        self.spec.lineEdit().returnPressed.connect(self.list_quants)
+        self.download_btn.clicked.connect(self.download_selected)
+        self.pause_btn.clicked.connect(lambda: self._act("pause"))
+        self.resume_btn.clicked.connect(lambda: self._act("resume"))
+        self.cancel_btn.clicked.connect(lambda: self._act("cancel"))
+        self.quant_view.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.job_view.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.controller.event_received.connect(self._on_event)
+        self._update_buttons()
+
+    # -- quants ---------------------------------------------------------------------------------
+    def spec_text(self) -> str:
+        i = self.spec.currentIndex()
+        text = self.spec.currentText().strip()
+        if i >= 0 and self.spec.itemText(i) == text:
+            return str(self.spec.itemData(i))
+        return text
+
+    def show_for(self, profile_id: str | None, quant: str | None) -> None:
+        if profile_id:
+            i = self.spec.findData(profile_id)
+            if i >= 0:
+                self.spec.setCurrentIndex(i)
+            else:
+                self.spec.setEditText(profile_id)
+            self._pending_quant = quant
+            self.list_quants()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def list_quants(self) -> None:
+        spec = self.spec_text()
+        if not spec:
+            return
+        n_ctx = self.ctx.value() or None
+        self.list_btn.setEnabled(False)
+        self.summary.setText(f"Listing {spec} …")
+        store = self.store
+        self._jobs.append(workers.start(lambda: downloads.list_quants(spec, n_ctx=n_ctx, store=store),
+                                        self._on_listing, self._on_listing_failed, self))
+
+    def _on_listing(self, res: downloads.QuantListing) -> None:
+        self.list_btn.setEnabled(True)
+        self.listing = res
+        rec = None
+        if res.profile_id:
+            rec = self.store.get(res.profile_id).source.recommended_quant
+        want = self._pending_quant or rec
+        self.quants.set_entries(res.entries, rec)
+        hw = res.hardware
+        self.summary.setText(
+            f"{res.repo}: {len(res.entries)} quants · context {res.n_ctx:,} tokens, KV {res.kv_type} · "
+            f"RAM available {human_size(hw['ram_available'])}, "
+            + (f"VRAM free {human_size(hw['vram_free'])}" if hw.get("gpus") else "no GPU detected") + " · "
+            f"architecture from {res.arch_source}. Hover a verdict for the sum behind it.")
+        if want:
+            for r, e in enumerate(res.entries):
+                if e.quant.upper() == want.upper():
+                    self.quant_view.selectRow(r)
+                    break
+        self._pending_quant = None
+        self._update_buttons()
+        self.listing_finished.emit()
+
+    def _on_listing_failed(self, exc: BaseException) -> None:
+        self.list_btn.setEnabled(True)
+        self.summary.setText("")
+        self.errors.present(exc if isinstance(exc, AppError) else AppError(str(exc), details=repr(exc)))
+        self.listing_finished.emit()
+
+    def selected_quant(self) -> str | None:
+        rows = self.quant_view.selectionModel().selectedRows()
+        return self.quants.entries[rows[0].row()].quant if rows else None
+
+    def download_selected(self) -> downloads.Job | None:
+        quant = self.selected_quant()
+        if not quant or not self.listing:
+            return None
+        try:
+            job = self.controller.manager.submit(self.listing.profile_id or self.listing.repo, quant=quant)
+        except AppError as exc:
+            self.errors.present(exc)
+            return None
+        self.jobs.add_job(job)
+        self.job_view.selectRow(self.jobs.rowCount() - 1)
+        self.status.setText(f"Queued {quant} of {self.listing.repo}.")
+        return job
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def selected_job(self) -> str | None:
+        rows = self.job_view.selectionModel().selectedRows()
+        return rows[0].data(JobIdRole) if rows else None
+
+    def _act(self, what: str) -> None:
+        job_id = self.selected_job()
+        if job_id:
+            getattr(self.controller.manager, what)(job_id)
+            self._update_buttons()
+
+    def _on_event(self, ev: downloads.DownloadEvent) -> None:
+        if self.jobs._row(ev.job_id) < 0:
+            try:
+                self.jobs.add_job(self.controller.manager.job(ev.job_id))
+            except KeyError:
+                return
+        self.jobs.apply(ev)
+        if ev.state == "failed" and ev.error:
+            self.errors.present(ev.error)
+        elif ev.state == "done" and ev.result:
+            fixes = ev.result.get("fixes") or []
+            self.status.setText(f"Installed {ev.result.get('model_id')}: "
+                                + ("; ".join(fixes) if fixes else "verified, no repair needed") + ".")
+        self._update_buttons()
+
+    def _update_buttons(self, *_a: Any) -> None:
+        self.download_btn.setEnabled(self.selected_quant() is not None)
+        job_id = self.selected_job()
+        state = None
+        if job_id:
+            r = self.jobs._row(job_id)
+            state = self.jobs.rows[r]["state"] if r >= 0 else None
+        active = state in downloads.ACTIVE_STATES
+        self.pause_btn.setEnabled(active)
+        self.cancel_btn.setEnabled(active or state == "paused")
+        self.resume_btn.setEnabled(state in {"paused", "failed", "cancelled"})
+
+    def job_row(self, job_id: str) -> dict[str, Any]:
+        """The row shown for ``job_id`` (for tests and for the main window's status)."""
+        return dict(self.jobs.rows[self.jobs._row(job_id)])
+
+
+__all__ = ["DownloadWindow", "DownloadsController", "JobsModel", "QuantTableModel"]

@@ -1,0 +1,81 @@
+"""GUI test fixtures: a main window on the demo model, and user profiles for the tiny scripted GGUFs."""
+from __future__ import annotations
+
+import textwrap
+from typing import Iterator
+
+import pytest
+
+from desktop.engine import models, paths, profiles
+
+TINY_LLAMA3 = "tiny-llama3"
+TINY_SPM = "tiny-spm"
+
+
+def _write_profile(pid: str, name: str, fmt: str, stop: int) -> None:
+    d = paths.user_profiles_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{pid}.yaml").write_text(textwrap.dedent(f"""\
+        id: {pid}
+        name: {name}
+        source: {{repo: tests/{pid}-GGUF, quants: [F32], recommended_quant: F32}}
+        prompt: {{format: {fmt}, stop_tokens: [{stop}]}}
+        context: {{native: 512, default: 512}}
+        sampling: {{temperature: 0.0, top_k: 1, max_tokens: 32, seed: 1}}
+        load: {{threads: 1}}
+        """))
+
+
+@pytest.fixture
+def tiny_profiles(llama3_ok, spm_model) -> tuple[str, str]:
+    """Two installed profiles on the scripted GGUFs: llama3 answers "Hi there!", spm "Hello!"."""
+    _write_profile(TINY_LLAMA3, "Tiny Llama 3", "llama3", 128009)
+    _write_profile(TINY_SPM, "Tiny SPM", "upstage", 2)
+    models.register_model(TINY_LLAMA3, llama3_ok.path)
+    models.register_model(TINY_SPM, spm_model.path)
+    return TINY_LLAMA3, TINY_SPM
+
+
+@pytest.fixture
+def short_demo() -> None:
+    """Keep demo answers short (the demo streams ~80 tok/s on 2 cores)."""
+    profiles.save_override(profiles.DEFAULT_PROFILE_ID, {"sampling": {"max_tokens": 24}})
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """A factory: a shown MainWindow (over the isolated user data dir) with ``profile_id`` loaded."""
+    made = []
+
+    def make(profile_id: str | None = None, timeout: int = 120000):
+        from desktop.ui.main_window import MainWindow
+
+        w = MainWindow()
+        qtbot.addWidget(w)
+        w.show()
+        made.append(w)
+        p = w.store.get(profile_id) if profile_id else w.store.default()
+        with qtbot.waitSignal(w.adapter.model_loaded, timeout=timeout):
+            w.load_profile(p)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+@pytest.fixture
+def window(make_window, short_demo) -> Iterator:
+    return make_window()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_downloads_controller():
+    """The app-wide download controller is per process; each test gets its own (over its own dirs)."""
+    from desktop.ui.download_window import DownloadsController
+
+    DownloadsController._instance = None
+    yield
+    if DownloadsController._instance is not None:
+        DownloadsController._instance.close()
+        DownloadsController._instance = None

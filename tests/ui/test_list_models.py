@@ -1,0 +1,77 @@
+"""The Qt item models (messages, chats, profiles) and their proxies, checked by qtmodeltester."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from desktop.engine.chat_store import ChatStore
+from desktop.engine.profiles import ProfileStore
+from desktop.ui.chat_model import BranchRole, ChatModel, DimmedRole, IdRole, TextRole
+from desktop.ui.list_models import (ChatFilterProxy, ChatIdRole, ChatListModel, InstalledRole, ProfileIdRole,
+                                    ProfileListModel, ProfileSortProxy)
+
+
+def test_chat_model_passes_qmodeltester(qtmodeltester) -> None:
+    m = ChatModel()
+    m.append("user", "hi", id=1)
+    m.append("assistant", "", state="streaming", id=2, branch=(1, 2))
+    m.append_token("Hel")
+    m.append_token("lo")
+    m.flush()
+    m.set_dimmed({1})
+    qtmodeltester.check(m)
+    assert m.data(m.index(1), TextRole) == "Hello" and m.data(m.index(1), BranchRole) == (1, 2)
+    assert m.data(m.index(0), DimmedRole) is True and m.data(m.index(1), IdRole) == 2
+
+
+def test_token_updates_are_coalesced_and_touch_only_the_last_row(qtbot) -> None:
+    m = ChatModel()
+    m.append("user", "hi")
+    m.append("assistant", "", state="streaming")
+    changed: list[tuple[int, int]] = []
+    m.dataChanged.connect(lambda a, b, _roles=None: changed.append((a.row(), b.row())))
+    for _ in range(200):
+        m.append_token("x")
+    qtbot.waitUntil(lambda: m.data(m.index(1), TextRole) == "x" * 200, timeout=2000)
+    assert m.flushes < 10  # 200 tokens, a handful of repaints
+    assert set(changed) == {(1, 1)}
+
+
+def test_chat_list_and_search_proxy(qtmodeltester, tmp_path: Path) -> None:
+    store = ChatStore(tmp_path / "c.sqlite3")
+    a = store.create_chat("Cooking")
+    store.add_message(a, None, "user", "boil an egg")
+    b = store.create_chat("Rust")
+    store.add_message(b, None, "user", "lifetimes")
+    src = ChatListModel(store)
+    proxy = ChatFilterProxy()
+    proxy.setSourceModel(src)
+    qtmodeltester.check(src)
+    qtmodeltester.check(proxy)
+    assert src.rowCount() == 2 and src.data(src.index(0), Qt.ItemDataRole.DisplayRole) == "Rust"
+    proxy.set_search("egg", store)
+    assert proxy.rowCount() == 1 and proxy.index(0, 0).data(ChatIdRole) == a
+    proxy.set_search("rust", store)  # titles too
+    assert proxy.rowCount() == 1 and proxy.index(0, 0).data(ChatIdRole) == b
+    proxy.set_search("", store)
+    assert proxy.rowCount() == 2
+    qtmodeltester.check(proxy)
+
+
+def test_profile_list_marks_installed_and_sorts_installed_first(qtmodeltester, tiny_profiles) -> None:
+    src = ProfileListModel(ProfileStore())
+    proxy = ProfileSortProxy()
+    proxy.setSourceModel(src)
+    qtmodeltester.check(src)
+    qtmodeltester.check(proxy)
+    rows = [(proxy.index(r, 0).data(ProfileIdRole), proxy.index(r, 0).data(InstalledRole),
+             proxy.index(r, 0).data()) for r in range(proxy.rowCount())]
+    installed = [r for r in rows if r[1]]
+    assert {r[0] for r in installed} == {"smollm2-135m-instruct", "tiny-llama3", "tiny-spm"}
+    assert rows[:3] == installed  # installed first
+    missing = dict((r[0], r[2]) for r in rows if not r[1])
+    assert missing["smaug-mixtral-v0.1"].endswith("(not downloaded)")
+    proxy.installed_only = True
+    proxy.invalidate()
+    assert proxy.rowCount() == 3

@@ -1,0 +1,163 @@
+"""The Model menu: switching profiles (tiny scripted GGUFs), cancelling a load, downloads, import."""
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from desktop.engine import models
+from tests.ui.conftest import TINY_LLAMA3, TINY_SPM, _write_profile
+
+
+def _menu_action(w, profile_id: str):
+    w._fill_model_menu()  # what opening the menu does
+    return w.profile_actions[profile_id]
+
+
+def _ask(qtbot, w, text: str) -> str:
+    with qtbot.waitSignal(w.adapter.generation_finished, timeout=60000) as blocker:
+        w.input.setPlainText(text)
+        assert w.send()
+    qtbot.waitUntil(lambda: not w._stream, timeout=5000)
+    return blocker.args[1].text
+
+
+def test_switching_profiles_from_the_menu_updates_the_status_bar(qtbot, make_window, tiny_profiles) -> None:
+    w = make_window(TINY_LLAMA3)
+    assert w.status_model.text().startswith("Tiny Llama 3")
+    assert w.status_backend.text() == "CPU" and "context 0/512" in w.status_ctx.text()
+    assert _ask(qtbot, w, "hello") == "Hi there!"
+    assert "tok/s" in w.status_speed.text()
+    act = _menu_action(w, TINY_SPM)
+    assert act.text() == "Tiny SPM" and act.property("installed")
+    with qtbot.waitSignal(w.adapter.model_loaded, timeout=60000):
+        act.trigger()
+        assert w.load_label.isVisibleTo(w) and "Loading Tiny SPM" in w.load_label.text()
+        assert w.input.isEnabled() and w.view.isEnabled()  # the chat stays usable while loading
+    assert not w.load_label.isVisibleTo(w)
+    assert w.status_model.text().startswith("Tiny SPM") and w.status_speed.text() == ""
+    assert w.profile_actions[TINY_SPM].isChecked()
+    # Same chat, the other model answers now; provenance says which one.
+    assert _ask(qtbot, w, "hello again") == "Hello!"
+    msgs = w.chats.thread(w.chat_id)
+    assert [m.provenance.get("profile_id") for m in msgs if m.role == "assistant"] == [TINY_LLAMA3, TINY_SPM]
+    assert msgs[-1].provenance["model_file"] == "spm.gguf"
+
+
+def test_cancelling_a_load_goes_back_to_the_previous_model(qtbot, make_window, tiny_profiles) -> None:
+    w = make_window(TINY_LLAMA3)
+    old_pid = w.adapter.client.pid
+    with qtbot.waitSignal(w.adapter.load_cancelled, timeout=10000):
+        w.load_profile(w.store.get(TINY_SPM))
+        assert w.load_cancel.isVisibleTo(w)
+        with qtbot.waitSignal(w.adapter.model_loaded, timeout=60000) as back:
+            w.load_cancel.click()
+    assert w.adapter.client.pid != old_pid  # the engine was stopped: llama.cpp cannot interrupt a load
+    assert back.args[0].model_path.endswith("llama3-ok.gguf")
+    assert w.status_model.text().startswith("Tiny Llama 3") and not w.load_label.isVisibleTo(w)
+    assert _ask(qtbot, w, "still there?") == "Hi there!"
+
+
+class _FakeDownloads:
+    made: list["_FakeDownloads"] = []
+
+    def __init__(self, parent=None) -> None:
+        self.parent = parent
+        self.calls: list[tuple] = []
+        _FakeDownloads.made.append(self)
+
+    def show_for(self, profile_id, quant) -> None:
+        self.calls.append((profile_id, quant))
+
+
+def test_not_downloaded_profile_opens_the_download_window(qtbot, make_window, monkeypatch) -> None:
+    fake = types.ModuleType("desktop.ui.download_window")
+    fake.DownloadWindow = _FakeDownloads
+    monkeypatch.setitem(sys.modules, "desktop.ui.download_window", fake)
+    _FakeDownloads.made.clear()
+    w = make_window()
+    act = _menu_action(w, "smaug-mixtral-v0.1")
+    assert act.text().endswith("(not downloaded)") and not act.property("installed")
+    act.trigger()
+    (dl,) = _FakeDownloads.made
+    prof = w.store.get("smaug-mixtral-v0.1")
+    assert dl.calls == [("smaug-mixtral-v0.1", prof.source.recommended_quant)] and dl.parent is w
+    assert w.profile_actions["smollm2-135m-instruct"].isChecked()  # nothing was unloaded
+    w.downloads_action.trigger()
+    assert dl.calls[-1] == (None, None) and len(_FakeDownloads.made) == 1  # one window, reused
+    # The empty state links to the seed profiles too.
+    assert "dl:smaug-mixtral-v0.1" in w.empty.text()
+    w._on_empty_link("dl:smaug-mixtral-v0.1")
+    assert dl.calls[-1][0] == "smaug-mixtral-v0.1"
+
+
+def test_missing_download_window_is_a_friendly_message(qtbot, make_window, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "desktop.ui.download_window", None)  # import fails
+    w = make_window()
+    assert w.open_downloads("smaug-mixtral-v0.1", "Q4_K_M") is None
+    assert w.banner.isVisibleTo(w) and "not available" in w.banner.label.text()
+
+
+@dataclass
+class _Imported:
+    profile_id: str
+    path: Path
+    fixes: list[str]
+
+
+def test_import_gguf_runs_off_the_gui_thread_and_offers_the_new_profile(qtbot, make_window, monkeypatch,
+                                                                         tiny_profiles, llama3_ok) -> None:
+    import threading
+
+
+
+    seen_threads: list[bool] = []
+
+    def fake_import(path, profile_id=None):
+        seen_threads.append(threading.current_thread() is threading.main_thread())
+        _write_profile("imported-llama3", "Imported Llama 3", "llama3", 128009)
+        models.register_model("imported-llama3", path)
+        return _Imported("imported-llama3", Path(path), ["eot-128009"])
+
+    monkeypatch.setattr(models, "import_model", fake_import, raising=False)
+    w = make_window()
+    w.import_gguf(str(llama3_ok.path))
+    qtbot.waitUntil(lambda: w.import_action.isEnabled(), timeout=10000)
+    assert seen_threads == [False]
+    assert "imported-llama3" in w.banner.label.text() and "eot-128009" in w.banner.label.text()
+    assert "imported-llama3" in w.store.ids() and w.profile_model.rowCount() == len(w.store.ids())
+    with qtbot.waitSignal(w.adapter.model_loaded, timeout=60000):
+        w.banner.action_btn.click()  # "Load it"
+    assert w.status_model.text().startswith("Imported Llama 3")
+
+
+def test_import_failure_is_presented_once(qtbot, make_window, monkeypatch) -> None:
+    from desktop.engine.errors import GGUFError
+
+    def bad(path, profile_id=None):
+        raise GGUFError(f"{path} is not a GGUF file")
+
+    monkeypatch.setattr(models, "import_model", bad, raising=False)
+    w = make_window()
+    w.import_gguf("/tmp/nope.bin")
+    qtbot.waitUntil(lambda: w.import_action.isEnabled(), timeout=10000)
+    assert w.errors.last == "/tmp/nope.bin is not a GGUF file" and w.errors.box is not None
+
+
+def test_unavailable_import_function_is_explained(qtbot, make_window, monkeypatch) -> None:
+    monkeypatch.delattr(models, "import_model", raising=False)
+    w = make_window()
+    assert w.import_gguf("/tmp/x.gguf") is None and "not available" in (w.errors.last or "")
+
+
+def test_real_import_of_a_broken_llama3_lists_the_fix(qtbot, make_window, llama3_broken) -> None:
+    w = make_window()
+    w.import_gguf(str(llama3_broken.path))
+    qtbot.waitUntil(lambda: w.import_action.isEnabled(), timeout=60000)
+    text = w.banner.label.text()
+    assert "Imported llama3-broken.gguf" in text and "128009" in text, text
+    pid = text.split("“")[1].split("”")[0]
+    assert pid in w.store.ids()
+    w._fill_model_menu()
+    assert w.profile_actions[pid].property("installed")
