@@ -32,9 +32,9 @@ from .errors import (AppError, DiskSpaceError, DownloadCancelled, DownloadError,
                      VerificationError)
 from .profiles import Profile, ProfileStore
 
-CHUNK_BYTES = 1 << 20
 # Free space kept beyond what the download needs, so the disk is not filled to the last byte.
 DISK_MARGIN_BYTES = 256 << 20
+WRITE_BYTES = 1 << 20
 EVENT_INTERVAL_S = 0.1
 ACTIVE_STATES = {"queued", "starting", "downloading", "stalled", "retrying", "verifying", "joining", "repairing"}
 FINAL_STATES = {"done", "failed", "cancelled", "paused"}
@@ -192,12 +192,57 @@ def _wait(cancel: threading.Event, seconds: float) -> None:
         raise DownloadCancelled("download paused or cancelled; run it again to resume")
 
 
+class _RunningHash:
+    """The hash of the partial file, updated as bytes are appended, so a finished download is verified
+    without reading it again (bench/NOTES.md: the re-read cost a third of the loopback time)."""
+
+    def __init__(self, algo: str, size: int) -> None:
+        self.algo, self.size = algo, size
+        self.reset()
+
+    def reset(self) -> None:
+        self.h = hashlib.sha256() if self.algo == "sha256" else hashlib.sha1(b"blob %d\0" % self.size)
+        self.n = 0
+
+    def update(self, data: bytes) -> None:
+        self.h.update(data)
+        self.n += len(data)
+
+    def catch_up(self, path: Path, have: int, cancel: threading.Event) -> None:
+        """Hash what an earlier run left on disk (once per resume)."""
+        self.reset()
+        with path.open("rb") as f:
+            while self.n < have and (chunk := f.read(min(8 << 20, have - self.n))):
+                self.update(chunk)
+                if cancel.is_set():
+                    raise DownloadCancelled("download paused or cancelled; run it again to resume")
+
+
+def _commit(out: Any, buf: bytearray, running: _RunningHash, prog: _Progress, have: int, fetched: int
+            ) -> tuple[int, int]:
+    """Write, flush and hash ``buf`` (then empty it); returns the new (bytes on disk, bytes fetched)."""
+    out.write(buf)
+    out.flush()
+    running.update(buf)
+    n = len(buf)
+    prog.done += n
+    buf.clear()
+    return have + n, fetched + n
+
+
 def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event, *, repo: str,
-           stall_after: float, max_retries: int, backoff_base: float, backoff_max: float) -> int:
-    """Bring ``t.incomplete`` up to ``t.size`` bytes, resuming from what is on disk. Returns bytes fetched."""
+           stall_after: float, max_retries: int, backoff_base: float, backoff_max: float) -> tuple[int, str]:
+    """Bring ``t.incomplete`` up to ``t.size`` bytes, resuming from what is on disk.
+
+    Returns the bytes fetched and the hash (``_expected_hash``'s algorithm) of the whole file.
+    """
     import httpx2  # huggingface_hub's HTTP stack (an httpx fork); its session carries auth and proxies
     from huggingface_hub.utils import get_session
 
+    exp = _expected_hash(t)
+    if exp is None:
+        raise VerificationError(f"{t.name}: the Hub gave no hash to verify it against; refusing to download it")
+    running = _RunningHash(exp[0], t.size)
     t.incomplete.parent.mkdir(parents=True, exist_ok=True)
     fetched = 0
     failures = 0
@@ -206,8 +251,10 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
         if have > t.size:
             t.incomplete.unlink()
             have = 0
+        if running.n != have:
+            running.catch_up(t.incomplete, have, cancel)
         if have == t.size:
-            return fetched
+            return fetched, running.h.hexdigest()
         headers = hub.hf_headers()
         if have:
             headers["Range"] = f"bytes={have}-"
@@ -229,23 +276,30 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
                 if have and r.status_code != 206:
                     mode, have = "wb", 0  # the server ignored the range: start over
                     prog.done -= t.incomplete.stat().st_size
+                    running.reset()
                 with t.incomplete.open(mode) as out:
                     prog.emit("downloading", t, index, have,
                               "resuming at byte {:,}".format(have) if have else "")
-                    for chunk in r.iter_bytes():
-                        if cancel.is_set():
-                            out.flush()
-                            raise DownloadCancelled("download paused or cancelled; run it again to resume")
-                        out.write(chunk)
-                        # Flushed per chunk so an app crash or a kill loses at most one chunk.
-                        out.flush()
-                        have += len(chunk)
-                        fetched += len(chunk)
-                        prog.done += len(chunk)
-                        progress_made = True
-                        prog.emit("downloading", t, index, have, force=False)
-                        if have > t.size:
-                            break
+                    # Network reads (~64 KiB) are gathered into WRITE_BYTES before they are written, hashed
+                    # and reported: per-read Python work halved loopback throughput. Whatever is gathered is
+                    # written on any way out (a dropped connection, a cancel), so only a hard kill can lose
+                    # it: at most one WRITE_BYTES chunk, which the resume fetches again.
+                    buf = bytearray()
+                    try:
+                        for chunk in r.iter_bytes():
+                            buf += chunk
+                            if cancel.is_set():
+                                raise DownloadCancelled("download paused or cancelled; run it again to resume")
+                            if len(buf) >= WRITE_BYTES:
+                                have, fetched = _commit(out, buf, running, prog, have, fetched)
+                                progress_made = True
+                                prog.emit("downloading", t, index, have, force=False)
+                                if have > t.size:
+                                    break
+                    finally:
+                        if buf:
+                            have, fetched = _commit(out, buf, running, prog, have, fetched)
+                            progress_made = True
             if have < t.size:
                 raise httpx2.RemoteProtocolError("connection closed before the end of the file")
         except AppError:
@@ -410,9 +464,10 @@ def run_download(repo_or_profile: str, *, quant: str | None = None, filename: st
                 _link(t)
             _verify_reused(t, i, prog, cancel)
             continue
-        fetched += _fetch(t, i, prog, cancel, repo=repo, stall_after=stall_after, max_retries=max_retries,
-                          backoff_base=backoff_base, backoff_max=backoff_max)
-        want = _verify_new(t, i, prog, cancel)
+        got, digest = _fetch(t, i, prog, cancel, repo=repo, stall_after=stall_after, max_retries=max_retries,
+                             backoff_base=backoff_base, backoff_max=backoff_max)
+        fetched += got
+        want = _verify_new(t, i, prog, digest)
         t.blob.parent.mkdir(parents=True, exist_ok=True)
         os.replace(t.incomplete, t.blob)
         _link(t)
@@ -450,14 +505,10 @@ def run_download(repo_or_profile: str, *, quant: str | None = None, filename: st
     return result
 
 
-def _verify_new(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event) -> str:
-    exp = _expected_hash(t)
-    if exp is None:
-        t.incomplete.unlink(missing_ok=True)
-        raise VerificationError(f"{t.name}: the Hub gave no hash to verify it against; refusing to use it")
-    algo, want = exp
-    got = _hash_file(t.incomplete, algo, t.size,
-                     lambda d: prog.emit("verifying", t, index, d, force=False), cancel)
+def _verify_new(t: _FileTarget, index: int, prog: _Progress, got: str) -> str:
+    """Compare the hash taken while downloading with the Hub's; a mismatch deletes the file."""
+    algo, want = _expected_hash(t)  # type: ignore[misc] - _fetch refused a file without one
+    prog.emit("verifying", t, index, t.size)
     if got != want:
         t.incomplete.unlink(missing_ok=True)
         raise VerificationError(

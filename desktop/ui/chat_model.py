@@ -6,6 +6,8 @@ no database handle: the main window fills it from the chat store and journals th
 """
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +41,9 @@ class ChatMessage:
 
 
 class ChatModel(QAbstractListModel):
-    FLUSH_MS = 40
+    # The upper end of "about every 30-50 ms": each flush repaints the streaming message, and on a 2-core
+    # machine that repaint competes with llama.cpp's threads (bench/NOTES.md).
+    FLUSH_MS = 50
     flushed = Signal(str)  # the streaming message's full text after a flush
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -48,8 +52,10 @@ class ChatModel(QAbstractListModel):
         self._pending: list[str] = []
         self._timer = QTimer(self)
         self._timer.setInterval(self.FLUSH_MS)
+        self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.flush)
         self.flushes = 0
+        self._last_flush = 0.0
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self.messages)
@@ -86,8 +92,15 @@ class ChatModel(QAbstractListModel):
 
     def append_token(self, text: str) -> None:
         self._pending.append(text)
-        if not self._timer.isActive():
-            self._timer.start()
+        if self._timer.isActive():
+            return
+        # Leading edge: the first token after a quiet spell shows at once; later ones wait for the
+        # rest of the interval, so repaints stay at most one per FLUSH_MS.
+        wait_ms = self.FLUSH_MS - (time.monotonic() - self._last_flush) * 1000
+        if wait_ms <= 0:
+            self.flush()
+        else:
+            self._timer.start(max(1, int(wait_ms)))
 
     def flush(self) -> None:
         self._timer.stop()
@@ -97,6 +110,7 @@ class ChatModel(QAbstractListModel):
         m.text += "".join(self._pending)
         self._pending.clear()
         self.flushes += 1
+        self._last_flush = time.monotonic()
         idx = self.index(len(self.messages) - 1)
         self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DisplayRole, TextRole])
         self.flushed.emit(m.text)

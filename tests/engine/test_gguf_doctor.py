@@ -112,3 +112,22 @@ def test_an_interrupted_fix_is_rolled_back_from_its_journal(llama3_broken) -> No
     assert p.read_bytes() != before
     assert gguf_doctor.recover_journal(p) is True
     assert p.read_bytes() == before and not journal.exists()
+
+
+def test_reports_are_cached_on_disk_and_invalidated_by_a_change(llama3_broken, monkeypatch) -> None:
+    first = gguf_doctor.inspect(llama3_broken.path)
+    gguf_doctor._CACHE.clear()  # as in a new engine process
+
+    def no_read(_p):
+        raise AssertionError("the file was parsed again")
+
+    monkeypatch.setattr(gguf_doctor, "_inspect", no_read)
+    again = gguf_doctor.inspect(llama3_broken.path)
+    assert again.to_dict() == first.to_dict() and again._slots == first._slots
+    assert [p.code for p in again.problems] == [p.code for p in first.problems]
+    monkeypatch.undo()
+
+    gguf_doctor.fix(llama3_broken.path)  # changes the bytes and the mtime
+    gguf_doctor._CACHE.clear()
+    after = gguf_doctor.inspect(llama3_broken.path)
+    assert not [p for p in after.problems if p.code.startswith("eot_128009")]

@@ -75,3 +75,15 @@ def test_profile_list_marks_installed_and_sorts_installed_first(qtmodeltester, t
     proxy.installed_only = True
     proxy.invalidate()
     assert proxy.rowCount() == 3
+
+
+def test_first_token_after_a_pause_shows_at_once_then_coalesces(qtbot) -> None:
+    m = ChatModel()
+    m.append("assistant", "", state="streaming")
+    m.append_token("a")
+    assert m.flushes == 1 and m.data(m.index(0), TextRole) == "a"  # no timer wait for the first token
+    for _ in range(50):
+        m.append_token("b")
+    assert m.flushes == 1  # the rest waits for the interval
+    qtbot.waitUntil(lambda: m.data(m.index(0), TextRole) == "a" + "b" * 50, timeout=2000)
+    assert m.flushes == 2
