@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from . import gguf_doctor, gpu_select, prompts
+from .stops import StopScanner
 from .errors import ContextOverflowError, GenerationError, GGUFError, ModelLoadError
 from .protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
 
@@ -337,12 +338,10 @@ class LlamaBackend:
         cached = min(cached, len(tokens) - 1)
         vocab = llm._model.vocab
         stop_ids = set(req.stop_token_ids) | self._eog_extra
-        stop_strings = [s for s in req.stop_strings if s]
+        scanner = StopScanner(req.stop_strings)
         seed = req.seed if req.seed is not None and req.seed >= 0 else int.from_bytes(os.urandom(4), "little")
         llm.set_seed(seed)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        text = ""  # everything decoded so far (after the leading-space strip)
-        emitted = 0  # how much of ``text`` has been sent
         started = False
         finish = "length"
         stop_token: int | None = None
@@ -365,19 +364,12 @@ class LlamaBackend:
                 if not started:
                     piece = piece.lstrip()
                     started = bool(piece)
-                text += piece
-                hit = _find_stop(text, stop_strings, emitted)
-                if hit is not None:
-                    text = text[:hit]
+                shown = scanner.feed(piece)
+                if shown:
+                    yield TokenChunk(req.id, shown, 1)
+                if scanner.stopped:
                     finish = "stop"
-                    if len(text) > emitted:
-                        yield TokenChunk(req.id, text[emitted:], 1)
-                        emitted = len(text)
                     break
-                safe = len(text) - _held_back(text, stop_strings)
-                if safe > emitted:
-                    yield TokenChunk(req.id, text[emitted:safe], 1)
-                    emitted = safe
                 if cancel.is_set():
                     finish = "cancelled"
                     break
@@ -386,11 +378,12 @@ class LlamaBackend:
                     break
         except (RuntimeError, ValueError) as exc:
             raise GenerationError(f"generation failed in llama.cpp: {exc}") from exc
-        if finish != "stop" and len(text) > emitted:
-            # Flush text held back as a possible stop-string prefix.
-            text += decoder.decode(b"", final=True)
-            yield TokenChunk(req.id, text[emitted:], 0)
-            emitted = len(text)
+        if not scanner.stopped:
+            # The answer ended (end-of-turn token, length, cancel) with text held back as a possible
+            # stop-string prefix: it is part of the answer.
+            rest = scanner.rest(decoder.decode(b"", final=True))
+            if rest:
+                yield TokenChunk(req.id, rest, 0)
         t_end = time.perf_counter()
         decode_s = t_end - t_first if n_gen > 1 else 0.0
         stats = GenerationStats(
@@ -399,24 +392,4 @@ class LlamaBackend:
             context_used=int(llm.n_tokens), context_total=n_ctx, backend=self.loaded.backend,
             gpu_layers=self.loaded.n_gpu_layers, seed=seed,
         )
-        yield Finished(req.id, text[:emitted], finish, stats, prep.dropped, stop_token)
-
-
-def _find_stop(text: str, stops: list[str], emitted: int) -> int | None:
-    best = None
-    for s in stops:
-        i = text.find(s, max(0, emitted - len(s)))
-        if i >= 0 and (best is None or i < best):
-            best = i
-    return best
-
-
-def _held_back(text: str, stops: list[str]) -> int:
-    """Length of the longest tail of ``text`` that could still grow into a stop string."""
-    best = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), best, -1):
-            if text.endswith(s[:k]):
-                best = k
-                break
-    return best
+        yield Finished(req.id, scanner.text[:scanner.emitted], finish, stats, prep.dropped, stop_token)

@@ -39,6 +39,7 @@ from .errors import (
 )
 from .profiles import BackendSpec, Profile
 from .protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
+from .stops import StopScanner
 
 BACKEND_NAME = "remote"
 KEYRING_USER = "api_key"  # the keyring entry: keyring.get_password(backend.keyring_service, "api_key")
@@ -302,19 +303,18 @@ class RemoteBackend:
         Every chunk is yielded as soon as it arrives, so when the stream breaks the caller already
         holds all the text received (the host flushes it before the Failed event).
         """
-        from .llama_backend import _find_stop, _held_back  # the local backend's stop-string rules
-
         if self._client is None or self.spec is None or self.loaded is None:
             raise GenerationError("no model is loaded")
         spec, root = self.spec, self.root
         endpoint, body = self._body(req)
-        stop_strings = body.get("stop", [])
+        # The server applies the stop strings too; applying them here as well ends the answer the same
+        # way the local backend does, whatever the server's own rules.
+        scanner = StopScanner(body.get("stop", []))
         t0 = time.perf_counter()
-        text, emitted = "", 0
         n_gen, ttft, t_first = 0, 0.0, 0.0
         finish: str | None = None
         usage: dict[str, Any] = {}
-        done = stop_hit = False
+        done = False
         try:
             with self._client.stream("POST", f"{root}/{endpoint}", json=body) as resp:
                 _raise_for_status(resp, spec, root, self.model)
@@ -347,19 +347,12 @@ class RemoteBackend:
                             t_first = time.perf_counter()
                             ttft = t_first - t0
                         n_gen += 1
-                        text += piece
-                        hit = _find_stop(text, stop_strings, emitted)
-                        if hit is not None:
-                            text = text[:hit]
-                            finish, stop_hit = "stop", True
-                            if len(text) > emitted:
-                                yield TokenChunk(req.id, text[emitted:], 1)
-                                emitted = len(text)
+                        shown = scanner.feed(piece)
+                        if shown:
+                            yield TokenChunk(req.id, shown, 1)
+                        if scanner.stopped:
+                            finish = "stop"
                             break
-                        safe = len(text) - _held_back(text, stop_strings)
-                        if safe > emitted:
-                            yield TokenChunk(req.id, text[emitted:safe], 1)
-                            emitted = safe
                     if ch.get("finish_reason"):
                         finish = "length" if ch["finish_reason"] == "length" else "stop"
                         # keep reading: a usage chunk and [DONE] may follow
@@ -380,9 +373,10 @@ class RemoteBackend:
                 raise RemoteStreamError(f"the server at {root} ended the stream mid-answer after {n_gen} chunks; "
                                         "the partial answer is kept")
             finish = "stop"
-        if not stop_hit and len(text) > emitted:
-            yield TokenChunk(req.id, text[emitted:], 0)  # held back as a possible stop-string prefix, never completed
-            emitted = len(text)
+        if not scanner.stopped:
+            rest = scanner.rest()  # held back as a possible stop-string prefix, never completed
+            if rest:
+                yield TokenChunk(req.id, rest, 0)
         t_end = time.perf_counter()
         decode_s = t_end - t_first if n_gen > 1 else 0.0
         generated = int(usage.get("completion_tokens") or n_gen) if finish != "cancelled" else n_gen
@@ -393,7 +387,7 @@ class RemoteBackend:
             total_s=t_end - t0, context_used=prompt_tokens + generated, context_total=self.loaded.n_ctx,
             backend=BACKEND_NAME, gpu_layers=0, seed=body.get("seed", -1),  # -1: the server picked one
         )
-        yield Finished(req.id, text[:emitted], finish, stats, [], None)
+        yield Finished(req.id, scanner.text[:scanner.emitted], finish, stats, [], None)
 
 
 __all__ = ["RemoteBackend", "RemoteCheck", "check_connection", "api_root", "api_key", "list_models", "spec_from"]

@@ -95,6 +95,7 @@ def test_engine_killed_mid_answer_is_reported_and_the_next_request_works(demo) -
     pid = c.pid
     gen = models.generate_request(profile, [{"role": "user", "content": "Count from one to one hundred."}],
                                   new_id("gen"), max_tokens=300, seed=1)
+    gen.chunk_interval_ms = 0  # a chunk per token: the kill lands mid-answer however short the answer is
     chunks, last = _run(c, gen, on_chunk=lambda n: n == 3 and os.kill(pid, signal.SIGKILL))
     assert isinstance(last, P.Failed) and last.error["code"] == EngineCrashedError.code
     assert "SIGKILL" in last.error["message"]
