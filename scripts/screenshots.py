@@ -72,7 +72,7 @@ def _dark_palette():
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs"))
-    ap.add_argument("--tokens", type=int, default=28, help="capture once this many chunks have streamed")
+    ap.add_argument("--tokens", type=int, default=10, help="capture once this many chunks (40 ms each) have streamed")
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
     _maybe_xvfb()

@@ -235,6 +235,9 @@ class CodeBlock(QFrame):
         e.ignore()
 
 
+_TEXT_ROLES = {int(Qt.ItemDataRole.DisplayRole), int(TextRole)}
+
+
 class MessageWidget(QFrame):
     """One message: header (who, state, branch switcher, actions) and its body."""
 
@@ -295,11 +298,20 @@ class MessageWidget(QFrame):
         idx = model.index(row)
         text = model.data(idx, TextRole) or ""
         state = model.data(idx, StateRole)
+        if (roles and set(roles) <= _TEXT_ROLES and state == "streaming" == self.state
+                and model.data(idx, IdRole) == self.message_id):
+            # A streamed flush: only the text grew. Touching the header (even with equal values, e.g.
+            # setBackgroundRole) repaints the whole message and its children on every flush.
+            self.text = text
+            self._stream_to(text)
+            return
         self.message_id = model.data(idx, IdRole)
         self.role = model.data(idx, RoleRole)
         self.text = text
         self.who.setText({"user": "You", "assistant": "Assistant", "system": "System"}.get(self.role, self.role))
-        self.setBackgroundRole(QPalette.ColorRole.AlternateBase if self.role == "user" else QPalette.ColorRole.Base)
+        bg = QPalette.ColorRole.AlternateBase if self.role == "user" else QPalette.ColorRole.Base
+        if self.backgroundRole() != bg:
+            self.setBackgroundRole(bg)
         prov = model.data(idx, ProvenanceRole) or {}
         if self.role == "assistant" and prov.get("profile_name"):
             self.who.setToolTip(f"{prov.get('profile_name')} · {prov.get('model_file', '')} · "
@@ -366,6 +378,10 @@ class MessageWidget(QFrame):
             self.rendered_text = None
             self.committed = 0
             self.stream = AutoText()
+            # Opaque, in the message's own background: a repaint of the growing tail then stays inside
+            # it, instead of repainting the message (header, buttons) underneath on every flush.
+            self.stream.viewport().setBackgroundRole(self.backgroundRole())
+            self.stream.viewport().setAutoFillBackground(True)
             self.body.addWidget(self.stream)
         pending = text[self.committed:]
         cut = stable_prefix(pending)
