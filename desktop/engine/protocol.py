@@ -54,10 +54,10 @@ class Generate:
     seed: int = -1
     stop_strings: list[str] = field(default_factory=list)
     stop_token_ids: list[int] = field(default_factory=list)
-    # Tokens are batched into one chunk per interval, matched to the chat view's ~40 ms flush: shorter
-    # chunks only wake the GUI more often (bench/NOTES.md: 15 -> 40 ms cut the GUI's non-paint CPU by a
-    # quarter while streaming, CPU that otherwise slows llama.cpp's threads on a small machine).
-    chunk_interval_ms: float = 40.0
+    # Tokens are batched into one chunk per interval, matched to the chat view's 50 ms flush, so each chunk
+    # is painted as it arrives: shorter chunks only wake the GUI more often, CPU that slows llama.cpp's
+    # threads on a small machine (bench/NOTES.md: 15 -> 40 -> 50 ms).
+    chunk_interval_ms: float = 50.0
 
 
 @dataclass
