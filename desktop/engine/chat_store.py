@@ -9,7 +9,6 @@ can run it and hand the digest back to the owning thread (:meth:`ChatStore.remem
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
+from .models import hash_file
 
 SCHEMA_VERSION = 1
 JOURNAL_INTERVAL_S = 0.5
@@ -100,15 +100,6 @@ class SearchHit:
     chat_id: int
     message_id: int
     snippet: str
-
-
-def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file. Slow for big GGUFs (seconds per GB): call it off the GUI thread, once per file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _file_key(path: str | Path) -> tuple[str, int, int]:

@@ -15,7 +15,6 @@ as a model after the GGUF doctor has checked (and if needed repaired) it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import queue
@@ -201,7 +200,7 @@ class _RunningHash:
         self.reset()
 
     def reset(self) -> None:
-        self.h = hashlib.sha256() if self.algo == "sha256" else hashlib.sha1(b"blob %d\0" % self.size)
+        self.h = models.new_hasher(self.algo, self.size)
         self.n = 0
 
     def update(self, data: bytes) -> None:
@@ -318,19 +317,6 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
             delay = min(backoff_max, backoff_base * 2 ** max(failures - 1, 0))
             prog.emit("retrying", t, index, have, f"{type(exc).__name__}; retrying in {delay:.0f} s")
             _wait(cancel, delay)
-
-
-def _hash_file(path: Path, algo: str, size: int, on_progress: Callable[[int], None], cancel: threading.Event) -> str:
-    h = hashlib.sha256() if algo == "sha256" else hashlib.sha1(b"blob %d\0" % size)
-    done = 0
-    with path.open("rb") as f:
-        while chunk := f.read(8 << 20):
-            h.update(chunk)
-            done += len(chunk)
-            on_progress(done)
-            if cancel.is_set():
-                raise DownloadCancelled("download paused or cancelled while verifying")
-    return h.hexdigest()
 
 
 # Files we verified (and maybe repaired) before: realpath -> {size, mtime_ns, source, now}. A repaired
@@ -489,11 +475,10 @@ def run_download(repo_or_profile: str, *, quant: str | None = None, filename: st
     source_sha = [t.sha256 or t.etag for t in targets]
     if fixes:
         prog.emit("verifying", message="hashing the repaired file")
-        final_sha = _hash_file(model_path, "sha256", model_path.stat().st_size, lambda d: None, cancel)
+        final_sha = models.hash_file(model_path, cancel=cancel)
         _remember(model_path, source_sha[0], final_sha)
     else:
-        final_sha = source_sha[0] if entry.split != "parts" else _hash_file(
-            model_path, "sha256", model_path.stat().st_size, lambda d: None, cancel)
+        final_sha = source_sha[0] if entry.split != "parts" else models.hash_file(model_path, cancel=cancel)
 
     pid = profile.id if profile else models.profile_from_report(report, repo=repo, quant=entry.quant).id
     model_id = models.register_model(
@@ -525,7 +510,7 @@ def _verify_reused(t: _FileTarget, index: int, prog: _Progress, cancel: threadin
     path = t.final if t.final.exists() else t.blob
     if _known_good(path, want):
         return
-    got = _hash_file(path, algo, t.size, lambda d: prog.emit("verifying", t, index, d, force=False), cancel)
+    got = models.hash_file(path, algo, lambda d, _n: prog.emit("verifying", t, index, d, force=False), cancel)
     rec = _verified().get(str(path.resolve()), {})
     if got == want or (rec.get("source") == want and rec.get("now") == got):
         _remember(path, want, got)
@@ -712,7 +697,7 @@ class DownloadManager:
             if ev is not None:
                 ev.set()  # the worker notices between chunks and settles the state
                 return
-            if job.state == "queued" or job.state in {"paused", "failed"}:
+            if job.state in {"queued", "paused", "failed"}:
                 job.state = "cancelled" if discard else "paused"
                 self._idle.notify_all()
         if discard:
@@ -862,7 +847,7 @@ def _local_header(repo: str, entries: list[hub.QuantEntry]) -> dict[str, Any] | 
                     with cand.open("rb") as f:
                         head = f.read(hub.HEADER_PREFIX_BYTES)
                     try:
-                        numbers = gguf_header.arch_numbers(gguf_header.parse_prefix(head, partial=True))
+                        numbers = gguf_header.arch_numbers(gguf_header.parse_prefix(head))
                     except AppError:
                         continue
                     if numbers.get("layers") and numbers.get("head_dim"):

@@ -26,7 +26,7 @@ _MAX_STR = 1 << 26
 
 
 class NeedMoreBytes(Exception):
-    """The prefix ended inside the metadata; fetch a longer one."""
+    """The prefix ended inside the metadata (internal: parse_prefix reports it as truncated)."""
 
 
 class _Cursor:
@@ -69,25 +69,24 @@ def _skip_value(cur: _Cursor, vtype: int) -> None:
         raise GGUFError(f"GGUF header has an unknown value type {vtype}")
 
 
-def parse_prefix(data: bytes, wanted: set[str] | None = None, partial: bool = False) -> dict[str, Any]:
-    """Scalar and string metadata from a GGUF prefix.
-
-    Stops early once every key in ``wanted`` has been seen. If the prefix ends first: with ``partial``,
-    returns what was read (``"GGUF.truncated": True``); otherwise raises NeedMoreBytes. Raises GGUFError
-    if it is not a GGUF.
-    """
+def parse_prefix(data: bytes) -> dict[str, Any]:
+    """Scalar and string metadata from a GGUF prefix: all of it, or what precedes the end of ``data``
+    (then ``"GGUF.truncated": True``). Raises GGUFError if it is not a GGUF."""
     cur = _Cursor(data)
-    if cur.take(4) != b"GGUF":
-        raise GGUFError("not a GGUF file (bad magic)")
-    version = cur.unpack("<I")
+    try:
+        magic = cur.take(4)
+        if magic != b"GGUF":
+            raise GGUFError("not a GGUF file (bad magic)")
+        version = cur.unpack("<I")
+        cur.unpack("<Q")  # tensor count
+        kv_count = cur.unpack("<Q")
+    except NeedMoreBytes as exc:
+        raise GGUFError(f"not a GGUF file (only {len(data)} bytes)") from exc
     if version < 2:
         raise GGUFError(f"GGUF version {version} is too old")
-    cur.unpack("<Q")  # tensor count
-    kv_count = cur.unpack("<Q")
     if kv_count > _MAX_KV:
         raise GGUFError(f"GGUF header claims {kv_count} metadata keys; the file is corrupt or hostile")
     out: dict[str, Any] = {"GGUF.version": version}
-    remaining = set(wanted) if wanted else None
     try:
         for _ in range(kv_count):
             key = cur.string()
@@ -98,13 +97,7 @@ def parse_prefix(data: bytes, wanted: set[str] | None = None, partial: bool = Fa
                 out[key] = cur.string()
             else:
                 _skip_value(cur, vtype)
-            if remaining is not None:
-                remaining.discard(key)
-                if not remaining:
-                    break
     except NeedMoreBytes:
-        if not partial:
-            raise
         out["GGUF.truncated"] = True
     return out
 

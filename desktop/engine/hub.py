@@ -238,7 +238,7 @@ def read_remote_header(repo: str, filename: str, revision: str = "main") -> dict
             raise translate(exc, repo, filename) from exc
         # The architecture keys come before the vocabulary in every converter's output, so a few MB
         # usually hold them; grow the range only if they are missing.
-        meta = gguf_header.parse_prefix(r.content, partial=True)
+        meta = gguf_header.parse_prefix(r.content)
         numbers = gguf_header.arch_numbers(meta)
         if numbers["layers"] and numbers["head_dim"] or not meta.get("GGUF.truncated"):
             return numbers

@@ -339,11 +339,19 @@ def profile_from_report(report: Any, *, repo: str | None = None, quant: str | No
     return prof
 
 
-def sha256_file(path: str | Path, progress: Any = None, cancel: Any = None) -> str:
-    """Hex sha256 of a file, reading 8 MiB at a time; ``progress(done, total)`` after each read."""
-    h = hashlib.sha256()
+def new_hasher(algo: str, size: int) -> Any:
+    """``sha256``, or ``gitsha1``: git's blob id, sha1("blob <size>\\0" + content), what the Hub gives non-LFS files."""
+    return hashlib.sha256() if algo == "sha256" else hashlib.sha1(b"blob %d\0" % size)
+
+
+def hash_file(path: str | Path, algo: str = "sha256", progress: Any = None, cancel: Any = None) -> str:
+    """Hex digest of a file, read 8 MiB at a time; ``progress(done, total)`` after each read.
+
+    Slow for big GGUFs (seconds per GB): callers run it off the GUI thread, once per file.
+    """
     p = Path(path)
     total = p.stat().st_size
+    h = new_hasher(algo, total)
     done = 0
     with p.open("rb") as f:
         while chunk := f.read(8 << 20):
@@ -354,7 +362,7 @@ def sha256_file(path: str | Path, progress: Any = None, cancel: Any = None) -> s
             if cancel is not None and cancel.is_set():
                 from .errors import DownloadCancelled
 
-                raise DownloadCancelled("cancelled while verifying")
+                raise DownloadCancelled("download paused or cancelled while verifying")
     return h.hexdigest()
 
 
@@ -380,7 +388,7 @@ def import_model(path: str | Path, profile_id: str | None = None, *, store: Any 
         pid = profile_from_report(report).id
         store.reload()
     quant = report.file_type
-    digest = sha256_file(p)
+    digest = hash_file(p)
     model_id = register_model(pid, p, quant=quant, size=p.stat().st_size, sha256=digest, fixes=fixes,
                               origin="import")
     return _installed(read_registry()[model_id])

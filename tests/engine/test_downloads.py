@@ -427,3 +427,17 @@ def test_models_directory_instead_of_the_cache(hub_server: HubServer, spm_repo: 
     assert Path(out["path"]).read_bytes() == spm_repo and not list(target.rglob("*.incomplete"))
     assert not list(paths.hf_hub_cache().rglob(SPM_FILE))
     assert sum(q.sent for q in gets(hub_server, SPM_FILE)) == len(spm_repo)
+
+
+def test_header_prefix_parser_reports_truncation_and_rejects_non_gguf(spm_model: tiny_gguf.TinyModel) -> None:
+    from desktop.engine import gguf_header
+    from desktop.engine.errors import GGUFError
+
+    data = spm_model.path.read_bytes()
+    full = gguf_header.parse_prefix(data)
+    assert "GGUF.truncated" not in full and full["general.architecture"] == "llama"
+    cut = gguf_header.parse_prefix(data[:200])
+    assert cut["GGUF.truncated"] is True and cut["general.architecture"] == "llama"
+    for bad in (b"GG", b"NOPE" + b"\0" * 40):
+        with pytest.raises(GGUFError):
+            gguf_header.parse_prefix(bad)
