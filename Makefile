@@ -25,7 +25,7 @@ endif
 WHEEL_KEY := $(shell printf '%s %s' '$(LLAMA_CPP_VERSION)' '$(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 WHEEL_DIR ?= $(HOME)/.cache/desktop-chat/wheels/$(WHEEL_KEY)
 
-.PHONY: run test venv llama-wheel bench clean-venv dist dist-check
+.PHONY: run test venv llama-wheel bench bench-gpu clean-venv dist dist-check
 
 # `make dist`: the PyInstaller onedir bundle dist/desktop-chat/ (build.spec) of the llama.cpp build installed in
 # .venv. DIST_CPU_LIB=DIR ships DIR's CPU-only llama.cpp libraries as the fallback of a GPU build; DIST_DEMO=1
@@ -66,6 +66,11 @@ test: $(STAMP)
 # (about 5 minutes; not part of `make test` or CI). bench/run.py lists the BENCH_* knobs.
 bench: $(STAMP)
 	BENCH_CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' QT_QPA_PLATFORM=offscreen $(BIN)/python bench/run.py
+
+# The GPU ratio (full offload), on a machine with a GPU build: `scripts/build_llama.sh cuda --install` first.
+# Writes bench/results-gpu.json, which `make bench` puts into bench/RESULTS.md.
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/gpu.py
 
 dist: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dist]'

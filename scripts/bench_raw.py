@@ -18,6 +18,9 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--ctx", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=None)
+    # The app's sampler defaults (protocol.Generate), so the number sits beside `--selftest`'s: llama-cpp-python's
+    # own default repeat penalty is 1.0, and the penalty costs ~0.15 ms per token (bench/NOTES.md, change 7).
+    ap.add_argument("--repeat-penalty", type=float, default=1.1)
     ap.add_argument("--prompt", default="<s>[INST] Say hello. [/INST]",
                     help="raw prompt text, special tokens parsed (the default suits the scripted selftest GGUFs)")
     args = ap.parse_args()
@@ -30,7 +33,7 @@ def main() -> int:
     prompt = llm.tokenize(args.prompt.encode(), add_bos=not args.prompt.startswith("<s>"), special=True)
     n = 0
     t_first = t_end = time.perf_counter()
-    for tok in llm.generate(prompt, temp=0.0, top_k=1):
+    for tok in llm.generate(prompt, temp=0.0, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=args.repeat_penalty):
         if n == 0:
             t_first = time.perf_counter()
         n += 1

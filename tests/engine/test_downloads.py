@@ -441,3 +441,89 @@ def test_header_prefix_parser_reports_truncation_and_rejects_non_gguf(spm_model:
     for bad in (b"GG", b"NOPE" + b"\0" * 40):
         with pytest.raises(GGUFError):
             gguf_header.parse_prefix(bad)
+
+
+# ------------------------------------------------------------------------------------ the writer thread
+
+
+def test_disk_writer_writes_and_hashes_blocks_in_order(tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    out = io.BytesIO()
+    running = downloads._RunningHash("sha256", 0)
+    w = downloads._DiskWriter(out, running)
+    blocks = [[os.urandom(1000 + i), os.urandom(70_000)] for i in range(3 * downloads.WRITE_DEPTH)]
+    for b in blocks:
+        w.put(b)
+    assert w.close() == sum(len(p) for b in blocks for p in b)
+    data = b"".join(p for b in blocks for p in b)
+    assert out.getvalue() == data
+    assert running.h.hexdigest() == hashlib.sha256(data).hexdigest() and running.n == len(data)
+    assert not w.thread.is_alive()
+
+
+def test_disk_writer_hands_a_write_error_to_the_reader_without_blocking_it() -> None:
+    import errno
+
+    class Full:
+        n = 0
+
+        def write(self, data: bytes) -> int:
+            if self.n:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.n += len(data)
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    out = Full()
+    w = downloads._DiskWriter(out, downloads._RunningHash("sha256", 0))
+    raised = 0
+    for _ in range(10 * downloads.WRITE_DEPTH):  # far more than the queue holds: must not deadlock
+        try:
+            w.put([b"x" * 1000])
+        except OSError:
+            raised += 1
+    with pytest.raises(OSError, match="No space"):
+        w.close()
+    assert raised > 0 and w.written == 1000 and not w.thread.is_alive()
+
+
+def test_disk_filling_up_mid_download_stops_at_once_and_keeps_the_partial(
+        hub_server: HubServer, spm_repo: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    limit = 128 * 1024
+    monkeypatch.setattr(downloads, "WRITE_BYTES", 32 * 1024)
+
+    class FillingWriter(downloads._DiskWriter):
+        """The real writer over a file that takes ``limit`` bytes, then reports a full disk."""
+
+        def __init__(self, out, running) -> None:
+            class Out:
+                n = 0
+
+                def write(self, data) -> int:
+                    if self.n + len(data) > limit:
+                        raise OSError(errno.ENOSPC, "No space left on device")
+                    k = out.write(data)
+                    self.n += k
+                    return k
+
+                def flush(self) -> None:
+                    out.flush()
+
+            super().__init__(Out(), running)
+
+    monkeypatch.setattr(downloads, "_DiskWriter", FillingWriter)
+    events: list[downloads.DownloadEvent] = []
+    with pytest.raises(DiskSpaceError) as ei:
+        downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, backoff_base=5.0)
+    assert "disk filled up" in ei.value.message
+    assert "retrying" not in {e.state for e in events}  # no backoff loop against a full disk
+    assert len([q for q in gets(hub_server, SPM_FILE) if q.sent]) == 1
+    partial = list((paths.hf_hub_cache()).rglob("*.incomplete"))
+    assert len(partial) == 1 and partial[0].read_bytes() == spm_repo[:partial[0].stat().st_size]
+    assert 0 < partial[0].stat().st_size <= limit
