@@ -961,7 +961,8 @@ def write_results(res: dict[str, Any]) -> str:
     lines += ["## How each number is taken", "",
               "1. The real MainWindow (offscreen) sends a prompt; tok/s = (n-1) / (first token arriving on the GUI "
               "thread → Finished handled, final text in the model and the view). Raw: `Llama.generate` on the same "
-              "prompt tokens, sampling and seed, n tokens, (n-1) / (first token → nth token detokenized). Pairs "
+              "prompt tokens, sampling and seed, n tokens, (n-1) / (first token → nth token detokenized); like the "
+              "app, it keeps its cached prompt, so both evaluate the same batches and stream the same text. Pairs "
               "alternate app, raw.",
               "2. One conversation of 10 turns after a fresh load; TTFT from `send()` to the first answer text in "
               "the chat model/view (includes the model's flush timer), and the engine's own TTFT.",
@@ -970,11 +971,16 @@ def write_results(res: dict[str, Any]) -> str:
               "first vs last 5 % of flushes; paint cost shows as the share of time the loop ran late, first vs last "
               "tenth.",
               "4. `run_download` (listing, resumable fetch, sha256, cache link, GGUF doctor, registry) against "
-              "`curl -s -o` of the same URL from the same loopback server process. Resume: cancel at 50 % from the "
-              "progress callback, run again, sum the bytes the server sent.",
+              "`curl -s -o` of the same URL from the same loopback server process, in pairs of alternating order; "
+              "CPU seconds from psutil (this process and the server, up to the file being linked) and "
+              "getrusage (curl). Resume: a cancel at 50 % from the progress callback, and a `kill -9` of a download "
+              "process once half the file is on disk; then run again and sum the bytes the server sent.",
               "5. A fresh process doing what `python -m desktop` does; first paint of the window. Switches alternate "
               "two profiles on the same file; raw = `llama_cpp.Llama(...)` of that file, interleaved.",
               "6. numpy: a 256 MiB XOR-reduce (read) and copy (read + write); bytes per token = the GGUF's size.",
+              "GPU: `make bench-gpu` (bench/gpu.py) on a machine with a CUDA build: the engine process, protocol and "
+              "client against raw `Llama.generate` on the same scripted GGUF, load settings, prompt tokens and "
+              "sampler arguments, all layers offloaded; alternating pairs, medians; its JSON is folded in here.",
               ""]
     text = "\n".join(lines)
     out = Path(os.environ.get("BENCH_OUT") or ROOT / "bench")

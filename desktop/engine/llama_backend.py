@@ -194,8 +194,11 @@ def install_penalty_prefilter(llm: Any) -> bool:
                                     int(llm.last_n_tokens_size), kw.get("mirostat_mode", 0))
         if k is None or getattr(chain, "custom_samplers", None):
             return chain
-        fast = type(chain)()
-        fast.add_top_k(k)
+        try:
+            fast = type(chain)()
+            fast.add_top_k(k)
+        except Exception:  # noqa: BLE001 - another llama-cpp-python's sampler class: keep its own chain
+            return chain
         for _ in range(llama_cpp.llama_sampler_chain_n(chain.sampler)):
             llama_cpp.llama_sampler_chain_add(fast.sampler, llama_cpp.llama_sampler_chain_remove(chain.sampler, 0))
         chain.close()
