@@ -227,8 +227,9 @@ class _DiskWriter:
     gathered), and the resume fetches them again. Created and closed on the download's thread.
     """
 
-    def __init__(self, out: Any, running: _RunningHash) -> None:
+    def __init__(self, out: Any, running: _RunningHash, name: str = "", start: int = 0, size: int = 0) -> None:
         self.out, self.running = out, running
+        self.name, self.start, self.size = name, start, size  # for the error messages
         self.written = 0
         self.error: BaseException | None = None
         self.q: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=WRITE_DEPTH)
@@ -254,7 +255,7 @@ class _DiskWriter:
     def put(self, block: list[bytes]) -> None:
         """Queue one block: the network reads as they came (joined on the writer thread)."""
         if self.error is not None:
-            raise self.error
+            self._raise()
         self.q.put(block)
 
     def close(self) -> int:
@@ -267,8 +268,24 @@ class _DiskWriter:
             except OSError as exc:
                 self.error = exc
         if self.error is not None:
-            raise self.error
+            self._raise()
         return self.written
+
+    def _raise(self) -> None:
+        """A local write failed: no re-fetch fixes that, so it ends the download (the partial file stays)."""
+        exc = self.error
+        if not isinstance(exc, OSError):
+            raise exc  # type: ignore[misc]
+        at = f"at byte {self.start + self.written:,} of {self.size:,}"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskSpaceError(f"{self.name}: the disk filled up {at} (free some space and run the download "
+                                 "again to resume)", details=str(exc)) from exc
+        if exc.errno == errno.EFBIG:
+            raise DownloadError(f"{self.name}: this file system cannot hold a file that big ({at}; FAT32 stops at "
+                                "4 GiB): set DESKTOP_CHAT_MODELS_DIR to a folder on another disk",
+                                code="disk_write", details=str(exc)) from exc
+        raise DownloadError(f"{self.name}: writing the file failed {at}: {exc.strerror or exc}; the partial file "
+                            "is kept", code="disk_write", details=str(exc)) from exc
 
 
 def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event, *, repo: str,
@@ -292,6 +309,7 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
         if have > t.size:
             t.incomplete.unlink()
             have = 0
+            running.reset()
         if running.n != have:
             running.catch_up(t.incomplete, have, cancel)
         if have == t.size:
@@ -309,6 +327,7 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
                     r.raise_for_status()
                 if r.status_code == 416:  # range beyond the end: our partial is stale
                     t.incomplete.unlink(missing_ok=True)
+                    running.reset()
                     continue
                 if r.status_code >= 400:
                     r.read()
@@ -326,7 +345,7 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
                     # halved loopback throughput. The blocks are written and hashed on the writer thread.
                     # Whatever was received is written on any way out (a dropped connection, a cancel), so a
                     # resume starts at the exact byte; only a hard kill loses the blocks still in flight.
-                    writer = _DiskWriter(out, running)
+                    writer = _DiskWriter(out, running, t.name, start, t.size)
                     block: list[bytes] = []
                     n_block = 0
                     got = 0
@@ -341,7 +360,6 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
                                 got += n_block
                                 prog.done += n_block
                                 block, n_block = [], 0
-                                progress_made = True
                                 prog.emit("downloading", t, index, start + got, force=False)
                                 if start + got > t.size:
                                     break
@@ -351,23 +369,24 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
                                 writer.put(block)
                                 got += n_block
                                 prog.done += n_block
-                                progress_made = True
                         finally:
                             try:
                                 writer.close()
                             finally:  # progress counts what reached the disk, also after a write error
                                 prog.done -= got - writer.written
                                 have, fetched = start + writer.written, fetched + writer.written
+                                progress_made = progress_made or writer.written > 0
+            if have > t.size:
+                # More bytes than the Hub listed: the file changed upstream since the listing.
+                t.incomplete.unlink(missing_ok=True)
+                running.reset()
+                raise DownloadError(f"{t.name}: the server sent more than the {t.size:,} bytes the Hub listed (the "
+                                    "file changed on the Hub); run the download again", code="size_mismatch")
             if have < t.size:
                 raise httpx2.RemoteProtocolError("connection closed before the end of the file")
         except AppError:
             raise
         except Exception as exc:  # noqa: BLE001 - sorted below: give up on client errors, retry the rest
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                # The disk filled up while we wrote (another program, or a wrong free-space figure): a retry
-                # would fail again. The partial file stays, so the download resumes once there is room.
-                raise DiskSpaceError(f"{t.name}: the disk filled up at byte {have:,} of {t.size:,} (free some "
-                                     "space and run the download again to resume)", details=str(exc)) from exc
             status = getattr(getattr(exc, "response", None), "status_code", None)
             if status is not None and status < 500 and status not in (408, 429):
                 raise hub.translate(exc, repo, t.name) from exc

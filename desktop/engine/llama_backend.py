@@ -150,7 +150,8 @@ def token_piece(vocab: Any, token: int, special: bool = False) -> bytes:
 
 
 def penalty_prefilter_k(top_k: int, temp: float, repeat_penalty: float, frequency_penalty: float = 0.0,
-                        presence_penalty: float = 0.0, last_n: int = 64, mirostat_mode: int = 0) -> int | None:
+                        presence_penalty: float = 0.0, last_n: int = 64, mirostat_mode: int = 0,
+                        n_vocab: int | None = None) -> int | None:
     """How many top candidates a sampler chain that starts with repetition penalties can keep up front without
     changing what it samples, or None when that shortcut does not apply.
 
@@ -161,16 +162,24 @@ def penalty_prefilter_k(top_k: int, temp: float, repeat_penalty: float, frequenc
     the penalties was in the top ``k + last_n`` before them: a ``top_k(k + last_n)`` in front of the chain
     leaves the result of ``penalties -> top_k(k)`` (or ``penalties -> greedy``, k = 1) unchanged, and the
     penalties then touch ~100 candidates instead of the whole vocabulary.
+
+    One difference remains, among logits that are exactly equal: the stock greedy sampler takes the lowest
+    token id of a tie, the prefiltered chain whichever the (unstable) top-k sort put first. Both are argmaxes;
+    with float logits from a real model such ties are vanishingly rare.
     """
     active = last_n != 0 and (repeat_penalty != 1.0 or frequency_penalty != 0.0 or presence_penalty != 0.0)
     never_raises = repeat_penalty >= 1.0 and frequency_penalty >= 0.0 and presence_penalty >= 0.0
     if not active or not never_raises or mirostat_mode != 0 or last_n < 0:
         return None
     if temp == 0.0:
-        return 1 + last_n  # greedy
-    if temp > 0.0 and top_k > 0:
-        return top_k + last_n
-    return None  # top_k off, or temp < 0 (plain dist over the whole vocabulary): every logit matters
+        k = 1 + last_n  # greedy
+    elif temp > 0.0 and top_k > 0:
+        k = top_k + last_n
+    else:
+        return None  # top_k off, or temp < 0 (plain dist over the whole vocabulary): every logit matters
+    if n_vocab is not None and k >= n_vocab:
+        return None  # nothing to cut (and no int32 overflow from an absurd top_k)
+    return k
 
 
 def install_penalty_prefilter(llm: Any) -> bool:
@@ -180,18 +189,24 @@ def install_penalty_prefilter(llm: Any) -> bool:
     where this llama-cpp-python lacks what that needs."""
     import llama_cpp
 
+    import weakref
+
     needed = ("llama_sampler_chain_n", "llama_sampler_chain_remove", "llama_sampler_chain_add")
-    stock = getattr(llm, "_init_sampler", None)
+    stock = getattr(type(llm), "_init_sampler", None)
     if stock is None or not all(hasattr(llama_cpp, f) for f in needed):
         return False
+    last_n, n_vocab = int(llm.last_n_tokens_size), int(llm.n_vocab())
+    # A weak reference: the closure lives in llm.__dict__, and a strong one would keep the Llama (and its
+    # vocabulary-sized buffers) alive until the cycle collector runs.
+    ref = weakref.ref(llm)
 
     def init_sampler(**kw: Any) -> Any:
-        chain = stock(**kw)
+        chain = stock(ref(), **kw)
         k = None
         if kw.get("grammar") is None and kw.get("logits_processor") is None:
             k = penalty_prefilter_k(kw.get("top_k", 40), kw.get("temp", 0.8), kw.get("repeat_penalty", 1.0),
                                     kw.get("frequency_penalty", 0.0), kw.get("presence_penalty", 0.0),
-                                    int(llm.last_n_tokens_size), kw.get("mirostat_mode", 0))
+                                    last_n, kw.get("mirostat_mode", 0), n_vocab)
         if k is None or getattr(chain, "custom_samplers", None):
             return chain
         try:

@@ -479,14 +479,14 @@ def test_disk_writer_hands_a_write_error_to_the_reader_without_blocking_it() -> 
             pass
 
     out = Full()
-    w = downloads._DiskWriter(out, downloads._RunningHash("sha256", 0))
+    w = downloads._DiskWriter(out, downloads._RunningHash("sha256", 0), "m.gguf", 500, 10_000)
     raised = 0
     for _ in range(10 * downloads.WRITE_DEPTH):  # far more than the queue holds: must not deadlock
         try:
             w.put([b"x" * 1000])
-        except OSError:
+        except DiskSpaceError:
             raised += 1
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DiskSpaceError, match="m.gguf: the disk filled up at byte 1,500 of 10,000"):
         w.close()
     assert raised > 0 and w.written == 1000 and not w.thread.is_alive()
 
@@ -501,7 +501,7 @@ def test_disk_filling_up_mid_download_stops_at_once_and_keeps_the_partial(
     class FillingWriter(downloads._DiskWriter):
         """The real writer over a file that takes ``limit`` bytes, then reports a full disk."""
 
-        def __init__(self, out, running) -> None:
+        def __init__(self, out, running, *rest) -> None:
             class Out:
                 n = 0
 
@@ -515,7 +515,7 @@ def test_disk_filling_up_mid_download_stops_at_once_and_keeps_the_partial(
                 def flush(self) -> None:
                     out.flush()
 
-            super().__init__(Out(), running)
+            super().__init__(Out(), running, *rest)
 
     monkeypatch.setattr(downloads, "_DiskWriter", FillingWriter)
     events: list[downloads.DownloadEvent] = []
@@ -527,3 +527,50 @@ def test_disk_filling_up_mid_download_stops_at_once_and_keeps_the_partial(
     partial = list((paths.hf_hub_cache()).rglob("*.incomplete"))
     assert len(partial) == 1 and partial[0].read_bytes() == spm_repo[:partial[0].stat().st_size]
     assert 0 < partial[0].stat().st_size <= limit
+
+
+def test_a_write_error_no_retry_can_fix_ends_the_download(hub_server: HubServer, spm_repo: bytes,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """EFBIG (FAT32's 4 GiB limit), EIO, EROFS: fetching again writes to the same disk, so no retry loop."""
+    import errno
+
+    monkeypatch.setattr(downloads, "WRITE_BYTES", 16 * 1024)
+
+    class TooBig(downloads._DiskWriter):
+        def __init__(self, out, running, *rest) -> None:
+            class Out:
+                def write(self, data) -> int:
+                    if os.fstat(out.fileno()).st_size + len(data) > 64 * 1024:
+                        raise OSError(errno.EFBIG, "File too large")
+                    return out.write(data)
+
+                def flush(self) -> None:
+                    out.flush()
+
+            super().__init__(Out(), running, *rest)
+
+    monkeypatch.setattr(downloads, "_DiskWriter", TooBig)
+    events: list[downloads.DownloadEvent] = []
+    with pytest.raises(DownloadError) as ei:
+        downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, backoff_base=0.001, max_retries=3)
+    assert ei.value.code == "disk_write" and "DESKTOP_CHAT_MODELS_DIR" in ei.value.message
+    assert "retrying" not in {e.state for e in events}
+    assert len([q for q in gets(hub_server, SPM_FILE) if q.sent]) == 1
+
+
+def test_more_bytes_than_listed_is_an_error_not_a_loop(hub_server: HubServer, spm_repo: bytes,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(downloads, "WRITE_BYTES", 16 * 1024)
+    listed = downloads._targets
+
+    def smaller(*a, **k):  # the file grew on the Hub after it was listed
+        ts = listed(*a, **k)
+        for t in ts:
+            t.size -= 100_000
+        return ts
+
+    monkeypatch.setattr(downloads, "_targets", smaller)
+    with pytest.raises(DownloadError) as ei:
+        downloads.run_download(SPM_REPO, quant="Q4_K_M", backoff_base=0.001, max_retries=1)
+    assert ei.value.code == "size_mismatch"
+    assert not list(paths.hf_hub_cache().rglob("*.incomplete"))
