@@ -42,6 +42,18 @@ def gets(srv: HubServer, name: str) -> list:
     return srv.requests_for(name, "GET")
 
 
+def settled_gets(srv: HubServer, name: str, timeout: float = 10.0) -> list:
+    """The GETs of ``name`` once the server has logged them: a GET the client abandoned is logged when the
+    server's handler notices the closed connection, a moment after the client gave up."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not gets(srv, name) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    return gets(srv, name)
+
+
 # ------------------------------------------------------------------------------------------ listing
 
 
@@ -491,39 +503,38 @@ def test_disk_writer_hands_a_write_error_to_the_reader_without_blocking_it() -> 
     assert raised > 0 and w.written == 1000 and not w.thread.is_alive()
 
 
-def test_disk_filling_up_mid_download_stops_at_once_and_keeps_the_partial(
-        hub_server: HubServer, spm_repo: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    import errno
+def _writer_failing_past(limit: int, err: int) -> type:
+    """The real ``_DiskWriter`` over a file that takes ``limit`` bytes, then fails with ``err``."""
 
-    limit = 128 * 1024
-    monkeypatch.setattr(downloads, "WRITE_BYTES", 32 * 1024)
-
-    class FillingWriter(downloads._DiskWriter):
-        """The real writer over a file that takes ``limit`` bytes, then reports a full disk."""
-
+    class Failing(downloads._DiskWriter):
         def __init__(self, out, running, *rest) -> None:
             class Out:
-                n = 0
-
                 def write(self, data) -> int:
-                    if self.n + len(data) > limit:
-                        raise OSError(errno.ENOSPC, "No space left on device")
-                    k = out.write(data)
-                    self.n += k
-                    return k
+                    if os.fstat(out.fileno()).st_size + len(data) > limit:
+                        raise OSError(err, os.strerror(err))
+                    return out.write(data)
 
                 def flush(self) -> None:
                     out.flush()
 
             super().__init__(Out(), running, *rest)
 
-    monkeypatch.setattr(downloads, "_DiskWriter", FillingWriter)
+    return Failing
+
+
+def test_disk_filling_up_mid_download_stops_at_once_and_keeps_the_partial(
+        hub_server: HubServer, spm_repo: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    limit = 128 * 1024
+    monkeypatch.setattr(downloads, "WRITE_BYTES", 32 * 1024)
+    monkeypatch.setattr(downloads, "_DiskWriter", _writer_failing_past(limit, errno.ENOSPC))
     events: list[downloads.DownloadEvent] = []
     with pytest.raises(DiskSpaceError) as ei:
         downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, backoff_base=5.0)
     assert "disk filled up" in ei.value.message
     assert "retrying" not in {e.state for e in events}  # no backoff loop against a full disk
-    assert len([q for q in gets(hub_server, SPM_FILE) if q.sent]) == 1
+    assert len([q for q in settled_gets(hub_server, SPM_FILE) if q.sent]) == 1
     partial = list((paths.hf_hub_cache()).rglob("*.incomplete"))
     assert len(partial) == 1 and partial[0].read_bytes() == spm_repo[:partial[0].stat().st_size]
     assert 0 < partial[0].stat().st_size <= limit
@@ -535,27 +546,13 @@ def test_a_write_error_no_retry_can_fix_ends_the_download(hub_server: HubServer,
     import errno
 
     monkeypatch.setattr(downloads, "WRITE_BYTES", 16 * 1024)
-
-    class TooBig(downloads._DiskWriter):
-        def __init__(self, out, running, *rest) -> None:
-            class Out:
-                def write(self, data) -> int:
-                    if os.fstat(out.fileno()).st_size + len(data) > 64 * 1024:
-                        raise OSError(errno.EFBIG, "File too large")
-                    return out.write(data)
-
-                def flush(self) -> None:
-                    out.flush()
-
-            super().__init__(Out(), running, *rest)
-
-    monkeypatch.setattr(downloads, "_DiskWriter", TooBig)
+    monkeypatch.setattr(downloads, "_DiskWriter", _writer_failing_past(64 * 1024, errno.EFBIG))
     events: list[downloads.DownloadEvent] = []
     with pytest.raises(DownloadError) as ei:
         downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, backoff_base=0.001, max_retries=3)
     assert ei.value.code == "disk_write" and "DESKTOP_CHAT_MODELS_DIR" in ei.value.message
     assert "retrying" not in {e.state for e in events}
-    assert len([q for q in gets(hub_server, SPM_FILE) if q.sent]) == 1
+    assert len([q for q in settled_gets(hub_server, SPM_FILE) if q.sent]) == 1
 
 
 def test_more_bytes_than_listed_is_an_error_not_a_loop(hub_server: HubServer, spm_repo: bytes,
