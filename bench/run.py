@@ -557,6 +557,18 @@ def make_gguf_blob(model_path: Path, dest: Path, mb: int) -> Path:
     return dest
 
 
+def logged_gets(cmd: Callable[[str], Any], name: str) -> list[Any]:
+    """The server's log of GETs of ``name``, once it has one. An abandoned GET (killed or cancelled client) is
+    logged when the handler notices the closed connection (its throttle sleeps up to 1 s): without the wait,
+    that record would land among the next run's."""
+    first: list[Any] = []
+    for _ in range(100):
+        if first := cmd(f"log {name}"):
+            break
+        time.sleep(0.05)
+    return first
+
+
 def bench_kill_resume(tmp: Path, url: str, repo: str, name: str, size: int, cmd: Callable[[str], Any],
                       app_once: Callable[..., Any]) -> dict[str, Any]:
     """Kill -9 a download process once half the file is on disk, resume in this process, count the bytes
@@ -582,13 +594,7 @@ def bench_kill_resume(tmp: Path, url: str, repo: str, name: str, size: int, cmd:
     proc.wait()
     cmd("throttle 0")
     partial = sum(p.stat().st_size for p in (home / "hf" / "hub").rglob("*.incomplete"))
-    # The server logs the killed GET when its handler notices the broken pipe (its throttle sleeps up to 1 s):
-    # wait for that record, or it would land among the resume's.
-    first: list[Any] = []
-    for _ in range(100):
-        if first := cmd(f"log {name}"):
-            break
-        time.sleep(0.05)
+    first = logged_gets(cmd, name)
     first_sent = sum(x["sent"] for x in first)
     cmd("clear")
     _t, _tf, r2 = app_once(98, reuse=home)
@@ -729,11 +735,7 @@ def bench_download(tmp: Path, model_path: Path, res: dict[str, Any]) -> None:
         _t, _tf, r = app_once(99, cancel_at=0.5, reuse=home)
         cmd("throttle 0")
         partial = sum(p.stat().st_size for p in (home / "hf" / "hub").rglob("*.incomplete"))
-        first: list[Any] = []
-        for _ in range(100):  # the cancelled GET is logged once the server notices the closed connection
-            if first := cmd(f"log {name}"):
-                break
-            time.sleep(0.05)
+        first = logged_gets(cmd, name)
         first_sent = sum(x["sent"] for x in first)
         cmd("clear")
         _t, _tf, r2 = app_once(99, reuse=home)
