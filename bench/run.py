@@ -569,6 +569,19 @@ def logged_gets(cmd: Callable[[str], Any], name: str) -> list[Any]:
     return first
 
 
+def resume_and_count(home: Path, run_id: int, name: str, cmd: Callable[[str], Any],
+                     app_once: Callable[..., Any]) -> tuple[int, list[Any], Any, list[Any]]:
+    """After an interrupted download into ``home``: (bytes of the partial on disk, the server's log of the
+    interrupted GETs, the result of running the download again, the server's log of that run)."""
+    partial = sum(p.stat().st_size for p in (home / "hf" / "hub").rglob("*.incomplete"))
+    first = logged_gets(cmd, name)
+    cmd("clear")
+    _t, _tf, result = app_once(run_id, reuse=home)
+    log = cmd(f"log {name}")
+    shutil.rmtree(home, ignore_errors=True)
+    return partial, first, result, log
+
+
 def bench_kill_resume(tmp: Path, url: str, repo: str, name: str, size: int, cmd: Callable[[str], Any],
                       app_once: Callable[..., Any]) -> dict[str, Any]:
     """Kill -9 a download process once half the file is on disk, resume in this process, count the bytes
@@ -593,13 +606,9 @@ def bench_kill_resume(tmp: Path, url: str, repo: str, name: str, size: int, cmd:
         time.sleep(0.005)
     proc.wait()
     cmd("throttle 0")
-    partial = sum(p.stat().st_size for p in (home / "hf" / "hub").rglob("*.incomplete"))
-    first = logged_gets(cmd, name)
+    partial, first, r2, log = resume_and_count(home, 98, name, cmd, app_once)
     first_sent = sum(x["sent"] for x in first)
-    cmd("clear")
-    _t, _tf, r2 = app_once(98, reuse=home)
-    resent = sum(x["sent"] for x in cmd(f"log {name}"))
-    shutil.rmtree(home, ignore_errors=True)
+    resent = sum(x["sent"] for x in log)
     from desktop.engine import downloads
 
     # "One chunk": the blocks a kill can lose (in flight to the writer thread, plus the one being gathered).
@@ -734,14 +743,9 @@ def bench_download(tmp: Path, model_path: Path, res: dict[str, Any]) -> None:
         cmd(f"throttle {max(1, size // 4)}")  # ~4 s, so the cancel lands mid-transfer, not after it
         _t, _tf, r = app_once(99, cancel_at=0.5, reuse=home)
         cmd("throttle 0")
-        partial = sum(p.stat().st_size for p in (home / "hf" / "hub").rglob("*.incomplete"))
-        first = logged_gets(cmd, name)
+        partial, first, r2, log = resume_and_count(home, 99, name, cmd, app_once)
         first_sent = sum(x["sent"] for x in first)
-        cmd("clear")
-        _t, _tf, r2 = app_once(99, reuse=home)
-        log = cmd(f"log {name}")
         resent = sum(x["sent"] for x in log)
-        shutil.rmtree(home, ignore_errors=True)
         chunk = downloads.WRITE_BYTES
         res["download"] = {
             "size_mb": size / 1e6, "app_mb_s": size / med(app_s) / 1e6, "curl_mb_s": size / med(curl_s) / 1e6,

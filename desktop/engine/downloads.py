@@ -230,6 +230,7 @@ class _DiskWriter:
     def __init__(self, out: Any, running: _RunningHash, name: str = "", start: int = 0, size: int = 0) -> None:
         self.out, self.running = out, running
         self.name, self.start, self.size = name, start, size  # for the error messages
+        self.queued = 0  # bytes handed over by put()
         self.written = 0
         self.error: BaseException | None = None
         self.q: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=WRITE_DEPTH)
@@ -257,6 +258,7 @@ class _DiskWriter:
         if self.error is not None:
             self._raise()
         self.q.put(block)
+        self.queued += sum(len(b) for b in block)
 
     def close(self) -> int:
         """Write what is queued, flush; returns the bytes written (raises a write error)."""
@@ -348,7 +350,6 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
                     writer = _DiskWriter(out, running, t.name, start, t.size)
                     block: list[bytes] = []
                     n_block = 0
-                    got = 0
                     try:
                         for chunk in r.iter_bytes():
                             block.append(chunk)
@@ -357,23 +358,21 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
                                 raise DownloadCancelled("download paused or cancelled; run it again to resume")
                             if n_block >= WRITE_BYTES:
                                 writer.put(block)
-                                got += n_block
                                 prog.done += n_block
                                 block, n_block = [], 0
-                                prog.emit("downloading", t, index, start + got, force=False)
-                                if start + got > t.size:
+                                prog.emit("downloading", t, index, start + writer.queued, force=False)
+                                if start + writer.queued > t.size:
                                     break
                     finally:
                         try:
                             if block:
                                 writer.put(block)
-                                got += n_block
                                 prog.done += n_block
                         finally:
                             try:
                                 writer.close()
                             finally:  # progress counts what reached the disk, also after a write error
-                                prog.done -= got - writer.written
+                                prog.done -= writer.queued - writer.written
                                 have, fetched = start + writer.written, fetched + writer.written
                                 progress_made = progress_made or writer.written > 0
             if have > t.size:

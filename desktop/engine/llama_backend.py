@@ -187,9 +187,9 @@ def install_penalty_prefilter(llm: Any) -> bool:
     front (engine process, main thread, at load). The chain itself stays llama-cpp-python's own: its samplers
     are moved, in order, into a new chain that starts with the prefilter. Returns False (and changes nothing)
     where this llama-cpp-python lacks what that needs."""
-    import llama_cpp
-
     import weakref
+
+    import llama_cpp
 
     needed = ("llama_sampler_chain_n", "llama_sampler_chain_remove", "llama_sampler_chain_add")
     stock = getattr(type(llm), "_init_sampler", None)

@@ -468,7 +468,7 @@ def test_disk_writer_writes_and_hashes_blocks_in_order(tmp_path: Path) -> None:
     blocks = [[os.urandom(1000 + i), os.urandom(70_000)] for i in range(3 * downloads.WRITE_DEPTH)]
     for b in blocks:
         w.put(b)
-    assert w.close() == sum(len(p) for b in blocks for p in b)
+    assert w.close() == sum(len(p) for b in blocks for p in b) == w.queued
     data = b"".join(p for b in blocks for p in b)
     assert out.getvalue() == data
     assert running.h.hexdigest() == hashlib.sha256(data).hexdigest() and running.n == len(data)
