@@ -4,8 +4,8 @@ Files land in the standard HF cache layout (``models--owner--name/blobs/<sha256>
 symlink), so files other tools fetched are reused and files we fetch are reused by them. We do the
 transfer ourselves, over huggingface_hub's HTTP session, auth and metadata calls, because
 ``hf_hub_download`` deletes its partial file on any interruption and buffers 10 MiB chunks: here the
-partial ``<blob>.incomplete`` is written as bytes arrive (hashed on the way, on a writer thread that
-overlaps the network reads) and a restart resumes from its last byte.
+partial ``<blob>.incomplete`` is written as bytes arrive (hashed on the way; writing and hashing run on
+threads of their own, overlapped with the network reads) and a restart resumes from its last byte.
 
 A file is only linked into the cache after its sha256 matches the Hub's LFS hash, and only registered
 as a model after the GGUF doctor has checked (and if needed repaired) it.
@@ -221,9 +221,13 @@ class _RunningHash:
 
 
 class _DiskWriter:
-    """Writes and hashes received blocks on a thread of its own, so the SHA-256 (0.57 CPU-s per GB) and the
-    page-cache copy overlap the network reads instead of following each one: hashlib and file writes release
-    the GIL. At most ``WRITE_DEPTH`` blocks wait in the queue; a hard kill loses those (and the block being
+    """Writes received blocks on one thread and hashes them on another, so the network reads, the page-cache
+    copy and the SHA-256 (0.6-1 CPU-s per GB, and one core at most) each get a core of their own: file writes and
+    hashlib release the GIL. One thread doing both capped a verified download at about half of curl's loopback
+    speed on a 16-core machine; two lift it to the SHA-256's own speed (bench/NOTES.md, change 9).
+
+    A block is hashed only after it is written, so the running hash never covers bytes the file lacks. At most
+    ``WRITE_DEPTH`` blocks wait in each queue; a hard kill loses those not yet written (and the block being
     gathered), and the resume fetches them again. Created and closed on the download's thread.
     """
 
@@ -234,24 +238,43 @@ class _DiskWriter:
         self.written = 0
         self.error: BaseException | None = None
         self.q: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=WRITE_DEPTH)
+        self.hq: queue.Queue[bytes | None] = queue.Queue(maxsize=WRITE_DEPTH)
         self.thread = threading.Thread(target=self._run, name="download-writer", daemon=True)
+        self.hasher = threading.Thread(target=self._hash, name="download-hasher", daemon=True)
+        self.hasher.start()
         self.thread.start()
 
     def _run(self) -> None:
-        while (block := self.q.get()) is not None:
-            if self.error is not None:
-                continue  # keep draining, so the reader never blocks on a full queue
+        """The writer thread."""
+        try:
+            while (block := self.q.get()) is not None:
+                if self.error is not None:
+                    continue  # keep draining, so the reader never blocks on a full queue
+                try:
+                    # One join here, off the reader thread; one write per block (per-read calls were slower:
+                    # bench/NOTES.md, change 8).
+                    data = b"".join(block)
+                    view = memoryview(data)
+                    while view:  # an unbuffered file: a short write is rare, but possible
+                        view = view[self.out.write(view):]
+                    self.written += len(data)
+                    self.hq.put(data)
+                except BaseException as exc:  # noqa: BLE001 - handed to the reader thread, which raises it
+                    self.error = exc
+        finally:
+            self.hq.put(None)
+
+    def _hash(self) -> None:
+        """The hasher thread: the running hash, in write order."""
+        failed = False
+        while (data := self.hq.get()) is not None:
+            if failed:
+                continue  # keep draining, so the writer never blocks on a full queue
             try:
-                # One join here, off the reader thread; one write and one hash update per block (per-read
-                # calls were slower: bench/NOTES.md, change 8).
-                data = b"".join(block)
-                view = memoryview(data)
-                while view:  # an unbuffered file: a short write is rare, but possible
-                    view = view[self.out.write(view):]
-                self.running.update(data)
-                self.written += len(data)
-            except BaseException as exc:  # noqa: BLE001 - handed to the reader thread, which raises it
-                self.error = exc
+                self.running.update(data)  # also after a write error: every block queued here is on disk
+            except BaseException as exc:  # noqa: BLE001 - raised on the reader thread; a resume re-hashes the file
+                failed = True
+                self.error = self.error or exc
 
     def put(self, block: list[bytes]) -> None:
         """Queue one block: the network reads as they came (joined on the writer thread)."""
@@ -261,9 +284,10 @@ class _DiskWriter:
         self.queued += sum(len(b) for b in block)
 
     def close(self) -> int:
-        """Write what is queued, flush; returns the bytes written (raises a write error)."""
+        """Write and hash what is queued, flush; returns the bytes written (raises a write error)."""
         self.q.put(None)
         self.thread.join()
+        self.hasher.join()
         if self.error is None:
             try:
                 self.out.flush()
@@ -344,7 +368,7 @@ def _fetch(t: _FileTarget, index: int, prog: _Progress, cancel: threading.Event,
                     prog.emit("downloading", t, index, have,
                               "resuming at byte {:,}".format(have) if have else "")
                     # Network reads (~64 KiB) are handed over in blocks of WRITE_BYTES: per-read Python work
-                    # halved loopback throughput. The blocks are written and hashed on the writer thread.
+                    # halved loopback throughput. The blocks are written, then hashed, on threads of their own.
                     # Whatever was received is written on any way out (a dropped connection, a cancel), so a
                     # resume starts at the exact byte; only a hard kill loses the blocks still in flight.
                     writer = _DiskWriter(out, running, t.name, start, t.size)

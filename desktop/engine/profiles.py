@@ -276,13 +276,26 @@ def profile_from_dict(data: Any, file: str) -> Profile:
     return prof
 
 
+def _safe_load(text: str) -> Any:
+    """``yaml.safe_load``, through libyaml's C parser when PyYAML was built with it: the same safe constructor, 8x
+    faster, and every profile is read at start-up and before each download. A file it rejects is parsed again by
+    the pure-Python parser, whose error messages are the ones users see (the line and column agree)."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None:
+        try:
+            return yaml.load(text, Loader=loader)  # noqa: S506 - CSafeLoader is the safe loader
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = _safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -472,7 +472,44 @@ def test_disk_writer_writes_and_hashes_blocks_in_order(tmp_path: Path) -> None:
     data = b"".join(p for b in blocks for p in b)
     assert out.getvalue() == data
     assert running.h.hexdigest() == hashlib.sha256(data).hexdigest() and running.n == len(data)
-    assert not w.thread.is_alive()
+    assert not w.thread.is_alive() and not w.hasher.is_alive()
+
+
+def test_disk_writer_hashes_on_a_thread_of_its_own_after_each_write() -> None:
+    """The hash must not share a thread with the writes (that serialised them and capped throughput), and a
+    block is hashed only once it is in the file."""
+    import hashlib
+
+    seen: list[tuple[str, str, int]] = []
+
+    class Out:
+        size = 0
+
+        def write(self, data) -> int:
+            seen.append(("write", threading.current_thread().name, self.size + len(data)))
+            self.size += len(data)
+            return len(data)
+
+        def flush(self) -> None:
+            pass
+
+    out = Out()
+
+    class Running(downloads._RunningHash):
+        def update(self, data: bytes) -> None:
+            seen.append(("hash", threading.current_thread().name, self.n + len(data)))
+            assert self.n + len(data) <= out.size  # never ahead of the file
+            super().update(data)
+
+    running = Running("sha256", 0)
+    w = downloads._DiskWriter(out, running)
+    blocks = [[os.urandom(5000)] for _ in range(4 * downloads.WRITE_DEPTH)]
+    for b in blocks:
+        w.put(b)
+    assert w.close() == running.n == out.size == 20_000 * downloads.WRITE_DEPTH
+    assert running.h.hexdigest() == hashlib.sha256(b"".join(b[0] for b in blocks)).hexdigest()
+    assert {name for kind, name, _ in seen if kind == "write"} == {"download-writer"}
+    assert {name for kind, name, _ in seen if kind == "hash"} == {"download-hasher"}
 
 
 def test_disk_writer_hands_a_write_error_to_the_reader_without_blocking_it() -> None:
@@ -498,9 +535,32 @@ def test_disk_writer_hands_a_write_error_to_the_reader_without_blocking_it() -> 
             w.put([b"x" * 1000])
         except DiskSpaceError:
             raised += 1
+    running = w.running
     with pytest.raises(DiskSpaceError, match="m.gguf: the disk filled up at byte 1,500 of 10,000"):
         w.close()
-    assert raised > 0 and w.written == 1000 and not w.thread.is_alive()
+    assert raised > 0 and w.written == 1000 and not w.thread.is_alive() and not w.hasher.is_alive()
+    assert running.n == 1000  # what reached the file is hashed, nothing more
+
+
+def test_disk_writer_hands_a_hash_error_to_the_reader_without_blocking_it(tmp_path: Path) -> None:
+    class Broken(downloads._RunningHash):
+        def update(self, data: bytes) -> None:
+            if self.n:
+                raise MemoryError("hash state lost")
+            super().update(data)
+
+    with (tmp_path / "f").open("wb", buffering=0) as out:
+        w = downloads._DiskWriter(out, Broken("sha256", 0), "m.gguf", 0, 10_000)
+        raised = 0
+        for _ in range(10 * downloads.WRITE_DEPTH):
+            try:
+                w.put([b"x" * 1000])
+            except MemoryError:
+                raised += 1
+        with pytest.raises(MemoryError):
+            w.close()
+    assert raised > 0 and not w.thread.is_alive() and not w.hasher.is_alive()
+    assert w.running.n == 1000 and (tmp_path / "f").stat().st_size == w.written >= 1000
 
 
 def _writer_failing_past(limit: int, err: int) -> type:

@@ -92,6 +92,41 @@ def test_bad_yaml_names_the_file_and_line(tmp_path: Path) -> None:
     assert "broken.yaml" in ei.value.message and "line" in ei.value.message
 
 
+def test_the_fast_yaml_path_reads_what_safe_load_reads_and_refuses_what_it_refuses(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop.engine import profiles
+
+    if not getattr(yaml, "__with_libyaml__", False):
+        pytest.skip("PyYAML without libyaml: _safe_load is yaml.safe_load")
+    used: list[object] = []
+    real_load = yaml.load
+
+    def spy(text, Loader):  # noqa: N803 - yaml's own argument name
+        used.append(Loader)
+        return real_load(text, Loader=Loader)
+
+    monkeypatch.setattr(yaml, "load", spy)
+    for f in sorted(profiles.paths.bundled_profiles_dir().glob("*.yaml")):
+        text = f.read_text()
+        expected = yaml.safe_load(text)
+        used.clear()
+        assert profiles._safe_load(text) == expected
+        assert used == [yaml.CSafeLoader]
+    # No Python objects from a profile, whichever parser reads it.
+    bad = tmp_path / "evil.yaml"
+    bad.write_text("id: evil\nname: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ProfileError, match="evil.yaml: invalid YAML at line 2"):
+        load_profile_file(bad)
+    # A syntax error reads as the pure-Python parser words it.
+    broken = "id: x\nstop: [1, 2\nname: y\n"
+    with pytest.raises(yaml.YAMLError) as want:
+        yaml.safe_load(broken)
+    (tmp_path / "broken.yaml").write_text(broken)
+    with pytest.raises(ProfileError) as got:
+        load_profile_file(tmp_path / "broken.yaml")
+    assert want.value.problem in got.value.message and "line 3" in got.value.message
+
+
 def test_user_dir_overrides_and_adds(tmp_path: Path) -> None:
     user = tmp_path / "user"
     _write(user, "smollm2-135m-instruct.yaml", "id: smollm2-135m-instruct\nsampling: {temperature: 0.9}\n")
