@@ -224,7 +224,8 @@ class _DiskWriter:
     """Writes received blocks on one thread and hashes them on another, so the network reads, the page-cache
     copy and the SHA-256 (0.6-1 CPU-s per GB, and one core at most) each get a core of their own: file writes and
     hashlib release the GIL. One thread doing both capped a verified download at about half of curl's loopback
-    speed on a 16-core machine; two lift it to the SHA-256's own speed (bench/NOTES.md, change 9).
+    speed on a 16-core machine; a hasher of its own lifts it to 0.8-0.95 of the SHA-256's own speed there
+    (bench/NOTES.md, change 9).
 
     A block is hashed only after it is written, so the running hash never covers bytes the file lacks. At most
     ``WRITE_DEPTH`` blocks wait in each queue; a hard kill loses those not yet written (and the block being

@@ -127,7 +127,7 @@ def _reader_class() -> Any:
     """gguf-py's ``GGUFReader``, holding the file as a plain ndarray view of its ``np.memmap``.
 
     Every slice of an ``np.memmap`` runs the subclass's Python ``__array_finalize__``, and the reader slices
-    twice per vocabulary string: a 49k-token vocab took 1.7 s to read, 0.7 s through a plain view (bench/NOTES.md,
+    twice per vocabulary string: a 49k-token vocab took 1.7 s to read, 0.5 s through a plain view (bench/NOTES.md,
     change 10). Same mapping, same bytes, same offsets; the view keeps the map alive. The doctor never writes
     through the map (repairs are file writes), so losing ``memmap.flush`` costs nothing.
     """
