@@ -13,6 +13,7 @@ from desktop.engine import protocol as P
 from desktop.engine.client import EngineClient, new_id
 from desktop.engine.errors import EngineCrashedError
 from desktop.engine.profiles import ProfileStore
+from tests.fixtures.engine_run import run_generation as _run
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +26,6 @@ def demo() -> Iterator[tuple[EngineClient, object]]:
                                overrides={"n_threads": 2}))
     yield c, profile
     c.close()
-
-
-def _run(c: EngineClient, gen: P.Generate, on_chunk=None):
-    chunks, last = [], None
-    for ev in c.generate(gen, timeout=120):
-        if isinstance(ev, P.TokenChunk):
-            chunks.append(ev.text)
-            if on_chunk:
-                on_chunk(len(chunks))
-        last = ev
-    return chunks, last
 
 
 def test_streams_an_answer_with_stats(demo) -> None:

@@ -33,6 +33,7 @@ from desktop.engine.errors import (
 from desktop.engine.profiles import Profile, ProfileStore, profile_from_dict
 from desktop.engine.remote_backend import api_root, check_connection
 from tests.fixtures.openai_server import AuthProxy, LlamaServer, SilentServer, free_port, start_llama_server
+from tests.fixtures.engine_run import run_generation as _run
 
 pytestmark = pytest.mark.integration
 
@@ -84,19 +85,6 @@ def client() -> Iterator[EngineClient]:
         yield c
     finally:
         c.close()
-
-
-def _run(c: EngineClient, gen: P.Generate, on_chunk: Callable[[int], None] | None = None
-         ) -> tuple[list[str], Any]:
-    chunks: list[str] = []
-    last = None
-    for ev in c.generate(gen, timeout=120):
-        if isinstance(ev, P.TokenChunk):
-            chunks.append(ev.text)
-            if on_chunk:
-                on_chunk(len(chunks))
-        last = ev
-    return chunks, last
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
