@@ -43,6 +43,15 @@ def short_demo() -> None:
 
 
 @pytest.fixture
+def long_demo() -> None:
+    """Room for a long answer, so a test that stops or kills mid-answer acts before the answer ends.
+
+    With ``short_demo``'s 24 tokens the engine can finish before the GUI gets to act (a race CI hit).
+    """
+    profiles.save_override(profiles.DEFAULT_PROFILE_ID, {"sampling": {"max_tokens": 1024}})
+
+
+@pytest.fixture
 def make_window(qtbot):
     """A factory: a shown MainWindow (over the isolated user data dir) with ``profile_id`` loaded."""
     made = []
