@@ -1,6 +1,6 @@
 """The conversation shown (one branch of one chat) as a QAbstractListModel, owned by the GUI thread.
 
-Streamed text is buffered and flushed on a short timer (~40 ms), and each flush touches only the
+Streamed text is buffered and flushed on a short timer (``FLUSH_MS``, 50 ms), and each flush touches only the
 last row, so a long answer costs the same per update at token 4,000 as at token 1. The model holds
 no database handle: the main window fills it from the chat store and journals the stream itself.
 """
