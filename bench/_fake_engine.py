@@ -1,4 +1,4 @@
-"""The real engine host (desktop/engine/host.py: protocol, chunk batching, pipes) over a scripted backend.
+"""The real engine host (desktop/engine/inference/host.py: protocol, chunk batching, pipes) over a scripted backend.
 
 The backend emits one token of text every 1/FAKE_TOK_S seconds (sleeping in between, like a decode that
 runs on other cores), so the pipeline's own CPU cost (host batching, JSON, pipe, client thread, GUI) can be
@@ -16,8 +16,8 @@ from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from desktop.engine import host  # noqa: E402
-from desktop.engine import protocol as P  # noqa: E402
+from desktop.engine.inference import host
+from desktop.engine.inference import protocol as P
 
 WORDS = "the Roman Empire grew from a city state into one of the largest empires of the ancient world ".split()
 

@@ -52,7 +52,7 @@ class RawSide:
     def __init__(self, path: str, n_ctx: int, threads: int, n_batch: int, prefilter: bool = False) -> None:
         import llama_cpp
 
-        from desktop.engine.llama_backend import install_penalty_prefilter
+        from desktop.engine.inference.llama_backend import install_penalty_prefilter
 
         self.llama_cpp = llama_cpp
         self.llm = llama_cpp.Llama(model_path=path, n_gpu_layers=-1, n_ctx=n_ctx, n_threads=threads,
@@ -93,8 +93,8 @@ class AppSide:
     """The engine process, protocol and client, timed where the client receives the events."""
 
     def __init__(self, path: str, n_ctx: int, threads: int, n_batch: int) -> None:
-        from desktop.engine import protocol as P
-        from desktop.engine.client import EngineClient, new_id
+        from desktop.engine.inference import protocol as P
+        from desktop.engine.inference.client import EngineClient, new_id
 
         self.P, self.new_id = P, new_id
         self.client = EngineClient()
@@ -141,8 +141,8 @@ def main() -> int:
 
     import llama_cpp
 
-    from desktop.engine import protocol as P
-    from desktop.engine.llama_backend import default_threads
+    from desktop.engine.inference import protocol as P
+    from desktop.engine.inference.llama_backend import default_threads
     from desktop.selftest import _bench_reply, write_scripted_model
 
     if not llama_cpp.llama_supports_gpu_offload() and not args.allow_cpu:

@@ -6,7 +6,7 @@ interleaved runs (A, B, A, B, ...) and medians. Not a test: it prints numbers an
 
 Sections (issue 6): 1 streaming overhead, 2 multi-turn time to first token, 3 UI responsiveness,
 4 download throughput + resume, 5 start-up, profile switching, RSS, 6 the memory-bandwidth floor.
-This is the one place outside desktop/engine/llama_backend.py that imports llama_cpp: the raw baseline.
+This is the one place outside desktop/engine/inference/llama_backend.py that imports llama_cpp: the raw baseline.
 
 Environment knobs: BENCH_PAIRS (interleaved pairs, default 4), BENCH_TOKENS (streaming tokens, default 256),
 BENCH_LONG (the long answer's tokens, default 4000), BENCH_DL_MB (download size, default 300),
@@ -334,7 +334,7 @@ def bench_pipeline(res: dict[str, Any], rate: float = 90.0, n: int = 450,
     own chunk interval; other values are passed in the Generate (experiments for bench/NOTES.md)."""
     import psutil
 
-    from desktop.engine import protocol as P
+    from desktop.engine.inference import protocol as P
 
     os.environ["FAKE_TOK_S"] = str(rate)
     gui = Gui(engine_command=[sys.executable, str(ROOT / "bench" / "_fake_engine.py")])
@@ -374,7 +374,8 @@ def bench_pipeline(res: dict[str, Any], rate: float = 90.0, n: int = 450,
 
 
 def bench_stream(gui: Gui, raw: Raw, profile: Any, res: dict[str, Any]) -> None:
-    from desktop.engine import models, prompts
+    from desktop.engine.library import registry as models
+    from desktop.engine.inference import prompts
 
     gui.set_sampling(max_tokens=N_TOKENS, seed=SEED)
     s = gui.w.adapter.profile.sampling
@@ -613,7 +614,7 @@ def bench_kill_resume(tmp: Path, url: str, repo: str, name: str, size: int, cmd:
     partial, first, r2, log = resume_and_count(home, 98, name, cmd, app_once)
     first_sent = sum(x["sent"] for x in first)
     resent = sum(x["sent"] for x in log)
-    from desktop.engine import downloads
+    from desktop.engine.hub import downloads
 
     # "One chunk": the blocks a kill can lose (in flight to the writer thread, plus the one being gathered).
     chunk = downloads.WRITE_BYTES * (downloads.WRITE_DEPTH + 1)
@@ -635,7 +636,7 @@ def warm_memory(mb: int = WARM_MB) -> None:
 
 
 def bench_download(tmp: Path, model_path: Path, res: dict[str, Any]) -> None:
-    from desktop.engine import downloads
+    from desktop.engine.hub import downloads
 
     repo, name = "bench/big-GGUF", "big.Q4_1.gguf"
     blob = make_gguf_blob(model_path, tmp / "blob.gguf", DL_MB)
@@ -849,7 +850,7 @@ def bench_floor(model_path: Path, res: dict[str, Any]) -> None:
     del a, b, v
     copy_bw = 2 * n / min(copies)
     read_bw = n / min(reads)
-    from desktop.engine import gguf_doctor
+    from desktop.engine.gguf import doctor as gguf_doctor
 
     weights = model_path.stat().st_size
     try:
@@ -1070,7 +1071,8 @@ def main() -> int:
     t_start = time.time()
     res: dict[str, Any] = {}
     try:
-        from desktop.engine import models, paths
+        from desktop.engine import paths
+        from desktop.engine.library import registry as models
         from desktop.engine.errors import AppError
         from desktop.engine.profiles import ProfileStore
 

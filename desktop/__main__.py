@@ -11,7 +11,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--engine-worker"]:
-        from desktop.engine.host import main as engine_main
+        from desktop.engine.inference.host import main as engine_main
 
         return engine_main()
     if args[:1] in (["--selftest"], ["--smoke-gui"]):

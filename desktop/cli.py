@@ -13,8 +13,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
-from desktop.engine import gguf_doctor, models, prompts
-from desktop.engine import protocol as P
+from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.library import registry as models
+from desktop.engine.inference import prompts
+from desktop.engine.inference import protocol as P
 from desktop.engine.errors import AppError
 
 
@@ -118,7 +120,7 @@ def cmd_prompt(a: argparse.Namespace) -> int:
 
 
 def cmd_ask(a: argparse.Namespace) -> int:
-    from desktop.engine.client import EngineClient, new_id
+    from desktop.engine.inference.client import EngineClient, new_id
 
     profile = None
     if a.profile or not a.model:
@@ -181,7 +183,7 @@ def cmd_ask(a: argparse.Namespace) -> int:
 
 
 def cmd_remote_check(a: argparse.Namespace) -> int:
-    from desktop.engine.remote_backend import check_connection
+    from desktop.engine.inference.remote_backend import check_connection
 
     profile = _store().get(a.profile)
     if not models.is_remote(profile):
@@ -198,8 +200,8 @@ def cmd_remote_check(a: argparse.Namespace) -> int:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    from desktop.engine.client import EngineClient, new_id
-    from desktop.engine.serve import OpenAIServer
+    from desktop.engine.inference.client import EngineClient, new_id
+    from desktop.engine.inference.serve import OpenAIServer
 
     profile = None
     if a.profile or not a.model:

@@ -11,8 +11,9 @@ import sys
 import time
 from typing import Any
 
-from desktop.engine import downloads, models
-from desktop.engine.hardware import GiB
+from desktop.engine.hub import downloads
+from desktop.engine.library import registry as models
+from desktop.engine.hub.hardware import GiB
 
 
 def _gib(n: float) -> str:

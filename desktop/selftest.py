@@ -181,7 +181,7 @@ def _gib(n: float) -> str:
 
 
 def _find_demo() -> tuple[Any, Path] | None:
-    from desktop.engine import models
+    from desktop.engine.library import registry as models
     from desktop.engine.errors import AppError
     from desktop.engine.profiles import ProfileStore
 
@@ -204,9 +204,9 @@ def run_selftest(argv: list[str]) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
 
-    from desktop.engine import models
-    from desktop.engine import protocol as P
-    from desktop.engine.client import EngineClient, new_id, worker_command
+    from desktop.engine.library import registry as models
+    from desktop.engine.inference import protocol as P
+    from desktop.engine.inference.client import EngineClient, new_id, worker_command
     from desktop.engine.errors import AppError
 
     result: dict[str, Any] = {"ok": False, "frozen": bool(getattr(sys, "frozen", False))}

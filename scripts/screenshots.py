@@ -85,7 +85,7 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from desktop.engine.chat_store import ChatStore
+    from desktop.engine.chats.store import ChatStore
 
     app = QApplication(sys.argv)
     app.setApplicationName("desktop-chat")

@@ -76,7 +76,7 @@ def mixtral_old(tiny_dir: Path) -> tiny_gguf.TinyModel:
 
 @pytest.fixture(scope="session")
 def demo_model() -> Path:
-    from desktop.engine import models
+    from desktop.engine.library import registry as models
     from desktop.engine.profiles import ProfileStore
 
     store = ProfileStore()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from desktop import selftest
-from desktop.engine import gguf_doctor
+from desktop.engine.gguf import doctor as gguf_doctor
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,8 +18,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from . import paths
-from .errors import ProfileError, UnknownProfileError
+from desktop.engine import paths
+from desktop.engine.errors import ProfileError, UnknownProfileError
 
 PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "gguf"]
 KVCacheType = Literal["f16", "q8_0", "q4_0"]

@@ -1,6 +1,6 @@
 """The download window: a profile's or repo's quants with size and fit, and the download queue.
 
-A view over ``desktop.engine.downloads``. The DownloadManager calls back on its worker thread; the
+A view over ``desktop.engine.hub.downloads``. The DownloadManager calls back on its worker thread; the
 controller re-emits each event through a Qt signal, which Qt queues to the GUI thread, where the jobs
 model is updated. Listing quants needs the network, so it runs on the thread pool (``workers``).
 Everything else here runs on the GUI thread. The window is non-modal: chatting goes on meanwhile.
@@ -14,9 +14,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QHBox
                                QPushButton, QSpinBox, QSplitter, QStyle, QStyledItemDelegate,
                                QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
 
-from desktop.engine import downloads
+from desktop.engine.hub import downloads
 from desktop.engine.errors import AppError
-from desktop.engine.hardware import GiB
+from desktop.engine.hub.hardware import GiB
 from desktop.engine.profiles import ProfileStore
 
 from . import workers

@@ -11,8 +11,8 @@ from typing import Any
 from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel,
                             Qt)
 
-from desktop.engine import models
-from desktop.engine.chat_store import Chat, ChatStore
+from desktop.engine.library import registry as models
+from desktop.engine.chats.store import Chat, ChatStore
 from desktop.engine.errors import AppError
 from desktop.engine.profiles import Profile, ProfileStore
 

@@ -18,9 +18,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayo
                                QListView, QMainWindow, QMenu, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton,
                                QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
-from desktop.engine import chat_store, models
-from desktop.engine import protocol as P
-from desktop.engine.chat_store import ChatStore
+from desktop.engine.chats import store as chat_store
+from desktop.engine.library import registry as models
+from desktop.engine.inference import protocol as P
+from desktop.engine.chats.store import ChatStore
 from desktop.engine.errors import AppError, ModelNotFoundError
 from desktop.engine.profiles import Profile, ProfileStore
 

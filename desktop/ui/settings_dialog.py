@@ -185,7 +185,7 @@ class SettingsDialog(QDialog):
 
     def check_connection(self) -> None:
         """List the server's models and time it, on a worker thread (it may block for the timeout)."""
-        from desktop.engine import remote_backend
+        from desktop.engine.inference import remote_backend
         from desktop.engine.profiles import BackendSpec
 
         from . import workers

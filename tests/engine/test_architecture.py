@@ -13,12 +13,12 @@ ENGINE_DIR = Path(desktop.engine.__file__).parent
 
 
 def _engine_modules() -> list[str]:
-    return [f"desktop.engine.{m.name}" for m in pkgutil.iter_modules([str(ENGINE_DIR)])]
+    return [m.name for m in pkgutil.walk_packages([str(ENGINE_DIR)], prefix="desktop.engine.")]
 
 
 def test_engine_imports_no_qt_and_no_llama_cpp_at_import_time() -> None:
     mods = _engine_modules()
-    assert "desktop.engine.llama_backend" in mods and "desktop.engine.host" in mods
+    assert "desktop.engine.inference.llama_backend" in mods and "desktop.engine.inference.host" in mods
     code = (
         "import importlib, sys\n"
         f"for m in {mods!r}: importlib.import_module(m)\n"
@@ -43,8 +43,21 @@ def test_only_llama_backend_imports_llama_cpp_and_only_inside_functions() -> Non
             if not any(n.split(".")[0] == "llama_cpp" for n in names):
                 continue
             rel = path.relative_to(pkg_root).as_posix()
-            if rel != "engine/llama_backend.py":
+            if rel != "engine/inference/llama_backend.py":
                 offenders.append(f"{rel}:{node.lineno} imports llama_cpp")
             elif node.col_offset == 0:
                 offenders.append(f"{rel}:{node.lineno} imports llama_cpp at module level")
     assert offenders == []
+
+
+def test_engine_is_split_into_documented_subpackages() -> None:
+    """Each subpackage says what it is for and which process it runs in; no flat module grows back."""
+    import importlib
+
+    subpackages = sorted(m.name for m in pkgutil.iter_modules([str(ENGINE_DIR)]) if m.ispkg)
+    assert {"inference", "gguf", "library", "hub", "chats"} <= set(subpackages)
+    for name in subpackages:
+        doc = importlib.import_module(f"desktop.engine.{name}").__doc__ or ""
+        assert "process" in doc, f"desktop.engine.{name} does not say which process it runs in"
+    flat = sorted(m.name for m in pkgutil.iter_modules([str(ENGINE_DIR)]) if not m.ispkg)
+    assert flat == ["errors", "paths", "profiles"], flat

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.engine import chat_store
-from desktop.engine.chat_store import ChatStore
+from desktop.engine.chats import store as chat_store
+from desktop.engine.chats.store import ChatStore
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_journal_is_throttled_and_forced(store: ChatStore, monkeypatch: pytest.M
 
 _CRASHER = """
 import os, sys
-from desktop.engine.chat_store import ChatStore
+from desktop.engine.chats.store import ChatStore
 s = ChatStore(sys.argv[1])
 c = s.create_chat("crash")
 u = s.add_message(c, None, "user", "tell me")

@@ -14,9 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from desktop.engine import downloads, fit, gguf_doctor, hub, models, paths
+from desktop.engine import paths
+from desktop.engine.hub import downloads
+from desktop.engine.hub import fit
+from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.hub import listing as hub
+from desktop.engine.library import registry as models
 from desktop.engine.errors import DiskSpaceError, DownloadCancelled, DownloadError, VerificationError
-from desktop.engine.hardware import GPU, GiB, Hardware
+from desktop.engine.hub.hardware import GPU, GiB, Hardware
 from tests.fixtures import tiny_gguf
 from tests.fixtures.hub_server import HubServer
 
@@ -442,7 +447,7 @@ def test_models_directory_instead_of_the_cache(hub_server: HubServer, spm_repo: 
 
 
 def test_header_prefix_parser_reports_truncation_and_rejects_non_gguf(spm_model: tiny_gguf.TinyModel) -> None:
-    from desktop.engine import gguf_header
+    from desktop.engine.gguf import header as gguf_header
     from desktop.engine.errors import GGUFError
 
     data = spm_model.path.read_bytes()

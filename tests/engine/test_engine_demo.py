@@ -8,9 +8,9 @@ from typing import Iterator
 
 import pytest
 
-from desktop.engine import models
-from desktop.engine import protocol as P
-from desktop.engine.client import EngineClient, new_id
+from desktop.engine.library import registry as models
+from desktop.engine.inference import protocol as P
+from desktop.engine.inference.client import EngineClient, new_id
 from desktop.engine.errors import EngineCrashedError
 from desktop.engine.profiles import ProfileStore
 from tests.fixtures.engine_run import run_generation as _run

@@ -6,9 +6,10 @@ from typing import Iterator
 
 import pytest
 
-from desktop.engine import gguf_doctor, models
-from desktop.engine import protocol as P
-from desktop.engine.client import EngineClient, new_id
+from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.library import registry as models
+from desktop.engine.inference import protocol as P
+from desktop.engine.inference.client import EngineClient, new_id
 from desktop.engine.profiles import ProfileStore
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.engine import gguf_doctor
+from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.errors import FixError, GGUFError
 from tests.fixtures import tiny_gguf
 

@@ -7,12 +7,14 @@ from typing import Iterator
 
 import pytest
 
-from desktop.engine import gguf_doctor, gpu_select, models
-from desktop.engine import protocol as P
-from desktop.engine.client import EngineClient, new_id
-from desktop.engine.fit import OVERHEAD_BYTES, VRAM_RESERVE_BYTES
-from desktop.engine.gpu_select import Device, LibraryInfo, ModelShape, choose_gpu_layers
-from desktop.engine.hardware import GPU, GiB, Hardware
+from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.inference import gpu_select
+from desktop.engine.library import registry as models
+from desktop.engine.inference import protocol as P
+from desktop.engine.inference.client import EngineClient, new_id
+from desktop.engine.hub.fit import OVERHEAD_BYTES, VRAM_RESERVE_BYTES
+from desktop.engine.inference.gpu_select import Device, LibraryInfo, ModelShape, choose_gpu_layers
+from desktop.engine.hub.hardware import GPU, GiB, Hardware
 
 CUDA_INFO = "CPU : SSE3 = 1 | AVX2 = 1 | CUDA : ARCHS = 900 | USE_GRAPHS = 1 | PEER_MAX_BATCH_SIZE = 128 |"
 CPU_INFO = "CPU : SSE3 = 1 | AVX2 = 1 | LLAMAFILE = 1 | OPENMP = 1 |"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.engine import gguf_doctor, prompts
+from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.inference import prompts
 from desktop.engine.errors import TemplateError
 from tests.fixtures import tiny_gguf
 

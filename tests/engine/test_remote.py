@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from desktop.engine import models
-from desktop.engine import protocol as P
-from desktop.engine.client import EngineClient, new_id
+from desktop.engine.library import registry as models
+from desktop.engine.inference import protocol as P
+from desktop.engine.inference.client import EngineClient, new_id
 from desktop.engine.errors import (
     ProfileError,
     RemoteAuthError,
@@ -31,7 +31,7 @@ from desktop.engine.errors import (
     RemoteTimeoutError,
 )
 from desktop.engine.profiles import Profile, ProfileStore, profile_from_dict
-from desktop.engine.remote_backend import api_root, check_connection
+from desktop.engine.inference.remote_backend import api_root, check_connection
 from tests.fixtures.openai_server import AuthProxy, LlamaServer, SilentServer, free_port, start_llama_server
 from tests.fixtures.engine_run import run_generation as _run
 

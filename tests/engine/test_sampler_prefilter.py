@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.engine import protocol as P
-from desktop.engine.llama_backend import LlamaBackend, install_penalty_prefilter, penalty_prefilter_k
+from desktop.engine.inference import protocol as P
+from desktop.engine.inference.llama_backend import LlamaBackend, install_penalty_prefilter, penalty_prefilter_k
 
 
 @pytest.mark.parametrize(("args", "expected"), [

@@ -1,7 +1,7 @@
 """Stop strings over streamed pieces: the rules both backends share."""
 from __future__ import annotations
 
-from desktop.engine.stops import StopScanner
+from desktop.engine.inference.stops import StopScanner
 
 
 def run(pieces: list[str], stops: list[str]) -> tuple[list[str], StopScanner]:

@@ -6,7 +6,8 @@ from typing import Iterator
 
 import pytest
 
-from desktop.engine import models, paths, profiles
+from desktop.engine import paths, profiles
+from desktop.engine.library import registry as models
 
 TINY_LLAMA3 = "tiny-llama3"
 TINY_SPM = "tiny-spm"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence
 
-from desktop.engine.chat_store import ChatStore
+from desktop.engine.chats.store import ChatStore
 from tests.ui.conftest import TINY_LLAMA3
 
 

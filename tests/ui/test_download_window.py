@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from desktop.engine import downloads, paths
+from desktop.engine import paths
+from desktop.engine.hub import downloads
 from desktop.engine.profiles import ProfileStore
 from tests.fixtures import tiny_gguf
 

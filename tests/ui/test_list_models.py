@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from desktop.engine.chat_store import ChatStore
+from desktop.engine.chats.store import ChatStore
 from desktop.engine.profiles import ProfileStore
 from desktop.ui.chat_model import BranchRole, ChatModel, DimmedRole, IdRole, TextRole
 from desktop.ui.list_models import (ChatFilterProxy, ChatIdRole, ChatListModel, InstalledRole, ProfileIdRole,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from desktop.engine.chat_store import ChatStore
+from desktop.engine.chats.store import ChatStore
 from desktop.ui.chat_model import BranchRole, StateRole, TextRole
 from tests.ui.conftest import TINY_LLAMA3
 

@@ -6,7 +6,7 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop.engine import models
+from desktop.engine.library import registry as models
 from tests.ui.conftest import TINY_LLAMA3, TINY_SPM, _write_profile
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import FixError, GGUFError
+from desktop.engine.errors import FixError, GGUFError
 
 LLAMA3_EOT_ID = 128009
 LLAMA3_EOT_TEXT = "<|eot_id|>"
@@ -257,7 +257,7 @@ _DISK_VERSION = 1
 def _disk_path(key: tuple[str, int, int]) -> Path:
     import hashlib
 
-    from . import paths
+    from desktop.engine import paths
 
     return paths.data_dir() / "doctor-cache" / (hashlib.sha1(key[0].encode()).hexdigest() + ".json")
 

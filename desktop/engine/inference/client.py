@@ -19,8 +19,8 @@ import threading
 import uuid
 from typing import Any, Callable, Iterator
 
-from . import protocol as P
-from .errors import AppError, EngineCrashedError, from_dict
+from desktop.engine.inference import protocol as P
+from desktop.engine.errors import AppError, EngineCrashedError, from_dict
 
 EventCallback = Callable[[Any], None]
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fit import KV_BYTES_PER_ELEMENT, OVERHEAD_BYTES, VRAM_RESERVE_BYTES
-from .hardware import GiB, Hardware
+from desktop.engine.hub.fit import KV_BYTES_PER_ELEMENT, OVERHEAD_BYTES, VRAM_RESERVE_BYTES
+from desktop.engine.hub.hardware import GiB, Hardware
 
 DEVICE_KINDS = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel", 4: "meta"}  # enum ggml_backend_dev_type
 # ggml's backend registry names -> what the status bar says.

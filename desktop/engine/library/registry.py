@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import paths, prompts
-from .errors import ModelNotFoundError
-from .profiles import Profile
-from .protocol import Generate, Load
+from desktop.engine import paths
+from desktop.engine.inference import prompts
+from desktop.engine.errors import ModelNotFoundError
+from desktop.engine.profiles import Profile
+from desktop.engine.inference.protocol import Generate, Load
 
 _REGISTRY_LOCK = threading.Lock()
 
@@ -296,7 +297,7 @@ def profile_from_report(report: Any, *, repo: str | None = None, quant: str | No
     The file's chat template drives the prompt (rendered in the sandbox); the stop tokens are its EOS
     and, for Llama 3 vocabularies, <|eot_id|>.
     """
-    from . import profiles
+    from desktop.engine import profiles
 
     base = profile_id or _slug(repo.split("/")[-1] if repo else (report.name or Path(report.path).stem))
     if quant and not profile_id:
@@ -360,7 +361,7 @@ def hash_file(path: str | Path, algo: str = "sha256", progress: Any = None, canc
             if progress:
                 progress(done, total)
             if cancel is not None and cancel.is_set():
-                from .errors import DownloadCancelled
+                from desktop.engine.errors import DownloadCancelled
 
                 raise DownloadCancelled("download paused or cancelled while verifying")
     return h.hexdigest()
@@ -372,8 +373,8 @@ def import_model(path: str | Path, profile_id: str | None = None, *, store: Any 
     With ``profile_id`` the file becomes that profile's model; without, a profile is made from the
     file's metadata. Runs on the caller's thread (the GUI uses a worker): it hashes the whole file.
     """
-    from . import gguf_doctor
-    from .profiles import ProfileStore
+    from desktop.engine.gguf import doctor as gguf_doctor
+    from desktop.engine.profiles import ProfileStore
 
     p = Path(path).expanduser()
     if not p.is_file():

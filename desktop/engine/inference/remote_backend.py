@@ -2,7 +2,7 @@
 
 llama.cpp's ``llama-server``, vLLM, Ollama and llama-cpp-python's own server all speak
 ``/v1/models`` and ``/v1/chat/completions`` with ``stream: true`` (server-sent events). This module
-maps a :class:`~desktop.engine.protocol.Generate` onto that API and the stream back onto the same
+maps a :class:`~desktop.engine.inference.protocol.Generate` onto that API and the stream back onto the same
 TokenChunk/Finished events the local backend yields, so stop, stats, crash handling and everything
 downstream are unchanged.
 
@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import prompts
-from .errors import (
+from desktop.engine.inference import prompts
+from desktop.engine.errors import (
     AppError,
     GenerationError,
     RemoteAuthError,
@@ -37,9 +37,9 @@ from .errors import (
     RemoteStreamError,
     RemoteTimeoutError,
 )
-from .profiles import BackendSpec, Profile
-from .protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
-from .stops import StopScanner
+from desktop.engine.profiles import BackendSpec, Profile
+from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
+from desktop.engine.inference.stops import StopScanner
 
 BACKEND_NAME = "remote"
 KEYRING_USER = "api_key"  # the keyring entry: keyring.get_password(backend.keyring_service, "api_key")

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from . import gguf_header, paths
-from .errors import AppError, DownloadError
+from desktop.engine import paths
+from desktop.engine.gguf import header as gguf_header
+from desktop.engine.errors import AppError, DownloadError
 
 # "-00001-of-00003.gguf": llama.cpp's gguf-split shards, loaded by pointing at the first one.
 SHARD_RE = re.compile(r"^(?P<base>.+)-(?P<idx>\d{5})-of-(?P<n>\d{5})\.gguf$", re.I)

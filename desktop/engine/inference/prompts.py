@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from .errors import TemplateError
+from desktop.engine.errors import TemplateError
 
 Message = Mapping[str, str]
 

@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from . import gguf_doctor, gpu_select, prompts
-from .stops import StopScanner
-from .errors import ContextOverflowError, GenerationError, GGUFError, ModelLoadError
-from .protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
+from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.inference import gpu_select
+from desktop.engine.inference import prompts
+from desktop.engine.inference.stops import StopScanner
+from desktop.engine.errors import ContextOverflowError, GenerationError, GGUFError, ModelLoadError
+from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
 
 _KV_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}  # ggml_type ids
 
@@ -313,7 +315,7 @@ class LlamaBackend:
     def _choose_layers(req: Load, lib: gpu_select.LibraryInfo, report: Any) -> gpu_select.GpuChoice:
         hw = None
         if req.n_gpu_layers == "auto" and lib.gpu_backend and not lib.gpu_devices:
-            from . import hardware
+            from desktop.engine.hub import hardware
 
             hw = hardware.detect()  # NVML / Apple numbers when ggml reports no device memory
         return gpu_select.choose_gpu_layers(req.n_gpu_layers, lib, gpu_select.ModelShape.from_report(report),

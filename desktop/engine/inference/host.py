@@ -18,13 +18,13 @@ import time
 import traceback
 from typing import Any, BinaryIO
 
-from . import protocol as P
-from .errors import AppError, GenerationError
+from desktop.engine.inference import protocol as P
+from desktop.engine.errors import AppError, GenerationError
 
 
 class _Host:
     def __init__(self, out: BinaryIO) -> None:
-        from .llama_backend import LlamaBackend
+        from desktop.engine.inference.llama_backend import LlamaBackend
 
         self.out = out
         self.backend = LlamaBackend()
@@ -64,7 +64,7 @@ class _Host:
         self.send(P.Failed(rid, err.to_dict()))
 
     def run(self) -> None:
-        from .llama_backend import library_info
+        from desktop.engine.inference.llama_backend import library_info
 
         lib = library_info()
         self.send(P.Ready(os.getpid(), lib.version, lib.system_info, lib.gpu_offload, list(lib.backends),
@@ -93,8 +93,8 @@ class _Host:
 
     def _backend_for(self, req: P.Load) -> Any:
         """The backend a Load asks for: a profile with a remote ``backend`` runs on its server."""
-        from .llama_backend import LlamaBackend
-        from .remote_backend import RemoteBackend
+        from desktop.engine.inference.llama_backend import LlamaBackend
+        from desktop.engine.inference.remote_backend import RemoteBackend
 
         remote = bool(req.backend) and req.backend.get("kind", "local") != "local"
         if remote != isinstance(self.backend, RemoteBackend):

@@ -13,7 +13,7 @@ from typing import Any
 
 from gguf import GGUFValueType
 
-from .errors import GGUFError
+from desktop.engine.errors import GGUFError
 
 _SCALARS: dict[int, str] = {
     GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b", GGUFValueType.UINT16: "<H", GGUFValueType.INT16: "<h",

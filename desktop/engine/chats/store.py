@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .models import hash_file
+from desktop.engine import paths
+from desktop.engine.library.registry import hash_file
 
 SCHEMA_VERSION = 1
 JOURNAL_INTERVAL_S = 0.5

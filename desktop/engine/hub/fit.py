@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .hardware import GiB, Hardware
+from desktop.engine.hub.hardware import GiB, Hardware
 
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 # Compute buffers, the CUDA/Metal context and the app's own process: measured llama.cpp runs sit

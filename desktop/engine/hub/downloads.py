@@ -28,10 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import gguf_doctor, hub, models, paths
-from .errors import (AppError, DiskSpaceError, DownloadCancelled, DownloadError, UnknownProfileError,
+from desktop.engine import paths
+from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.hub import listing as hub
+from desktop.engine.library import registry as models
+from desktop.engine.errors import (AppError, DiskSpaceError, DownloadCancelled, DownloadError, UnknownProfileError,
                      VerificationError)
-from .profiles import Profile, ProfileStore
+from desktop.engine.profiles import Profile, ProfileStore
 
 # Free space kept beyond what the download needs, so the disk is not filled to the last byte.
 DISK_MARGIN_BYTES = 256 << 20
@@ -904,7 +907,8 @@ class QuantListing:
 def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str | None = None,
                 store: ProfileStore | None = None, hw: Any = None) -> QuantListing:
     """A repo's quants with a fit verdict each, against this machine (or ``hw``). Network; any thread."""
-    from . import fit, hardware
+    from desktop.engine.hub import fit
+    from desktop.engine.hub import hardware
 
     store = store or ProfileStore()
     repo, profile = resolve_spec(repo_or_profile, store)
@@ -944,7 +948,7 @@ def _local_header(repo: str, entries: list[hub.QuantEntry]) -> dict[str, Any] | 
     """Architecture numbers from a copy already on disk (complete or partial), if any: no network."""
     from huggingface_hub.file_download import repo_folder_name
 
-    from . import gguf_header
+    from desktop.engine.gguf import header as gguf_header
 
     blobs = paths.hf_hub_cache() / repo_folder_name(repo_id=repo, repo_type="model") / "blobs"
     for e in entries:

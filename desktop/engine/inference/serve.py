@@ -17,11 +17,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from . import models
-from . import protocol as P
-from .client import EngineClient, new_id
-from .errors import AppError, ContextOverflowError, TemplateError, from_dict
-from .profiles import Profile
+from desktop.engine.library import registry as models
+from desktop.engine.inference import protocol as P
+from desktop.engine.inference.client import EngineClient, new_id
+from desktop.engine.errors import AppError, ContextOverflowError, TemplateError, from_dict
+from desktop.engine.profiles import Profile
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SAMPLING = {"temperature": float, "top_p": float, "top_k": int, "min_p": float, "repeat_penalty": float,

@@ -1,0 +1,2 @@
+"""The Hugging Face Hub side: listing, downloads and their queue, fit estimates, hardware probing.
+Runs in the caller's process (gpu choice in the engine process reuses fit/hardware)."""
