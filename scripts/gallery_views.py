@@ -149,6 +149,13 @@ def render_gallery(out_dir: Path) -> list[Path]:
     save(picker.popup, "model-picker.png")
     picker.popup.hide()
 
+    welcome = WelcomeView(store=ProfileStore())  # before anything is installed: every suggestion shows
+    welcome.resize(860, 640)
+    welcome.show()
+    welcome.refresh()
+    _wait(app, lambda: bool(welcome.cards))
+    save(welcome, "welcome.png")
+
     _register_library(tmp)
     lib = LibraryView(store=ProfileStore())
     lib.resize(1000, 560)
@@ -156,13 +163,6 @@ def render_gallery(out_dir: Path) -> list[Path]:
     lib.refresh()
     _wait(app, lambda: bool(lib.model.items))
     save(lib, "models-library.png")
-
-    welcome = WelcomeView(store=ProfileStore())
-    welcome.resize(860, 640)
-    welcome.show()
-    welcome.refresh()
-    _wait(app, lambda: bool(welcome.cards))
-    save(welcome, "welcome.png")
     return written
 
 

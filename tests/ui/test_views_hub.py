@@ -126,7 +126,7 @@ def test_repo_id_typed_and_entered_lists_quants_never_unknown_profile(qtbot, vie
     assert rec == "Q8_0" and page.selected_quant() == "Q8_0"
     row = page.quants.row_of("Q8_0")
     assert page.quants.index(row).data(HighlightRole)
-    assert ("★ Recommended", "accent") in page.quants.index(row).data(BadgesRole)
+    assert ("★ Recommended", "star") in page.quants.index(row).data(BadgesRole)
     assert ("Fits in RAM", "ok") in page.quants.index(row).data(BadgesRole)
     tip = page.quants.index(row).data(Qt.ItemDataRole.ToolTipRole)
     assert "KV" in tip and "overhead" in tip  # the sum behind the badge

@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QPainter, QPainterPath, QPalette
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from desktop.engine.hub.hardware import GiB
 
@@ -31,6 +31,7 @@ TONES = {
     "bad": ("#fde2e1", "#4a2222", "#a3211d", "#f5a3a0"),
     "muted": ("#ececef", "#34353a", "#4d4f57", "#c2c4cc"),
     "accent": ("#e8e3fd", "#312a52", "#4b36b8", "#c5b8ff"),
+    "star": ("#6b52e0", "#7b64f0", "#ffffff", "#ffffff"),  # the recommended pick: solid accent
 }
 ACCENT = "#6b52e0"
 
@@ -143,6 +144,11 @@ QFrame#errorPanel {{ border: 1px solid #e0a3a0; border-radius: 12px; background:
 QLabel#title {{ font-size: 18px; font-weight: 700; }}
 QLabel#muted {{ color: palette(placeholder-text); }}
 QListView#cards {{ border: none; background: transparent; }}
+QListView#cards QScrollBar:vertical {{ width: 8px; background: transparent; margin: 2px; }}
+QListView#cards QScrollBar::handle:vertical {{ background: palette(mid); border-radius: 3px; min-height: 28px; }}
+QListView#cards QScrollBar::add-line:vertical, QListView#cards QScrollBar::sub-line:vertical {{ height: 0; }}
+QListView#cards QScrollBar::add-page:vertical, QListView#cards QScrollBar::sub-page:vertical {{
+    background: transparent; }}
 """
 
 
@@ -164,8 +170,10 @@ class CardDelegate(QStyledItemDelegate):
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        dark = is_dark(option.widget)
-        pal = option.palette
+        # The application's palette, not the view's: a card list has a transparent background (its
+        # stylesheet), which would make the cards' Base colour transparent too.
+        pal = QApplication.palette()
+        dark = pal.color(QPalette.ColorRole.Window).lightness() < 128
         rect = QRectF(option.rect).adjusted(2, 3, -2, -3)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         hover = bool(option.state & QStyle.StateFlag.State_MouseOver)
@@ -182,7 +190,8 @@ class CardDelegate(QStyledItemDelegate):
         path = QPainterPath()
         path.addRoundedRect(rect, self.RADIUS, self.RADIUS)
         p.fillPath(path, pal.color(QPalette.ColorRole.Base))
-        p.fillPath(path, base)
+        if selected:
+            p.fillPath(path, base)
         p.setPen(border)
         p.drawPath(path)
         if index.data(HighlightRole):
@@ -217,7 +226,7 @@ class CardDelegate(QStyledItemDelegate):
         top = rect.top() + self.PAD - 2
         p.setFont(title_font)
         p.setPen(pal.color(QPalette.ColorRole.Text))
-        title = fm.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole) or ""), Qt.TextElideMode.ElideMiddle,
+        title = fm.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole) or ""), Qt.TextElideMode.ElideRight,
                               int(width))
         p.drawText(QRectF(left, top, width, fm.height()), Qt.AlignmentFlag.AlignLeft, title)
         sub = str(index.data(SubtitleRole) or "")

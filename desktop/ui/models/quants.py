@@ -100,7 +100,7 @@ class QuantsModel(QAbstractListModel):
                 parts.append("incomplete set")
             return "  ·  ".join(parts)
         if role == BadgesRole:
-            badges = [("★ Recommended", "accent")] if rec else []
+            badges = [("★ Recommended", "star")] if rec else []
             text, tone = fit_badge(e.fit)
             if e.fit and e.fit.get("kind") == "partial":
                 text = f"Partial offload {e.fit['gpu_layers']}/{e.fit['total_layers']}"

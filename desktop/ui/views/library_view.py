@@ -106,8 +106,8 @@ class LibraryView(QWidget):
 
         body = QHBoxLayout()
         body.setSpacing(16)
-        body.addWidget(self.list, 1)
-        body.addWidget(self.details, 1)
+        body.addWidget(self.list, 5)
+        body.addWidget(self.details, 4)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(24, 20, 24, 16)
         lay.addLayout(head)

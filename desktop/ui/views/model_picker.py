@@ -44,7 +44,7 @@ class _Popup(QFrame):
         lay.addWidget(self.search)
         lay.addWidget(self.empty)
         lay.addWidget(self.list, 1)
-        self.resize(460, 420)
+        self.resize(540, 440)
 
 
 class ModelPicker(QWidget):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout,
+                               QWidget)
 
 from desktop.ui import workers
 from desktop.ui.models.hub_style import apply_style, badge_css, fit_badge, human_size, icon, is_dark
@@ -57,8 +58,9 @@ class SuggestionCard(QFrame):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(14, 10, 14, 10)
         lay.addLayout(col, 1)
-        lay.addWidget(self.starter)
-        lay.addWidget(self.badge)
+        for pill in (self.starter, self.badge):
+            pill.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+            lay.addWidget(pill, 0, Qt.AlignmentFlag.AlignVCenter)
         lay.addSpacing(6)
         lay.addWidget(self.download_btn)
 
