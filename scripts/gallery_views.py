@@ -91,10 +91,43 @@ def _register_library(tmp: Path) -> None:
                                 fixes=fixes, sha256="9f2c" + "0" * 56 if origin == "download" else None)
 
 
-def render_gallery(out_dir: Path) -> list[Path]:
-    """Render each model view into ``out_dir``; returns the files written."""
+def _dark_palette():
+    from PySide6.QtGui import QColor, QPalette
+
+    p = QPalette()
+    for role, colour in ((QPalette.ColorRole.Window, "#1f2024"), (QPalette.ColorRole.WindowText, "#e6e6ea"),
+                         (QPalette.ColorRole.Base, "#2a2b30"), (QPalette.ColorRole.AlternateBase, "#303137"),
+                         (QPalette.ColorRole.Text, "#e6e6ea"), (QPalette.ColorRole.Button, "#2d2e33"),
+                         (QPalette.ColorRole.ButtonText, "#e6e6ea"), (QPalette.ColorRole.Mid, "#4a4b52"),
+                         (QPalette.ColorRole.PlaceholderText, "#9a9ba3"), (QPalette.ColorRole.Highlight, "#6b52e0"),
+                         (QPalette.ColorRole.HighlightedText, "#ffffff")):
+        p.setColor(role, QColor(colour))
+    return p
+
+
+def render_gallery(out_dir: Path, dark: bool = False) -> list[Path]:
+    """Render each model view into ``out_dir`` (under a dark palette with ``dark``); returns the files
+    written. The environment and the application palette are restored."""
+    saved = dict(os.environ)
+    app = None
+    old = None
+    try:
+        if dark:
+            from PySide6.QtWidgets import QApplication
+
+            app = QApplication.instance() or QApplication(sys.argv[:1])
+            old = app.palette()
+            app.setPalette(_dark_palette())
+        return _render(Path(out_dir))
+    finally:
+        if app is not None and old is not None:
+            app.setPalette(old)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _render(out_dir: Path) -> list[Path]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="gallery-views-"))
     _isolate(tmp)
@@ -170,10 +203,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="docs/gallery")
     ap.add_argument("--scale", help="QT_SCALE_FACTOR, e.g. 2 for a HiDPI check")
+    ap.add_argument("--dark", action="store_true", help="render under a dark palette")
     a = ap.parse_args()
     if a.scale:
         os.environ["QT_SCALE_FACTOR"] = a.scale
-    for p in render_gallery(Path(a.out)):
+    for p in render_gallery(Path(a.out), dark=a.dark):
         print(p)
     return 0
 

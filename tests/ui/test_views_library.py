@@ -81,7 +81,9 @@ def test_lists_origin_provenance_and_fixes_and_removes_a_download(qtbot, downloa
     v.select(v.downloaded.model_id)
     f = v.fields
     assert f["Origin"].text() == "Downloaded" and f["Source"].text() == REPO
-    assert f["SHA-256"].text() == v.downloaded.sha256 and f["Quant"].text() == "Q8_0"
+    sha = v.downloaded.sha256
+    assert f["SHA-256"].toolTip() == sha and f["SHA-256"].text() == f"{sha[:16]}…{sha[-16:]}"
+    assert f["Quant"].text() == "Q8_0"
     assert "128009" in f["Repairs"].text()  # the broken Llama-3 GGUF was fixed on arrival
     badges = v.model.index(v.model.row_of(v.downloaded.model_id)).data(BadgesRole)
     assert ("Downloaded", "ok") in badges and any(t in {"Repaired", "Fixed at load"} for t, _ in badges)

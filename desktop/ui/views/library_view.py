@@ -14,7 +14,7 @@ from typing import Any, Callable
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QGridLayout, QHBoxLayout, QInputDialog, QLabel, QListView,
-                               QMessageBox, QPushButton, QVBoxLayout, QWidget)
+                               QMessageBox, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from desktop.engine.errors import AppError
 from desktop.engine.library import registry
@@ -90,10 +90,17 @@ class LibraryView(QWidget):
                       (self.revert_btn, "mdi6.undo"), (self.remove_btn, "mdi6.delete-outline")):
             b.setObjectName("secondary")
             b.setIcon(icon(ic))
-        actions = QHBoxLayout()
-        for b in (self.load_btn, self.rename_btn, self.reveal_btn, self.revert_btn, self.remove_btn):
-            actions.addWidget(b)
-        actions.addStretch(1)
+        # Two rows so the panel stays narrow: the main action and the destructive one apart, tools below.
+        actions = QVBoxLayout()
+        main_row, tools_row = QHBoxLayout(), QHBoxLayout()
+        main_row.addWidget(self.load_btn)
+        main_row.addStretch(1)
+        main_row.addWidget(self.remove_btn)
+        for b in (self.rename_btn, self.reveal_btn, self.revert_btn):
+            tools_row.addWidget(b)
+        tools_row.addStretch(1)
+        actions.addLayout(tools_row)
+        actions.addLayout(main_row)
         self.message = QLabel()
         self.message.setWordWrap(True)
         dl = QVBoxLayout(self.details)
@@ -106,6 +113,10 @@ class LibraryView(QWidget):
 
         body = QHBoxLayout()
         body.setSpacing(16)
+        grid.setColumnStretch(1, 1)
+        self.list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.details.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.details.setMinimumWidth(400)
         body.addWidget(self.list, 5)
         body.addWidget(self.details, 4)
         lay = QVBoxLayout(self)
@@ -165,7 +176,9 @@ class LibraryView(QWidget):
         f["Size"].setText(human_size(m.size))
         f["Profile"].setText(m.profile_id or "none")
         f["Source"].setText(m.source_repo or "a file from disk")
-        f["SHA-256"].setText(m.sha256 or "not hashed yet")
+        # 64 hex digits would set the panel's minimum width: show both ends, the whole in the tooltip.
+        f["SHA-256"].setText(f"{m.sha256[:16]}…{m.sha256[-16:]}" if m.sha256 else "not hashed yet")
+        f["SHA-256"].setToolTip(m.sha256 or "")
         f["File"].setText(m.path)
         f["Repairs"].setText("\n".join(m.fixes) or "none needed")
         self.load_btn.setEnabled(bool(m.profile_id) and m.status != "missing")
