@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/gallery_views.py [--out docs/gallery] [--scale 2]
 
-``render_gallery(out_dir)`` writes model-picker.png, hub-search.png, quants.png, models-library.png and
-welcome.png. It uses a throw-away data dir (the user's registry is never touched), a loopback Hub server
+``render_gallery(out_dir)`` writes model-picker.png, hub-search.png, hub-offline.png, quants.png,
+models-library.png and welcome.png. It uses a throw-away data dir (the user's registry is never touched), a loopback Hub server
 it starts itself (search results come from a real ``HfApi.list_models`` call against it), and a simulated
 machine (16 GiB RAM, an 8 GiB GPU) so the fit badges do not depend on where it runs. The quants page
 shows a listing of Qwen2.5-7B's real file sizes (serving 40 GiB of bytes from loopback would be silly);
@@ -162,6 +162,15 @@ def _render(out_dir: Path) -> list[Path]:
         view.search("qwen")
         _wait(app, lambda: view.results.rowCount() > 0 or view.error_panel.isVisible())
         save(view, "hub-search.png")
+
+        os.environ["HF_HUB_OFFLINE"] = "1"  # the same view when the network is off: the panel, not a dialog
+        offline = HubView()
+        offline.resize(860, 420)
+        offline.show()
+        offline.search("qwen")
+        _wait(app, lambda: offline.error_panel.isVisible())
+        save(offline, "hub-offline.png")
+        del os.environ["HF_HUB_OFFLINE"]
 
     page = RepoPage()
     page.resize(860, 620)

@@ -400,6 +400,10 @@ class DownloadWindow(QWidget):
         self.raise_()
         self.activateWindow()
 
+    def showEvent(self, ev: Any) -> None:  # noqa: N802 - every way of showing it, not just show_for
+        super().showEvent(ev)
+        self.fit_on_screen()
+
     def fit_on_screen(self) -> None:
         """Keep the whole window on the screen it opens on (a parent near an edge must not push it off)."""
         screen = self.screen() or QApplication.primaryScreen()
