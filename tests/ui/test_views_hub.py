@@ -166,3 +166,12 @@ def test_repo_page_errors_show_a_panel_with_retry(qtbot, page, hub) -> None:
     with qtbot.waitSignal(page.listing_finished, timeout=30000):
         qtbot.mouseClick(page.error_panel.retry_btn, Qt.MouseButton.LeftButton)
     assert not page.error_panel.isVisible() and page.quants.rowCount() == 1
+
+
+def test_only_the_last_of_many_searches_shows_and_every_job_is_let_go(qtbot, view, hub) -> None:
+    for q in ("tiny", "popular", "nothing", "llama", "7b", "acme"):  # a user typing fast, pressing Enter each time
+        type_and_enter(qtbot, view, q)
+    assert len(view._jobs.jobs) >= 1
+    qtbot.waitUntil(lambda: not view._jobs.jobs, timeout=15000)
+    assert view.last_query == "acme"
+    assert [view.results.index(i).data() for i in range(view.results.rowCount())] == ["acme/Popular-7B-GGUF", REPO]

@@ -19,9 +19,39 @@ from desktop.engine.hub import search as hub_search
 from desktop.ui import workers
 from desktop.ui.errors import error_text
 from desktop.ui.models.hub_results import HubResultsModel
-from desktop.ui.models.hub_style import ACCENT, CardDelegate, KeyRole, apply_style, icon
+from desktop.ui.models.hub_style import CardDelegate, KeyRole, apply_style, icon
 
 DEBOUNCE_MS = 350
+
+
+class JobKeeper:
+    """Holds each worker job until its answer arrives, then lets it go.
+
+    A job whose Python wrapper is dropped while it runs would be deleted under the thread pool, so the
+    views keep every one in flight (not "the last few": a user can start many) and only those.
+    """
+
+    def __init__(self, owner: QWidget) -> None:
+        self.owner = owner
+        self.jobs: set[workers.Job] = set()
+
+    def start(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
+              on_failed: Callable[[Any], None]) -> workers.Job:
+        held: list[workers.Job] = []
+
+        # Queued to the GUI thread, so they run after ``held`` is filled below.
+        def done(res: Any) -> None:
+            self.jobs.difference_update(held)
+            on_done(res)
+
+        def failed(exc: Any) -> None:
+            self.jobs.difference_update(held)
+            on_failed(exc)
+
+        job = workers.start(fn, done, failed, self.owner)
+        held.append(job)
+        self.jobs.add(job)
+        return job
 
 
 class ErrorPanel(QFrame):
@@ -114,7 +144,7 @@ class HubView(QWidget):
         self.limit = limit
         self._search_fn = search_fn or hub_search.search
         self._seq = 0  # answers to an older query are dropped
-        self._jobs: list[workers.Job] = []
+        self._jobs = JobKeeper(self)
         self.last_query: str | None = None
 
         title = QLabel("Discover models")
@@ -212,12 +242,10 @@ class HubView(QWidget):
         self.last_query = query
         self.status.setText(f"Searching for “{query}” …" if query else "Loading the most downloaded GGUF models …")
         fn, limit = self._search_fn, self.limit
-        self._jobs.append(workers.start(lambda: fn(query, limit=limit),
-                                        lambda rows: self._on_results(seq, query, rows),
-                                        lambda exc: self._on_failed(seq, exc), self))
+        self._jobs.start(lambda: fn(query, limit=limit), lambda rows: self._on_results(seq, query, rows),
+                         lambda exc: self._on_failed(seq, exc))
 
     def _on_results(self, seq: int, query: str, rows: list[hub_search.RepoSummary]) -> None:
-        self._jobs = [j for j in self._jobs if j is not None][-4:]
         if seq != self._seq:
             return
         self.error_panel.hide()
@@ -252,4 +280,4 @@ class HubView(QWidget):
         return str(idx.data(KeyRole)) if idx.isValid() else None
 
 
-__all__ = ["ErrorPanel", "HubView", "ACCENT"]
+__all__ = ["ErrorPanel", "HubView", "JobKeeper"]

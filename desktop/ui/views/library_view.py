@@ -18,10 +18,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QGridLayout, QHBoxLayo
 
 from desktop.engine.errors import AppError
 from desktop.engine.library import registry
-from desktop.ui import workers
 from desktop.ui.errors import error_text
 from desktop.ui.models.hub_style import CardDelegate, apply_style, human_size, icon
 from desktop.ui.models.library import LibraryItem, LibraryModel, gather
+from desktop.ui.views.hub_view import JobKeeper
 
 
 class LibraryView(QWidget):
@@ -34,7 +34,7 @@ class LibraryView(QWidget):
         super().__init__(parent)
         apply_style(self)
         self.store = store
-        self._jobs: list[workers.Job] = []
+        self._jobs = JobKeeper(self)
         self.confirm_box: QMessageBox | None = None
         self.rename_dialog: QInputDialog | None = None
 
@@ -137,7 +137,7 @@ class LibraryView(QWidget):
     # -- data -------------------------------------------------------------------------------------
     def refresh(self) -> None:
         store = self.store
-        self._jobs = self._jobs[-4:] + [workers.start(lambda: gather(store), self._on_items, self._on_failed, self)]
+        self._jobs.start(lambda: gather(store), self._on_items, self._on_failed)
 
     def _on_items(self, items: list[LibraryItem]) -> None:
         keep = self.selected()
@@ -202,7 +202,7 @@ class LibraryView(QWidget):
             self.message.setText(error_text(exc if isinstance(exc, AppError) else AppError(str(exc)))[0])
             self.action_finished.emit("failed")
 
-        self._jobs = self._jobs[-4:] + [workers.start(fn, ok, failed, self)]
+        self._jobs.start(fn, ok, failed)
 
     def load_selected(self) -> None:
         m = self.selected()

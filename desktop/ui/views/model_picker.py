@@ -15,9 +15,9 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QLabel, QLineEdit, QListView, QProgressBar,
                                QPushButton, QVBoxLayout, QWidget)
 
-from desktop.ui import workers
 from desktop.ui.models.hub_style import CardDelegate, apply_style, icon
 from desktop.ui.models.library_picker import EntryRole, PickerEntry, PickerFilter, PickerModel, gather
+from desktop.ui.views.hub_view import JobKeeper
 
 
 class _Popup(QFrame):
@@ -59,7 +59,7 @@ class ModelPicker(QWidget):
         self.store, self.hw = store, hw
         self.current: str | None = None
         self.current_quant: str | None = None
-        self._jobs: list[workers.Job] = []
+        self._jobs = JobKeeper(self)
 
         self.button = QPushButton("Choose a model")
         self.button.setObjectName("secondary")
@@ -96,8 +96,7 @@ class ModelPicker(QWidget):
     def refresh(self) -> None:
         """Gather the profiles again (on a worker); the popup updates when the answer arrives."""
         store, hw = self.store, self.hw
-        self._jobs = self._jobs[-4:] + [workers.start(lambda: gather(store, hw), self._on_entries,
-                                                      self._on_failed, self)]
+        self._jobs.start(lambda: gather(store, hw), self._on_entries, self._on_failed)
 
     def set_current(self, profile_id: str | None, quant: str | None = None) -> None:
         self.current, self.current_quant = profile_id, quant

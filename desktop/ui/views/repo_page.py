@@ -15,10 +15,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListView
 
 from desktop.engine.errors import AppError
 from desktop.engine.hub import downloads
-from desktop.ui import workers
 from desktop.ui.models.hub_style import CardDelegate, apply_style, human_size, icon
 from desktop.ui.models.quants import QuantsModel, recommend, refit
-from desktop.ui.views.hub_view import ErrorPanel
+from desktop.ui.views.hub_view import ErrorPanel, JobKeeper
 
 CONTEXT_STEPS = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576]
 
@@ -50,7 +49,7 @@ class RepoPage(QWidget):
         self.listing: downloads.QuantListing | None = None  # as listed (the cache the slider works from)
         self.shown: downloads.QuantListing | None = None  # re-evaluated for the slider's context
         self._seq = 0
-        self._jobs: list[workers.Job] = []
+        self._jobs = JobKeeper(self)
         self._steps: list[int] = list(CONTEXT_STEPS)
 
         self.back_btn = QPushButton("Back")
@@ -130,9 +129,8 @@ class RepoPage(QWidget):
         seq, spec, store = self._seq, self.spec, self.store
         self.summary.setText(f"Listing the files of {spec} …")
         self.download_btn.setEnabled(False)
-        self._jobs = self._jobs[-4:] + [workers.start(lambda: _load(spec, store),
-                                                      lambda res: self._on_listing(seq, res),
-                                                      lambda exc: self._on_failed(seq, exc), self)]
+        self._jobs.start(lambda: _load(spec, store), lambda res: self._on_listing(seq, res),
+                         lambda exc: self._on_failed(seq, exc))
 
     def _on_listing(self, seq: int, res: tuple[downloads.QuantListing, str | None, int]) -> None:
         if seq != self._seq:

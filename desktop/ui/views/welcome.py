@@ -13,9 +13,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout,
                                QWidget)
 
-from desktop.ui import workers
 from desktop.ui.models.hub_style import apply_style, badge_css, fit_badge, human_size, icon, is_dark
 from desktop.ui.models.library_picker import PickerEntry, gather
+from desktop.ui.views.hub_view import JobKeeper
 
 
 def suggestions(entries: list[PickerEntry]) -> list[PickerEntry]:
@@ -75,7 +75,7 @@ class WelcomeView(QWidget):
         super().__init__(parent)
         apply_style(self)
         self.store, self.hw = store, hw
-        self._jobs: list[workers.Job] = []
+        self._jobs = JobKeeper(self)
         self.cards: list[SuggestionCard] = []
 
         hero = QFrame()
@@ -142,8 +142,7 @@ class WelcomeView(QWidget):
 
     def refresh(self) -> None:
         store, hw = self.store, self.hw
-        self._jobs = self._jobs[-4:] + [workers.start(lambda: gather(store, hw), self._on_entries,
-                                                      self._on_failed, self)]
+        self._jobs.start(lambda: gather(store, hw), self._on_entries, self._on_failed)
 
     def _on_entries(self, entries: list[PickerEntry]) -> None:
         demo = next((e for e in entries if e.bundled and e.installed), None)
