@@ -119,6 +119,22 @@ def cmd_import(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(a: argparse.Namespace) -> int:
+    from desktop.engine.hub import search
+
+    rows = search.search(a.query, limit=a.limit)
+    if a.json:
+        sys.stdout.write(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        return 0
+    if not rows:
+        print(f"no GGUF repositories match {a.query!r}")
+    for r in rows:
+        params = f"{r.params / 1e9:.1f}B" if r.params else "?"
+        print(f"{r.repo_id:<56} {r.downloads:>10,} downloads {r.likes:>6,} likes {params:>7}  "
+              f"{(r.last_modified or '')[:10]}{'  gated' if r.gated else ''}")
+    return 0
+
+
 def cmd_remove(a: argparse.Namespace) -> int:
     for m in models.remove_model(a.id):
         kept = " (file kept: it was imported, not downloaded)" if m.origin == "import" else ""
@@ -151,6 +167,11 @@ def add_parser(sub: Any, parser_class: type) -> None:
     x.add_argument("--profile", help="attach it to this profile (default: make one from its metadata)")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_import)
+    x = msub.add_parser("search", help="search the Hub for GGUF repositories, most downloaded first")
+    x.add_argument("query", metavar="QUERY")
+    x.add_argument("--limit", type=int, default=20)
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_search)
     x = msub.add_parser("remove", help="unregister a model and delete what the app downloaded")
     x.add_argument("id", metavar="ID")
     x.set_defaults(fn=cmd_remove)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QHBox
                                QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
 
 from desktop.engine.hub import downloads
+from desktop.engine.hub.search import repo_id_from_text
 from desktop.engine.errors import AppError
 from desktop.engine.hub.hardware import GiB
 from desktop.engine.profiles import ProfileStore
@@ -259,7 +260,8 @@ class ProgressDelegate(QStyledItemDelegate):
 class DownloadWindow(QWidget):
     """Non-modal window: pick a profile or type a repo, see quants with fit, download, watch the queue."""
 
-    listing_finished = Signal()  # a quant listing arrived (or failed)
+    listing_finished = Signal()  # a listing arrived (or failed)
+    import_requested = Signal()  # "Import a GGUF from disk…" in the error panel (the offline way out)
 
     def __init__(self, parent: QWidget | None = None, controller: DownloadsController | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
@@ -273,7 +275,10 @@ class DownloadWindow(QWidget):
 
         self.spec = QComboBox()
         self.spec.setEditable(True)
-        self.spec.setMinimumContentsLength(36)
+        # A typed repo must stay text: an inserted item would carry no data, and its data (None) was read
+        # as a profile id ("Unknown profile 'None'").
+        self.spec.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.spec.setMinimumContentsLength(24)
         self.spec.lineEdit().setPlaceholderText("a profile, or any Hugging Face repo id (owner/name)")
         for p in self.store.all():
             if p.source.repo:
@@ -328,17 +333,25 @@ class DownloadWindow(QWidget):
         self.resume_btn = QPushButton("Resume")
         self.cancel_btn = QPushButton("Cancel")
         jrow = QHBoxLayout()
-        jrow.addWidget(QLabel("Queue — downloads continue while you chat; interrupted ones resume where they stopped."), 1)
+        queue_note = QLabel("Queue — downloads continue while you chat; interrupted ones resume where they stopped.")
+        queue_note.setWordWrap(True)  # a long unwrapped line would set the window's minimum width
+        jrow.addWidget(queue_note, 1)
         for b in (self.pause_btn, self.resume_btn, self.cancel_btn):
             jrow.addWidget(b)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.errors = ErrorPresenter(self, self.status.setText)
+        from desktop.ui.views.hub_view import ErrorPanel
+
+        self.error_panel = ErrorPanel()
+        self.error_panel.retry_clicked.connect(self.list_quants)
+        self.error_panel.import_clicked.connect(self.import_requested)
 
         upper = QWidget()
         ul = QVBoxLayout(upper)
         ul.setContentsMargins(0, 0, 0, 0)
         ul.addLayout(top)
+        ul.addWidget(self.error_panel)
         ul.addWidget(self.quant_view, 1)
         ul.addLayout(qrow)
         lower = QWidget()
@@ -368,9 +381,10 @@ class DownloadWindow(QWidget):
     def spec_text(self) -> str:
         i = self.spec.currentIndex()
         text = self.spec.currentText().strip()
-        if i >= 0 and self.spec.itemText(i) == text:
+        if i >= 0 and self.spec.itemText(i) == text and self.spec.itemData(i):
             return str(self.spec.itemData(i))
-        return text
+        # A pasted Hub URL (…/tree/main, …/blob/…) means its repo.
+        return repo_id_from_text(text) or text
 
     def show_for(self, profile_id: str | None, quant: str | None) -> None:
         if profile_id:
@@ -382,8 +396,28 @@ class DownloadWindow(QWidget):
             self._pending_quant = quant
             self.list_quants()
         self.show()
+        self.fit_on_screen()
         self.raise_()
         self.activateWindow()
+
+    def showEvent(self, ev: Any) -> None:  # noqa: N802 - every way of showing it, not just show_for
+        super().showEvent(ev)
+        self.fit_on_screen()
+
+    def fit_on_screen(self) -> None:
+        """Keep the whole window on the screen it opens on (a parent near an edge must not push it off)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        avail = screen.availableGeometry()
+        frame = self.frameGeometry()
+        w, h = min(frame.width(), avail.width()), min(frame.height(), avail.height())
+        if (w, h) != (frame.width(), frame.height()):
+            self.resize(self.width() - (frame.width() - w), self.height() - (frame.height() - h))
+            frame = self.frameGeometry()
+        x = min(max(frame.left(), avail.left()), avail.right() - frame.width() + 1)
+        y = min(max(frame.top(), avail.top()), avail.bottom() - frame.height() + 1)
+        self.move(x, y)
 
     def list_quants(self) -> None:
         spec = self.spec_text()
@@ -392,12 +426,15 @@ class DownloadWindow(QWidget):
         n_ctx = self.ctx.value() or None
         self.list_btn.setEnabled(False)
         self.summary.setText(f"Listing {spec} …")
+        if not self.error_panel.isHidden():
+            self.error_panel.set_retrying(True)
         store = self.store
         self._jobs.append(workers.start(lambda: downloads.list_quants(spec, n_ctx=n_ctx, store=store),
                                         self._on_listing, self._on_listing_failed, self))
 
     def _on_listing(self, res: downloads.QuantListing) -> None:
         self.list_btn.setEnabled(True)
+        self.error_panel.hide()
         self.listing = res
         rec = None
         if res.profile_id:
@@ -422,7 +459,11 @@ class DownloadWindow(QWidget):
     def _on_listing_failed(self, exc: BaseException) -> None:
         self.list_btn.setEnabled(True)
         self.summary.setText("")
-        self.errors.present(exc if isinstance(exc, AppError) else AppError(str(exc), details=repr(exc)))
+        exc = exc if isinstance(exc, AppError) else AppError(str(exc), details=repr(exc))
+        self.errors.present(exc)
+        self.quants.set_entries([], None)
+        self.listing = None
+        self.error_panel.show_error(exc)
         self.listing_finished.emit()
 
     def selected_quant(self) -> str | None:

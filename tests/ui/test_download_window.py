@@ -146,3 +146,40 @@ def test_interrupted_download_resumes_when_the_app_starts(qtbot, hub_server, spm
     last = hub_server.requests_for(SPM_FILE)[-1]
     assert last.range == f"bytes={have}-" and last.sent == len(data) - have
     w.close()
+
+
+def test_typed_repo_and_enter_twice_never_reads_a_profile_none(qtbot, window) -> None:
+    """Regression: an editable combo inserted the typed text as an item with no data, read as 'None'."""
+    edit = window.spec.lineEdit()
+    edit.clear()
+    for _ in range(2):  # the second Enter used to hit the inserted, data-less item
+        with qtbot.waitSignal(window.listing_finished, timeout=30000):
+            qtbot.keyClicks(edit, "" if edit.text() else REPO)
+            qtbot.keyClick(edit, Qt.Key.Key_Return)
+        assert window.errors.last is None, window.errors.last
+        assert window.listing is not None and window.listing.repo == REPO
+    assert window.spec.findText(REPO) == -1  # nothing was inserted
+    edit.setText(f"https://huggingface.co/{REPO}/tree/main")  # a pasted URL lists its repo
+    assert window.spec_text() == REPO
+
+
+def test_offline_shows_a_panel_with_retry_feedback_and_import(qtbot, window, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    list_repo(qtbot, window, REPO)
+    panel = window.error_panel
+    assert panel.isVisible() and "Offline mode is on" in panel.label.text()
+    assert window.quants.rowCount() == 0 and not window.download_btn.isEnabled()
+    with qtbot.waitSignal(window.import_requested, timeout=2000):
+        qtbot.mouseClick(panel.import_btn, Qt.MouseButton.LeftButton)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with qtbot.waitSignal(window.listing_finished, timeout=30000):
+        qtbot.mouseClick(panel.retry_btn, Qt.MouseButton.LeftButton)
+        assert panel.retry_btn.text() == "Retrying…"
+    assert not panel.isVisible() and [e.quant for e in window.quants.entries] == ["Q4_K_M", "Q8_0"]
+
+
+def test_window_opens_fully_on_screen(qtbot, window) -> None:
+    avail = window.screen().availableGeometry()
+    window.move(avail.right() - 50, avail.bottom() - 50)  # as if the main window sat in a corner
+    window.show_for(None, None)
+    assert avail.contains(window.frameGeometry()), (avail, window.frameGeometry())
