@@ -249,6 +249,9 @@ class RemoteBackend:
         self.root = ""
         self.loaded: Loaded | None = None
         self._client: httpx.Client | None = None
+        # The host's load progress sink (same surface as LlamaBackend); a server check has no fractions, so
+        # the host only sends the final 1.0. A silent server during Stop is ended by the client's watchdog.
+        self.on_progress: Any = None
 
     def load(self, req: Load) -> Loaded:
         """Check the server answers and serves the model; nothing is transferred."""
