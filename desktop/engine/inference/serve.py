@@ -162,6 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0: a streamed body simply ends when the connection closes; no chunked encoding needed.
     protocol_version = "HTTP/1.0"
     server: "OpenAIServer"
+    timed_out = False
 
     def log_message(self, fmt: str, *args: Any) -> None:
         if self.server.verbose:
@@ -310,12 +311,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _events(self, gen: P.Generate, deadline: float) -> Iterator[Any]:
         """The generation's events; past the deadline the engine is told to stop (its watchdog makes sure)."""
         client = self.server.client
-        timed_out = False
-        for ev in client.generate(gen, timeout=max(1.0, deadline - time.monotonic()) + 2 * client.stop_grace_s + 5):
-            if not timed_out and time.monotonic() > deadline:
-                timed_out = True
+        self.timed_out = False
+        wait = max(1.0, deadline - time.monotonic()) + 2 * client.stop_grace_s + 5  # per event, a last resort
+        for ev in client.generate(gen, timeout=wait):
+            if not self.timed_out and time.monotonic() > deadline:
+                self.timed_out = True
                 client.cancel(gen.id)
             yield ev
+
+    def _timeout_message(self) -> str:
+        return (f"the request took longer than {self.server.request_timeout_s:g} s (serve --request-timeout) and "
+                "was stopped")
 
     def _chunk(self, cid: str, created: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
         return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": self.server.model_id,
@@ -345,6 +351,9 @@ class _Handler(BaseHTTPRequestHandler):
                     started = True
                 if isinstance(ev, P.TokenChunk) and ev.text:
                     self._sse(self._chunk(cid, created, {"content": ev.text}, None))
+                elif isinstance(ev, P.Finished) and self.timed_out:
+                    self._sse({"error": {"message": self._timeout_message(), "type": "server_error",
+                                         "code": "timeout"}})
                 elif isinstance(ev, P.Finished):
                     self._sse(self._chunk(cid, created, {}, _finish_reason(ev.finish_reason)))
                     if include_usage:
@@ -365,6 +374,9 @@ class _Handler(BaseHTTPRequestHandler):
         last: Any = None
         for ev in self._events(gen, deadline):
             last = ev
+        if self.timed_out:
+            self._error(504, self._timeout_message(), "timeout", etype="server_error")
+            return
         if isinstance(last, P.Failed):
             self._app_error(from_dict(last.error))
             return
