@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import weakref
 from typing import Any, Callable, Iterator
 
 from desktop.engine.inference import protocol as P
@@ -74,7 +75,7 @@ class EngineClient:
         # Each request in flight, with the process it was sent to: a request belongs to one process, and
         # that process's death (reported once, see _strand) fails it, whatever process runs by then.
         self._inflight: dict[str, subprocess.Popen[bytes]] = {}
-        self._reported: set[int] = set()  # id() of processes whose death has been reported
+        self._reported: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()  # deaths already reported
         self._stop_killed: set[str] = set()  # requests whose engine was killed because Stop went unanswered
         self._reader: threading.Thread | None = None
         self._ready_evt = threading.Event()
@@ -128,7 +129,7 @@ class EngineClient:
             except (ValueError, KeyError, TypeError):
                 continue
             with self._lock:
-                if id(proc) in self._reported:
+                if proc in self._reported:
                     continue  # a new request already reported this process dead: its requests have ended
             self._dispatch(ev)
         rc = proc.wait()
@@ -138,9 +139,9 @@ class EngineClient:
     def _strand(self, proc: subprocess.Popen[bytes], rc: int | None) -> None:
         """Fail every request that was in flight on the dead ``proc`` (once per process)."""
         with self._lock:
-            if id(proc) in self._reported:
+            if proc in self._reported:
                 return
-            self._reported.add(id(proc))
+            self._reported.add(proc)
             if proc is self.proc:
                 self.loaded = None
             stranded = [rid for rid, p in self._inflight.items() if p is proc]

@@ -370,8 +370,9 @@ class LlamaBackend:
             cancel = self._cancel
             return cancel is not None and cancel.is_set()
 
-        self._abort_cb = llama_cpp.ggml_abort_callback(abort)  # kept referenced as long as the context lives
-        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, None)
+        low = llama_cpp.llama_cpp
+        self._abort_cb = low.ggml_abort_callback(abort)  # kept referenced as long as the context lives
+        low.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, None)
 
     def close(self) -> None:
         if self.llm is not None:
