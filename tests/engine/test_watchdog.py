@@ -139,6 +139,29 @@ def test_engine_stderr_and_crashes_reach_the_log_file(fake: EngineClient) -> Non
     assert f"[pid {pid}] the fake engine says hello" in text
 
 
+def test_cli_bug_is_one_error_line_and_a_traceback_in_the_log(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from desktop import cli
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+
+    def broken(_args: Any) -> int:
+        raise KeyError("a bug in a command")
+
+    monkeypatch.setattr(cli, "cmd_profiles_list", broken)
+    assert cli.main(["profiles", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: internal error (KeyError") and err.count("\n") == 1 and "Traceback" not in err
+    assert threading.excepthook is not sys.__excepthook__ and sys.excepthook is not sys.__excepthook__
+    for h in logs.get_logger().handlers:
+        h.flush()
+    text = logs.log_path().read_text()
+    assert "a bug in a command" in text and "Traceback" in text and " cli[" in text
+
+
 # ---------------------------------------------------------------------------------------------- broken library
 
 
