@@ -155,7 +155,7 @@ def test_cli_bug_is_one_error_line_and_a_traceback_in_the_log(monkeypatch: pytes
     assert cli.main(["profiles", "list"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: internal error (KeyError") and err.count("\n") == 1 and "Traceback" not in err
-    assert threading.excepthook is not sys.__excepthook__ and sys.excepthook is not sys.__excepthook__
+    assert threading.excepthook.__name__ == "_thread_hook" and sys.excepthook.__name__ == "_hook"
     for h in logs.get_logger().handlers:
         h.flush()
     text = logs.log_path().read_text()

@@ -47,6 +47,10 @@ class _ProgressThrottle:
         self(1.0)
 
 
+def _is_remote(req: P.Load) -> bool:
+    return bool(req.backend) and (req.backend or {}).get("kind", "local") != "local"
+
+
 class _Host:
     def __init__(self, out: BinaryIO) -> None:
         from desktop.engine.inference.llama_backend import LlamaBackend
@@ -113,10 +117,10 @@ class _Host:
             try:
                 if isinstance(msg, P.Ping):
                     self.send(P.Pong(msg.id))
-                elif isinstance(msg, (P.Load, P.Generate)) and self.lib_error is not None:
-                    raise ModelLoadError(self.lib_error.message)
                 elif isinstance(msg, P.Load):
                     try:
+                        if self.lib_error is not None and not _is_remote(msg):
+                            raise ModelLoadError(self.lib_error.message)
                         backend = self._backend_for(msg)
                         progress = _ProgressThrottle(msg.id, self.send)
                         backend.on_progress = progress
@@ -143,7 +147,7 @@ class _Host:
         from desktop.engine.inference.llama_backend import LlamaBackend
         from desktop.engine.inference.remote_backend import RemoteBackend
 
-        remote = bool(req.backend) and (req.backend or {}).get("kind", "local") != "local"
+        remote = _is_remote(req)
         if remote != isinstance(self.backend, RemoteBackend):
             self.backend.close()  # frees the local model's memory before talking to a server, and back
             self.backend = RemoteBackend() if remote else LlamaBackend()
