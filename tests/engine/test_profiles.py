@@ -164,7 +164,8 @@ def test_a_malformed_user_profile_is_skipped_and_reported(tmp_path: Path) -> Non
     assert by_file["b-wrong.yaml"].key == "sampling.temperature"
     assert by_file["smollm2-135m-instruct.yaml"].key == "sampling.top_k"
     # Fixing the file and reloading clears the problem.
-    _write(user, "b-wrong.yaml", "id: b-wrong\nname: B\nsampling: {temperature: 0.5}\n")
+    fixed = {**new, "id": "b-wrong", "sampling": {**new.get("sampling", {}), "temperature": 0.5}}
+    _write(user, "b-wrong.yaml", yaml.safe_dump(fixed))
     (user / "a-broken.yaml").unlink()
     (user / "smollm2-135m-instruct.yaml").unlink()
     store.reload()

@@ -31,7 +31,7 @@ class Served:
                 headers: dict[str, str] | None = None, host: str | None = None,
                 raw: bytes | None = None) -> tuple[int, dict[str, str], Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        h = {"Host": host or f"127.0.0.1:{self.port}"}
+        h = {"Host": host if host is not None else f"127.0.0.1:{self.port}"}
         data = raw
         if body is not None:
             data = json.dumps(body).encode()
@@ -196,14 +196,30 @@ def test_every_request_has_a_timeout() -> None:
     try:
         results: dict[str, Any] = {}
         t0 = time.monotonic()
-        t = _in_thread(lambda: s.chat("slow:100"), results, "long")  # 10 s of chunks
+        t = _in_thread(lambda: s.chat("hang"), results, "long")  # one chunk, then silence
         time.sleep(0.2)
         status, headers, d = s.chat("waits too long")  # queued behind "long" for longer than 0.6 s
         assert status == 503 and int(headers["retry-after"]) >= 1 and _is_openai_error(d, "queue_timeout")
         t.join(10)
         status, _, d = results["long"][0]
         assert status == 504 and _is_openai_error(d, "timeout")
-        assert time.monotonic() - t0 < 4  # stopped at the deadline, not after 10 s of chunks
+        assert time.monotonic() - t0 < 4  # stopped at the deadline (+ the Stop watchdog's grace), not never
         assert s.chat("hi")[0] == 200  # and the engine is free again
+    finally:
+        s.close()
+
+
+def test_streamed_answer_and_its_timeout() -> None:
+    s = Served(request_timeout_s=0.5)
+    try:
+        status, headers, text = s.chat("slow:3", stream=True)
+        assert status == 200 and headers["content-type"] == "text/event-stream"
+        events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+        assert events[-1] == "[DONE]"
+        content = "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1])
+        assert content == "0 1 2 "
+        status, _, text = s.chat("slow:100", stream=True)  # 10 s of chunks, stopped at 0.5 s
+        last = json.loads([line[6:] for line in text.splitlines() if line.startswith("data: ")][-1])
+        assert status == 200 and last["error"]["code"] == "timeout"
     finally:
         s.close()

@@ -23,7 +23,7 @@ MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": 
 
 HOSTILE = {
     "huge power": "{{ 99999999**99999999 }}",
-    "tower of powers": "{{ 2**2**2**2**2**2 }}",
+    "tower of powers": "{{ 10**1000**1000 }}",  # Jinja reads it as (10**1000)**1000
     "huge range": "{% for i in range(10**9) %}x{% endfor %}",
     "silent nested loops": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
     "macro recursion loop": "{% macro f(n) %}{% for i in range(1000) %}{{ f(n) if n else '' }}{% endfor %}"

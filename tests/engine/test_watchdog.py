@@ -113,15 +113,16 @@ def test_stop_kills_an_engine_that_does_not_confirm_and_keeps_the_partial_text(f
 
 def test_an_engine_that_confirms_is_not_killed(fake: EngineClient) -> None:
     gen = _gen("slow:50")
-    pid = fake.pid
     evs = []
+    pid = None
     for ev in fake.generate(gen, timeout=10):
         evs.append(ev)
         if len(evs) == 2:
+            pid = fake.pid
             fake.cancel(gen.id)
     assert isinstance(evs[-1], P.Finished) and evs[-1].finish_reason == "cancelled"
     time.sleep(fake.stop_grace_s + 0.3)  # the watchdog's moment has passed
-    assert fake.alive() and (pid is None or fake.pid == fake.proc.pid) and fake.restarts == 0
+    assert fake.alive() and fake.pid == pid and fake.restarts == 0
 
 
 # ---------------------------------------------------------------------------------------------- logs

@@ -312,12 +312,19 @@ class _Handler(BaseHTTPRequestHandler):
         """The generation's events; past the deadline the engine is told to stop (its watchdog makes sure)."""
         client = self.server.client
         self.timed_out = False
-        wait = max(1.0, deadline - time.monotonic()) + 2 * client.stop_grace_s + 5  # per event, a last resort
-        for ev in client.generate(gen, timeout=wait):
-            if not self.timed_out and time.monotonic() > deadline:
-                self.timed_out = True
-                client.cancel(gen.id)
-            yield ev
+
+        def expire() -> None:
+            self.timed_out = True
+            client.cancel(gen.id)  # the client's watchdog ends it even if the engine is stuck
+
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            # A last resort per event, far past the deadline plus the watchdog's grace.
+            yield from client.generate(gen, timeout=self.server.request_timeout_s + 2 * client.stop_grace_s + 5)
+        finally:
+            timer.cancel()
 
     def _timeout_message(self) -> str:
         return (f"the request took longer than {self.server.request_timeout_s:g} s (serve --request-timeout) and "
