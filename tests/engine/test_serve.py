@@ -210,7 +210,7 @@ def test_every_request_has_a_timeout() -> None:
 
 
 def test_streamed_answer_and_its_timeout() -> None:
-    s = Served(request_timeout_s=0.5)
+    s = Served(request_timeout_s=2.5)
     try:
         status, headers, text = s.chat("slow:3", stream=True)
         assert status == 200 and headers["content-type"] == "text/event-stream"
@@ -218,7 +218,7 @@ def test_streamed_answer_and_its_timeout() -> None:
         assert events[-1] == "[DONE]"
         content = "".join(json.loads(e)["choices"][0]["delta"].get("content", "") for e in events[:-1])
         assert content == "0 1 2 "
-        status, _, text = s.chat("slow:100", stream=True)  # 10 s of chunks, stopped at 0.5 s
+        status, _, text = s.chat("slow:100", stream=True)  # 10 s of chunks, stopped at 2.5 s
         last = json.loads([line[6:] for line in text.splitlines() if line.startswith("data: ")][-1])
         assert status == 200 and last["error"]["code"] == "timeout"
     finally:
