@@ -100,9 +100,10 @@ class _Host:
 
         try:
             lib = library_info()
-        except (AppError, OSError, RuntimeError) as exc:
+        except (AppError, OSError, RuntimeError, ImportError) as exc:
             # A llama.cpp library that will not load (garbage file, missing symbol, no CPU copy to fall back
-            # to): stay up and give every request the reason, rather than die and look like a crash.
+            # to, no llama_cpp package): stay up and give every request the reason, rather than die and look
+            # like a crash.
             msg = exc.message if isinstance(exc, AppError) else f"the llama.cpp library could not be loaded: {exc}"
             self.lib_error = ModelLoadError(msg)
             self.log.error("%s", msg)
