@@ -104,3 +104,13 @@ def test_ask_with_a_gguf_whose_template_is_hostile_fails_fast_and_leaves_nothing
     assert took < 30, took
     time.sleep(0.5)
     assert _engine_processes(tag) == []  # the engine process went with the CLI
+
+
+def test_big_numbers_as_values_are_fine_only_big_sizes_are_refused() -> None:
+    t = "{{ ts|string }} {{ (ts // 1000)|int }} {{ '%d'|format(ts) }} {{ [ts, 1]|max }}"
+    assert render_chat_template(t, ts=1_700_000_000) == "1700000000 1700000 1700000000 1700000000"
+
+
+def test_a_wide_format_filter_is_refused() -> None:
+    with pytest.raises(TemplateError, match="format width"):
+        render_chat_template("{{ '%999999999d'|format(1) }}")

@@ -8,8 +8,9 @@ of lists and dicts, and ``range`` over 100,000 items. It does not bound *work*: 
 - ``*``, ``**``, ``+`` and ``%`` are intercepted (``call_binop``) and refused *before* computing when the
   result would be an integer over ``MAX_INT_BITS`` or a string/list over ``MAX_ITEMS``; ``~`` goes through
   the same check (a code generator that routes concatenation to the environment);
-- every call and filter is refused when an integer argument (a width, a count) exceeds ``MAX_ITEMS`` or a
-  format string asks for a width that large, and its result is checked against ``MAX_ITEMS``;
+- string/list methods and filters are refused when an integer argument (a width, a count) exceeds
+  ``MAX_ITEMS`` or a format string asks for a width that large, and every call's and filter's result is
+  checked against ``MAX_ITEMS``;
 - the output is capped at ``MAX_OUTPUT`` characters;
 - a trace function on the rendering thread stops the render after ``TIME_BUDGET_S`` seconds or when the
   process grew by ``MEMORY_BUDGET`` bytes: a line event fires on every loop turn of the compiled template,
@@ -28,9 +29,12 @@ from datetime import datetime
 from functools import wraps
 from typing import Any, Callable
 
+from jinja2 import Environment
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from desktop.engine.errors import TemplateError
@@ -42,6 +46,10 @@ TIME_BUDGET_S = 2.0
 MEMORY_BUDGET = 512 << 20  # bytes the process may grow by while rendering
 _CHECK_EVERY = 512  # trace events between two clock/memory checks
 _WIDE_FORMAT = re.compile(r"\d{7,}")  # a width or precision of a million or more in a format string
+
+
+# Filters whose arguments are sizes: ``'x'|center(10**9)`` would allocate before any result check.
+_SIZED_FILTERS = frozenset(["center", "indent", "truncate", "wordwrap", "batch", "slice", "random", "urlize"])
 
 
 class _BudgetExceeded(BaseException):
@@ -102,13 +110,19 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.filters = {name: self._checked(f) for name, f in self.filters.items()}
+        self.filters = {name: self._checked(name, f) for name, f in self.filters.items()}
 
     @staticmethod
-    def _checked(f: Callable[..., Any]) -> Callable[..., Any]:
+    def _checked(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        sized = name in _SIZED_FILTERS
+
         @wraps(f)  # keeps Jinja's pass_context/pass_environment markers
         def filt(*args: Any, **kwargs: Any) -> Any:
-            _check_args(args, kwargs)
+            plain = [a for a in args if not isinstance(a, (Context, EvalContext, Environment))]
+            if sized:  # the arguments after the value are widths, lengths and counts
+                _check_args(tuple(plain[1:]), kwargs)
+            elif name == "format" and plain:
+                _check_format(plain[0])
             return _check_result(f(*args, **kwargs))
 
         return filt
@@ -137,7 +151,8 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
         return _check_result(super().call_binop(context, op, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's form
-        _check_args(args, kwargs)
+        if isinstance(getattr(__obj, "__self__", None), (str, bytes, list, tuple)):
+            _check_args(args, kwargs)  # ljust/center/zfill/expandtabs/...: an int argument is a size
         if getattr(__obj, "__name__", "") in ("format", "format_map"):
             _check_format(getattr(getattr(__obj, "__wrapped__", None), "__self__", None))
         return _check_result(super().call(__context, __obj, *args, **kwargs))
