@@ -227,6 +227,33 @@ def test_stop_during_a_long_prompt_returns_within_2_s(demo_model: Path) -> None:
         c.close()
 
 
+def test_stop_during_template_rendering_ends_the_render(tmp_path: Path) -> None:
+    from tests.fixtures import tiny_gguf
+
+    slow = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    model = tiny_gguf.make_llama3(tmp_path / "slow-template.gguf", chat_template=slow)
+    c = EngineClient()
+    try:
+        c.load(models.load_request(None, model.path, new_id("load"), n_ctx=512))
+        pid = c.pid
+        gen = models.generate_request(None, [{"role": "user", "content": "hi"}], new_id("gen"), max_tokens=4)
+        t_stop = 0.0
+
+        def stop_soon() -> None:
+            nonlocal t_stop
+            time.sleep(0.5)  # the render runs for 2 s (its time budget) unless stopped
+            t_stop = time.monotonic()
+            c.cancel(gen.id)
+
+        threading.Thread(target=stop_soon).start()
+        last = list(c.generate(gen, timeout=30))[-1]
+        assert time.monotonic() - t_stop < 1.0
+        assert isinstance(last, P.Finished) and last.finish_reason == "cancelled", last
+        assert c.pid == pid and c.restarts == 0  # the render saw Stop; no kill was needed
+    finally:
+        c.close()
+
+
 class _StallingServer(ThreadingHTTPServer):
     """An OpenAI-compatible server that lists its model, sends one chunk of an answer and then goes silent."""
 

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from desktop.engine import logs
 from desktop.engine.inference import protocol as P
+from desktop.engine.inference import template_sandbox
 from desktop.engine.errors import AppError, GenerationError, ModelLoadError
 
 PROGRESS_INTERVAL_S = 0.05  # LoadProgress at most ~20 times a second: the GUI only needs a smooth bar
@@ -61,6 +62,7 @@ class _Host:
         self.cancelled: set[str] = set()
         self.current: str | None = None
         self.cancel_event = threading.Event()
+        template_sandbox.stop_flag = self.cancel_event  # Stop also ends a chat template being rendered
         self.lock = threading.Lock()
         self.last_load_error: AppError | None = None
         self.lib_error: ModelLoadError | None = None
@@ -184,6 +186,8 @@ class _Host:
                     if pending:
                         self.send(P.TokenChunk(req.id, "".join(pending), n_pending))
                     self.send(ev)
+        except template_sandbox.RenderStopped:
+            self.send(P.Finished(req.id, "", "cancelled", P.GenerationStats()))  # Stop during rendering
         except BaseException:
             # Text generated before a failure (a stream cut mid-answer) reaches the caller ahead of the Failed.
             if pending:

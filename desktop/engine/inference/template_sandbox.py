@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import time
 from datetime import datetime
 from functools import wraps
@@ -50,6 +51,14 @@ _WIDE_FORMAT = re.compile(r"\d{7,}")  # a width or precision of a million or mor
 
 # Filters whose arguments are sizes: ``'x'|center(10**9)`` would allocate before any result check.
 _SIZED_FILTERS = frozenset(["center", "indent", "truncate", "wordwrap", "batch", "slice", "random", "urlize"])
+
+
+# The engine process sets this to its Stop flag (host.py), so Stop also ends a render in progress.
+stop_flag: threading.Event | None = None
+
+
+class RenderStopped(TemplateError):
+    """The user pressed Stop while the template was rendering (not the template's fault)."""
 
 
 class _BudgetExceeded(BaseException):
@@ -179,6 +188,9 @@ class _Budget:
         self.why = ""
 
     def check(self) -> None:
+        if stop_flag is not None and stop_flag.is_set():
+            self.why = "stopped"
+            raise _BudgetExceeded
         if time.monotonic() > self.deadline:
             self.why = f"took longer than {self.seconds:g} s"
             raise _BudgetExceeded
@@ -221,6 +233,8 @@ def render_chat_template(template: str, *, time_budget_s: float = TIME_BUDGET_S,
             chunks.append(piece)
         return "".join(chunks)
     except _BudgetExceeded:
+        if budget.why == "stopped":
+            raise RenderStopped("Stop was pressed while the chat template was rendering") from None
         raise TemplateError(f"the model's chat template {budget.why} and was stopped; it is not used") from None
     except TemplateError:
         raise
@@ -234,4 +248,4 @@ def render_chat_template(template: str, *, time_budget_s: float = TIME_BUDGET_S,
     finally:
         sys.settrace(previous)
 
-__all__ = ["BudgetedSandbox", "render_chat_template", "MAX_OUTPUT", "MAX_ITEMS", "TIME_BUDGET_S"]
+__all__ = ["BudgetedSandbox", "RenderStopped", "render_chat_template", "stop_flag", "MAX_OUTPUT", "MAX_ITEMS", "TIME_BUDGET_S"]
