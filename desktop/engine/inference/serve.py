@@ -14,24 +14,28 @@ answered only for allowed origins. POST bodies must be ``application/json`` (a c
 
 Threads: each HTTP request runs on its own handler thread of a ``ThreadingHTTPServer`` in the CLI
 process. The engine runs one generation at a time, so requests wait their turn in an explicit FIFO
-queue (``_Queue``): bounded (a full queue answers 429 with Retry-After), and every request has a
+queue (``serve_requests.RequestQueue``): bounded (a full queue answers 429 with Retry-After), and every request has a
 deadline (waiting too long: 503 with Retry-After; generating too long: the engine is told to stop).
 """
 from __future__ import annotations
 
-import collections
 import hmac
 import json
-import math
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
-from desktop.engine.library import registry as models
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
+from desktop.engine.inference.serve_requests import (
+    BadRequest,
+    QueueFull,
+    QueueTimeout,
+    RequestQueue,
+    generate_from_body,
+)
 from desktop.engine.errors import AppError, ContextOverflowError, TemplateError, from_dict
 from desktop.engine.profiles import Profile
 
@@ -39,123 +43,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_BODY = 8 << 20  # bytes; a chat request is text
 DEFAULT_MAX_QUEUE = 8
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
-_FLOAT_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0), "repeat_penalty": (0.0, 10.0)}
-_INTS = ("top_k", "max_tokens", "seed")
-
-
-class BadRequest(AppError):
-    """400: a body the API does not accept. ``param`` names the field, as OpenAI's errors do."""
-
-    code = "invalid_request_error"
-
-    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.param = param
-
-
-def _number(body: dict[str, Any], key: str, integer: bool) -> Any:
-    v = body[key]
-    # JSON true/false are ints to Python; a string "0.5" is not a number to OpenAI either.
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not float(v).is_integer()):
-        raise BadRequest(f"'{key}' must be {'an integer' if integer else 'a number'}, not {v!r}", key, "invalid_type")
-    if not math.isfinite(v):
-        raise BadRequest(f"'{key}' must be finite", key, "invalid_value")
-    return int(v) if integer else float(v)
-
-
-def generate_from_body(profile: Profile | None, body: Any, request_id: str) -> P.Generate:
-    """An OpenAI chat-completions body -> a Generate with the profile's defaults under the body's values."""
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
-        raise BadRequest("the body must be a JSON object with a non-empty 'messages' list", "messages")
-    if body.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
-        body = {**body, "max_tokens": body["max_completion_tokens"]}
-    sampling: dict[str, Any] = {}
-    for key, (lo, hi) in _FLOAT_RANGES.items():
-        if body.get(key) is not None:
-            sampling[key] = _number(body, key, False)
-            if not lo <= sampling[key] <= hi:
-                raise BadRequest(f"'{key}' must be between {lo:g} and {hi:g}, not {body[key]!r}", key, "invalid_value")
-    for key in _INTS:
-        if body.get(key) is not None:
-            sampling[key] = _number(body, key, True)
-    if sampling.get("max_tokens", 1) < 1:
-        raise BadRequest(f"'max_tokens' must be at least 1, not {sampling['max_tokens']}", "max_tokens",
-                         "invalid_value")
-    if body.get("n") is not None and (isinstance(body["n"], bool) or body["n"] != 1):
-        raise BadRequest("only one choice per request is supported ('n' must be 1)", "n", "invalid_value")
-    if not isinstance(body.get("stream", False), bool):
-        raise BadRequest("'stream' must be true or false", "stream", "invalid_type")
-    for i, m in enumerate(body["messages"]):
-        if not isinstance(m, dict):
-            raise BadRequest(f"messages[{i}] must be an object with 'role' and 'content'", f"messages[{i}]",
-                             "invalid_type")
-    messages = [{"role": m.get("role"), "content": _text(m.get("content"))} for m in body["messages"]]
-    gen = models.generate_request(profile, messages, request_id, **sampling)
-    stop = body.get("stop")
-    if stop is not None and not isinstance(stop, (str, list)):
-        raise BadRequest("'stop' must be a string or a list of strings", "stop", "invalid_type")
-    extra = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str)] if isinstance(stop, list) else []
-    gen.stop_strings = list(dict.fromkeys([*gen.stop_strings, *extra]))
-    return gen
-
-
-def _text(content: Any) -> Any:
-    # Newer clients send content as a list of parts; only text parts mean anything to a text model.
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return content
-
-
 def _finish_reason(reason: str) -> str:
     return "length" if reason == "length" else "stop"
-
-
-class QueueFull(Exception):
-    pass
-
-
-class QueueTimeout(Exception):
-    pass
-
-
-class _Queue:
-    """First come, first served: one request generates, up to ``limit`` wait, in arrival order."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._cond = threading.Condition()
-        self._waiting: collections.deque[object] = collections.deque()
-        self._busy = False
-
-    def acquire(self, timeout: float) -> None:
-        ticket = object()
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            if len(self._waiting) >= self.limit:
-                raise QueueFull
-            self._waiting.append(ticket)
-            try:
-                while self._busy or self._waiting[0] is not ticket:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise QueueTimeout
-                    self._cond.wait(left)
-            except BaseException:
-                self._waiting.remove(ticket)
-                self._cond.notify_all()
-                raise
-            self._waiting.popleft()
-            self._busy = True
-
-    def release(self) -> None:
-        with self._cond:
-            self._busy = False
-            self._cond.notify_all()
-
-    @property
-    def waiting(self) -> int:
-        with self._cond:
-            return len(self._waiting)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -422,7 +311,7 @@ class OpenAIServer(ThreadingHTTPServer):
         self.client, self.profile, self.model_id, self.verbose = client, profile, model_id, verbose
         self.allowed_origins = frozenset(allowed_origins)
         self.api_key = api_key or None
-        self.queue = _Queue(max_queue)
+        self.queue = RequestQueue(max_queue)
         self.request_timeout_s = float(request_timeout_s)
         if ":" in host:
             self.address_family = socket.AF_INET6
