@@ -92,7 +92,7 @@ def _engine_processes(tag: str) -> list[psutil.Process]:
 
 
 def test_ask_with_a_gguf_whose_template_is_hostile_fails_fast_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    model = tiny_gguf.make_llama3(tmp_path / "hostile.gguf", chat_template=HOSTILE["silent nested loops"])
+    model = tiny_gguf.make_spm(tmp_path / "hostile.gguf", chat_template=HOSTILE["silent nested loops"])
     tag = uuid.uuid4().hex
     t0 = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "desktop", "ask", "--model", str(model.path), "--ctx", "512", "hi"],

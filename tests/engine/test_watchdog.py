@@ -199,7 +199,7 @@ def test_stop_during_a_long_prompt_returns_within_2_s(demo_model: Path) -> None:
     try:
         c.load(models.load_request(profile, demo_model, new_id("load"), n_ctx=4096, overrides={"n_threads": 2}))
         pid = c.pid
-        words = " ".join(f"item{i}" for i in range(1500))  # ~3,000 tokens of prompt to evaluate
+        words = " ".join(f"item{i}" for i in range(800))  # ~3,100 tokens of prompt to evaluate
         gen = models.generate_request(profile, [{"role": "user", "content": words}], new_id("gen"), max_tokens=8)
         events: list[Any] = []
         t_stop = 0.0
@@ -231,7 +231,7 @@ def test_stop_during_template_rendering_ends_the_render(tmp_path: Path) -> None:
     from tests.fixtures import tiny_gguf
 
     slow = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
-    model = tiny_gguf.make_llama3(tmp_path / "slow-template.gguf", chat_template=slow)
+    model = tiny_gguf.make_spm(tmp_path / "slow-template.gguf", chat_template=slow)
     c = EngineClient()
     try:
         c.load(models.load_request(None, model.path, new_id("load"), n_ctx=512))
