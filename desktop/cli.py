@@ -33,7 +33,10 @@ def _print_json(data: Any) -> None:
 def _store():
     from desktop.engine.profiles import ProfileStore
 
-    return ProfileStore()
+    store = ProfileStore()
+    for problem in store.problems:  # a broken user file is skipped, not fatal; say so once per file
+        sys.stderr.write(f"warning: skipped a user profile: {problem.message}\n")
+    return store
 
 
 # ------------------------------------------------------------------------------------------ profiles
