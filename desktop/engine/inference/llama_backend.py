@@ -372,7 +372,16 @@ class LlamaBackend:
 
         low = llama_cpp.llama_cpp
         self._abort_cb = low.ggml_abort_callback(abort)  # kept referenced as long as the context lives
-        low.llama_set_abort_callback(llm._ctx.ctx, self._abort_cb, None)
+        self._no_abort = low.ggml_abort_callback()  # NULL: no callback
+
+    def _abort_during_decode(self, on: bool) -> None:
+        """The callback runs once per graph node (hundreds per token), through ctypes and the GIL: it is only
+        installed while the prompt is evaluated; between generated tokens ``generate`` checks the flag itself."""
+        if self.llm is not None and self._abort_cb is not None:
+            import llama_cpp
+
+            llama_cpp.llama_cpp.llama_set_abort_callback(self.llm._ctx.ctx, self._abort_cb if on else self._no_abort,
+                                                         None)
 
     def close(self) -> None:
         if self.llm is not None:
@@ -480,6 +489,7 @@ class LlamaBackend:
         t_first = 0.0
         max_new = min(req.max_tokens, n_ctx - len(tokens))
         self._cancel = cancel
+        self._abort_during_decode(True)
         try:
             gen = llm.generate(tokens, top_k=req.top_k, top_p=req.top_p, min_p=req.min_p, temp=req.temperature,
                                repeat_penalty=req.repeat_penalty)
@@ -487,6 +497,7 @@ class LlamaBackend:
                 if n_gen == 0:
                     t_first = time.perf_counter()
                     ttft = t_first - t0
+                    self._abort_during_decode(False)  # the prompt is in; tokens check ``cancel`` below
                 if tok in stop_ids or llama_cpp.llama_vocab_is_eog(vocab, tok):
                     finish, stop_token = "stop", int(tok)
                     break
@@ -513,6 +524,7 @@ class LlamaBackend:
             finish = "cancelled"  # the abort callback stopped llama_decode mid-prompt (or mid-token)
         finally:
             self._cancel = None
+            self._abort_during_decode(False)
         if not scanner.stopped:
             # The answer ended (end-of-turn token, length, cancel) with text held back as a possible
             # stop-string prefix: it is part of the answer.
