@@ -299,6 +299,7 @@ def test_stop_while_a_remote_server_is_silent_returns_within_2_s() -> None:
                                   "backend": {"kind": "openai", "timeout_s": 30, "model": "demo",
                                               "base_url": f"http://127.0.0.1:{srv.server_address[1]}/v1"}}, "x")
         c.load(models.load_request(prof, None, new_id("load")))
+        pid = c.pid
         gen = models.generate_request(prof, [{"role": "user", "content": "Tell a story."}], new_id("gen"))
         chunks: list[str] = []
         last: Any = None
@@ -310,9 +311,11 @@ def test_stop_while_a_remote_server_is_silent_returns_within_2_s() -> None:
                 t_stop = time.monotonic()
                 c.cancel(gen.id)
             last = ev
-        assert time.monotonic() - t_stop < 2.0
-        assert isinstance(last, P.Failed) and last.error["code"] == "cancelled", last
-        assert "".join(chunks) == "Once"  # the partial answer stays with the caller
+        assert time.monotonic() - t_stop < 1.0
+        # The remote backend shut the silent socket itself: a clean "cancelled", no kill needed.
+        assert isinstance(last, P.Finished) and last.finish_reason == "cancelled", last
+        assert "".join(chunks) == last.text == "Once"  # the partial answer stays with the caller
+        assert c.pid == pid and c.restarts == 0
     finally:
         srv.release.set()
         c.close()
