@@ -223,3 +223,19 @@ def test_streamed_answer_and_its_timeout() -> None:
         assert status == 200 and last["error"]["code"] == "timeout"
     finally:
         s.close()
+
+
+def test_a_caller_that_hangs_up_frees_the_engine_for_the_next(served: Served) -> None:
+    import socket
+
+    body = json.dumps({"messages": [{"role": "user", "content": "slow:100"}], "stream": True}).encode()
+    sock = socket.create_connection(("127.0.0.1", served.port), timeout=30)
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (served.port, len(body), body))
+    assert sock.recv(4096).startswith(b"HTTP/1.0 200")
+    sock.shutdown(socket.SHUT_RDWR)  # hang up mid-answer (10 s of chunks left)
+    sock.close()
+    t0 = time.monotonic()
+    status, _, d = served.chat("next")
+    assert status == 200 and d["choices"][0]["message"]["content"] == "echo: next"
+    assert time.monotonic() - t0 < 4  # not queued behind the abandoned answer
