@@ -278,6 +278,7 @@ class LlamaBackend:
         # the cancel flag of the generation running now (None between generations).
         self._cancel: threading.Event | None = None
         self._abort_cb: Any = None
+        self._no_abort: Any = None
 
     # ------------------------------------------------------------------ load
 
@@ -363,9 +364,9 @@ class LlamaBackend:
 
     def _install_abort_callback(self, llama_cpp: Any, llm: Any) -> None:
         """Let Stop interrupt llama_decode (a long prompt takes seconds on a CPU): llama.cpp's abort callback,
-        set on the context through llama-cpp-python's low-level binding, returns True once the running
-        generation's cancel flag is set; llama_decode then returns 2, which llama-cpp-python raises as a
-        RuntimeError that ``generate`` turns into Finished("cancelled")."""
+        set on the context through llama-cpp-python's low-level binding (``_abort_during_decode``), returns True
+        once the running generation's cancel flag is set; llama_decode then returns 2, which llama-cpp-python
+        raises as a RuntimeError that ``generate`` turns into Finished("cancelled")."""
         def abort(_data: Any) -> bool:
             cancel = self._cancel
             return cancel is not None and cancel.is_set()
