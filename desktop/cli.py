@@ -33,7 +33,10 @@ def _print_json(data: Any) -> None:
 def _store():
     from desktop.engine.profiles import ProfileStore
 
-    return ProfileStore()
+    store = ProfileStore()
+    for problem in store.problems:  # a broken user file is skipped, not fatal; say so once per file
+        sys.stderr.write(f"warning: skipped a user profile: {problem.message}\n")
+    return store
 
 
 # ------------------------------------------------------------------------------------------ profiles
@@ -200,6 +203,8 @@ def cmd_remote_check(a: argparse.Namespace) -> int:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
+    import os
+
     from desktop.engine.inference.client import EngineClient, new_id
     from desktop.engine.inference.serve import OpenAIServer
 
@@ -213,7 +218,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
         gguf_doctor.inspect(model_path)
     client = EngineClient()
     try:
-        server = OpenAIServer(client, profile, profile.id if profile else model_path.stem, a.host, a.port)
+        server = OpenAIServer(client, profile, profile.id if profile else model_path.stem, a.host, a.port,
+                              allowed_origins=a.allow_origin, api_key=a.api_key or os.environ.get(a.api_key_env),
+                              max_queue=a.max_queue, request_timeout_s=a.request_timeout)
         try:
             client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx))
             print(f"serving {server.model_id} at {server.base_url} (Ctrl-C to stop)", flush=True)
@@ -319,6 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--host", default="127.0.0.1", help="a loopback address (there is no authentication)")
     x.add_argument("--port", type=int, default=8080)
     x.add_argument("--ctx", type=int, help="context length (default: the profile's)")
+    x.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web origin (e.g. http://localhost:3000) whose pages may call the server; repeatable")
+    x.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (visible to other local users in ps: "
+                   "prefer --api-key-env)")
+    x.add_argument("--api-key-env", default="DESKTOP_CHAT_SERVE_API_KEY", metavar="NAME",
+                   help="read the required API key from this environment variable (default: %(default)s)")
+    x.add_argument("--max-queue", type=int, default=8, help="requests that may wait for the engine (default: 8)")
+    x.add_argument("--request-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="the most one request may take, waiting included (default: 600)")
     x.set_defaults(fn=cmd_serve)
 
     from desktop.cli_models import add_parser as add_models_parser
@@ -345,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         from desktop.ui.app import run_gui
 
         return run_gui()
+    from desktop.engine import logs
+
+    log_file = logs.setup_logging("cli")
+    logs.install_excepthooks()  # other threads' crashes go to the log file, not to the terminal
     try:
         return int(args.fn(args) or 0)
     except AppError as exc:
@@ -354,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback in the log
+        logs.log_exception(exc, f"cli {args.cmd}")
+        sys.stderr.write(f"error: internal error ({type(exc).__name__}: {exc}); details are in {log_file}\n")
+        return 1
 
 
 __all__ = ["main", "build_parser"]

@@ -83,3 +83,37 @@ def test_old_mixtral_layout_is_refused_with_a_reason(client: EngineClient, mixtr
 
     with pytest.raises(ModelLoadError, match="separate tensors"):
         client.load(models.load_request(None, mixtral_old.path, new_id("load"), n_ctx=512))
+
+
+def test_a_load_reports_increasing_progress_ending_at_one(llama3_ok) -> None:
+    seen: list[P.LoadProgress] = []
+    c = EngineClient(on_event=lambda ev: isinstance(ev, P.LoadProgress) and seen.append(ev))
+    try:
+        req = models.load_request(None, llama3_ok.path, new_id("load"), n_ctx=512)
+        events = list(c.events(req, timeout=60))
+    finally:
+        c.close()
+    assert isinstance(events[-1], P.Loaded), events[-1]
+    progress = [ev for ev in events if isinstance(ev, P.LoadProgress)]
+    assert progress and [ev.fraction for ev in progress] == [ev.fraction for ev in seen]  # on_event gets them too
+    fractions = [ev.fraction for ev in progress]
+    assert all(ev.id == req.id for ev in progress)
+    assert fractions == sorted(set(fractions)) and fractions[-1] == 1.0
+    assert fractions[0] < 1.0  # llama.cpp's own callback reported, not only the host's final 1.0
+
+
+def test_load_progress_is_throttled_to_about_20_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    from desktop.engine.inference import host
+
+    sent: list[P.LoadProgress] = []
+    clock = [100.0]
+    monkeypatch.setattr(host.time, "monotonic", lambda: clock[0])
+    throttle = host._ProgressThrottle("load-1", sent.append)
+    for i in range(1001):  # a callback per tensor, over one simulated second
+        throttle(i / 1000)
+        clock[0] += 0.001
+    throttle(0.5)  # never backwards
+    throttle.finish()
+    fractions = [ev.fraction for ev in sent]
+    assert 15 <= len(fractions) <= 22, len(fractions)
+    assert fractions == sorted(set(fractions)) and fractions[-1] == 1.0

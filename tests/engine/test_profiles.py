@@ -141,3 +141,77 @@ def test_user_dir_overrides_and_adds(tmp_path: Path) -> None:
     assert store.get("my-mixtral").prompt.format == "mixtral"
     with pytest.raises(UnknownProfileError):
         store.get("nope")
+
+
+def test_a_malformed_user_profile_is_skipped_and_reported(tmp_path: Path) -> None:
+    from desktop.engine.profiles import ProfileProblem
+
+    user = tmp_path / "user"
+    _write(user, "a-broken.yaml", "id: a-broken\nstop: [1, 2\nname: y\n")  # not YAML
+    _write(user, "b-wrong.yaml", "id: b-wrong\nname: B\nsampling: {temperature: hot}\n")  # wrong type
+    _write(user, "smollm2-135m-instruct.yaml", "id: smollm2-135m-instruct\nsampling: {top_k: many}\n")  # bad override
+    new = yaml.safe_load(Path("model_profiles/smaug-mixtral-v0.1.yaml").read_text())
+    new["id"] = "my-mixtral"
+    _write(user, "my-mixtral.yaml", yaml.safe_dump(new))
+    store = ProfileStore(user_dir=user)  # does not raise
+    assert store.get("my-mixtral").prompt.format == "mixtral"  # the good user file still counts
+    assert store.default().sampling.top_k == ProfileStore().default().sampling.top_k  # bundled, not overridden
+    assert "a-broken" not in store.ids() and "b-wrong" not in store.ids()
+    by_file = {Path(p.path).name: p for p in store.problems}
+    assert set(by_file) == {"a-broken.yaml", "b-wrong.yaml", "smollm2-135m-instruct.yaml"}
+    assert all(isinstance(p, ProfileProblem) for p in store.problems)
+    assert by_file["a-broken.yaml"].key is None and "invalid YAML at line 3" in by_file["a-broken.yaml"].message
+    assert by_file["b-wrong.yaml"].key == "sampling.temperature"
+    assert by_file["smollm2-135m-instruct.yaml"].key == "sampling.top_k"
+    # Fixing the file and reloading clears the problem.
+    fixed = {**new, "id": "b-wrong", "sampling": {**new.get("sampling", {}), "temperature": 0.5}}
+    _write(user, "b-wrong.yaml", yaml.safe_dump(fixed))
+    (user / "a-broken.yaml").unlink()
+    (user / "smollm2-135m-instruct.yaml").unlink()
+    store.reload()
+    assert store.problems == [] and store.get("b-wrong").sampling.temperature == 0.5
+
+
+def test_a_malformed_bundled_profile_still_raises(tmp_path: Path) -> None:
+    bundled = tmp_path / "bundled"
+    _write(bundled, "x.yaml", "id: x\nsampling: {temperature: hot}\n")
+    with pytest.raises(ProfileError, match="sampling.temperature"):
+        ProfileStore(bundled_dir=bundled, user_dir=tmp_path / "none")
+
+
+def test_reload_swaps_atomically_while_other_threads_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from desktop.engine import profiles
+
+    store = ProfileStore()
+    real = profiles.profile_from_dict
+    reloading = threading.Event()
+    checked = threading.Event()
+
+    def slow(data, file):  # a reload in progress: the reader below looks at the store right in the middle
+        prof = real(data, file)
+        if not reloading.is_set():
+            reloading.set()
+            assert checked.wait(5)
+        return prof
+
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        assert reloading.wait(5)
+        try:
+            store.get(DEFAULT_PROFILE_ID)  # raised UnknownProfileError when reload cleared the dict first
+            assert len(store.ids()) == len(SEED_IDS)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            errors.append(exc)
+        finally:
+            checked.set()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    monkeypatch.setattr(profiles, "profile_from_dict", slow)
+    store.reload()
+    t.join(5)
+    assert not errors, errors
+    assert store.get(DEFAULT_PROFILE_ID).id == DEFAULT_PROFILE_ID

@@ -381,7 +381,7 @@ def test_serve_exposes_the_local_engine_as_an_openai_endpoint(served, server, ma
 
     # A plain, non-streamed request.
     status, d = _post(f"{served}/chat/completions", {
-        "model": "anything", "messages": [{"role": "system", "content": SYSTEM}, *QUESTION],
+        "model": "smollm2-135m-instruct", "messages": [{"role": "system", "content": SYSTEM}, *QUESTION],
         "temperature": 0, "seed": 1, "max_tokens": 40})
     assert status == 200, d
     assert d["choices"][0]["message"] == {"role": "assistant", "content": texts[0]}

@@ -17,10 +17,12 @@ import subprocess
 import sys
 import threading
 import uuid
+import weakref
 from typing import Any, Callable, Iterator
 
 from desktop.engine.inference import protocol as P
 from desktop.engine.errors import AppError, EngineCrashedError, from_dict
+from desktop.engine.logs import get_logger
 
 EventCallback = Callable[[Any], None]
 
@@ -47,23 +49,38 @@ def _describe_exit(rc: int | None) -> str:
     return f"exited with status {rc}"
 
 
+# Stop must end a request within 2 s: the engine gets this long to confirm a Cancel (Finished "cancelled")
+# before the client kills it. llama.cpp checks the flag between tokens and, through its abort callback, while
+# it evaluates a prompt; a template render or a silent remote server only end through the kill.
+STOP_GRACE_S = 1.5
+# How long a new request waits for a dead engine's reader thread to report the requests that died with it.
+_SETTLE_S = 2.0
+
+
 class EngineClient:
     """A handle on one engine process at a time. Thread-safe for requests."""
 
     def __init__(self, on_event: EventCallback | None = None, command: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, stop_grace_s: float = STOP_GRACE_S) -> None:
         self.on_event = on_event
         self.command = command or worker_command()
         self.env = env
+        self.stop_grace_s = stop_grace_s
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready: P.Ready | None = None
         self.last_load: P.Load | None = None
         self.loaded: P.Loaded | None = None
         self._lock = threading.RLock()
         self._waiters: dict[str, queue.Queue[Any]] = {}
-        self._inflight: set[str] = set()
+        # Each request in flight, with the process it was sent to: a request belongs to one process, and
+        # that process's death (reported once, see _strand) fails it, whatever process runs by then.
+        self._inflight: dict[str, subprocess.Popen[bytes]] = {}
+        self._reported: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()  # deaths already reported
+        self._stop_killed: set[str] = set()  # requests whose engine was killed because Stop went unanswered
+        self._reader: threading.Thread | None = None
         self._ready_evt = threading.Event()
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._log = get_logger("engine")
         self.restarts = 0
 
     # ------------------------------------------------------------------ process
@@ -99,6 +116,8 @@ class EngineClient:
         for line in proc.stderr:
             text = line.decode("utf-8", "replace").rstrip()
             self._stderr_tail.append(text)
+            # The log file keeps what llama.cpp and Python printed, for a bug report; users never see it.
+            self._log.info("[pid %d] %s", proc.pid, text)
             if os.environ.get("DESKTOP_CHAT_ENGINE_STDERR"):
                 sys.stderr.write(text + "\n")
 
@@ -109,21 +128,41 @@ class EngineClient:
                 ev = P.decode(line)
             except (ValueError, KeyError, TypeError):
                 continue
+            with self._lock:
+                if proc in self._reported:
+                    continue  # a new request already reported this process dead: its requests have ended
             self._dispatch(ev)
         rc = proc.wait()
-        with self._lock:
-            if proc is not self.proc:
-                return
-            self.loaded = None
-            stranded = list(self._inflight)
-            self._inflight.clear()
-        reason = _describe_exit(rc)
-        for rid in stranded:
-            err = EngineCrashedError(
-                f"The engine process {reason}. What was generated so far is kept; the next request starts a new "
-                "engine.", details="\n".join(self._stderr_tail) or None)
-            self._dispatch(P.Failed(rid, err.to_dict()))
+        self._strand(proc, rc)
         self._ready_evt.set()  # wake anyone waiting for a Ready that will never come
+
+    def _strand(self, proc: subprocess.Popen[bytes], rc: int | None) -> None:
+        """Fail every request that was in flight on the dead ``proc`` (once per process)."""
+        with self._lock:
+            if proc in self._reported:
+                return
+            self._reported.add(proc)
+            if proc is self.proc:
+                self.loaded = None
+            stranded = [rid for rid, p in self._inflight.items() if p is proc]
+            for rid in stranded:
+                del self._inflight[rid]
+            reason = _describe_exit(rc)
+            details = "\n".join(self._stderr_tail) or None
+            for rid in stranded:
+                if rid in self._stop_killed:
+                    self._stop_killed.discard(rid)
+                    err = EngineCrashedError(
+                        f"The engine did not stop within {self.stop_grace_s:g} s, so it was stopped by force. What "
+                        "was generated so far is kept; the next request starts a new engine.",
+                        details=details, code="cancelled")
+                else:
+                    err = EngineCrashedError(
+                        f"The engine process {reason}. What was generated so far is kept; the next request starts "
+                        "a new engine.", details=details)
+                    self._log.error("engine pid %d %s with request %s in flight", proc.pid, reason, rid)
+                # Dispatched under the lock, so no request can start a new engine before these are out.
+                self._dispatch(P.Failed(rid, err.to_dict()))
 
     def _dispatch(self, ev: Any) -> None:
         if isinstance(ev, P.Ready):
@@ -132,7 +171,8 @@ class EngineClient:
         rid = getattr(ev, "id", None)
         if isinstance(ev, (P.Finished, P.Failed, P.Loaded, P.Pong)):
             with self._lock:
-                self._inflight.discard(rid)
+                self._inflight.pop(rid, None)
+                self._stop_killed.discard(rid)
                 if isinstance(ev, P.Loaded):
                     self.loaded = ev
         if rid is not None:
@@ -150,37 +190,71 @@ class EngineClient:
         except (BrokenPipeError, OSError, ValueError):
             pass  # the reader thread reports the death to everyone in flight
 
+    def _settle(self) -> None:
+        """Before a restart: let the dead engine's reader drain its last events and fail what was in flight.
+
+        Runs without the lock (the reader takes it to report). If the reader is stuck (its on_event callback
+        blocks), ``_ensure`` reports the death itself, so a restart never strands a request.
+        """
+        proc, reader = self.proc, self._reader
+        if proc is None or proc.poll() is None or reader is None or reader is threading.current_thread():
+            return
+        reader.join(_SETTLE_S)
+
     def _ensure(self) -> None:
         """Start the engine if needed; after a crash, reload the last model first."""
         with self._lock:
             if self.alive():
                 return
-            restarted = self.proc is not None
+            old = self.proc
+            if old is not None:
+                self._strand(old, old.poll())  # no-op when the reader already reported it
             self.start()
-            if restarted:
+            if old is not None:
                 self.restarts += 1
                 if self.last_load is not None:
                     reload = P.Load(**{**self.last_load.__dict__, "id": new_id("reload")})
-                    self._inflight.add(reload.id)
+                    self._inflight[reload.id] = self.proc  # type: ignore[assignment]
                     self._write(reload)
 
     # ------------------------------------------------------------------ requests
 
     def submit(self, msg: Any) -> str:
         """Send a request without waiting. Its events arrive through ``on_event`` (and ``wait``)."""
+        self._settle()
         with self._lock:
             self._ensure()
             if isinstance(msg, P.Load):
                 self.last_load = msg
             if isinstance(msg, (P.Load, P.Generate, P.Ping)):
-                self._inflight.add(msg.id)
+                self._inflight[msg.id] = self.proc  # type: ignore[assignment]
             self._write(msg)
         return getattr(msg, "id", "")
 
     def cancel(self, request_id: str) -> None:
+        """Stop a request. The engine confirms with Finished("cancelled"); if it has not within
+        ``stop_grace_s``, the engine is killed and the request ends Failed (code "cancelled"), its partial text
+        kept by the caller. The next request restarts the engine and reloads the model."""
         with self._lock:
-            if self.alive():
-                self._write(P.Cancel(request_id))
+            proc = self.proc
+            if not self.alive() or proc is None:
+                return
+            self._write(P.Cancel(request_id))
+            if self._inflight.get(request_id) is not proc:
+                return
+        timer = threading.Timer(self.stop_grace_s, self._stop_overdue, (request_id, proc))
+        timer.daemon = True
+        timer.name = "engine-stop-watchdog"
+        timer.start()
+
+    def _stop_overdue(self, request_id: str, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            if self._inflight.get(request_id) is not proc or proc.poll() is not None:
+                return  # it ended in time (or the engine died anyway)
+            self._stop_killed.add(request_id)
+            self._log.warning("engine pid %d did not confirm Stop of %s within %.1f s: killing it", proc.pid,
+                              request_id, self.stop_grace_s)
+            proc.kill()
 
     def events(self, msg: Any, timeout: float | None = None) -> Iterator[Any]:
         """Send ``msg`` and yield its events until the terminal one (Finished, Failed, Loaded, Pong)."""
@@ -200,6 +274,7 @@ class EngineClient:
             self._waiters.pop(msg.id, None)
 
     def load(self, req: P.Load, timeout: float | None = 600) -> P.Loaded:
+        """Load a model; LoadProgress events go to ``on_event`` (and to ``events``) on the way."""
         for ev in self.events(req, timeout=timeout):
             if isinstance(ev, P.Failed):
                 raise from_dict(ev.error)
@@ -239,13 +314,14 @@ class EngineClient:
         """
         with self._lock:
             proc = self.proc
-            reader = getattr(self, "_reader", None)
+            reader = self._reader
         if proc is None or proc.poll() is not None:
             return
         proc.kill()
         proc.wait()
-        if reader is not None:
+        if reader is not None and reader is not threading.current_thread():
             reader.join(timeout)
+        self._strand(proc, proc.returncode)
 
     def __enter__(self) -> "EngineClient":
         return self

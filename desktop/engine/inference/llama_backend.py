@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.inference import gpu_select
@@ -225,6 +225,39 @@ def install_penalty_prefilter(llm: Any) -> bool:
     return True
 
 
+def _with_load_progress(llama_cpp: Any, on_progress: Callable[[float], None] | None, kwargs: dict[str, Any]) -> Any:
+    """``llama_cpp.Llama(**kwargs)`` with llama.cpp's load progress callback reporting to ``on_progress``.
+
+    ``Llama()`` takes no progress callback, but it fills its model params from
+    ``llama_cpp.llama_cpp.llama_model_default_params()``; for the length of this call that function returns
+    params whose ``progress_callback`` is set (engine main thread only, restored afterwards).
+    """
+    if on_progress is None:
+        return llama_cpp.Llama(**kwargs)
+    low = llama_cpp.llama_cpp
+    stock = low.llama_model_default_params
+
+    def progress(fraction: float, _data: Any) -> bool:
+        try:
+            on_progress(fraction)
+        except Exception:  # noqa: BLE001 - an exception cannot cross the C callback; never abort a load for it
+            pass
+        return True
+
+    cb = low.llama_progress_callback(progress)
+
+    def default_params() -> Any:
+        params = stock()
+        params.progress_callback = cb
+        return params
+
+    low.llama_model_default_params = default_params
+    try:
+        return llama_cpp.Llama(**kwargs)
+    finally:
+        low.llama_model_default_params = stock
+
+
 @dataclass
 class _Prepared:
     tokens: list[int]
@@ -239,6 +272,13 @@ class LlamaBackend:
         self.loaded: Loaded | None = None
         self._report: gguf_doctor.Report | None = None
         self._eog_extra: set[int] = set()
+        # Set by the host around a load: called with llama.cpp's load progress (0..1), on this thread.
+        self.on_progress: Callable[[float], None] | None = None
+        # Stop during prompt evaluation: llama.cpp calls the abort callback between graph nodes, and it reads
+        # the cancel flag of the generation running now (None between generations).
+        self._cancel: threading.Event | None = None
+        self._abort_cb: Any = None
+        self._no_abort: Any = None
 
     # ------------------------------------------------------------------ load
 
@@ -272,7 +312,7 @@ class LlamaBackend:
             kwargs["type_k"] = kwargs["type_v"] = _KV_TYPES[req.kv_cache_type]
         t0 = time.perf_counter()
         try:
-            llm = llama_cpp.Llama(**kwargs)
+            llm = _with_load_progress(llama_cpp, self.on_progress, kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             if n_gpu_layers == 0:
                 raise ModelLoadError(f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc}") from exc
@@ -281,12 +321,13 @@ class LlamaBackend:
                                           f"CPU: loading with {choice.backend} failed ({exc})")
             n_gpu_layers = kwargs["n_gpu_layers"] = 0
             try:
-                llm = llama_cpp.Llama(**kwargs)
+                llm = _with_load_progress(llama_cpp, self.on_progress, kwargs)
             except (ValueError, RuntimeError, OSError) as exc2:
                 raise ModelLoadError(
                     f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc2}") from exc2
         load_s = time.perf_counter() - t0
         install_penalty_prefilter(llm)
+        self._install_abort_callback(llama_cpp, llm)
         self.llm = llm
         self._report = report
         vocab = llm._model.vocab
@@ -320,6 +361,28 @@ class LlamaBackend:
             hw = hardware.detect()  # NVML / Apple numbers when ggml reports no device memory
         return gpu_select.choose_gpu_layers(req.n_gpu_layers, lib, gpu_select.ModelShape.from_report(report),
                                             req.n_ctx, req.kv_cache_type, hw)
+
+    def _install_abort_callback(self, llama_cpp: Any, llm: Any) -> None:
+        """Let Stop interrupt llama_decode (a long prompt takes seconds on a CPU): llama.cpp's abort callback,
+        set on the context through llama-cpp-python's low-level binding (``_abort_during_decode``), returns True
+        once the running generation's cancel flag is set; llama_decode then returns 2, which llama-cpp-python
+        raises as a RuntimeError that ``generate`` turns into Finished("cancelled")."""
+        def abort(_data: Any) -> bool:
+            cancel = self._cancel
+            return cancel is not None and cancel.is_set()
+
+        low = llama_cpp.llama_cpp
+        self._abort_cb = low.ggml_abort_callback(abort)  # kept referenced as long as the context lives
+        self._no_abort = low.ggml_abort_callback()  # NULL: no callback
+
+    def _abort_during_decode(self, on: bool) -> None:
+        """The callback runs once per graph node (hundreds per token), through ctypes and the GIL: it is only
+        installed while the prompt is evaluated; between generated tokens ``generate`` checks the flag itself."""
+        if self.llm is not None and self._abort_cb is not None:
+            import llama_cpp
+
+            llama_cpp.llama_cpp.llama_set_abort_callback(self.llm._ctx.ctx, self._abort_cb if on else self._no_abort,
+                                                         None)
 
     def close(self) -> None:
         if self.llm is not None:
@@ -426,6 +489,8 @@ class LlamaBackend:
         ttft = 0.0
         t_first = 0.0
         max_new = min(req.max_tokens, n_ctx - len(tokens))
+        self._cancel = cancel
+        self._abort_during_decode(True)
         try:
             gen = llm.generate(tokens, top_k=req.top_k, top_p=req.top_p, min_p=req.min_p, temp=req.temperature,
                                repeat_penalty=req.repeat_penalty)
@@ -433,6 +498,7 @@ class LlamaBackend:
                 if n_gen == 0:
                     t_first = time.perf_counter()
                     ttft = t_first - t0
+                    self._abort_during_decode(False)  # the prompt is in; tokens check ``cancel`` below
                 if tok in stop_ids or llama_cpp.llama_vocab_is_eog(vocab, tok):
                     finish, stop_token = "stop", int(tok)
                     break
@@ -454,7 +520,12 @@ class LlamaBackend:
                     finish = "length"
                     break
         except (RuntimeError, ValueError) as exc:
-            raise GenerationError(f"generation failed in llama.cpp: {exc}") from exc
+            if not cancel.is_set():
+                raise GenerationError(f"generation failed in llama.cpp: {exc}") from exc
+            finish = "cancelled"  # the abort callback stopped llama_decode mid-prompt (or mid-token)
+        finally:
+            self._cancel = None
+            self._abort_during_decode(False)
         if not scanner.stopped:
             # The answer ended (end-of-turn token, length, cancel) with text held back as a possible
             # stop-string prefix: it is part of the answer.

@@ -8,7 +8,6 @@ internals, read files or produce unbounded output. Runs anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from desktop.engine.errors import TemplateError
@@ -16,7 +15,6 @@ from desktop.engine.errors import TemplateError
 Message = Mapping[str, str]
 
 ROLES = ("system", "user", "assistant")
-MAX_TEMPLATE_OUTPUT = 4_000_000  # characters; a template that grows past this is hostile or broken
 
 
 @dataclass(frozen=True)
@@ -128,36 +126,11 @@ def _chatml(msgs: list[dict[str, str]], gen: bool) -> str:
 
 def render_jinja(template: str, messages: list[dict[str, str]], *, bos_token: str = "", eos_token: str = "",
                  add_generation_prompt: bool = True) -> str:
-    """Render an untrusted chat template (a GGUF's) in Jinja's immutable sandbox."""
-    from jinja2 import TemplateError as JinjaTemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+    """Render an untrusted chat template (a GGUF's) in Jinja's immutable sandbox, inside time/size budgets."""
+    from desktop.engine.inference.template_sandbox import render_chat_template
 
-    def raise_exception(message: str) -> None:
-        raise TemplateError(f"the chat template refused the conversation: {message}")
-
-    def strftime_now(fmt: str) -> str:
-        return datetime.now().strftime(str(fmt))
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    env.globals.update(raise_exception=raise_exception, strftime_now=strftime_now)
-    try:
-        tmpl = env.from_string(template)
-        chunks: list[str] = []
-        size = 0
-        for piece in tmpl.generate(messages=messages, bos_token=bos_token, eos_token=eos_token,
-                                   add_generation_prompt=add_generation_prompt, tools=None):
-            size += len(piece)
-            if size > MAX_TEMPLATE_OUTPUT:
-                raise TemplateError("the chat template produced an unreasonably large prompt; it is not used")
-            chunks.append(piece)
-        return "".join(chunks)
-    except TemplateError:
-        raise
-    except SecurityError as exc:
-        raise TemplateError(f"the model's chat template tried an unsafe operation and was blocked ({exc})") from exc
-    except (JinjaTemplateError, TypeError, ValueError, AttributeError, KeyError, IndexError,
-            RecursionError, OverflowError) as exc:
-        raise TemplateError(f"the model's chat template failed to render: {exc}") from exc
+    return render_chat_template(template, messages=messages, bos_token=bos_token, eos_token=eos_token,
+                                add_generation_prompt=add_generation_prompt, tools=None)
 
 
 def render(fmt: str, messages: Iterable[Message], *, system_prompt: str = "", add_generation_prompt: bool = True,

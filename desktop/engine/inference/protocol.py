@@ -101,6 +101,19 @@ class Ready:
     backends: list[str] = field(default_factory=list)
     devices: list[dict[str, Any]] = field(default_factory=list)
     lib_fallback: str = ""
+    # Why the llama.cpp library could not be loaded at all ("" when it could). The engine then stays up and
+    # answers every Load and Generate with Failed(model_load_error) carrying this reason.
+    lib_error: str = ""
+
+
+@dataclass
+class LoadProgress:
+    """How far a Load has got: llama.cpp's own progress callback, throttled to ~20 events a second; the
+    last one of a successful load is 1.0."""
+
+    TYPE: ClassVar[str] = "load_progress"
+    id: str
+    fraction: float
 
 
 @dataclass
@@ -176,7 +189,8 @@ class Pong:
 
 MESSAGES: dict[str, type] = {
     cls.TYPE: cls
-    for cls in (Load, Generate, Cancel, Unload, Shutdown, Ping, Ready, Loaded, TokenChunk, Finished, Failed, Pong)
+    for cls in (Load, Generate, Cancel, Unload, Shutdown, Ping, Ready, LoadProgress, Loaded, TokenChunk, Finished,
+                Failed, Pong)
 }
 
 

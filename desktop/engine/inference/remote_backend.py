@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -237,6 +238,40 @@ def _sse_data(lines: Iterator[str]) -> Iterator[str | None]:
             yield None
 
 
+class _StopOnCancel:
+    """Stop while the server is silent: the read is blocked in the socket, where the cancel flag is never
+    looked at. A watcher thread shuts the socket down when the flag is set, so the read returns at once and
+    the answer ends "cancelled" (the client's kill-after-1.5 s watchdog stays the last resort)."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+        self.fired = False
+        self._done = threading.Event()
+
+    def watch(self, resp: httpx.Response) -> None:
+        try:
+            sock = resp.extensions["network_stream"].get_extra_info("socket")
+        except Exception:  # noqa: BLE001 - another transport: only the watchdog then
+            return
+        if not isinstance(sock, socket.socket):
+            return
+
+        def run() -> None:
+            while not self._done.wait(0.05):
+                if self.cancel.is_set():
+                    self.fired = True
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)  # close() alone does not wake a blocked recv on Linux
+                    except OSError:
+                        pass
+                    return
+
+        threading.Thread(target=run, daemon=True, name="remote-stop").start()
+
+    def close(self) -> None:
+        self._done.set()
+
+
 class RemoteBackend:
     """One server + model. Same surface as ``LlamaBackend`` (load, generate, close, loaded).
 
@@ -249,6 +284,9 @@ class RemoteBackend:
         self.root = ""
         self.loaded: Loaded | None = None
         self._client: httpx.Client | None = None
+        # The host's load progress sink (same surface as LlamaBackend); a server check has no fractions, so
+        # the host only sends the final 1.0. A silent server during Stop is ended by the client's watchdog.
+        self.on_progress: Any = None
 
     def load(self, req: Load) -> Loaded:
         """Check the server answers and serves the model; nothing is transferred."""
@@ -315,9 +353,11 @@ class RemoteBackend:
         finish: str | None = None
         usage: dict[str, Any] = {}
         done = False
+        stopper = _StopOnCancel(cancel)
         try:
             with self._client.stream("POST", f"{root}/{endpoint}", json=body) as resp:
                 _raise_for_status(resp, spec, root, self.model)
+                stopper.watch(resp)
                 for data in _sse_data(resp.iter_lines()):
                     if cancel.is_set():
                         finish = "cancelled"
@@ -357,7 +397,9 @@ class RemoteBackend:
                         finish = "length" if ch["finish_reason"] == "length" else "stop"
                         # keep reading: a usage chunk and [DONE] may follow
         except httpx.HTTPError as exc:
-            if n_gen or isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+            if stopper.fired:
+                finish = "cancelled"  # Stop shut the socket of a server that had gone quiet
+            elif n_gen or isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
                 if isinstance(exc, httpx.TimeoutException):
                     raise RemoteTimeoutError(
                         f"the server at {root} stopped sending for {spec.timeout_s:g} s (backend.timeout_s) after "
@@ -367,7 +409,12 @@ class RemoteBackend:
                                             f"({type(exc).__name__})") from exc
                 raise RemoteStreamError(f"the server at {root} cut the answer off after {n_gen} chunks "
                                         f"({type(exc).__name__}); the partial answer is kept") from exc
-            raise _translate(exc, spec, root) from exc
+            else:
+                raise _translate(exc, spec, root) from exc
+        finally:
+            stopper.close()
+        if finish is None and stopper.fired:
+            finish = "cancelled"  # the shut-down socket read as the end of the body
         if finish is None:
             if not done:
                 raise RemoteStreamError(f"the server at {root} ended the stream mid-answer after {n_gen} chunks; "
