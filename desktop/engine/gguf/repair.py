@@ -249,6 +249,6 @@ def load_time_fixes(rep: doctor.Report) -> list[str]:
         out.append(f"end-of-turn token 128009 is not the EOS token (EOS is {was}): repaired at load time; "
                    "the file is unchanged")
     if "eot_128009_not_control" in codes:
-        out.append("token 128009 <|eot_id|> is not typed CONTROL: repaired at load time (128009 ends the turn); "
-                   "the file is unchanged")
+        out.append("token 128009 <|eot_id|> is not typed CONTROL (128009 still ends the turn): repaired at load "
+                   "time; the file is unchanged")
     return out

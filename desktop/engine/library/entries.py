@@ -76,7 +76,7 @@ def register_model(profile_id: str, path: str | Path, **info: Any) -> str:
         same = next((e for e in reg.values() if os.path.realpath(e.get("path", "")) == real), None)
         if same is not None:
             model_id = same["id"]
-            keep = {k: same[k] for k in ("name",) if k in same and "name" not in info}
+            keep = {"name": same["name"]} if same.get("name") else {}  # a rename outlives re-registration
         else:
             quant = info.get("quant")
             base = f"{profile_id}@{quant}" if quant else profile_id
@@ -86,7 +86,7 @@ def register_model(profile_id: str, path: str | Path, **info: Any) -> str:
                 model_id, n = f"{base}~{path_tag(real)}-{n}", n + 1
             keep = {}
         reg[model_id] = {"id": model_id, "profile": profile_id, "path": str(Path(path).absolute()),
-                         "added": time.time(), **keep, **info}
+                         "added": time.time(), **info, **keep}
         _write_registry(reg)
     return model_id
 
