@@ -309,7 +309,9 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
     source_sha = [t.sha256 or t.etag for t in targets]
     earlier = models.find_by_path(model_path) or {}
     try:
-        if origin == "downloaded":
+        # A user who undid the repair keeps the original bytes: from then on it is repaired at load time.
+        repairs_in_place = origin == "downloaded" and not earlier.get("reverted")
+        if repairs_in_place:
             # fix() reads the file once, patches only if needed (journaled, undoable) and re-reads to confirm.
             fixes = gguf_repair.fix(model_path).summary()
         else:
@@ -327,7 +329,7 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
         final_sha = _verified().get(os.path.realpath(model_path), {}).get("now") or models.hash_file(model_path)
     else:
         final_sha = source_sha[0] if entry.split != "parts" else models.hash_file(model_path, cancel=cancel)
-    if origin == "hf-cache":
+    if not repairs_in_place:
         recorded = gguf_repair.load_time_fixes(report)
     elif fixes:
         recorded = fixes
@@ -338,7 +340,7 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
         pid, model_path, quant=entry.quant, repo=repo, revision=commit, files=entry.files, size=entry.size,
         sha256=final_sha, source_sha256=source_sha, fixes=recorded, origin=origin, repaired_in_place=in_place,
         name=earlier.get("name") or report.name or model_path.stem)
-    result = DownloadResult(str(model_path), final_sha, source_sha, fixes if origin == "downloaded" else recorded,
+    result = DownloadResult(str(model_path), final_sha, source_sha, fixes if repairs_in_place else recorded,
                             pid, model_id, repo, entry.quant, entry.files, entry.size, fetched, reused, origin)
     prog.emit("done", message="; ".join(result.fixes) or "verified", result=result.to_dict())
     return result

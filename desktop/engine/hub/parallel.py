@@ -20,13 +20,16 @@ from typing import Any
 from desktop.engine.errors import AppError, DownloadCancelled, DownloadError
 from desktop.engine.hub import listing as hub
 from desktop.engine.hub.events import Progress
-from desktop.engine.hub.fetch import WRITE_BYTES, wait
+from desktop.engine.hub.fetch import wait
 from desktop.engine.hub.targets import FileTarget, check_partial, drop_partial, write_sidecar
 
 MIN_CHUNK = 1 << 20
 MAX_CHUNK = 64 << 20
 PARALLEL_MIN_BYTES = 8 << 20  # smaller files are not worth more than one connection
 PERSIST_S = 0.25
+# Each connection writes (and counts) every 256 KiB: a kill loses at most that much per connection, plus
+# what arrived since the last sidecar write (PERSIST_S); both stay inside the chunk it was working on.
+WRITE_BYTES = 256 << 10
 
 
 class RangesIgnored(Exception):

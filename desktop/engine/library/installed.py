@@ -193,8 +193,9 @@ def revert_repair(model_id: str) -> InstalledModel:
         raise FixError(f"{m.path}: the original bytes were put back but the file does not hash to the original "
                        f"sha256 any more; download it again", details=f"got {digest}, expected {want}")
     fixes = repair.load_time_fixes(doctor.inspect(m.path))
+    # `reverted`: the user chose the original bytes; a later download run of the same file does not repair it again.
     return _installed(reg_entries.update_entry(model_id, repaired_in_place=False, sha256=digest, fixes=fixes,
-                                               size=Path(m.path).stat().st_size))
+                                               size=Path(m.path).stat().st_size, reverted=True))
 
 
 def remove_model(model_id: str, *, delete_files: bool = True) -> list[InstalledModel]:

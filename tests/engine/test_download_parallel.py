@@ -1,0 +1,141 @@
+"""Parallel ranged downloads: several connections into one preallocated file, per-chunk progress in the
+sidecar, sha256 checked before the file counts, the 128009 repair after (undoable), and the fallbacks."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from desktop.engine import paths
+from desktop.engine.errors import VerificationError
+from desktop.engine.hub import downloads, parallel
+from desktop.engine.library import registry as models
+from tests.fixtures import tiny_gguf
+from tests.fixtures.hub_server import HubServer
+
+REPO = "acme/Big-Mistral-GGUF"
+FILE = "big-mistral.Q4_K_M.gguf"
+SIZE = 10 << 20
+
+
+def _big(model: tiny_gguf.TinyModel, size: int = SIZE) -> bytes:
+    """A real GGUF padded past the parallel threshold (the doctor ignores bytes after the tensor data)."""
+    data = model.path.read_bytes()
+    return data + bytes(range(256)) * ((size - len(data)) // 256)
+
+
+@pytest.fixture
+def big(hub_server: HubServer, spm_model: tiny_gguf.TinyModel) -> bytes:
+    data = _big(spm_model)
+    assert len(data) >= parallel.PARALLEL_MIN_BYTES
+    hub_server.add(REPO, {FILE: data})
+    return data
+
+
+def _timed(connections: int, data: bytes, target: Path) -> float:
+    """Seconds to fetch and sha256-verify the file (the transfer alone: no listing, no doctor)."""
+    from desktop.engine.hub import listing as hub
+    from desktop.engine.hub.events import Progress
+    from desktop.engine.hub.targets import FileTarget
+
+    sha = hashlib.sha256(data).hexdigest()
+    t = FileTarget(FILE, len(data), sha, sha, hub.resolve_url(REPO, FILE, "main"), target / FILE)
+    target.mkdir(parents=True)
+    t0 = time.monotonic()
+    downloads._fetch_one(t, 1, Progress("t", len(data), 1, None), threading.Event(), repo=REPO,
+                         connections=connections, stall_after=30.0, max_retries=2, backoff_base=0.1, backoff_max=1.0)
+    took = time.monotonic() - t0
+    assert t.final.read_bytes() == data and not t.incomplete.exists() and not t.sidecar.exists()
+    return took
+
+
+def test_four_connections_arrive_clearly_faster_than_one(hub_server: HubServer, big: bytes, tmp_path: Path) -> None:
+    # 2.5 MB/s per connection: low enough that four connections stay under what a busy 2-core test machine
+    # moves through one Python process (about 8-15 MB/s), so the cap, not the CPU, sets the pace.
+    hub_server.rate_cap = 2_500_000
+    one = _timed(1, big, tmp_path / "one")
+    four = _timed(4, big, tmp_path / "four")
+    assert one / four >= 2.5, (one, four)
+    ranged = [q for q in hub_server.requests_for(FILE) if q.range and q.sent]
+    assert len(ranged) >= 4 and all(q.status == 206 for q in ranged)
+
+
+def test_a_kill_refetches_at_most_one_chunk_per_connection(hub_server: HubServer, big: bytes) -> None:
+    hub_server.rate_cap = 1_500_000
+    code = ("from desktop.engine.hub import downloads; "
+            f"downloads.run_download({REPO!r}, quant='Q4_K_M', connections=4)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), *sys.path])}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    sidecar = paths.download_dir() / REPO / (FILE + ".incomplete.json")
+    done = 0
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                done = sum(c[2] for c in json.loads(sidecar.read_text())["chunks"])
+            except (OSError, ValueError, KeyError):
+                done = 0
+            if done > SIZE * 0.3:
+                break
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert done > SIZE * 0.3, "the download never got going"
+    time.sleep(0.5)  # the server notices the dead connections
+    first = list(hub_server.requests_for(FILE))
+    hub_server.rate_cap = None
+    res = downloads.run_download(REPO, quant="Q4_K_M", connections=4)
+    assert Path(res.path).read_bytes() == big
+    sent = sum(q.sent for q in hub_server.requests_for(FILE))
+    step = parallel.chunk_size(len(big), 4)
+    assert sent - len(big) <= 4 * step, (sent - len(big), step)
+    resumed = [q for q in hub_server.requests_for(FILE)[len(first):] if q.range]
+    assert any(int(q.range.split("=")[1].split("-")[0]) % step for q in resumed)  # mid-chunk: per-chunk progress
+    assert res.fetched_bytes < len(big)
+
+
+def test_a_server_that_ignores_range_falls_back_to_one_connection(hub_server: HubServer, big: bytes) -> None:
+    hub_server.ignore_range = True
+    events: list[downloads.DownloadEvent] = []
+    res = downloads.run_download(REPO, quant="Q4_K_M", connections=4, on_event=events.append)
+    assert Path(res.path).read_bytes() == big
+    assert any("one connection" in e.message for e in events)
+    full = [q for q in hub_server.requests_for(FILE) if q.sent == len(big)]
+    assert len(full) == 1
+
+
+def test_a_corrupt_parallel_transfer_is_rejected_and_deleted(hub_server: HubServer, big: bytes) -> None:
+    hub_server.repos[REPO].files[FILE].faults.corrupt = True
+    with pytest.raises(VerificationError, match="corrupt"):
+        downloads.run_download(REPO, quant="Q4_K_M", connections=4)
+    assert not [p for p in paths.download_dir().rglob("*") if p.is_file()]
+    assert models.read_registry() == {}
+
+
+def test_parallel_download_is_repaired_after_and_the_repair_can_be_undone(
+        hub_server: HubServer, llama3_broken: tiny_gguf.TinyModel) -> None:
+    data = _big(llama3_broken, max(SIZE, llama3_broken.path.stat().st_size + (4 << 20)))
+    hub_server.add("acme/Big-Llama-3-GGUF", {"big-llama3.Q8_0.gguf": data})
+    res = downloads.run_download("acme/Big-Llama-3-GGUF", quant="Q8_0", connections=4)
+    path = Path(res.path)
+    hub_sha = hashlib.sha256(data).hexdigest()
+    assert res.source_sha256 == [hub_sha] and res.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() != hub_sha
+    assert any("128009" in f for f in res.fixes)
+    m = next(x for x in models.list_installed() if x.id == res.model_id)
+    assert m.origin == "downloaded" and m.repaired_in_place and m.can_revert
+    back = models.revert_repair(res.model_id)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == hub_sha == back.sha256  # the Hub's bytes again
+    assert all("repaired at load time" in f for f in back.fixes)
+    again = downloads.run_download("acme/Big-Llama-3-GGUF", quant="Q8_0", connections=4)
+    assert again.fetched_bytes == 0  # the reverted file is still a verified copy...
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == hub_sha  # ...and is not repaired behind the user's back
+    assert all("repaired at load time" in f for f in again.fixes)
