@@ -232,10 +232,10 @@ def revert(path: str | Path) -> FixResult:
             if now not in (new, old):  # `old` too: a revert the app's quit interrupted is finished here
                 raise FixError(f"{p}: the file changed since it was repaired (at byte {off:,}); the repair "
                                "cannot be undone, download the file again instead")
-    before = doctor.inspect(p, use_cache=False).problems
+    before = doctor.inspect(p).problems  # cached: keyed by size + mtime, which the restore moves
     _restore(p, patches)
     journal_path(p).unlink(missing_ok=True)
-    after = doctor.inspect(p, use_cache=False).problems
+    after = doctor.inspect(p, use_cache=False).problems  # same size; the mtime may not have moved
     changes = [Change("undo", None, None, f"undone: {d}") for d in rec.get("changes", [])]
     return FixResult(str(p), changes, False, before, after, reverted=True)
 
