@@ -205,3 +205,19 @@ def test_hf_cache_ggufs_are_listed_used_in_place_and_never_written(llama3_broken
     assert snap.is_file()  # unregistered only
     after = {p: (p.name, p.read_bytes() if p.is_file() else None) for p in blob.parent.parent.rglob("*")}
     assert after == before and sha(blob) == blob.name  # same names, same bytes
+
+
+def test_a_profile_runs_on_the_hf_cache_copy_where_it_is(llama3_broken: tiny_gguf.TinyModel) -> None:
+    from desktop.engine.profiles import ProfileStore
+
+    store = ProfileStore()
+    profile = store.get("llama-3-8b-instruct-gradient-1048k")
+    blob, snap = _put_in_hf_cache(llama3_broken.path, profile.source.repo, "llama-3-8b-instruct-1048k.Q4_K_M.gguf")
+    assert models.resolve_model(profile) == snap  # used where it is: no "verify first" detour, no copy
+    listed = next(m for m in models.list_installed(store) if m.origin == "hf-cache")
+    assert listed.profile == profile.id  # matched to the profile by repo and quant
+    # Loading repairs it through kv_overrides; the request carries no path into the library.
+    req = models.load_request(profile, snap, "load-1")
+    assert req.model_path == str(snap) and req.apply_doctor_overrides
+    assert gguf_doctor.load_overrides(gguf_doctor.inspect(snap))["tokenizer.ggml.eos_token_id"] == 128009
+    assert sha(blob) == blob.name and not list(paths.download_dir().rglob("*"))
