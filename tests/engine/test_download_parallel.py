@@ -139,3 +139,27 @@ def test_parallel_download_is_repaired_after_and_the_repair_can_be_undone(
     assert again.fetched_bytes == 0  # the reverted file is still a verified copy...
     assert hashlib.sha256(path.read_bytes()).hexdigest() == hub_sha  # ...and is not repaired behind the user's back
     assert all("repaired at load time" in f for f in again.fixes)
+
+
+def test_a_partial_of_another_version_of_the_file_is_discarded(hub_server: HubServer, big: bytes) -> None:
+    from desktop.engine.hub.targets import FileTarget, write_sidecar
+
+    final = paths.download_dir() / REPO / FILE
+    final.parent.mkdir(parents=True)
+    stale = FileTarget(FILE, len(big), "0" * 64, "0" * 64, "", final)
+    final.with_name(FILE + ".incomplete").write_bytes(b"old bytes" * 1000)
+    write_sidecar(stale, mode="single")
+    res = downloads.run_download(REPO, quant="Q4_K_M", connections=1)
+    assert Path(res.path).read_bytes() == big
+    assert [q.range for q in hub_server.requests_for(FILE) if q.sent] == [None]  # from byte 0, not resumed
+
+
+@pytest.mark.parametrize("repo,name", [("acme/x", "../../evil.gguf"), ("acme/x", "/abs.gguf"),
+                                       ("../etc", "x.gguf"), ("acme/..", "x.gguf"), ("acme", "x.gguf")])
+def test_hostile_repo_ids_and_names_never_leave_the_library(tmp_path: Path, repo: str, name: str) -> None:
+    from desktop.engine.errors import DownloadError
+    from desktop.engine.hub.targets import library_file
+
+    with pytest.raises(DownloadError) as ei:
+        library_file(tmp_path, repo, name)
+    assert ei.value.code == "hostile_name"
