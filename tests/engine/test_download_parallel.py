@@ -57,12 +57,19 @@ def _timed(connections: int, data: bytes, target: Path) -> float:
     return took
 
 
-def test_four_connections_arrive_clearly_faster_than_one(hub_server: HubServer, big: bytes, tmp_path: Path) -> None:
-    # 2.5 MB/s per connection: low enough that four connections stay under what a busy 2-core test machine
-    # moves through one Python process (about 8-15 MB/s), so the cap, not the CPU, sets the pace.
-    hub_server.rate_cap = 2_500_000
-    one = _timed(1, big, tmp_path / "one")
-    four = _timed(4, big, tmp_path / "four")
+def test_four_connections_arrive_clearly_faster_than_one(hub_server: HubServer, spm_model: tiny_gguf.TinyModel,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A small file under a low per-connection cap: the test machine runs many suites on 2 cores, where one
+    # Python process moves only a few MB/s through its loopback server and client; the cap, not the CPU,
+    # must set the pace, or four connections cannot show what they are worth. (The parallel path is the
+    # same for big files: only the thresholds are lowered.)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 1 << 20)
+    monkeypatch.setattr(parallel, "MIN_CHUNK", 128 << 10)
+    data = spm_model.path.read_bytes()[:3 << 20]
+    hub_server.add(REPO, {FILE: data})
+    hub_server.rate_cap = 750_000
+    one = _timed(1, data, tmp_path / "one")
+    four = _timed(4, data, tmp_path / "four")
     assert one / four >= 2.5, (one, four)
     ranged = [q for q in hub_server.requests_for(FILE) if q.range and q.sent]
     assert len(ranged) >= 4 and all(q.status == 206 for q in ranged)
@@ -90,17 +97,16 @@ def test_a_kill_refetches_at_most_one_chunk_per_connection(hub_server: HubServer
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert done > SIZE * 0.3, "the download never got going"
-    time.sleep(0.5)  # the server notices the dead connections
-    first = list(hub_server.requests_for(FILE))
+    kept = json.loads(sidecar.read_text())["chunks"]  # what the killed run had written and recorded
+    persisted = sum(c[2] for c in kept)
     hub_server.rate_cap = None
     res = downloads.run_download(REPO, quant="Q4_K_M", connections=4)
     assert Path(res.path).read_bytes() == big
+    assert res.fetched_bytes == len(big) - persisted  # the resume asks for exactly what the sidecar lacks
+    time.sleep(0.5)  # the server logs a killed connection once it notices it
     sent = sum(q.sent for q in hub_server.requests_for(FILE))
     step = parallel.chunk_size(len(big), 4)
-    assert sent - len(big) <= 4 * step, (sent - len(big), step)
-    resumed = [q for q in hub_server.requests_for(FILE)[len(first):] if q.range]
-    assert any(int(q.range.split("=")[1].split("-")[0]) % step for q in resumed)  # mid-chunk: per-chunk progress
-    assert res.fetched_bytes < len(big)
+    assert 0 <= sent - len(big) <= 4 * step, (sent - len(big), step)  # at most one chunk per connection twice
 
 
 def test_a_server_that_ignores_range_falls_back_to_one_connection(hub_server: HubServer, big: bytes) -> None:

@@ -34,7 +34,8 @@ from desktop.engine.hub import listing as hub
 from desktop.engine.hub.events import CANNOT_RESUME, DownloadEvent, Progress  # noqa: F401 - re-exported
 from desktop.engine.hub.fetch import fetch_single
 from desktop.engine.hub.quants import QuantListing, list_quants  # noqa: F401 - re-exported
-from desktop.engine.hub.parallel import PARALLEL_MIN_BYTES, RangesIgnored, fetch_parallel  # noqa: F401
+from desktop.engine.hub import parallel
+from desktop.engine.hub.parallel import RangesIgnored, fetch_parallel
 from desktop.engine.hub.queue import (  # noqa: F401 - the queue's names, re-exported for the front ends
     ACTIVE_STATES, FINAL_STATES, INTERRUPTED, DownloadManager, Job,
 )
@@ -157,7 +158,7 @@ def _fetch_one(t: FileTarget, index: int, prog: Progress, cancel: threading.Even
     exp = expected_hash(t)
     if exp is None:
         raise VerificationError(f"{t.name}: the Hub gave no hash to verify it against; refusing to download it")
-    if connections > 1 and t.size >= PARALLEL_MIN_BYTES:
+    if connections > 1 and t.size >= parallel.PARALLEL_MIN_BYTES:
         resuming = partial_bytes(t) > 0
         try:
             got = fetch_parallel(t, index, prog, cancel, repo=repo, connections=connections, **kw)
@@ -293,6 +294,7 @@ def run_download(repo_or_profile: str, *, quant: str | None = None, filename: st
             else:
                 sources.append(t.cached)  # type: ignore[arg-type]
 
+    from_cache = from_cache and entry.split != "parts"  # joined parts are a new file, in the library
     origin = "hf-cache" if from_cache else "downloaded"
     model_path = targets[0].cached if from_cache else targets[0].final
     if entry.split == "parts":
