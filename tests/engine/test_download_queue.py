@@ -72,13 +72,24 @@ def test_the_worker_survives_a_job_that_raises(repo: bytes, monkeypatch: pytest.
 
     monkeypatch.setattr(downloads, "run_download", flaky)
     mgr = downloads.DownloadManager()
+    real_save = mgr._save
+    broke = threading.Event()
+
+    def save_once_broken() -> None:  # what the shared temp file did: FileNotFoundError on the worker thread
+        if threading.current_thread() is mgr._thread and not broke.is_set():
+            broke.set()
+            raise FileNotFoundError("downloads.json.tmp")
+        real_save()
+
+    mgr._save = save_once_broken  # type: ignore[method-assign]
     try:
         bad = mgr.submit(REPO, quant="Q4_K_M")
         good = mgr.submit(REPO, quant="Q8_0")
         assert mgr.wait(bad.id, 30).state == "failed"
         done = mgr.wait(good.id, 30)
         assert done.state == "done", done  # the next job still ran
-        assert "unexpectedly" in mgr.job(bad.id).message
+        assert "unexpectedly" in mgr.job(bad.id).message and broke.is_set()
+        assert mgr._thread.is_alive()
     finally:
         mgr.close()
     assert escaped == []
