@@ -89,11 +89,12 @@ def fetch_parallel(t: FileTarget, index: int, prog: Progress, cancel: threading.
         have = t.incomplete.stat().st_size if t.incomplete.exists() and side is not None else 0
         step = chunk_size(t.size, connections)
         chunks = [[s, min(s + step, t.size), 0] for s in range(0, t.size, step)]
-        if 0 < have < t.size:  # a one-connection partial: its prefix counts
+        if 0 < have <= t.size:  # a one-connection partial: its prefix counts
             for c in chunks:
                 c[2] = max(0, min(c[1], have) - c[0])
-            with t.incomplete.open("r+b") as fh:
-                fh.truncate(t.size)
+            if have < t.size:
+                with t.incomplete.open("r+b") as fh:
+                    fh.truncate(t.size)
         else:
             _preallocate(t)
     st = _State(t, chunks)
