@@ -264,7 +264,20 @@ def cmd_gguf_inspect(a: argparse.Namespace) -> int:
 
 
 def cmd_gguf_fix(a: argparse.Namespace) -> int:
+    from desktop.engine import paths
+    from desktop.engine.errors import FixError
+
+    if a.revert:
+        return _gguf_revert(a)
+    real = Path(a.path).resolve()
+    if not a.dry_run and paths.hf_hub_cache().resolve() in real.parents:
+        raise FixError(f"{a.path} is in the shared Hugging Face cache, which the app never changes; it is repaired "
+                       "at load time instead (or import a copy with `models import --repair`)")
     res = gguf_doctor.fix(a.path, dry_run=a.dry_run)
+    entry = None if a.dry_run or not res.changes else models.find_by_path(a.path)
+    if entry is not None:  # keep the library's record in step: repaired in place, undoable
+        models.update_entry(entry["id"], fixes=res.summary(), repaired_in_place=True,
+                            sha256=models.hash_file(a.path))
     if a.json:
         _print_json(res.to_dict())
         return 0
@@ -272,6 +285,25 @@ def cmd_gguf_fix(a: argparse.Namespace) -> int:
         print("nothing to fix")
     for c in res.changes:
         print(("would apply: " if a.dry_run else "") + c.description)
+    if res.changes and not a.dry_run:
+        print(f"the original bytes are journaled: `desktop-chat gguf fix --revert {a.path}` undoes it")
+    return 0
+
+
+def _gguf_revert(a: argparse.Namespace) -> int:
+    entry = models.find_by_path(a.path)
+    if entry is not None:
+        m = models.revert_repair(entry["id"])
+        out: dict[str, Any] = {"path": m.path, "reverted": True, "sha256": m.sha256, "model_id": m.id,
+                               "fixes": m.fixes}
+    else:
+        res = gguf_doctor.revert(a.path)
+        out = {"path": res.path, "reverted": True, "sha256": models.hash_file(a.path), "model_id": None,
+               "fixes": res.summary()}
+    if a.json:
+        _print_json(out)
+        return 0
+    print(f"restored the original bytes of {out['path']} (sha256 {out['sha256']})")
     return 0
 
 
@@ -347,9 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("path")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_gguf_inspect)
-    x = gsub.add_parser("fix")
+    x = gsub.add_parser("fix", help="repair in place (journaled); --revert puts the original bytes back")
     x.add_argument("path")
-    x.add_argument("--dry-run", action="store_true")
+    g2 = x.add_mutually_exclusive_group()
+    g2.add_argument("--dry-run", action="store_true")
+    g2.add_argument("--revert", action="store_true", help="undo an earlier repair of PATH, byte for byte")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_gguf_fix)
     return p

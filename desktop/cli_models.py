@@ -1,4 +1,4 @@
-"""``desktop-chat models ...``: list quants with a fit estimate, download, list, import, remove.
+"""``desktop-chat models ...``: list quants with a fit estimate, download, list, import, rename, revert, remove.
 
 Runs on the CLI's main thread; a download blocks it and draws a progress bar on a terminal's stderr.
 Ctrl+C leaves the partial file in place, and the same command resumes it.
@@ -54,7 +54,8 @@ class _Bar:
 
     def __call__(self, ev: downloads.DownloadEvent) -> None:
         if not self.tty:
-            if ev.state in {"stalled", "retrying", "repairing"} and ev.message:
+            if (ev.state in {"stalled", "retrying", "repairing"} or ev.message == downloads.CANNOT_RESUME) \
+                    and ev.message:
                 sys.stderr.write(f"{ev.state}: {ev.message}\n")
             return
         now = time.monotonic()
@@ -77,7 +78,7 @@ class _Bar:
 def cmd_download(a: argparse.Namespace) -> int:
     try:
         res = downloads.run_download(a.spec, quant=a.quant, filename=a.file, target_dir=a.dir,
-                                     on_event=_Bar(), store=_store())
+                                     connections=a.connections, on_event=_Bar(), store=_store())
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted: the partial file is kept; run the same command to resume\n")
         return 130
@@ -85,11 +86,13 @@ def cmd_download(a: argparse.Namespace) -> int:
         out = {"path": res.path, "sha256": res.sha256, "fixes": res.fixes, "profile": res.profile_id,
                "model_id": res.model_id, "quant": res.quant, "repo": res.repo, "files": res.files,
                "size": res.size, "source_sha256": res.source_sha256, "fetched_bytes": res.fetched_bytes,
-               "reused_bytes": res.reused_bytes}
+               "reused_bytes": res.reused_bytes, "origin": res.origin}
         sys.stdout.write(json.dumps(out) + "\n")
         return 0
     print(f"{res.path}")
     print(f"verified sha256 {res.source_sha256[0]}" + (" (reused, nothing fetched)" if not res.fetched_bytes else ""))
+    if res.origin == "hf-cache":
+        print("used where it is in the Hugging Face cache (read-only)")
     for f in res.fixes:
         print(f)
     print(f"installed as {res.model_id} (profile {res.profile_id})")
@@ -104,18 +107,36 @@ def cmd_list(a: argparse.Namespace) -> int:
     if not items:
         print("no models installed; see `desktop-chat models quants PROFILE`")
     for m in items:
-        print(f"{m.id:<44} {_gib(m.size):>10}  {m.status:<7} {m.origin:<8} {m.path}")
+        repaired = " (repaired in place; undo: models revert)" if m.can_revert else ""
+        print(f"{m.id:<44} {_gib(m.size):>10}  {m.status:<7} {m.origin:<10} {m.path}{repaired}")
     return 0
 
 
 def cmd_import(a: argparse.Namespace) -> int:
-    m = models.import_model(a.path, a.profile, store=_store())
+    m = models.import_model(a.path, a.profile, repair=a.repair, store=_store())
     if a.json:
         sys.stdout.write(json.dumps(m.to_dict()) + "\n")
         return 0
     for f in m.fixes:
         print(f)
-    print(f"imported {m.path} as {m.id} (profile {m.profile_id})")
+    print(f"imported {m.path} as {m.id} (profile {m.profile})")
+    return 0
+
+
+def cmd_rename(a: argparse.Namespace) -> int:
+    m = models.rename_model(a.id, a.name)
+    print(f"{m.id} is now called {m.name!r}")
+    return 0
+
+
+def cmd_revert(a: argparse.Namespace) -> int:
+    m = models.revert_repair(a.id)
+    if a.json:
+        sys.stdout.write(json.dumps(m.to_dict()) + "\n")
+        return 0
+    print(f"restored the original bytes of {m.path} (sha256 {m.sha256})")
+    for f in m.fixes:
+        print(f)
     return 0
 
 
@@ -137,7 +158,8 @@ def cmd_search(a: argparse.Namespace) -> int:
 
 def cmd_remove(a: argparse.Namespace) -> int:
     for m in models.remove_model(a.id):
-        kept = " (file kept: it was imported, not downloaded)" if m.origin == "import" else ""
+        kept = {"imported": " (file kept: it was imported, not downloaded)",
+                "hf-cache": " (file kept: it is in the shared Hugging Face cache)"}.get(m.origin, "")
         print(f"removed {m.id}{kept}")
     return 0
 
@@ -156,14 +178,17 @@ def add_parser(sub: Any, parser_class: type) -> None:
     g = x.add_mutually_exclusive_group()
     g.add_argument("--quant")
     g.add_argument("--file")
-    x.add_argument("--dir", help="a models directory instead of the Hugging Face cache")
+    x.add_argument("--dir", help="a library folder to download into (default: the download folder)")
+    x.add_argument("--connections", type=int, help="parallel connections per big file (default 4)")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_download)
     x = msub.add_parser("list", help="installed models")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_list)
-    x = msub.add_parser("import", help="check, repair and register a GGUF from disk")
+    x = msub.add_parser("import", help="check and register a GGUF from disk (left unchanged unless --repair)")
     x.add_argument("path")
+    x.add_argument("--repair", action="store_true",
+                   help="repair the file in place (journaled; `models revert ID` undoes it) instead of at load time")
     x.add_argument("--profile", help="attach it to this profile (default: make one from its metadata)")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_import)
@@ -172,6 +197,14 @@ def add_parser(sub: Any, parser_class: type) -> None:
     x.add_argument("--limit", type=int, default=20)
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_search)
+    x = msub.add_parser("rename", help="change a model's display name")
+    x.add_argument("id", metavar="ID")
+    x.add_argument("name", metavar="NAME")
+    x.set_defaults(fn=cmd_rename)
+    x = msub.add_parser("revert", help="undo an in-place repair: restore the file's original bytes")
+    x.add_argument("id", metavar="ID")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_revert)
     x = msub.add_parser("remove", help="unregister a model and delete what the app downloaded")
     x.add_argument("id", metavar="ID")
     x.set_defaults(fn=cmd_remove)

@@ -5,9 +5,11 @@ Linux), so tests and users can isolate them. Runs anywhere.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -69,6 +71,78 @@ def hf_offline() -> bool:
 
 
 def user_models_dir() -> Path | None:
-    """A models directory the user chose instead of the HF cache (DESKTOP_CHAT_MODELS_DIR), if any."""
+    """The download folder the user chose with DESKTOP_CHAT_MODELS_DIR, if any."""
     env = os.environ.get("DESKTOP_CHAT_MODELS_DIR")
     return Path(os.path.expanduser(env)) if env else None
+
+
+# ------------------------------------------------------------------------------------ the model library
+# The app's own model library: folders of ``owner/repo/file.gguf`` the app may write (downloads, repairs
+# in place with an undo journal). The shared Hugging Face cache is not one of them: it is only read.
+
+
+def library_settings_path() -> Path:
+    return config_dir() / "library.json"
+
+
+def library_settings() -> dict[str, Any]:
+    """``{"download_dir": str, "library_dirs": [str], "connections": int}``; absent keys use the defaults."""
+    try:
+        raw = json.loads(library_settings_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def save_library_settings(**changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into the settings file (None removes a key); returns the new settings."""
+    data = library_settings()
+    for k, v in changes.items():
+        if v is None:
+            data.pop(k, None)
+        else:
+            data[k] = [str(x) for x in v] if isinstance(v, (list, tuple)) else (str(v) if isinstance(v, Path) else v)
+    target = library_settings_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(target)
+    return data
+
+
+def download_dir() -> Path:
+    """Where new downloads go: DESKTOP_CHAT_MODELS_DIR, else the settings file, else ``data_dir()/library``."""
+    env = user_models_dir()
+    if env is not None:
+        return env
+    chosen = library_settings().get("download_dir")
+    return Path(os.path.expanduser(chosen)) if isinstance(chosen, str) and chosen else data_dir() / "library"
+
+
+def library_dirs() -> list[Path]:
+    """Every library folder, the download folder first (searched for installed GGUFs; all writable)."""
+    extra = library_settings().get("library_dirs")
+    dirs = [download_dir(), *(Path(os.path.expanduser(d)) for d in extra if isinstance(d, str) and d)] \
+        if isinstance(extra, list) else [download_dir()]
+    return list(dict.fromkeys(dirs))
+
+
+def in_library(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` lies inside one of the app's library folders (so the app may change it)."""
+    real = Path(os.path.realpath(path))
+    for d in library_dirs():
+        try:
+            real.relative_to(Path(os.path.realpath(d)))
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def download_connections() -> int:
+    """Parallel ranged connections per file (DESKTOP_CHAT_DOWNLOAD_CONNECTIONS, the settings file, else 4)."""
+    raw: Any = os.environ.get("DESKTOP_CHAT_DOWNLOAD_CONNECTIONS") or library_settings().get("connections") or 4
+    try:
+        return max(1, min(16, int(raw)))
+    except (TypeError, ValueError):
+        return 4

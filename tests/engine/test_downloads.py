@@ -5,6 +5,7 @@ huggingface_hub talks to it through HF_ENDPOINT exactly as it talks to huggingfa
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from desktop.engine import paths
 from desktop.engine.hub import downloads
+from desktop.engine.hub import fetch
 from desktop.engine.hub import fit
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.hub import listing as hub
@@ -174,7 +176,8 @@ def test_broken_llama3_arrives_fixed_registered_and_usable(hub_server: HubServer
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     path = Path(out["path"])
-    assert path.is_file() and str(path).startswith(str(paths.hf_hub_cache()))
+    assert path == paths.download_dir() / REPO / LLAMA3_FILE and path.is_file()  # the app's library
+    assert not list(paths.hf_hub_cache().rglob("*.gguf"))  # the shared cache is not written
     assert any("end-of-turn token 128009 was not the EOS token" in f for f in out["fixes"])
     import hashlib
     assert out["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -185,7 +188,8 @@ def test_broken_llama3_arrives_fixed_registered_and_usable(hub_server: HubServer
 
     listed = json.loads(run_cli("models", "list", "--json").stdout)
     entry = next(m for m in listed if m["path"] == str(path))
-    assert entry["status"] == "fixed" and entry["profile_id"] == out["profile"]
+    assert entry["status"] == "fixed" and entry["profile"] == out["profile"] and entry["origin"] == "downloaded"
+    assert entry["repaired_in_place"] and entry["can_revert"]
 
     # Usable: the profile made from its metadata answers and stops exactly at <|eot_id|>.
     r = run_cli("ask", "--profile", out["profile"], "--max-tokens", "16", "--json", "hi")
@@ -235,8 +239,10 @@ def test_interrupted_job_resumes_after_restart(hub_server: HubServer, spm_repo: 
     assert moving and moving[-1].eta is not None and moving[-1].eta > 0
     assert 1_000_000 < moving[-1].speed < 4_000_000  # the server sends 2 MB/s
     assert moving[-1].file_total == moving[-1].total == len(spm_repo) and moving[-1].n_files == 1
-    partial = list(paths.hf_hub_cache().rglob("*.incomplete"))
+    partial = list(paths.download_dir().rglob("*.incomplete"))
     assert len(partial) == 1
+    side = json.loads(partial[0].with_name(partial[0].name + ".json").read_text())
+    assert side["size"] == len(spm_repo) and side["sha256"] == hashlib.sha256(spm_repo).hexdigest()
     have = partial[0].stat().st_size
     assert 0 < have < len(spm_repo)
     assert models.read_registry() == {}  # a partial file is never a model
@@ -257,9 +263,9 @@ def test_corrupted_transfer_is_rejected_and_not_registered(hub_server: HubServer
     assert len(lines) == 1 and lines[0].startswith("error: ") and "corrupt" in lines[0]
     assert "Traceback" not in r.stderr
     assert models.read_registry() == {}
-    cache = paths.hf_hub_cache()
-    assert not [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size > 1000]  # nothing kept
-    assert not list(cache.rglob(SPM_FILE))
+    lib = paths.download_dir()
+    assert not [p for p in lib.rglob("*") if p.is_file()]  # nothing kept: no partial, no sidecar
+    assert not list(paths.hf_hub_cache().rglob(SPM_FILE))
 
 
 def test_stall_is_reported_then_recovers(hub_server: HubServer, spm_repo: bytes) -> None:
@@ -326,8 +332,9 @@ def test_files_other_tools_fetched_are_reused(hub_server: HubServer, spm_repo: b
     n = len(gets(hub_server, SPM_FILE))
     res = downloads.run_download(SPM_REPO, quant="Q4_K_M")
     assert res.fetched_bytes == 0 and res.reused_bytes == len(spm_repo)
-    assert Path(res.path).resolve() == Path(other).resolve()
+    assert res.path == other and res.origin == "hf-cache"  # used where it is
     assert len(gets(hub_server, SPM_FILE)) == n
+    assert not list(paths.download_dir().rglob("*.gguf*"))
 
 
 def test_byte_split_parts_are_joined(hub_server: HubServer, spm_model: tiny_gguf.TinyModel) -> None:
@@ -336,7 +343,8 @@ def test_byte_split_parts_are_joined(hub_server: HubServer, spm_model: tiny_gguf
     hub_server.add(SPM_REPO, {"tiny.Q8_0.gguf.part1of2": data[:half], "tiny.Q8_0.gguf.part2of2": data[half:]})
     res = downloads.run_download(SPM_REPO, quant="Q8_0")
     assert Path(res.path).name == "tiny.Q8_0.gguf" and Path(res.path).read_bytes() == data
-    assert not list(paths.hf_hub_cache().rglob("*.part1of2"))  # parts deleted after joining
+    assert Path(res.path) == paths.download_dir() / SPM_REPO / "tiny.Q8_0.gguf"
+    assert not list(paths.download_dir().rglob("*.part1of2"))  # parts deleted after joining
     assert gguf_doctor.inspect(res.path).vocab_size == 32000
     assert models.read_registry()[res.model_id]["path"] == res.path
 
@@ -359,7 +367,7 @@ def test_manager_pause_restart_resume_and_cancel(hub_server: HubServer, spm_repo
     mgr.pause(job.id)
     assert mgr.wait(job.id, 30).state == "paused"
     mgr.close()
-    partial = list(paths.hf_hub_cache().rglob("*.incomplete"))
+    partial = list(paths.download_dir().rglob("*.incomplete"))
     assert len(partial) == 1
     have = partial[0].stat().st_size
 
@@ -384,7 +392,7 @@ def test_manager_pause_restart_resume_and_cancel(hub_server: HubServer, spm_repo
     assert seen.wait(30)
     mgr2.cancel(job2.id)
     assert mgr2.wait(job2.id, 30).state == "cancelled"
-    assert not list(paths.hf_hub_cache().rglob("*.incomplete"))
+    assert not list(paths.download_dir().rglob("*.incomplete*"))
     mgr2.close()
 
 
@@ -395,8 +403,8 @@ def test_import_list_remove(llama3_broken: tiny_gguf.TinyModel, tmp_path: Path) 
     r = run_cli("models", "import", str(llama3_broken.path), "--json")
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
-    assert m["status"] == "fixed" and m["origin"] == "import"
-    assert any("128009" in f for f in m["fixes"])
+    assert m["status"] == "fixed" and m["origin"] == "imported" and not m["repaired_in_place"]
+    assert any("128009" in f and "repaired at load time; the file is unchanged" in f for f in m["fixes"])
     assert (paths.user_profiles_dir() / f"{m['profile_id']}.yaml").is_file()
     listed = json.loads(run_cli("models", "list", "--json").stdout)
     assert any(x["path"] == m["path"] for x in listed)
@@ -440,9 +448,9 @@ def test_models_directory_instead_of_the_cache(hub_server: HubServer, spm_repo: 
     r = run_cli("models", "download", SPM_REPO, "--quant", "Q4_K_M", "--dir", str(target), "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert Path(out["path"]) == target / "acme--Tiny-Mistral-GGUF" / SPM_FILE
+    assert Path(out["path"]) == target / "acme" / "Tiny-Mistral-GGUF" / SPM_FILE
     assert Path(out["path"]).read_bytes() == spm_repo and not list(target.rglob("*.incomplete"))
-    assert not list(paths.hf_hub_cache().rglob(SPM_FILE))
+    assert not list(paths.hf_hub_cache().rglob(SPM_FILE)) and not list(paths.download_dir().rglob(SPM_FILE))
     assert sum(q.sent for q in gets(hub_server, SPM_FILE)) == len(spm_repo)
 
 
@@ -468,9 +476,9 @@ def test_disk_writer_writes_and_hashes_blocks_in_order(tmp_path: Path) -> None:
     import io
 
     out = io.BytesIO()
-    running = downloads._RunningHash("sha256", 0)
-    w = downloads._DiskWriter(out, running)
-    blocks = [[os.urandom(1000 + i), os.urandom(70_000)] for i in range(3 * downloads.WRITE_DEPTH)]
+    running = fetch._RunningHash("sha256", 0)
+    w = fetch._DiskWriter(out, running)
+    blocks = [[os.urandom(1000 + i), os.urandom(70_000)] for i in range(3 * fetch.WRITE_DEPTH)]
     for b in blocks:
         w.put(b)
     assert w.close() == sum(len(p) for b in blocks for p in b) == w.queued
@@ -500,18 +508,18 @@ def test_disk_writer_hashes_on_a_thread_of_its_own_after_each_write() -> None:
 
     out = Out()
 
-    class Running(downloads._RunningHash):
+    class Running(fetch._RunningHash):
         def update(self, data: bytes) -> None:
             seen.append(("hash", threading.current_thread().name, self.n + len(data)))
             assert self.n + len(data) <= out.size  # never ahead of the file
             super().update(data)
 
     running = Running("sha256", 0)
-    w = downloads._DiskWriter(out, running)
-    blocks = [[os.urandom(5000)] for _ in range(4 * downloads.WRITE_DEPTH)]
+    w = fetch._DiskWriter(out, running)
+    blocks = [[os.urandom(5000)] for _ in range(4 * fetch.WRITE_DEPTH)]
     for b in blocks:
         w.put(b)
-    assert w.close() == running.n == out.size == 20_000 * downloads.WRITE_DEPTH
+    assert w.close() == running.n == out.size == 20_000 * fetch.WRITE_DEPTH
     assert running.h.hexdigest() == hashlib.sha256(b"".join(b[0] for b in blocks)).hexdigest()
     assert {name for kind, name, _ in seen if kind == "write"} == {"download-writer"}
     assert {name for kind, name, _ in seen if kind == "hash"} == {"download-hasher"}
@@ -533,9 +541,9 @@ def test_disk_writer_hands_a_write_error_to_the_reader_without_blocking_it() -> 
             pass
 
     out = Full()
-    w = downloads._DiskWriter(out, downloads._RunningHash("sha256", 0), "m.gguf", 500, 10_000)
+    w = fetch._DiskWriter(out, fetch._RunningHash("sha256", 0), "m.gguf", 500, 10_000)
     raised = 0
-    for _ in range(10 * downloads.WRITE_DEPTH):  # far more than the queue holds: must not deadlock
+    for _ in range(10 * fetch.WRITE_DEPTH):  # far more than the queue holds: must not deadlock
         try:
             w.put([b"x" * 1000])
         except DiskSpaceError:
@@ -548,16 +556,16 @@ def test_disk_writer_hands_a_write_error_to_the_reader_without_blocking_it() -> 
 
 
 def test_disk_writer_hands_a_hash_error_to_the_reader_without_blocking_it(tmp_path: Path) -> None:
-    class Broken(downloads._RunningHash):
+    class Broken(fetch._RunningHash):
         def update(self, data: bytes) -> None:
             if self.n:
                 raise MemoryError("hash state lost")
             super().update(data)
 
     with (tmp_path / "f").open("wb", buffering=0) as out:
-        w = downloads._DiskWriter(out, Broken("sha256", 0), "m.gguf", 0, 10_000)
+        w = fetch._DiskWriter(out, Broken("sha256", 0), "m.gguf", 0, 10_000)
         raised = 0
-        for _ in range(10 * downloads.WRITE_DEPTH):
+        for _ in range(10 * fetch.WRITE_DEPTH):
             try:
                 w.put([b"x" * 1000])
             except MemoryError:
@@ -571,7 +579,7 @@ def test_disk_writer_hands_a_hash_error_to_the_reader_without_blocking_it(tmp_pa
 def _writer_failing_past(limit: int, err: int) -> type:
     """The real ``_DiskWriter`` over a file that takes ``limit`` bytes, then fails with ``err``."""
 
-    class Failing(downloads._DiskWriter):
+    class Failing(fetch._DiskWriter):
         def __init__(self, out, running, *rest) -> None:
             class Out:
                 def write(self, data) -> int:
@@ -592,15 +600,15 @@ def test_disk_filling_up_mid_download_stops_at_once_and_keeps_the_partial(
     import errno
 
     limit = 128 * 1024
-    monkeypatch.setattr(downloads, "WRITE_BYTES", 32 * 1024)
-    monkeypatch.setattr(downloads, "_DiskWriter", _writer_failing_past(limit, errno.ENOSPC))
+    monkeypatch.setattr(fetch, "WRITE_BYTES", 32 * 1024)
+    monkeypatch.setattr(fetch, "_DiskWriter", _writer_failing_past(limit, errno.ENOSPC))
     events: list[downloads.DownloadEvent] = []
     with pytest.raises(DiskSpaceError) as ei:
         downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, backoff_base=5.0)
     assert "disk filled up" in ei.value.message
     assert "retrying" not in {e.state for e in events}  # no backoff loop against a full disk
     assert len([q for q in settled_gets(hub_server, SPM_FILE) if q.sent]) == 1
-    partial = list((paths.hf_hub_cache()).rglob("*.incomplete"))
+    partial = list(paths.download_dir().rglob("*.incomplete"))
     assert len(partial) == 1 and partial[0].read_bytes() == spm_repo[:partial[0].stat().st_size]
     assert 0 < partial[0].stat().st_size <= limit
 
@@ -610,8 +618,8 @@ def test_a_write_error_no_retry_can_fix_ends_the_download(hub_server: HubServer,
     """EFBIG (FAT32's 4 GiB limit), EIO, EROFS: fetching again writes to the same disk, so no retry loop."""
     import errno
 
-    monkeypatch.setattr(downloads, "WRITE_BYTES", 16 * 1024)
-    monkeypatch.setattr(downloads, "_DiskWriter", _writer_failing_past(64 * 1024, errno.EFBIG))
+    monkeypatch.setattr(fetch, "WRITE_BYTES", 16 * 1024)
+    monkeypatch.setattr(fetch, "_DiskWriter", _writer_failing_past(64 * 1024, errno.EFBIG))
     events: list[downloads.DownloadEvent] = []
     with pytest.raises(DownloadError) as ei:
         downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, backoff_base=0.001, max_retries=3)
@@ -622,8 +630,8 @@ def test_a_write_error_no_retry_can_fix_ends_the_download(hub_server: HubServer,
 
 def test_more_bytes_than_listed_is_an_error_not_a_loop(hub_server: HubServer, spm_repo: bytes,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(downloads, "WRITE_BYTES", 16 * 1024)
-    listed = downloads._targets
+    monkeypatch.setattr(fetch, "WRITE_BYTES", 16 * 1024)
+    listed = downloads.build_targets
 
     def smaller(*a, **k):  # the file grew on the Hub after it was listed
         ts = listed(*a, **k)
@@ -631,8 +639,8 @@ def test_more_bytes_than_listed_is_an_error_not_a_loop(hub_server: HubServer, sp
             t.size -= 100_000
         return ts
 
-    monkeypatch.setattr(downloads, "_targets", smaller)
+    monkeypatch.setattr(downloads, "build_targets", smaller)
     with pytest.raises(DownloadError) as ei:
         downloads.run_download(SPM_REPO, quant="Q4_K_M", backoff_base=0.001, max_retries=1)
     assert ei.value.code == "size_mismatch"
-    assert not list(paths.hf_hub_cache().rglob("*.incomplete"))
+    assert not list(paths.download_dir().rglob("*.incomplete"))

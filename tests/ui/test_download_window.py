@@ -24,7 +24,7 @@ def window(qtbot, hub_server, llama3_broken: tiny_gguf.TinyModel, spm_model: tin
 
     hub_server.add(REPO, {FILE: llama3_broken.path.read_bytes(), SPM_FILE: spm_model.path.read_bytes(),
                           "README.md": b"card"})
-    ctrl = DownloadsController(store=ProfileStore(), backoff_base=0.05)
+    ctrl = DownloadsController(store=ProfileStore(), backoff_base=0.05, connections=1)  # exact resume ranges below
     w = DownloadWindow(controller=ctrl)
     qtbot.addWidget(w)
     w.show()
@@ -87,7 +87,7 @@ def test_pause_resume_and_cancel(qtbot, window, hub_server, llama3_broken) -> No
     window.pause_btn.click()
     qtbot.waitUntil(lambda: window.job_row(job.id)["state"] == "paused", timeout=30000)
     assert window.resume_btn.isEnabled()
-    partial = list(paths.hf_hub_cache().rglob("*.incomplete"))
+    partial = list(paths.download_dir().rglob("*.incomplete"))
     assert len(partial) == 1
     have = partial[0].stat().st_size
 
@@ -105,7 +105,7 @@ def test_pause_resume_and_cancel(qtbot, window, hub_server, llama3_broken) -> No
     qtbot.waitUntil(lambda: window.job_row(job2.id)["done"] > 100_000, timeout=30000)
     window.cancel_btn.click()
     qtbot.waitUntil(lambda: window.job_row(job2.id)["state"] == "cancelled", timeout=30000)
-    assert not list(paths.hf_hub_cache().rglob("*.incomplete"))
+    assert not list(paths.download_dir().rglob("*.incomplete"))
 
 
 def test_profile_opens_with_recommended_quant_and_errors_are_presented(qtbot, window, hub_server) -> None:
@@ -135,7 +135,7 @@ def test_interrupted_download_resumes_when_the_app_starts(qtbot, hub_server, spm
     qtbot.waitUntil(lambda: first.job(job.id).done > len(data) // 3, timeout=30000)
     first.close()  # the app quits mid-download
     assert first.job(job.id).state == "paused" and first.job(job.id).message == downloads.INTERRUPTED
-    have = next(paths.hf_hub_cache().rglob("*.incomplete")).stat().st_size
+    have = next(paths.download_dir().rglob("*.incomplete")).stat().st_size
 
     f.faults.throttle_bps = None
     w = MainWindow()

@@ -1,2 +1,3 @@
-"""GGUF files: inspect, diagnose and repair (doctor), and scalar metadata from a byte prefix (header).
-Runs in whichever process calls it: the caller's, and the engine process at load time."""
+"""GGUF files: inspect and diagnose (doctor), repair in place with an undo journal or at load time (repair), and
+scalar metadata from a byte prefix (header). Runs in whichever process calls it: the caller's, and the engine
+process at load time."""

@@ -1,9 +1,9 @@
 """The GGUF doctor: inspect a file's metadata without llama.cpp, diagnose known defects, repair them.
 
 A GGUF is untrusted input: every read is bounded by the file size and every parse failure becomes a
-:class:`GGUFError`. Reading and patching go through gguf-py's ``GGUFReader``. Repairs are same-size,
-in-place edits of the memory map, guarded by a small journal of the original bytes so that a failure
-at any point restores them. Runs on any thread, in any process.
+:class:`GGUFError`. Reading goes through gguf-py's ``GGUFReader``. Repairs (repair.py) are same-size
+in-place edits with an undo journal of the original bytes; files the app may not change are repaired at
+load time instead (``load_overrides``). Runs on any thread, in any process.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop.engine.errors import FixError, GGUFError
+from desktop.engine.errors import GGUFError
 
 LLAMA3_EOT_ID = 128009
 LLAMA3_EOT_TEXT = "<|eot_id|>"
@@ -91,29 +91,6 @@ class Report:
             d.pop("chat_template", None)
         d["is_llama3_vocab"] = self.is_llama3_vocab
         return d
-
-
-@dataclass(frozen=True)
-class Change:
-    key: str
-    old: Any
-    new: Any
-    description: str
-
-
-@dataclass
-class FixResult:
-    path: str
-    changes: list[Change]
-    dry_run: bool
-    problems_before: list[Problem]
-    problems_after: list[Problem]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> list[str]:
-        return [c.description for c in self.changes]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,6 +330,10 @@ def _inspect(p: Path) -> Report:
     return rep
 
 
+def _part_offset(field, part_index: int) -> int:
+    return int(field.offset) + sum(int(field.parts[i].nbytes) for i in range(part_index))
+
+
 def _patch_slots(reader, n_vocab: int) -> dict[str, tuple[int, bytes, str]]:
     slots: dict[str, tuple[int, bytes, str]] = {}
     f = reader.get_field("tokenizer.ggml.eos_token_id")
@@ -412,121 +393,6 @@ def _diagnose(rep: Report, reader) -> list[Problem]:
     return probs
 
 
-# ----------------------------------------------------------------------------------------------
-# repair
-
-_JOURNAL_SUFFIX = ".fixjournal"
-
-
-def _journal_path(p: Path) -> Path:
-    return p.with_name(p.name + _JOURNAL_SUFFIX)
-
-
-def _part_offset(field, part_index: int) -> int:
-    return int(field.offset) + sum(int(field.parts[i].nbytes) for i in range(part_index))
-
-
-def _plan(p: Path) -> tuple[list[tuple[int, bytes, bytes]], list[Change], Report]:
-    """Work out the byte patches (offset, old, new) that repair ``p``; reads only.
-
-    The report may come from the cache: it is keyed by size and mtime, which any change to the file moves.
-    """
-    rep = inspect(p)
-    codes = {pr.code for pr in rep.problems}
-    patches: list[tuple[int, bytes, bytes]] = []
-    changes: list[Change] = []
-    if not codes & {"eot_128009_not_eos", "eot_128009_not_control"}:
-        return patches, changes, rep
-    import numpy as np
-
-    if "eot_128009_not_eos" in codes:
-        if "eos" not in rep._slots:
-            raise FixError(f"{p}: tokenizer.ggml.eos_token_id is missing; adding a key needs a rewrite, so the "
-                           "app overrides it at load time instead")
-        off, old, dtype = rep._slots["eos"]
-        was = int(np.frombuffer(old, dtype=dtype)[0])
-        patches.append((off, old, np.array([LLAMA3_EOT_ID], dtype=dtype).tobytes()))
-        changes.append(Change("tokenizer.ggml.eos_token_id", was, LLAMA3_EOT_ID,
-                              f"fixed: end-of-turn token 128009 was not the EOS token (EOS was {was})"))
-    if "eot_128009_not_control" in codes:
-        off, old, dtype = rep._slots["tt128009"]
-        code = int(np.frombuffer(old, dtype=dtype)[0])
-        was = TOKEN_TYPE_NAMES.get(code, str(code))
-        patches.append((off, old, np.array([CONTROL], dtype=dtype).tobytes()))
-        changes.append(Change("tokenizer.ggml.token_type[128009]", was, "CONTROL",
-                              f"fixed: token 128009 <|eot_id|> was typed {was}, now CONTROL"))
-    return patches, changes, rep
-
-
-def _apply(p: Path, patches: list[tuple[int, bytes, bytes]]) -> None:
-    # Same-size edits at offsets gguf-py gave us; check the old bytes first so a file that changed
-    # since it was read is never half-patched.
-    with p.open("r+b") as fh:
-        for off, old, _new in patches:
-            fh.seek(off)
-            if fh.read(len(old)) != old:
-                raise FixError(f"{p}: the file changed while it was being repaired")
-        for off, _old, new in patches:
-            fh.seek(off)
-            fh.write(new)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _restore(p: Path, patches: list[tuple[int, bytes, bytes]]) -> None:
-    with p.open("r+b") as fh:
-        for off, old, _new in patches:
-            fh.seek(off)
-            fh.write(old)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def recover_journal(path: str | Path) -> bool:
-    """If a previous repair was interrupted, put the original bytes back. Returns True if it did."""
-    p = Path(path)
-    j = _journal_path(p)
-    if not j.exists():
-        return False
-    try:
-        entries = json.loads(j.read_text())
-        patches = [(int(e["offset"]), bytes.fromhex(e["old"]), bytes.fromhex(e["new"])) for e in entries]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise FixError(f"{p}: the repair journal {j} is unreadable; restore the file from its download") from exc
-    _restore(p, patches)
-    j.unlink()
-    return True
-
-
-def fix(path: str | Path, *, dry_run: bool = False) -> FixResult:
-    """Repair the 128009 problem in place. Idempotent: a healthy file is left byte-for-byte alone."""
-    p = Path(path)
-    recover_journal(p)
-    patches, changes, before = _plan(p)
-    if dry_run or not patches:
-        return FixResult(str(p), changes, dry_run, before.problems, before.problems)
-    if not os.access(p, os.W_OK):
-        raise FixError(f"{p}: the file is read-only; copy it somewhere writable or import it into the app")
-    j = _journal_path(p)
-    j.write_text(json.dumps([{"offset": o, "old": a.hex(), "new": b.hex()} for o, a, b in patches]))
-    try:
-        _apply(p, patches)
-        after = inspect(p, use_cache=False)
-        left = {pr.code for pr in after.problems} & {"eot_128009_not_eos", "eot_128009_not_control"}
-        if left:
-            raise FixError(f"{p}: the repair did not take ({', '.join(sorted(left))})")
-    except BaseException as exc:
-        _restore(p, patches)
-        j.unlink(missing_ok=True)
-        if isinstance(exc, FixError):
-            raise
-        if isinstance(exc, Exception):
-            raise FixError(f"{p}: the repair failed and the original bytes were restored ({exc})") from exc
-        raise
-    j.unlink(missing_ok=True)
-    return FixResult(str(p), changes, False, before.problems, after.problems)
-
-
 def load_overrides(rep: Report) -> dict[str, Any]:
     """kv_overrides for llama.cpp that cover keys the file lacks or gets wrong (for read-only files)."""
     ov: dict[str, Any] = {}
@@ -538,3 +404,17 @@ def load_overrides(rep: Report) -> dict[str, Any]:
         if not rep.pre_tokenizer:
             ov["tokenizer.ggml.pre"] = "llama-bpe"
     return ov
+
+
+# The repairs live in repair.py (journaled same-size edits, undo); reached through this module too, lazily,
+# because repair.py imports this one.
+_REPAIR_NAMES = {"Change", "FixResult", "fix", "revert", "has_undo", "undo_record", "recover_journal",
+                 "load_time_fixes", "journal_path", "_plan", "_apply"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REPAIR_NAMES:
+        from desktop.engine.gguf import repair
+
+        return getattr(repair, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -153,13 +153,18 @@ def translate(exc: BaseException, repo: str, filename: str | None = None) -> App
 
 
 def list_files(repo: str, revision: str | None = None) -> Listing:
-    """The repo's files with sizes and LFS sha256, from the model info API."""
+    """The repo's files with sizes and LFS sha256, from the model info API.
+
+    Always asks for an explicit revision (``/api/models/<repo>/revision/main``): some mirrors (olah) answer
+    the bare ``/api/models/<repo>`` with 401. A GGUF listed without a size gets it from a HEAD request.
+    """
     from huggingface_hub import HfApi
 
     sync_hf_env()
     if paths.hf_offline():
         raise DownloadError("offline mode is on (HF_HUB_OFFLINE=1): unset it to list a repo's files",
                             code="hub_offline")
+    revision = revision or "main"
     try:
         info = HfApi(endpoint=paths.hf_endpoint(), library_name="desktop-chat").model_info(
             repo, revision=revision, files_metadata=True, token=token())
@@ -172,8 +177,28 @@ def list_files(repo: str, revision: str | None = None) -> Listing:
             rejected.append(s.rfilename)
             continue
         sha = s.lfs.sha256 if s.lfs else None
-        files.append(RemoteFile(s.rfilename, int(s.size or (s.lfs.size if s.lfs else 0) or 0), sha))
+        size = int(s.size or (s.lfs.size if s.lfs else 0) or 0)
+        if not size and _is_gguf(s.rfilename):
+            size = head_size(repo, s.rfilename, info.sha or revision)
+        files.append(RemoteFile(s.rfilename, size, sha))
     return Listing(repo, info.sha, files, rejected, getattr(info, "gated", False))
+
+
+def _is_gguf(name: str) -> bool:
+    base = posixpath.basename(name)
+    return base.lower().endswith(".gguf") or bool(PART_RE.match(base))
+
+
+def head_size(repo: str, filename: str, revision: str = "main") -> int:
+    """A file's size from a HEAD request (X-Linked-Size, else Content-Length), for listings without sizes."""
+    from huggingface_hub import get_hf_file_metadata
+
+    try:
+        meta = get_hf_file_metadata(resolve_url(repo, filename, revision), token=token(), timeout=30,
+                                    endpoint=paths.hf_endpoint(), library_name="desktop-chat")
+    except Exception as exc:  # noqa: BLE001
+        raise translate(exc, repo, filename) from exc
+    return int(meta.size or 0)
 
 
 def group_quants(files: list[RemoteFile]) -> list[QuantEntry]:
@@ -223,26 +248,37 @@ def resolve_url(repo: str, filename: str, revision: str = "main") -> str:
 
 
 def read_remote_header(repo: str, filename: str, revision: str = "main") -> dict[str, Any]:
-    """Architecture numbers from the first MBs of a remote GGUF (ranged GETs, growing as needed)."""
+    """Architecture numbers from the first MBs of a remote GGUF (ranged GETs, growing as needed).
+
+    The body is streamed and the connection dropped once the prefix is in: a server that ignores Range and
+    sends the whole file costs a few MB, never the file.
+    """
     from huggingface_hub.utils import get_session
 
     sync_hf_env()
     size = HEADER_PREFIX_BYTES
     url = resolve_url(repo, filename, revision)
     while True:
+        got = bytearray()
         try:
-            r = get_session().get(url, headers={**hf_headers(), "Range": f"bytes=0-{size - 1}"},
-                                  follow_redirects=True, timeout=30)
-            if r.status_code >= 400:
-                r.raise_for_status()
+            with get_session().stream("GET", url, headers={**hf_headers(), "Range": f"bytes=0-{size - 1}"},
+                                      follow_redirects=True, timeout=30) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    r.raise_for_status()
+                for chunk in r.iter_bytes():
+                    got += chunk
+                    if len(got) >= size:
+                        break  # leaving the block closes the connection: the rest is never read
         except Exception as exc:  # noqa: BLE001
             raise translate(exc, repo, filename) from exc
+        data = bytes(got[:size])
         # The architecture keys come before the vocabulary in every converter's output, so a few MB
         # usually hold them; grow the range only if they are missing.
-        meta = gguf_header.parse_prefix(r.content)
+        meta = gguf_header.parse_prefix(data)
         numbers = gguf_header.arch_numbers(meta)
         if numbers["layers"] and numbers["head_dim"] or not meta.get("GGUF.truncated"):
             return numbers
-        if len(r.content) < size or size >= HEADER_MAX_BYTES:
+        if len(data) < size or size >= HEADER_MAX_BYTES:
             return numbers
         size *= 4

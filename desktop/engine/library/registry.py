@@ -1,19 +1,15 @@
-"""Which GGUF file a profile runs on, and the requests that load and query it.
+"""Which GGUF file a profile runs on, and the requests that load and query it; the library's entry point.
 
-The CLI and the GUI both build their engine requests here, so the two front ends cannot drift.
-Runs anywhere (no llama_cpp, no Qt).
+The CLI and the GUI both build their engine requests here, so the two front ends cannot drift. The
+installed-model registry, imports, renames, removals and repair undo live in entries.py, imports.py and
+installed.py and are re-exported here. Runs anywhere (no llama_cpp, no Qt).
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
-import json
-import os
 import re
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +18,15 @@ from desktop.engine.inference import prompts
 from desktop.engine.errors import ModelNotFoundError
 from desktop.engine.profiles import Profile
 from desktop.engine.inference.protocol import Generate, Load
-
-_REGISTRY_LOCK = threading.Lock()
+# The library's parts, re-exported: callers keep using `registry` as the one entry point.
+from desktop.engine.library.entries import (  # noqa: F401
+    find_by_path, read_registry, register_model, registry_path, unregister_model, update_entry,
+)
+from desktop.engine.library.hashing import hash_file, new_hasher  # noqa: F401
+from desktop.engine.library.imports import import_model  # noqa: F401
+from desktop.engine.library.installed import (  # noqa: F401
+    InstalledModel, get_model, hf_cache_ggufs, list_installed, remove_model, rename_model, revert_repair,
+)
 
 
 def _bundled_file(spec: str) -> Path | None:
@@ -44,57 +47,6 @@ def _bundled_file(spec: str) -> Path | None:
     return None
 
 
-def registry_path() -> Path:
-    return paths.models_dir() / "registry.json"
-
-
-def _entries(raw: Any) -> dict[str, dict[str, Any]]:
-    if not isinstance(raw, dict):
-        return {}
-    if isinstance(raw.get("models"), dict):
-        return raw["models"]
-    # Version 1 kept one entry per profile id.
-    return {k: {"id": k, "profile": k, **v} for k, v in raw.items() if isinstance(v, dict) and "path" in v}
-
-
-def read_registry() -> dict[str, dict[str, Any]]:
-    """Installed models by model id (``profile`` or ``profile@QUANT``)."""
-    try:
-        return _entries(json.loads(registry_path().read_text()))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_registry(entries: dict[str, dict[str, Any]]) -> None:
-    registry_path().parent.mkdir(parents=True, exist_ok=True)
-    tmp = registry_path().with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"version": 2, "models": entries}, indent=2))
-    tmp.replace(registry_path())
-
-
-def register_model(profile_id: str, path: str | Path, **info: Any) -> str:
-    """Record ``path`` as an installed model of ``profile_id``; returns the model id.
-
-    Only verified (downloads) or doctored (imports) files get here. Several quants of one profile can
-    be installed side by side; the newest is the one a profile loads unless it names a recommended one.
-    """
-    with _REGISTRY_LOCK:
-        reg = read_registry()
-        quant = info.get("quant")
-        model_id = f"{profile_id}@{quant}" if quant else profile_id
-        reg[model_id] = {"id": model_id, "profile": profile_id, "path": str(Path(path).absolute()),
-                         "added": time.time(), **info}
-        _write_registry(reg)
-    return model_id
-
-
-def unregister_model(model_id: str) -> None:
-    with _REGISTRY_LOCK:
-        reg = read_registry()
-        reg.pop(model_id, None)
-        _write_registry(reg)
-
-
 def _registered(profile: Profile) -> Path | None:
     entries = [e for e in read_registry().values() if e.get("profile") == profile.id and Path(e["path"]).is_file()]
     if not entries:
@@ -105,22 +57,15 @@ def _registered(profile: Profile) -> Path | None:
 
 
 def _from_hf_cache(profile: Profile) -> Path | None:
+    """A GGUF of the profile's repo that another tool put in the shared HF cache (used where it is, read-only;
+    its 128009 problem is repaired at load time by the doctor's kv_overrides)."""
     if not profile.source.repo:
         return None
-    try:
-        from huggingface_hub import scan_cache_dir
-
-        cache = scan_cache_dir(cache_dir=paths.hf_hub_cache())
-    except Exception:  # noqa: BLE001 - no cache or an unreadable one just means "not installed"
-        return None
-    for repo in cache.repos:
-        if repo.repo_id != profile.source.repo or repo.repo_type != "model":
-            continue
-        files = sorted({f.file_path for rev in repo.revisions for f in rev.files if f.file_name.endswith(".gguf")})
-        for quant in [q for q in [profile.source.recommended_quant, *profile.source.quants] if q]:
-            for f in files:
-                if quant.lower() in f.name.lower():
-                    return f
+    files = sorted(str(p) for repo, p in hf_cache_ggufs() if repo == profile.source.repo)
+    for quant in [q for q in [profile.source.recommended_quant, *profile.source.quants] if q]:
+        for f in files:
+            if quant.lower() in Path(f).name.lower():
+                return Path(f)
     return None
 
 
@@ -142,10 +87,7 @@ def resolve_model(profile: Profile) -> Path:
             f"{profile.source.bundled.split(':')[0].replace('_', '-')})")
     cached = _from_hf_cache(profile)
     if cached:
-        # Another tool fetched it; it is used once verified against the Hub's sha256 (no re-download).
-        raise ModelNotFoundError(
-            f"{cached.name} for profile {profile.id!r} is in the Hugging Face cache but not verified yet; run "
-            f"`desktop-chat models download {profile.id}` to verify and register it (nothing is re-downloaded)")
+        return cached
     raise ModelNotFoundError(
         f"the model for profile {profile.id!r} is not downloaded; get it with "
         f"`desktop-chat models download {profile.id}` or pass --model PATH")
@@ -200,94 +142,9 @@ def render_for_profile(profile: Profile, messages: list[dict[str, str]], chat_te
                           bos_token=bos_token, eos_token=eos_token)
 
 
-# ------------------------------------------------------------------------------------ installed models
-
-
-@dataclasses.dataclass
-class InstalledModel:
-    """One installed model: a registered file (verified download or doctored import) or the bundled demo."""
-
-    id: str
-    profile_id: str
-    path: str
-    size: int
-    quant: str | None = None
-    repo: str | None = None
-    sha256: str | None = None
-    source_sha256: str | None = None
-    fixes: list[str] = dataclasses.field(default_factory=list)
-    origin: str = "download"  # "download" | "import" | "bundled"
-    status: str = "ok"  # "ok" | "fixed" | "missing"
-    files: list[str] = dataclasses.field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
 def _slug(text: str) -> str:
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return re.sub(r"-gguf$", "", s) or "model"
-
-
-def _installed(entry: dict[str, Any]) -> InstalledModel:
-    p = Path(entry["path"])
-    exists = p.is_file()
-    fixes = list(entry.get("fixes") or [])
-    size = int(entry.get("size") or (p.stat().st_size if exists else 0))
-    return InstalledModel(entry["id"], entry.get("profile", entry["id"]), str(p), size, entry.get("quant"),
-                          entry.get("repo"), entry.get("sha256"), entry.get("source_sha256"), fixes,
-                          entry.get("origin", "download"), "missing" if not exists else ("fixed" if fixes else "ok"),
-                          list(entry.get("files") or []))
-
-
-def list_installed(store: Any = None) -> list[InstalledModel]:
-    """Registered models plus bundled ones, sorted by profile; never hashes anything."""
-    out = [_installed(e) for e in read_registry().values()]
-    if store is not None:
-        for prof in store.all():
-            if prof.source.bundled:
-                found = _bundled_file(prof.source.bundled)
-                if found:
-                    out.append(InstalledModel(prof.id, prof.id, str(found), found.stat().st_size,
-                                              prof.source.recommended_quant, None, origin="bundled"))
-    return sorted(out, key=lambda m: (m.profile_id, m.id))
-
-
-def remove_model(model_id: str, *, delete_files: bool = True) -> list[InstalledModel]:
-    """Unregister ``model_id`` (or every model of a profile id) and delete the files the app fetched.
-
-    Files the user imported from elsewhere are only unregistered: they are the user's, not ours.
-    """
-    reg = read_registry()
-    hits = [e for e in reg.values() if e["id"] == model_id] or [e for e in reg.values() if e.get("profile") == model_id]
-    if not hits:
-        known = ", ".join(sorted(reg)) or "none installed"
-        raise ModelNotFoundError(f"no installed model {model_id!r} (installed: {known})")
-    removed = []
-    for e in hits:
-        m = _installed(e)
-        if delete_files and m.origin == "download":
-            _delete_download(Path(m.path), e)
-        unregister_model(e["id"])
-        removed.append(m)
-    return removed
-
-
-def _delete_download(path: Path, entry: dict[str, Any]) -> None:
-    # HF cache layout: snapshots/<rev>/<file> -> ../../blobs/<etag>; remove the link and its blob so the
-    # space really comes back. Shards live side by side and go together.
-    targets = [path]
-    snap_dir = path.parent
-    for name in entry.get("files") or []:
-        targets.append(snap_dir / Path(name).name)
-    for t in dict.fromkeys(targets):
-        try:
-            blob = t.resolve() if t.is_symlink() else None
-            t.unlink(missing_ok=True)
-            if blob is not None and blob.parent.name == "blobs":
-                blob.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 def profile_from_report(report: Any, *, repo: str | None = None, quant: str | None = None,
@@ -338,58 +195,3 @@ def profile_from_report(report: Any, *, repo: str | None = None, quant: str | No
         out.write_text("# Generated from the GGUF's own metadata; edit freely.\n"
                        + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return prof
-
-
-def new_hasher(algo: str, size: int) -> Any:
-    """``sha256``, or ``gitsha1``: git's blob id, sha1("blob <size>\\0" + content), what the Hub gives non-LFS files."""
-    return hashlib.sha256() if algo == "sha256" else hashlib.sha1(b"blob %d\0" % size)
-
-
-def hash_file(path: str | Path, algo: str = "sha256", progress: Any = None, cancel: Any = None) -> str:
-    """Hex digest of a file, read 8 MiB at a time; ``progress(done, total)`` after each read.
-
-    Slow for big GGUFs (seconds per GB): callers run it off the GUI thread, once per file.
-    """
-    p = Path(path)
-    total = p.stat().st_size
-    h = new_hasher(algo, total)
-    done = 0
-    with p.open("rb") as f:
-        while chunk := f.read(8 << 20):
-            h.update(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-            if cancel is not None and cancel.is_set():
-                from desktop.engine.errors import DownloadCancelled
-
-                raise DownloadCancelled("download paused or cancelled while verifying")
-    return h.hexdigest()
-
-
-def import_model(path: str | Path, profile_id: str | None = None, *, store: Any = None) -> InstalledModel:
-    """Run the doctor on a local GGUF (repairing it in place), then register it.
-
-    With ``profile_id`` the file becomes that profile's model; without, a profile is made from the
-    file's metadata. Runs on the caller's thread (the GUI uses a worker): it hashes the whole file.
-    """
-    from desktop.engine.gguf import doctor as gguf_doctor
-    from desktop.engine.profiles import ProfileStore
-
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise ModelNotFoundError(f"{p}: no such file")
-    fixes = gguf_doctor.fix(p).summary()
-    report = gguf_doctor.inspect(p)
-    store = store or ProfileStore()
-    if profile_id:
-        store.get(profile_id)  # raises UnknownProfileError with the known ids
-        pid = profile_id
-    else:
-        pid = profile_from_report(report).id
-        store.reload()
-    quant = report.file_type
-    digest = hash_file(p)
-    model_id = register_model(pid, p, quant=quant, size=p.stat().st_size, sha256=digest, fixes=fixes,
-                              origin="import")
-    return _installed(read_registry()[model_id])

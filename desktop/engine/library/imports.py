@@ -1,0 +1,56 @@
+"""Import a GGUF from disk: check it with the doctor and register it where it is.
+
+The file is the user's: by default it is left byte-for-byte unchanged and its 128009 problem is repaired at
+load time (the engine applies the doctor's kv_overrides to every load). ``repair=True`` repairs it in place
+instead, with the undo journal (``revert_repair`` puts the original bytes back). Runs on the caller's
+thread (the GUI uses a worker): it hashes the whole file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from desktop.engine.errors import ModelNotFoundError
+from desktop.engine.library import entries as reg_entries
+from desktop.engine.library.hashing import hash_file
+from desktop.engine.library.installed import InstalledModel, _installed
+
+
+def import_model(path: str | Path, profile_id: str | None = None, *, repair: bool = False,
+                 store: Any = None) -> InstalledModel:
+    """Register a local GGUF (see the module doc). With ``profile_id`` the file becomes that profile's model;
+    without, a profile is made from the file's metadata. A second file with the same metadata name gets an
+    id of its own; importing the same file again updates its entry."""
+    from desktop.engine.gguf import doctor
+    from desktop.engine.gguf import repair as gguf_repair
+    from desktop.engine.library.registry import profile_from_report
+    from desktop.engine.profiles import ProfileStore
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ModelNotFoundError(f"{p}: no such file")
+    gguf_repair.recover_journal(p)
+    report = doctor.inspect(p)  # GGUFError for anything that is not a sound GGUF
+    store = store or ProfileStore()
+    if profile_id:
+        store.get(profile_id)  # raises UnknownProfileError with the known ids
+        pid = profile_id
+    else:
+        pid = profile_from_report(report).id
+        store.reload()
+    source_sha = hash_file(p)
+    if repair:
+        fixes = gguf_repair.fix(p).summary()
+        in_place = bool(fixes) or gguf_repair.has_undo(p)
+        digest = hash_file(p) if fixes else source_sha
+        if in_place and not fixes:
+            prev = reg_entries.find_by_path(p)  # imported with --repair before: keep what it said
+            fixes = list(prev.get("fixes") or []) if prev else []
+            source_sha = (prev or {}).get("source_sha256") or source_sha
+        report = doctor.inspect(p)
+    else:
+        fixes, in_place, digest = gguf_repair.load_time_fixes(report), False, source_sha
+    model_id = reg_entries.register_model(
+        pid, p, quant=report.file_type, size=p.stat().st_size, sha256=digest, source_sha256=source_sha,
+        fixes=fixes, origin="imported", repaired_in_place=in_place, name=report.name or p.stem)
+    return _installed(reg_entries.read_registry()[model_id])
