@@ -21,7 +21,9 @@ import yaml
 from desktop.engine import paths
 from desktop.engine.errors import ProfileError, UnknownProfileError
 
-PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "gguf"]
+PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "gguf", "gemma", "mistral_v3",
+                       "mistral_tekken", "mistral_v7", "phi3", "phi4mini", "llama2", "deepseek2", "deepseek3",
+                       "deepseek_r1", "command_r"]
 KVCacheType = Literal["f16", "q8_0", "q4_0"]
 RopeScaling = Literal["none", "linear", "ntk", "yarn", "llama3", "from_gguf"]
 BackendKind = Literal["local", "openai"]
