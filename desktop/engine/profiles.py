@@ -85,8 +85,13 @@ class LoadSpec:
     gpu_layers: int | Literal["auto"] = "auto"
     batch: int = 512
     threads: int | Literal["auto"] = "auto"
-    flash_attn: bool = False
-    kv_cache_type: KVCacheType = "f16"
+    # "auto" (llama.cpp's default: on where the backend supports it), "on"/"off"; YAML's on/off/true/false
+    # arrive as booleans and mean the same.
+    flash_attn: bool | Literal["auto", "on", "off"] = "auto"
+    kv_cache_type: KVCacheType = "f16"  # f16 | q8_0 | q4_0 -> llama.cpp's type_k / type_v
+    # Sliding-window layers (Gemma 2/3) keep the whole context unless false; false saves memory, but then an
+    # edit further back than the window re-uses cache cells llama.cpp has dropped (see hub.fit).
+    swa_full: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,9 @@ class Architecture:
     vocab: int = 0
     experts: int = 0
     experts_used: int = 0
+    head_dim_v: int = 0  # value head size when it differs from head_dim (0: the same)
+    sliding_window: int = 0  # llama.cpp's sliding-window attention: the window...
+    swa_layers: int = 0  # ...and how many layers use it (Gemma 2/3); their KV holds min(context, window)
 
 
 @dataclass(frozen=True)

@@ -925,9 +925,7 @@ def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str 
         arch = fit.Arch.from_numbers(numbers)
         source = "downloaded gguf header"
     if arch is None and profile and profile.architecture.layers:
-        a = profile.architecture
-        arch = fit.Arch(a.layers, a.kv_heads or a.heads, a.head_dim or (a.embd // a.heads if a.heads else 0),
-                        profile.context.native, a.experts or None)
+        arch = fit.Arch.from_profile(profile)
         source = "profile"
     elif arch is None and entries:
         try:
