@@ -40,6 +40,8 @@ def cmd_quants(a: argparse.Namespace) -> int:
         print(f"  {e.quant:<10} {_gib(e.size):>10}{split}  {e.fit['verdict'] if e.fit else ''}")
     if res.entries and res.entries[0].fit:
         print(f"  e.g. {res.entries[0].quant}: {res.entries[0].fit['explanation']}")
+    for line in res.advice:
+        print(f"  {line}")
     for name in res.rejected:
         print(f"  (ignored a file name that would escape the download folder: {name!r})")
     return 0

@@ -897,6 +897,7 @@ class QuantListing:
     entries: list[hub.QuantEntry]
     rejected: list[str]
     hardware: dict[str, Any]
+    advice: list[str] = dataclasses.field(default_factory=list)  # fit.advise for the recommended quant
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -936,10 +937,16 @@ def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str 
             arch = None
     if n_ctx is None:
         n_ctx = profile.context.default if profile else min(int(numbers.get("context_native") or 4096), 4096)
+    fa = profile.load.flash_attn if profile else "auto"
+    swa_full = profile.load.swa_full if profile else True
     for e in entries:
-        e.fit = fit.estimate(e.size, arch, n_ctx, hw, kv_type).to_dict()
+        e.fit = fit.estimate(e.size, arch, n_ctx, hw, kv_type, flash_attn=fa, swa_full=swa_full).to_dict()
+    rec = (profile.source.recommended_quant or "").upper() if profile else ""
+    pick = next((e for e in entries if e.quant.upper() == rec), entries[0] if entries else None)
+    advice = [f"{pick.quant}: {line}" for line in fit.advise(pick.size, arch, n_ctx, hw, kv_type, flash_attn=fa)] \
+        if pick else []
     return QuantListing(repo, profile.id if profile else None, n_ctx, kv_type, source, entries, listing.rejected,
-                        hw.to_dict())
+                        hw.to_dict(), advice)
 
 
 def _local_header(repo: str, entries: list[hub.QuantEntry]) -> dict[str, Any] | None:

@@ -248,7 +248,6 @@ def advise(weights_bytes: int, arch: Arch | None, n_ctx: int, hw: Hardware, kv_t
             if n:
                 lines.append(f"longest context that fits at all with {kt} KV + flash attention: {n:,} tokens "
                              "(GPU + RAM)")
-                break
     return lines
 
 
