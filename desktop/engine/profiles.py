@@ -147,6 +147,9 @@ class Profile:
     architecture: Architecture = field(default_factory=Architecture)
     backend: BackendSpec = field(default_factory=BackendSpec)
     notes: str = ""
+    # A small, widely used model a newcomer can run on a laptop: listed first (welcome page, model menu).
+    starter: bool = False
+    approx_size_gb: float = 0.0  # download size of the recommended quant, for lists
     # Filled in by the loader, not by YAML.
     origin: str = field(default="", metadata={"internal": True})
     overridden_by: str = field(default="", metadata={"internal": True})
@@ -256,6 +259,8 @@ def _check_semantics(p: Profile, file: str) -> None:
         raise _fail(file, "sampling.min_p", "must be in [0, 1)")
     if s.max_tokens <= 0:
         raise _fail(file, "sampling.max_tokens", "must be positive")
+    if p.approx_size_gb < 0:
+        raise _fail(file, "approx_size_gb", "must be >= 0")
     if p.source.recommended_quant and p.source.quants and p.source.recommended_quant not in p.source.quants:
         raise _fail(file, "source.recommended_quant", "must be one of source.quants")
     b = p.backend
@@ -351,6 +356,8 @@ class ProfileStore:
                 raise ProfileError(f"{path}: id: {prof.id!r} is defined twice")
             self._raw_bundled[prof.id] = (path, data)
             self._profiles[prof.id] = dataclasses.replace(prof, origin=str(path))
+        # Starters first (in file order), then the other bundled profiles in their usual order.
+        self._profiles = dict(sorted(self._profiles.items(), key=lambda kv: not kv[1].starter))
         if self.user_dir.is_dir():
             for path in sorted(self.user_dir.glob("*.yaml")):
                 data = _read_yaml(path)
