@@ -111,7 +111,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 
 def cmd_import(a: argparse.Namespace) -> int:
-    m = models.import_model(a.path, a.profile, store=_store())
+    m = models.import_model(a.path, a.profile, store=_store(), prompt_format=a.format)
     if a.json:
         sys.stdout.write(json.dumps(m.to_dict()) + "\n")
         return 0
@@ -151,6 +151,8 @@ def add_parser(sub: Any, parser_class: type) -> None:
     x = msub.add_parser("import", help="check, repair and register a GGUF from disk")
     x.add_argument("path")
     x.add_argument("--profile", help="attach it to this profile (default: make one from its metadata)")
+    x.add_argument("--format", help="the prompt format, for a file with no chat template whose family is unknown "
+                   "(e.g. llama2, mistral_v3, chatml)")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_import)
     x = msub.add_parser("remove", help="unregister a model and delete what the app downloaded")
