@@ -8,12 +8,11 @@ total = weights (the file size) + KV cache + overhead, held against the free VRA
   when the profile sets ``load.swa_full: false``. llama-cpp-python's default (swa_full true) gives those
   layers the whole context too, and the app keeps it by default: with a windowed cache, re-using the cache
   for an edit further back than the window would read cells llama.cpp has already dropped.
-* Overhead: the runtime (CUDA/Metal context, the app's process: 0.5 GiB) plus llama.cpp's compute buffers
-  for one micro-batch: the logits and activations (4 B x n_ubatch x (vocab + 4 x embd)), the attention mask
-  (n_ctx x n_ubatch, f16), and WITHOUT flash attention the attention scores, n_ctx x n_ubatch x heads x 4 B,
-  which dominate at long contexts (64 GiB for 1M tokens of a 32-head model at n_ubatch 512). With flash
-  attention they are tiled away. Never below 1 GiB: measured llama.cpp runs of 7B-70B at batch 512 sit
-  between 0.3 and 1 GiB.
+* Overhead: the runtime (CUDA/Metal context, the app's process: 0.5 GiB) plus llama.cpp's compute buffer for
+  one micro-batch: the larger of the output logits and the attention working set (the mask, n_ctx x n_ubatch x
+  4 B, and WITHOUT flash attention the scores, n_ctx x n_ubatch x (heads x 4 + 4) B, which dominate at long
+  contexts: 68 GiB for 1M tokens of a 32-head model at n_ubatch 512; flash attention tiles them away), plus
+  the activations. Never below 1 GiB: measured llama.cpp runs of 7B-70B at batch 512 sit between 0.3 and 1 GiB.
 * Flash attention "auto" is llama.cpp's default: on wherever the backend supports it (CUDA, Metal, CPU),
   so the estimate counts it as on. A quantized V cache needs flash attention (llama.cpp refuses otherwise).
 
@@ -99,13 +98,18 @@ def flash_attn_on(flash_attn: bool | str) -> bool:
 
 
 def compute_bytes(arch: Arch, n_ctx: int, flash_attn: bool | str = "auto", n_ubatch: int = DEFAULT_UBATCH) -> int:
-    """llama.cpp's compute buffers for one micro-batch (see the module docstring)."""
+    """llama.cpp's compute buffer for one micro-batch (see the module docstring).
+
+    ggml's graph allocator reuses memory, so the peak is the larger of the output logits (4 B x n_ubatch x
+    vocab) and the attention working set (per context cell and batch token: the 4 B mask, and without flash
+    attention the f32 scores of every head plus 4 B more), plus the activations (4 B x n_ubatch x 4 x embd).
+    Fitted to llama.cpp's logged "compute buffer size" (tests/engine/test_fit_kv_llama.py).
+    """
     ub = max(1, min(n_ubatch, n_ctx))
     embd = arch.embd or (arch.heads or arch.kv_heads) * arch.head_dim
-    base = 4 * ub * ((arch.vocab or DEFAULT_VOCAB) + 4 * embd)
-    mask = 2 * ub * n_ctx
-    scores = 0 if flash_attn_on(flash_attn) else 4 * ub * n_ctx * (arch.heads or arch.kv_heads)
-    return base + mask + scores
+    logits = 4 * ub * (arch.vocab or DEFAULT_VOCAB)
+    per_cell = 4 if flash_attn_on(flash_attn) else 4 + 4 * (arch.heads or arch.kv_heads) + 4
+    return max(logits, ub * n_ctx * per_cell) + 4 * ub * 4 * embd
 
 
 def overhead_bytes(arch: Arch, n_ctx: int, flash_attn: bool | str = "auto", n_ubatch: int = DEFAULT_UBATCH) -> int:
