@@ -129,3 +129,50 @@ def test_plan_counts_vram_only_when_layers_go_to_the_gpu():
     gpu = machine(8, 24 * GiB)
     assert fit.plan_context(Q4_K_M, L3_8B, 131072, gpu, "q8_0").n_ctx == 131072
     assert fit.plan_context(Q4_K_M, L3_8B, 131072, gpu, "q8_0", use_gpu=False).n_ctx < 131072
+
+
+# ------------------------------------------------------------------------------ through the engine process
+
+
+def _load(path, n_ctx: int, monkeypatch, ram: str, **kw):
+    pytest.importorskip("llama_cpp")
+    from desktop.engine.inference import protocol as P
+    from desktop.engine.inference.client import EngineClient, new_id
+
+    monkeypatch.setenv("DESKTOP_CHAT_FAKE_HW", f"ram={ram}")  # the engine process reads it in hardware.detect
+    c = EngineClient()
+    try:
+        return c.load(P.Load(id=new_id("load"), model_path=str(path), n_ctx=n_ctx, n_threads=1, **kw))
+    finally:
+        c.close()
+
+
+def test_engine_reduces_a_context_that_cannot_fit_and_says_so(tmp_path, monkeypatch):
+    from tests.fixtures import tiny_gguf
+
+    m = tiny_gguf.make_gemma3(tmp_path / "g.gguf")  # 3 KiB of f16 KV per token, 2 KiB of attention mask
+    # 2 GiB of RAM, 0.5 GiB kept for the system: 262,144 tokens need 0.5 GiB runtime + 0.75 GiB KV + 0.5 GiB
+    # mask = 1.75 GiB, so the context must shrink (to about 200k tokens)
+    loaded = _load(m.path, 262144, monkeypatch, "2G")
+    assert 2048 <= loaded.n_ctx < 262144
+    assert any(n.startswith("context reduced from 262,144 to ") for n in loaded.notes), loaded.notes
+
+
+def test_engine_refuses_a_context_that_cannot_fit_with_the_numbers(tmp_path, monkeypatch):
+    from desktop.engine.errors import ContextTooLargeError
+    from tests.fixtures import tiny_gguf
+
+    m = tiny_gguf.make_gemma3(tmp_path / "g.gguf")
+    with pytest.raises(ContextTooLargeError) as ei:
+        _load(m.path, 262144, monkeypatch, "1G")
+    assert "262,144 tokens need" in ei.value.message and "not even 2,048 tokens fit" in ei.value.message
+
+
+def test_engine_refuses_a_quantized_cache_without_flash_attention(tmp_path, monkeypatch):
+    from desktop.engine.errors import ModelLoadError
+    from tests.fixtures import tiny_gguf
+
+    m = tiny_gguf.make_gemma3(tmp_path / "g.gguf")
+    with pytest.raises(ModelLoadError, match="needs flash attention"):
+        _load(m.path, 2048, monkeypatch, "16G", flash_attn="off", kv_cache_type="q8_0")
+    assert _load(m.path, 2048, monkeypatch, "16G", flash_attn="auto", kv_cache_type="q8_0").n_ctx == 2048

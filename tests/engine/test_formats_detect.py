@@ -129,3 +129,22 @@ def test_cli_profiles_show_and_prompt_and_import(gemma, bare_spm, tmp_path: Path
     pid = r.stdout.strip().rsplit("(profile ", 1)[1].rstrip(")")
     r = _cli("profiles", "show", pid)
     assert r.returncode == 0 and "prompt format: user choice" in r.stdout and "format: llama2" in r.stdout
+
+
+def test_ask_with_a_template_less_gemma_file_uses_the_detected_format(gemma):
+    pytest.importorskip("llama_cpp")
+    r = _cli("ask", "--model", str(gemma.path), "--max-tokens", "16", "--temperature", "0", "--json", "hello")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    out = json.loads(r.stdout)
+    # the scripted model answers only after Gemma's "<start_of_turn>model\n": the detected format was used
+    assert out["text"] == gemma.expected_text and out["finish_reason"] == "stop"
+    assert "<end_of_turn>" not in out["text"] and "<start_of_turn>" not in out["text"]
+
+
+def test_ask_with_an_unknown_family_asks_for_a_format(bare_spm):
+    pytest.importorskip("llama_cpp")
+    r = _cli("ask", "--model", str(bare_spm.path), "--max-tokens", "8", "hello")
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and "choose one of" in r.stderr
+    assert "Traceback" not in r.stderr
