@@ -148,6 +148,8 @@ def cmd_ask(a: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
         loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx))
+        for note in loaded.notes:  # e.g. a context reduced to what fits, with the numbers
+            sys.stderr.write(f"note: {note}\n")
         finished: P.Finished | None = None
         for ev in client.generate(gen):
             if isinstance(ev, P.TokenChunk):

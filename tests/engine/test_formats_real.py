@@ -48,26 +48,31 @@ def test_kv_estimate_matches_llama_cpp_for_the_real_file(gemma270m: Path):
         assert a.kv_bytes(4096, swa_full=swa_full) == pytest.approx(got["kv_mib"] * 2**20, rel=0.005), got
 
 
-def test_the_real_model_answers_in_the_detected_format_and_stops_cleanly(gemma270m: Path):
+def test_the_real_model_answers_in_the_detected_format_without_leaking_markup(gemma270m: Path):
+    # The only non-SmolLM GGUF on PyPI is the BASE (pretrained) Gemma 3 270M: it continues text rather than
+    # ending its turn, so a clean stop is not asserted here (tests/engine/test_formats_detect.py checks the
+    # stop on the scripted template-less Gemma file). What must hold: the file loads with no template and no
+    # profile, the detected Gemma format renders the prompt (not ChatML, not an error), and no control
+    # markup reaches the answer.
     c = EngineClient()
     try:
-        c.load(P.Load(id=new_id("load"), model_path=str(gemma270m), n_ctx=1024, n_threads=2))
-        # A base model follows a pattern: two finished Gemma turns, then the question.
+        c.load(P.Load(id=new_id("load"), model_path=str(gemma270m), n_ctx=512, n_threads=2))
         msgs = [{"role": "user", "content": "Say the colour of the sky."},
                 {"role": "assistant", "content": "Blue."},
-                {"role": "user", "content": "Say the colour of grass."},
-                {"role": "assistant", "content": "Green."},
                 {"role": "user", "content": "Say the colour of snow."}]
         gen = P.Generate(id=new_id("gen"), messages=msgs, prompt_spec=prompts.spec_dict("gguf"), temperature=0.0,
-                         max_tokens=24, seed=1)
-        chunks, fin = run_generation(c, gen, timeout=120)
+                         max_tokens=8, seed=1)
+        chunks, fin = run_generation(c, gen, timeout=300)
     finally:
         c.close()
     assert isinstance(fin, P.Finished), fin
-    text = fin.text
-    for markup in ("<end_of_turn>", "<start_of_turn>", "<eos>", "<bos>", "model\n"):
-        assert markup not in text
-    # the prompt was Gemma's: rendered by hand it has exactly the token count the engine evaluated
-    assert fin.stats.prompt_tokens > 20
-    assert fin.finish_reason == "stop" and fin.stop_token in (1, 106), (text, fin.finish_reason)
-    assert text.strip() and len(text) < 60
+    assert "".join(chunks) == fin.text and fin.text.strip()
+    for markup in ("<end_of_turn>", "<start_of_turn>", "<eos>", "<bos>", "<|im_start|>", "<|im_end|>"):
+        assert markup not in fin.text
+    expected = prompts.render("gemma", msgs)  # what the detected format writes, BOS included
+    assert expected.startswith("<bos><start_of_turn>user\nSay the colour of the sky.<end_of_turn>\n")
+    # Gemma's tokenizer: the rendered prompt is a few dozen tokens (ChatML would not tokenize to specials)
+    assert 20 < fin.stats.prompt_tokens < 60
+    assert fin.finish_reason in ("stop", "length")
+    if fin.finish_reason == "stop":
+        assert fin.stop_token in (1, 106)
