@@ -176,3 +176,23 @@ def test_engine_refuses_a_quantized_cache_without_flash_attention(tmp_path, monk
     with pytest.raises(ModelLoadError, match="needs flash attention"):
         _load(m.path, 2048, monkeypatch, "16G", flash_attn="off", kv_cache_type="q8_0")
     assert _load(m.path, 2048, monkeypatch, "16G", flash_attn="auto", kv_cache_type="q8_0").n_ctx == 2048
+
+
+# ------------------------------------------------------------------------------ the CLI, against the loopback hub
+
+
+def test_models_quants_for_gradient_1m_on_an_h200_and_on_a_smaller_gpu(hub_server):
+    from tests.engine.test_downloads import run_cli
+
+    # a stub file: the 68 GiB of q8_0 KV and the buffers decide (the profile has the architecture)
+    hub_server.add("crusoeai/Llama-3-8B-Instruct-1048k-GGUF", {
+        "llama-3-8b-instruct-1048k.Q4_K_M.gguf": b"GGUF" + b"\0" * 4000})
+    args = ("models", "quants", "llama-3-8b-instruct-gradient-1048k", "--ctx", "1048576", "--kv-type", "q8_0")
+    r = run_cli(*args, env={"DESKTOP_CHAT_FAKE_HW": "ram=256G,vram=131G"})  # an H200: 141 GB = 131 GiB
+    assert r.returncode == 0, r.stderr
+    assert "fits on GPU" in r.stdout and "KV 68.0 GiB (1,048,576 tokens, q8_0)" in r.stdout
+    assert "flash attention on" in r.stdout
+    r = run_cli(*args, env={"DESKTOP_CHAT_FAKE_HW": "ram=64G,vram=24G"})
+    assert r.returncode == 0, r.stderr
+    assert "longest context fully on the GPU with q8_0 KV + flash attention: " in r.stdout
+    assert "1,048,576 tokens with q4_0 KV + flash attention: " in r.stdout
