@@ -196,3 +196,16 @@ def test_models_quants_for_gradient_1m_on_an_h200_and_on_a_smaller_gpu(hub_serve
     assert r.returncode == 0, r.stderr
     assert "longest context fully on the GPU with q8_0 KV + flash attention: " in r.stdout
     assert "1,048,576 tokens with q4_0 KV + flash attention: " in r.stdout
+
+
+def test_profiles_take_flash_attn_auto_on_off_and_yaml_booleans(tmp_path):
+    from desktop.engine.errors import ProfileError
+    from desktop.engine.profiles import profile_from_dict
+
+    base = {"id": "x", "name": "X", "source": {"repo": "a/b"}}
+    for value in ("auto", "on", "off", True, False):
+        p = profile_from_dict({**base, "load": {"flash_attn": value, "kv_cache_type": "q8_0"}}, "x.yaml")
+        assert p.load.flash_attn == value and fit.flash_attn_on(value) == (value in ("auto", "on", True))
+    assert profile_from_dict(base, "x.yaml").load.flash_attn == "auto"  # llama.cpp's default
+    with pytest.raises(ProfileError, match="load.flash_attn"):
+        profile_from_dict({**base, "load": {"flash_attn": "sometimes"}}, "x.yaml")
