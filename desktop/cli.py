@@ -104,7 +104,9 @@ def cmd_prompt(a: argparse.Namespace) -> int:
     msgs = _read_messages(a.messages)
     if a.model and not a.profile:
         rep = gguf_doctor.inspect(a.model)
-        text = prompts.render("gguf", msgs, chat_template=rep.chat_template,
+        from desktop.engine.library.generated import format_for
+
+        text = prompts.render(format_for(rep)[0], msgs, chat_template=rep.chat_template,
                               bos_token=rep.bos.text if rep.bos else "", eos_token=rep.eos.text if rep.eos else "")
     else:
         store = _store()
@@ -149,6 +151,8 @@ def cmd_ask(a: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
         loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx))
+        for note in loaded.notes:  # e.g. a context reduced to what fits, with the numbers
+            sys.stderr.write(f"note: {note}\n")
         finished: P.Finished | None = None
         for ev in client.generate(gen):
             if isinstance(ev, P.TokenChunk):
@@ -249,8 +253,13 @@ def cmd_gguf_inspect(a: argparse.Namespace) -> int:
     print(f"context       {rep.context_length}   rope base {rep.rope_freq_base}   rope scaling {rep.rope_scaling}")
     print(f"layers        {rep.block_count}   embd {rep.embedding_length}   heads {rep.head_count}/{rep.head_count_kv} (q/kv)")
     print(f"vocab         {rep.vocab_size} ({rep.tokenizer_model}, pre {rep.pre_tokenizer or '-'})")
-    print(f"bos / eos     {tok(rep.bos)} / {tok(rep.eos)}   eot {tok(rep.eot)}")
-    print(f"template      {'yes' if rep.has_chat_template else 'no'}")
+    eot_from = {"metadata": " (tokenizer.ggml.eot_token_id)", "text": " (found by its text, as llama.cpp does)"}
+    print(f"bos / eos     {tok(rep.bos)} / {tok(rep.eos)}   eot {tok(rep.eot)}{eot_from.get(rep.eot_source or '', '')}")
+    n = rep.numbers
+    if n:
+        swa = f"{n['swa_layers']} layers x {n['sliding_window']}" if n["sliding_window"] else "none"
+        print(f"head size     k {n['head_dim']} / v {n['head_dim_v']}   sliding window {swa}")
+    print(f"template      {'yes' if rep.has_chat_template else 'no, ' + (rep.detected or {}).get('reason', 'format unknown')}")
     print(f"experts       {rep.expert_count} (used {rep.expert_used_count}, layout {rep.expert_layout or '-'})")
     if rep.split_count:
         print(f"split         shard {rep.split_index} of {rep.split_count}")

@@ -40,6 +40,8 @@ def cmd_quants(a: argparse.Namespace) -> int:
         print(f"  {e.quant:<10} {_gib(e.size):>10}{split}  {e.fit['verdict'] if e.fit else ''}")
     if res.entries and res.entries[0].fit:
         print(f"  e.g. {res.entries[0].quant}: {res.entries[0].fit['explanation']}")
+    for line in res.advice:
+        print(f"  {line}")
     for name in res.rejected:
         print(f"  (ignored a file name that would escape the download folder: {name!r})")
     return 0
@@ -113,7 +115,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 
 def cmd_import(a: argparse.Namespace) -> int:
-    m = models.import_model(a.path, a.profile, repair=a.repair, store=_store())
+    m = models.import_model(a.path, a.profile, repair=a.repair, store=_store(), prompt_format=a.format)
     if a.json:
         sys.stdout.write(json.dumps(m.to_dict()) + "\n")
         return 0
@@ -190,6 +192,8 @@ def add_parser(sub: Any, parser_class: type) -> None:
     x.add_argument("--repair", action="store_true",
                    help="repair the file in place (journaled; `models revert ID` undoes it) instead of at load time")
     x.add_argument("--profile", help="attach it to this profile (default: make one from its metadata)")
+    x.add_argument("--format", help="the prompt format, for a file with no chat template whose family is unknown "
+                   "(e.g. llama2, mistral_v3, chatml)")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_import)
     x = msub.add_parser("search", help="search the Hub for GGUF repositories, most downloaded first")

@@ -56,10 +56,32 @@ class TemplateError(AppError):
     code = "template_error"
 
 
+class FormatUnknownError(TemplateError):
+    """A file has no chat template and its family cannot be told from its metadata: the user must choose.
+
+    ``choices`` lists the prompt formats to offer (it also travels in ``details``, one per line).
+    """
+
+    code = "format_unknown"
+
+    def __init__(self, message: str, *, choices: tuple[str, ...] | list[str] = (), details: str | None = None,
+                 code: str | None = None) -> None:
+        if not choices and details:
+            choices = [c for c in details.splitlines() if c]
+        super().__init__(message, details=details if details is not None else "\n".join(choices), code=code)
+        self.choices = tuple(choices)
+
+
 class ModelLoadError(AppError):
     """llama.cpp could not load a model file."""
 
     code = "model_load_error"
+
+
+class ContextTooLargeError(ModelLoadError):
+    """The requested context cannot fit in this machine's memory; the message carries the numbers."""
+
+    code = "context_too_large"
 
 
 class ContextOverflowError(AppError):

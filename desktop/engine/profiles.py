@@ -21,7 +21,9 @@ import yaml
 from desktop.engine import paths
 from desktop.engine.errors import ProfileError, UnknownProfileError
 
-PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "gguf"]
+PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "gguf", "gemma", "mistral_v3",
+                       "mistral_tekken", "mistral_v7", "phi3", "phi4mini", "llama2", "deepseek2", "deepseek3",
+                       "deepseek_r1", "command_r"]
 KVCacheType = Literal["f16", "q8_0", "q4_0"]
 RopeScaling = Literal["none", "linear", "ntk", "yarn", "llama3", "from_gguf"]
 BackendKind = Literal["local", "openai"]
@@ -83,8 +85,13 @@ class LoadSpec:
     gpu_layers: int | Literal["auto"] = "auto"
     batch: int = 512
     threads: int | Literal["auto"] = "auto"
-    flash_attn: bool = False
-    kv_cache_type: KVCacheType = "f16"
+    # "auto" (llama.cpp's default: on where the backend supports it), "on"/"off"; YAML's on/off/true/false
+    # arrive as booleans and mean the same.
+    flash_attn: bool | Literal["auto", "on", "off"] = "auto"
+    kv_cache_type: KVCacheType = "f16"  # f16 | q8_0 | q4_0 -> llama.cpp's type_k / type_v
+    # Sliding-window layers (Gemma 2/3) keep the whole context unless false; false saves memory, but then an
+    # edit further back than the window re-uses cache cells llama.cpp has dropped (see hub.fit).
+    swa_full: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,9 @@ class Architecture:
     vocab: int = 0
     experts: int = 0
     experts_used: int = 0
+    head_dim_v: int = 0  # value head size when it differs from head_dim (0: the same)
+    sliding_window: int = 0  # llama.cpp's sliding-window attention: the window...
+    swa_layers: int = 0  # ...and how many layers use it (Gemma 2/3); their KV holds min(context, window)
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,9 @@ class Profile:
     architecture: Architecture = field(default_factory=Architecture)
     backend: BackendSpec = field(default_factory=BackendSpec)
     notes: str = ""
+    # A small, widely used model a newcomer can run on a laptop: listed first (welcome page, model menu).
+    starter: bool = False
+    approx_size_gb: float = 0.0  # download size of the recommended quant, for lists
     # Filled in by the loader, not by YAML.
     origin: str = field(default="", metadata={"internal": True})
     overridden_by: str = field(default="", metadata={"internal": True})
@@ -248,6 +261,8 @@ def _check_semantics(p: Profile, file: str) -> None:
         raise _fail(file, "sampling.min_p", "must be in [0, 1)")
     if s.max_tokens <= 0:
         raise _fail(file, "sampling.max_tokens", "must be positive")
+    if p.approx_size_gb < 0:
+        raise _fail(file, "approx_size_gb", "must be >= 0")
     if p.source.recommended_quant and p.source.quants and p.source.recommended_quant not in p.source.quants:
         raise _fail(file, "source.recommended_quant", "must be one of source.quants")
     b = p.backend
@@ -363,6 +378,8 @@ class ProfileStore:
                 raise ProfileError(f"{path}: id: {prof.id!r} is defined twice")
             raw_bundled[prof.id] = (path, data)
             profiles[prof.id] = dataclasses.replace(prof, origin=str(path))
+        # Starters first (in file order), then the other bundled profiles in their usual order.
+        profiles = dict(sorted(profiles.items(), key=lambda kv: not kv[1].starter))
         if self.user_dir.is_dir():
             for path in sorted(self.user_dir.glob("*.yaml")):
                 try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox,
                                QVBoxLayout,
                                QWidget)
@@ -77,7 +77,9 @@ class SettingsDialog(QDialog):
         self.gpu_layers = _spin(-1, 999, "auto (all that fit)")
         self.threads = _spin(0, 512, "auto")
         self.batch = _spin(1, 16384)
-        self.flash_attn = QCheckBox("Flash attention")
+        # llama.cpp's "auto" turns it on where the backend supports it; a quantized KV cache needs it
+        self.flash_attn = QComboBox()
+        self.flash_attn.addItems(["auto", "on", "off"])
         self.kv_type = QComboBox()
         self.kv_type.addItems(["f16", "q8_0", "q4_0"])
         load = QGroupBox("Loading (needs a reload)")
@@ -86,7 +88,7 @@ class SettingsDialog(QDialog):
         g.addRow("GPU layers", self.gpu_layers)
         g.addRow("Threads", self.threads)
         g.addRow("Batch size", self.batch)
-        g.addRow("", self.flash_attn)
+        g.addRow("Flash attention", self.flash_attn)
         g.addRow("KV cache type", self.kv_type)
 
         self.system_prompt = QPlainTextEdit()
@@ -147,7 +149,7 @@ class SettingsDialog(QDialog):
         self._fill(p)
         for w in (self.ctx, self.gpu_layers, self.threads, self.batch):
             w.valueChanged.connect(self._update_reload_note)
-        self.flash_attn.toggled.connect(self._update_reload_note)
+        self.flash_attn.currentTextChanged.connect(self._update_reload_note)
         self.kv_type.currentTextChanged.connect(self._update_reload_note)
         for e in (self.base_url, self.remote_model, self.api_key_env):
             e.textChanged.connect(self._update_reload_note)
@@ -167,7 +169,8 @@ class SettingsDialog(QDialog):
         self.gpu_layers.setValue(-1 if p.load.gpu_layers == "auto" else int(p.load.gpu_layers))
         self.threads.setValue(0 if p.load.threads == "auto" else int(p.load.threads))
         self.batch.setValue(p.load.batch)
-        self.flash_attn.setChecked(p.load.flash_attn)
+        fa = p.load.flash_attn
+        self.flash_attn.setCurrentText({True: "on", False: "off"}.get(fa, fa) if isinstance(fa, bool) else fa)
         self.kv_type.setCurrentText(p.load.kv_cache_type)
         self.base_url.setText(p.backend.base_url)
         self.remote_model.setText(p.backend.model)
@@ -225,7 +228,7 @@ class SettingsDialog(QDialog):
             "context": {"default": self.ctx.value()},
             "load": {"gpu_layers": "auto" if self.gpu_layers.value() < 0 else self.gpu_layers.value(),
                      "threads": "auto" if self.threads.value() == 0 else self.threads.value(),
-                     "batch": self.batch.value(), "flash_attn": self.flash_attn.isChecked(),
+                     "batch": self.batch.value(), "flash_attn": self.flash_attn.currentText(),
                      "kv_cache_type": self.kv_type.currentText()},
             "prompt": {"system_prompt": self.system_prompt.toPlainText().strip(),
                        "stop_strings": [s for s in self.stop_strings.toPlainText().split("\n") if s]},

@@ -17,7 +17,9 @@ def _codes(rep: gguf_doctor.Report) -> set[str]:
 def test_broken_llama3_is_diagnosed(llama3_broken) -> None:
     rep = gguf_doctor.inspect(llama3_broken.path)
     assert rep.is_llama3_vocab and rep.vocab_size == 128256
-    assert rep.eos.id == 128001 and rep.eot is None
+    assert rep.eos.id == 128001
+    # no eot_token_id in the metadata: found by its text, as llama.cpp does
+    assert (rep.eot.id, rep.eot.text, rep.eot_source) == (128009, "<|eot_id|>", "text")
     assert {"eot_128009_not_eos", "eot_128009_not_control"} <= _codes(rep)
     assert rep.architecture == "llama" and rep.has_chat_template and rep.pre_tokenizer == "llama-bpe"
     d = rep.to_dict()

@@ -15,6 +15,7 @@ from desktop.engine.inference.client import EngineClient, new_id
 from desktop.engine.hub.fit import OVERHEAD_BYTES, VRAM_RESERVE_BYTES
 from desktop.engine.inference.gpu_select import Device, LibraryInfo, ModelShape, choose_gpu_layers
 from desktop.engine.hub.hardware import GPU, GiB, Hardware
+from tests.fixtures import tiny_gguf
 
 CUDA_INFO = "CPU : SSE3 = 1 | AVX2 = 1 | CUDA : ARCHS = 900 | USE_GRAPHS = 1 | PEER_MAX_BATCH_SIZE = 128 |"
 CPU_INFO = "CPU : SSE3 = 1 | AVX2 = 1 | LLAMAFILE = 1 | OPENMP = 1 |"
@@ -124,6 +125,30 @@ def test_model_shape_from_a_real_gguf_header(llama3_ok) -> None:
     head_dim = shape.n_embd // shape.n_head
     assert shape.kv_bytes_per_layer(1000) == 2 * 2 * head_dim * 1000 * 2
     assert shape.kv_bytes_per_layer(1000, "q4_0") < shape.kv_bytes_per_layer(1000, "q8_0") < shape.kv_bytes_per_layer(1000)
+
+
+def test_gemma3_shape_uses_key_length_and_the_sliding_window(tmp_path: Path) -> None:
+    m = tiny_gguf.make_gemma3(tmp_path / "g.gguf")
+    shape = ModelShape.from_report(gguf_doctor.inspect(m.path))
+    assert (shape.head_dim, shape.n_embd // shape.n_head) == (64, 8)
+    assert (shape.sliding_window, shape.swa_layers) == (256, 5)
+    # 2 KV heads x (64 + 64) x 2 B per cell; llama-cpp-python's default gives every layer the whole context
+    assert shape.kv_bytes(4096) == 6 * 4096 * 2 * 128 * 2
+    assert shape.kv_bytes(4096, swa_full=False) == (4096 + 5 * 768) * 2 * 128 * 2
+
+
+def test_flash_attention_off_leaves_room_for_fewer_layers_at_long_contexts() -> None:
+    shape = ModelShape(int(4.6 * GiB), 32, 4096, 32, 8, n_vocab=128256)
+    on = choose_gpu_layers("auto", cuda(24.0, 24.0), shape, 65536, flash_attn="auto")
+    off = choose_gpu_layers("auto", cuda(24.0, 24.0), shape, 65536, flash_attn=False)
+    assert on.n_gpu_layers == 33  # 8 GiB of KV + 4.6 GiB of weights fit in 24 GiB
+    # without flash attention llama.cpp needs 65536 x 512 x (32 x 4 + 8) B = 4.25 GiB of attention scratch
+    grew = off.details["need_all"] - on.details["need_all"]
+    assert grew == shape.overhead(65536, False) - shape.overhead(65536, "auto")
+    assert 3.5 * GiB < grew < 4.25 * GiB  # less what the 1 GiB floor and the reused logits buffer hid
+    big = choose_gpu_layers("auto", cuda(14.0, 24.0), shape, 65536, flash_attn=False)
+    small = choose_gpu_layers("auto", cuda(14.0, 24.0), shape, 65536, flash_attn="on")
+    assert big.n_gpu_layers < small.n_gpu_layers
 
 
 # ----------------------------------------------------------------------------------------------- libraries

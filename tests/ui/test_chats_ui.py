@@ -35,7 +35,7 @@ def test_shortcuts_and_empty_state(qtbot) -> None:
     assert shortcuts == {"New chat": QKeySequence("Ctrl+N"), "Find in chats": QKeySequence("Ctrl+F"),
                          "Profile settings…": QKeySequence("Ctrl+,"), "Quit": QKeySequence("Ctrl+Q")}
     assert w.stack.currentWidget() is w.empty and "Start a conversation" in w.empty.text()
-    assert "dl:smaug-llama-3-70b-instruct" in w.empty.text()  # points at the seed profiles
+    assert "dl:llama-3.2-1b-instruct" in w.empty.text()  # points at the starter profiles first
     w.find_action.trigger()
     assert w.search.hasFocus() or w.focusWidget() is w.search
     # No model chosen yet (e.g. the demo failed to load): a sentence, not a crash.

@@ -73,6 +73,13 @@ class Report:
     split_count: int | None
     tensor_count: int
     problems: list[Problem] = field(default_factory=list)
+    # gguf.arch: head sizes, sliding window, experts (ArchNumbers.to_dict(); {} without a block count), the ids
+    # of the special tokens found by text, where the EOT came from, and the format detected for a file
+    # without a template ({"format", "reason"}, or {} when unknown).
+    numbers: dict[str, Any] = field(default_factory=dict)
+    specials: dict[str, int] = field(default_factory=dict)
+    eot_source: str | None = None  # "metadata" | "text" | None
+    detected: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_llama3_vocab(self) -> bool:
@@ -228,7 +235,7 @@ def inspect(path: str | Path, *, use_cache: bool = True) -> Report:
 
 # Reports also persist on disk, keyed the same way: every engine start and every model switch asks the
 # doctor about the file, and gguf-py takes 1.7 s (more under load) on a 49k vocabulary (bench/NOTES.md).
-_DISK_VERSION = 1
+_DISK_VERSION = 2  # 2: numbers, specials, eot_source, detected (gguf.arch)
 
 
 def _disk_path(key: tuple[str, int, int]) -> Path:
@@ -294,6 +301,17 @@ def _inspect(p: Path) -> Report:
     if split_count is None and m:
         split_no, split_count = int(m.group(1)) - 1, int(m.group(2))
     template = _scalar(reader, "tokenizer.chat_template")
+    from desktop.engine.gguf import arch as gguf_arch
+
+    specials = gguf_arch.find_specials(tokens)
+    eot = _token_info(reader, _scalar(reader, "tokenizer.ggml.eot_token_id"), n_vocab)
+    eot_source = "metadata" if eot else None
+    by_text = gguf_arch.eot_by_text(specials) if eot is None else None
+    if by_text:
+        eot, eot_source = _token_info(reader, by_text[0], n_vocab), "text"
+    nums = gguf_arch.numbers(lambda k: _scalar(reader, k), n_vocab)
+    det = gguf_arch.detect_format(arch, _scalar(reader, "tokenizer.ggml.model"), specials,
+                                  _scalar(reader, "general.name"))
     rep = Report(
         path=str(p),
         file_size=p.stat().st_size,
@@ -314,7 +332,7 @@ def _inspect(p: Path) -> Report:
         vocab_size=n_vocab,
         bos=_token_info(reader, _scalar(reader, "tokenizer.ggml.bos_token_id"), n_vocab),
         eos=_token_info(reader, _scalar(reader, "tokenizer.ggml.eos_token_id"), n_vocab),
-        eot=_token_info(reader, _scalar(reader, "tokenizer.ggml.eot_token_id"), n_vocab),
+        eot=eot,
         has_chat_template=bool(template),
         chat_template=template if isinstance(template, str) else None,
         expert_count=int(_arch_key(reader, arch, "expert_count") or 0),
@@ -323,6 +341,10 @@ def _inspect(p: Path) -> Report:
         split_index=(int(split_no) + 1) if split_count and int(split_count) > 1 and split_no is not None else None,
         split_count=int(split_count) if split_count and int(split_count) > 1 else None,
         tensor_count=len(reader.tensors),
+        numbers=nums.to_dict() if nums else {},
+        specials=specials,
+        eot_source=eot_source,
+        detected={"format": det.format, "reason": det.reason} if det else {},
         _tok128009=tok128009,
     )
     rep.problems = _diagnose(rep, reader)

@@ -112,7 +112,13 @@ def arch_numbers(meta: dict[str, Any]) -> dict[str, Any]:
     heads = get("attention.head_count")
     embd = get("embedding_length")
     head_dim = get("attention.key_length") or (embd // heads if embd and heads else None)
+    from desktop.engine.gguf import arch as gguf_arch
+
+    nums = gguf_arch.numbers(meta)  # value length and llama.cpp's sliding window (Gemma 2/3)
     return {
+        "head_dim_v": nums.head_dim_v if nums else None,
+        "sliding_window": nums.sliding_window if nums else 0,
+        "swa_layers": nums.swa_layers if nums else 0,
         "architecture": arch,
         "layers": get("block_count"),
         "embd": embd,

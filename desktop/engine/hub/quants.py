@@ -25,6 +25,7 @@ class QuantListing:
     entries: list[hub.QuantEntry]
     rejected: list[str]
     hardware: dict[str, Any]
+    advice: list[str] = dataclasses.field(default_factory=list)  # fit.advise for the recommended quant
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -53,9 +54,7 @@ def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str 
         arch = fit.Arch.from_numbers(numbers)
         source = "downloaded gguf header"
     if arch is None and profile and profile.architecture.layers:
-        a = profile.architecture
-        arch = fit.Arch(a.layers, a.kv_heads or a.heads, a.head_dim or (a.embd // a.heads if a.heads else 0),
-                        profile.context.native, a.experts or None)
+        arch = fit.Arch.from_profile(profile)
         source = "profile"
     elif arch is None and entries:
         try:
@@ -66,10 +65,16 @@ def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str 
             arch = None
     if n_ctx is None:
         n_ctx = profile.context.default if profile else min(int(numbers.get("context_native") or 4096), 4096)
+    fa = profile.load.flash_attn if profile else "auto"
+    swa_full = profile.load.swa_full if profile else True
     for e in entries:
-        e.fit = fit.estimate(e.size, arch, n_ctx, hw, kv_type).to_dict()
+        e.fit = fit.estimate(e.size, arch, n_ctx, hw, kv_type, flash_attn=fa, swa_full=swa_full).to_dict()
+    rec = (profile.source.recommended_quant or "").upper() if profile else ""
+    pick = next((e for e in entries if e.quant.upper() == rec), entries[0] if entries else None)
+    advice = [f"{pick.quant}: {line}" for line in fit.advise(pick.size, arch, n_ctx, hw, kv_type, flash_attn=fa)] \
+        if pick else []
     return QuantListing(repo, profile.id if profile else None, n_ctx, kv_type, source, entries, listing.rejected,
-                        hw.to_dict())
+                        hw.to_dict(), advice)
 
 
 def _local_header(repo: str, entries: list[hub.QuantEntry]) -> dict[str, Any] | None:

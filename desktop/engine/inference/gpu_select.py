@@ -6,8 +6,9 @@ and the model's shape (from the GGUF header). The arithmetic is the same as ``fi
 download dialog's verdict and the engine's choice agree:
 
     per layer  = file size / (n_layer + 1)          (the +1 is the output layer, which llama.cpp offloads last)
-               + KV per layer (2 x kv_heads x head_dim x n_ctx x bytes per element)
-    budget     = free VRAM - a reserve for the desktop - a fixed overhead for compute buffers
+               + the KV cache / (n_layer + 1)       (``fit.Arch.kv_bytes``: sliding-window layers hold less)
+    budget     = free VRAM - a reserve for the desktop - the overhead (``fit.overhead_bytes``: compute
+                 buffers, larger without flash attention)
     gpu layers = min(n_layer + 1, budget // per layer)
 
 Also here: where the llama.cpp libraries live (the primary one, and the CPU-only copy a GPU bundle ships
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop.engine.hub.fit import KV_BYTES_PER_ELEMENT, OVERHEAD_BYTES, VRAM_RESERVE_BYTES
+from desktop.engine.hub.fit import (DEFAULT_UBATCH, KV_BYTES_PER_ELEMENT, OVERHEAD_BYTES, VRAM_RESERVE_BYTES, Arch,
+                                    overhead_bytes)
 from desktop.engine.hub.hardware import GiB, Hardware
 
 DEVICE_KINDS = {0: "cpu", 1: "gpu", 2: "igpu", 3: "accel", 4: "meta"}  # enum ggml_backend_dev_type
@@ -86,19 +88,41 @@ class ModelShape:
     n_embd: int = 0
     n_head: int = 0
     n_head_kv: int = 0
+    head_dim: int = 0  # key length from the file (Gemma 3: 256); 0: n_embd / n_head
+    head_dim_v: int = 0
+    sliding_window: int = 0
+    swa_layers: int = 0
+    n_vocab: int = 0
 
     @classmethod
     def from_report(cls, report: Any) -> "ModelShape":
         """From a ``gguf_doctor.Report``; a shard of a split model stands for all of its shards."""
         size = int(report.file_size) * max(1, int(report.split_count or 1))
+        n = getattr(report, "numbers", None) or {}
         return cls(size, int(report.block_count or 0), int(report.embedding_length or 0),
-                   int(report.head_count or 0), int(report.head_count_kv or report.head_count or 0))
+                   int(report.head_count or 0), int(report.head_count_kv or report.head_count or 0),
+                   int(n.get("head_dim") or 0), int(n.get("head_dim_v") or 0), int(n.get("sliding_window") or 0),
+                   int(n.get("swa_layers") or 0), int(report.vocab_size or 0))
 
-    def kv_bytes_per_layer(self, n_ctx: int, kv_type: str = "f16") -> int:
-        if not (self.n_embd and self.n_head and self.n_head_kv):
-            return 0
-        head_dim = self.n_embd // self.n_head
-        return int(2 * self.n_head_kv * head_dim * n_ctx * KV_BYTES_PER_ELEMENT.get(kv_type, 2.0))
+    def arch(self) -> Arch | None:
+        """The shape as ``fit.Arch``, so the engine's choice and the download dialog's verdict agree."""
+        if not (self.n_layer and self.n_head_kv and (self.head_dim or (self.n_embd and self.n_head))):
+            return None
+        head_dim = self.head_dim or self.n_embd // self.n_head
+        return Arch(self.n_layer, self.n_head_kv, head_dim, None, None, self.head_dim_v, self.sliding_window,
+                    self.swa_layers, self.n_head, self.n_embd, self.n_vocab)
+
+    def kv_bytes(self, n_ctx: int, kv_type: str = "f16", swa_full: bool = True) -> int:
+        a = self.arch()
+        return a.kv_bytes(n_ctx, kv_type if kv_type in KV_BYTES_PER_ELEMENT else "f16", swa_full) if a else 0
+
+    def kv_bytes_per_layer(self, n_ctx: int, kv_type: str = "f16", swa_full: bool = True) -> int:
+        """The average over layers (sliding-window layers hold fewer cells than the others)."""
+        return self.kv_bytes(n_ctx, kv_type, swa_full) // self.n_layer if self.n_layer else 0
+
+    def overhead(self, n_ctx: int, flash_attn: bool | str = "auto", n_ubatch: int = DEFAULT_UBATCH) -> int:
+        a = self.arch()
+        return overhead_bytes(a, n_ctx, flash_attn, n_ubatch) if a else OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -125,9 +149,11 @@ def _memory(lib: LibraryInfo, hw: Hardware | None) -> tuple[int, int] | None:
 
 
 def choose_gpu_layers(requested: int | str, lib: LibraryInfo, shape: ModelShape, n_ctx: int,
-                      kv_type: str = "f16", hw: Hardware | None = None) -> GpuChoice:
+                      kv_type: str = "f16", hw: Hardware | None = None, *, flash_attn: bool | str = "auto",
+                      n_ubatch: int = DEFAULT_UBATCH, swa_full: bool = True) -> GpuChoice:
     """The layer count for ``requested`` ("auto", -1 for all, or a number) and the reason, in one line."""
-    choice = _choose(requested, lib, shape, n_ctx, kv_type, hw)
+    choice = _choose(requested, lib, shape, n_ctx, kv_type, hw, shape.overhead(n_ctx, flash_attn, n_ubatch),
+                     swa_full)
     if not lib.fallback_reason:
         return choice
     if choice.backend == "CPU":
@@ -138,7 +164,7 @@ def choose_gpu_layers(requested: int | str, lib: LibraryInfo, shape: ModelShape,
 
 
 def _choose(requested: int | str, lib: LibraryInfo, shape: ModelShape, n_ctx: int, kv_type: str,
-            hw: Hardware | None) -> GpuChoice:
+            hw: Hardware | None, overhead: int = OVERHEAD_BYTES, swa_full: bool = True) -> GpuChoice:
     total = shape.n_layer + 1 if shape.n_layer > 0 else 0
     name = lib.gpu_backend
 
@@ -163,10 +189,10 @@ def _choose(requested: int | str, lib: LibraryInfo, shape: ModelShape, n_ctx: in
         return GpuChoice(name, total, total, f"{name}: {total}/{total} layers (free VRAM unknown)")
     free, vram_total = mem
     per_layer_w = shape.file_size / total
-    kv_layer = shape.kv_bytes_per_layer(n_ctx, kv_type)
-    per_layer = per_layer_w + kv_layer * shape.n_layer / total  # the output layer holds no KV
-    need_all = shape.file_size + kv_layer * shape.n_layer + OVERHEAD_BYTES
-    budget = free - VRAM_RESERVE_BYTES - OVERHEAD_BYTES
+    kv_all = shape.kv_bytes(n_ctx, kv_type, swa_full)
+    per_layer = per_layer_w + kv_all / total  # the output layer holds no KV
+    need_all = shape.file_size + kv_all + overhead
+    budget = free - VRAM_RESERVE_BYTES - overhead
     details = dict(free=free, total=vram_total, per_layer=int(per_layer), need_all=int(need_all))
     if need_all <= free - VRAM_RESERVE_BYTES:
         return GpuChoice(name, total, total, f"{name}: {total}/{total} layers, {gib(need_all)} of "
@@ -174,7 +200,7 @@ def _choose(requested: int | str, lib: LibraryInfo, shape: ModelShape, n_ctx: in
     n = max(0, min(total, int(budget // per_layer))) if per_layer > 0 else 0
     if n == 0:
         return cpu(f"{gib(free)} of VRAM free, too little for one layer ({gib(per_layer)}) plus "
-                   f"{gib(OVERHEAD_BYTES + VRAM_RESERVE_BYTES)} reserve", **details)
+                   f"{gib(overhead + VRAM_RESERVE_BYTES)} reserve", **details)
     return GpuChoice(name, n, total, f"{name}: {n}/{total} layers ({gib(need_all)} needed, {gib(free)} free); "
                      "the rest on the CPU", details)
 

@@ -8,6 +8,7 @@ checked between tokens.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import os
 import threading
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.hub import fit
 from desktop.engine.inference import gpu_select
 from desktop.engine.inference import prompts
 from desktop.engine.inference.stops import StopScanner
@@ -296,13 +298,27 @@ class LlamaBackend:
         overrides.update(req.kv_overrides)
         lib = library_info(refresh=True)
         version = lib.version
+        # llama-cpp-python takes flash_attn as a bool (ENABLED/DISABLED); "auto" is llama.cpp's default, which
+        # turns it on wherever the backend supports it (CPU, CUDA, Metal), so "auto" maps to True.
+        flash_attn = fit.flash_attn_on(req.flash_attn)
+        if req.kv_cache_type != "f16" and not flash_attn:
+            raise ModelLoadError(f"a {req.kv_cache_type} KV cache needs flash attention (llama.cpp quantizes the V "
+                                 "cache only with it); set load.flash_attn to auto or on, or use an f16 KV cache")
         choice = self._choose_layers(req, lib, report)
+        # A context that cannot fit is reduced (with a notice) or refused here, before llama.cpp allocates it:
+        # an over-large KV cache gets the engine OOM-killed instead of failing.
+        plan_notes: list[str] = []
+        plan = self._plan_context(req, lib, report, use_gpu=choice.n_gpu_layers != 0)
+        if plan.n_ctx != req.n_ctx:
+            req = dataclasses.replace(req, n_ctx=plan.n_ctx)
+            plan_notes.append(plan.notice)
+            choice = self._choose_layers(req, lib, report)
         n_gpu_layers = choice.n_gpu_layers
         n_threads = default_threads() if req.n_threads == "auto" else int(req.n_threads)
         kwargs: dict[str, Any] = dict(
             model_path=req.model_path, n_ctx=req.n_ctx, n_gpu_layers=n_gpu_layers, n_threads=n_threads,
-            n_threads_batch=n_threads, n_batch=min(req.n_batch, req.n_ctx), flash_attn=req.flash_attn,
-            kv_overrides=overrides or None, verbose=False,
+            n_threads_batch=n_threads, n_batch=min(req.n_batch, req.n_ctx), flash_attn=flash_attn,
+            swa_full=req.swa_full, kv_overrides=overrides or None, verbose=False,
         )
         if req.rope_freq_base:
             kwargs["rope_freq_base"] = float(req.rope_freq_base)
@@ -333,7 +349,7 @@ class LlamaBackend:
         vocab = llm._model.vocab
         n_vocab = llm.n_vocab()
         eog = [t for t in {llm.token_eos(), llm._model.token_eot()} if 0 <= t < n_vocab]
-        notes: list[str] = []
+        notes: list[str] = list(plan_notes)
         eot_ok: bool | None = None
         self._eog_extra = set()
         if report.is_llama3_vocab:
@@ -360,7 +376,23 @@ class LlamaBackend:
 
             hw = hardware.detect()  # NVML / Apple numbers when ggml reports no device memory
         return gpu_select.choose_gpu_layers(req.n_gpu_layers, lib, gpu_select.ModelShape.from_report(report),
-                                            req.n_ctx, req.kv_cache_type, hw)
+                                            req.n_ctx, req.kv_cache_type, hw, flash_attn=req.flash_attn,
+                                            n_ubatch=min(req.n_batch, req.n_ctx), swa_full=req.swa_full)
+
+    @staticmethod
+    def _plan_context(req: Load, lib: gpu_select.LibraryInfo, report: Any, use_gpu: bool) -> fit.ContextPlan:
+        """RAM from psutil (or DESKTOP_CHAT_FAKE_HW), VRAM from ggml's devices when it reports them."""
+        from desktop.engine.hub import hardware
+
+        hw = hardware.detect()
+        devs = [d for d in lib.gpu_devices if d.total > 0]
+        if devs and not hw.gpus:
+            hw = dataclasses.replace(hw, gpus=tuple(hardware.GPU(i, d.description, "ggml", d.total, d.free)
+                                                    for i, d in enumerate(devs)))
+        shape = gpu_select.ModelShape.from_report(report)
+        return fit.plan_context(shape.file_size, shape.arch(), req.n_ctx, hw, req.kv_cache_type,
+                                flash_attn=req.flash_attn, n_ubatch=min(req.n_batch, req.n_ctx),
+                                swa_full=req.swa_full, use_gpu=use_gpu and lib.gpu_backend is not None)
 
     def _install_abort_callback(self, llama_cpp: Any, llm: Any) -> None:
         """Let Stop interrupt llama_decode (a long prompt takes seconds on a CPU): llama.cpp's abort callback,
@@ -405,6 +437,11 @@ class LlamaBackend:
     def _render(self, req: Generate, messages: list[dict[str, str]]) -> str:
         spec = dict(req.prompt_spec)
         fmt = spec.pop("fmt", "gguf")
+        if fmt == "gguf" and not spec.get("chat_template") and self._report and not self._report.chat_template:
+            # No template in the file: its detected family's format, or FormatUnknownError with the choices.
+            from desktop.engine.library.generated import format_for
+
+            fmt = format_for(self._report)[0]
         if fmt == "gguf" and not spec.get("chat_template"):
             spec["chat_template"] = self._report.chat_template if self._report else None
             spec["bos_token"] = spec.get("bos_token") or self._bos_text()

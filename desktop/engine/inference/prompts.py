@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from desktop.engine.errors import TemplateError
+from desktop.engine.inference.chat_formats import FAMILY_FORMATS
 
 Message = Mapping[str, str]
 
@@ -32,7 +33,10 @@ FORMATS: dict[str, FormatInfo] = {
     "upstage": FormatInfo("", ("### User:", "### System:", "</s>")),
     "chatml": FormatInfo("", ("<|im_end|>", "<|im_start|>")),
     "gguf": FormatInfo("", ()),
+    **{name: FormatInfo(bos, stops) for name, (_fn, bos, stops) in FAMILY_FORMATS.items()},
 }
+#: the formats a user can pick when a file has no template and its family is unknown
+HAND_FORMATS = tuple(name for name in FORMATS if name != "gguf")
 
 
 def _check(messages: Iterable[Message]) -> list[dict[str, str]]:
@@ -148,6 +152,8 @@ def render(fmt: str, messages: Iterable[Message], *, system_prompt: str = "", ad
         return _upstage(msgs, add_generation_prompt)
     if fmt == "chatml":
         return _chatml(msgs, add_generation_prompt)
+    if fmt in FAMILY_FORMATS:
+        return FAMILY_FORMATS[fmt][0](msgs, add_generation_prompt)
     if fmt == "gguf":
         if not chat_template:
             raise TemplateError("this model file has no chat template; choose a profile with a prompt format")

@@ -27,8 +27,9 @@ class Load:
     n_batch: int = 512
     rope_freq_base: float | None = None
     rope_freq_scale: float | None = None
-    flash_attn: bool = False
+    flash_attn: bool | str = "auto"  # True/False, or "auto"/"on"/"off" (profiles.LoadSpec)
     kv_cache_type: str = "f16"
+    swa_full: bool = True  # full-size KV for sliding-window layers (llama-cpp-python's default)
     kv_overrides: dict[str, Any] = field(default_factory=dict)
     apply_doctor_overrides: bool = True
     # A profile's `backend` section when it runs on an OpenAI-compatible server (model_path is then

@@ -17,9 +17,10 @@ from desktop.engine.library.installed import InstalledModel, _installed
 
 
 def import_model(path: str | Path, profile_id: str | None = None, *, repair: bool = False,
-                 store: Any = None) -> InstalledModel:
+                 store: Any = None, prompt_format: str | None = None) -> InstalledModel:
     """Register a local GGUF (see the module doc). With ``profile_id`` the file becomes that profile's model;
-    without, a profile is made from the file's metadata. A second file with the same metadata name gets an
+    without, a profile is made from the file's metadata (FormatUnknownError, with the choices, when the file has
+    no template and its family is unknown: ask the user and call again with ``prompt_format``). A second file with the same metadata name gets an
     id of its own; importing the same file again updates its entry."""
     from desktop.engine.gguf import doctor
     from desktop.engine.gguf import repair as gguf_repair
@@ -36,7 +37,7 @@ def import_model(path: str | Path, profile_id: str | None = None, *, repair: boo
         store.get(profile_id)  # raises UnknownProfileError with the known ids
         pid = profile_id
     else:
-        pid = profile_from_report(report).id
+        pid = profile_from_report(report, prompt_format=prompt_format).id
         store.reload()
     source_sha = hash_file(p)
     if repair:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -110,7 +109,7 @@ def load_request(profile: Profile | None, model_path: str | Path | None, request
     fields: dict[str, Any] = dict(
         n_gpu_layers=profile.load.gpu_layers, n_threads=profile.load.threads, n_batch=profile.load.batch,
         rope_freq_base=profile.rope.freq_base, rope_freq_scale=profile.rope.freq_scale,
-        flash_attn=profile.load.flash_attn, kv_cache_type=profile.load.kv_cache_type,
+        flash_attn=profile.load.flash_attn, kv_cache_type=profile.load.kv_cache_type, swa_full=profile.load.swa_full,
     )
     fields.update(o)
     return Load(id=request_id, model_path=str(model_path), n_ctx=n_ctx or profile.context.default, **fields)
@@ -142,56 +141,5 @@ def render_for_profile(profile: Profile, messages: list[dict[str, str]], chat_te
                           bos_token=bos_token, eos_token=eos_token)
 
 
-def _slug(text: str) -> str:
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return re.sub(r"-gguf$", "", s) or "model"
-
-
-def profile_from_report(report: Any, *, repo: str | None = None, quant: str | None = None,
-                        profile_id: str | None = None) -> Profile:
-    """A new user profile for a GGUF of unknown origin, made from its own metadata, saved as YAML.
-
-    The file's chat template drives the prompt (rendered in the sandbox); the stop tokens are its EOS
-    and, for Llama 3 vocabularies, <|eot_id|>.
-    """
-    from desktop.engine import profiles
-
-    base = profile_id or _slug(repo.split("/")[-1] if repo else (report.name or Path(report.path).stem))
-    if quant and not profile_id:
-        base = _slug(re.sub(re.escape(quant), "", base, flags=re.I)) or base
-    # A user file with a bundled profile's id would silently override that profile.
-    if (paths.bundled_profiles_dir() / f"{base}.yaml").exists():
-        base += "-local"
-    stops = sorted({t.id for t in (report.eos, report.eot) if t is not None}
-                   | ({128009} if report.is_llama3_vocab else set()))
-    native = int(report.context_length or 4096)
-    arch: dict[str, Any] = {}
-    if report.block_count:
-        heads = int(report.head_count or 0)
-        arch = {"layers": int(report.block_count), "embd": int(report.embedding_length or 0), "heads": heads,
-                "kv_heads": int(report.head_count_kv or heads),
-                "head_dim": int((report.embedding_length or 0) // heads) if heads else 0,
-                "vocab": int(report.vocab_size), "experts": int(report.expert_count or 0),
-                "experts_used": int(report.expert_used_count or 0)}
-    fmt = "gguf" if report.has_chat_template else ("llama3" if report.is_llama3_vocab else "chatml")
-    data: dict[str, Any] = {
-        "id": base,
-        "name": report.name or base,
-        "description": f"Made from the metadata of {Path(report.path).name}" + (f" ({repo})" if repo else ""),
-        "source": {"repo": repo, "quants": [quant] if quant else [], "recommended_quant": quant,
-                   **({} if repo else {"local_file": str(Path(report.path).absolute())})},
-        "prompt": {"format": fmt, "stop_tokens": stops},
-        "context": {"native": native, "default": min(native, 4096), "max": native},
-        "fixes": ["eot-128009"] if report.is_llama3_vocab else [],
-    }
-    if arch:
-        data["architecture"] = arch
-    prof = profiles.profile_from_dict(data, f"<generated for {Path(report.path).name}>")
-    out = paths.user_profiles_dir() / f"{base}.yaml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    import yaml
-
-    if not out.exists():
-        out.write_text("# Generated from the GGUF's own metadata; edit freely.\n"
-                       + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    return prof
+# Generated profiles live in library/generated.py; re-exported here for the callers that import them from here.
+from desktop.engine.library.generated import profile_from_report  # noqa: E402,F401
