@@ -148,8 +148,29 @@ def _chat(b: LlamaBackend, messages: list[dict[str, str]], **kw) -> P.Finished:
     return list(b.generate(req, threading.Event()))[-1]
 
 
+def test_prefix_reuse_keeps_the_answer_and_skips_the_cached_turn(spm_model: tiny_gguf.TinyModel) -> None:
+    b = LlamaBackend()
+    b.load(P.Load(id="l", model_path=str(spm_model.path), n_ctx=256, n_threads=1, n_gpu_layers=0))
+    try:
+        first = _chat(b, [{"role": "user", "content": "hello there, how are you today?"}])
+        assert first.text == spm_model.expected_text
+        turn2 = [{"role": "user", "content": "hello there, how are you today?"},
+                 {"role": "assistant", "content": first.text}, {"role": "user", "content": "again"}]
+        warm = _chat(b, turn2)
+        # only the new turn is evaluated: the first prompt and answer came from the KV cache
+        assert warm.stats.prompt_eval_tokens < warm.stats.prompt_tokens // 2
+        assert b.llm.input_ids[:b.llm.n_tokens].tolist()[:warm.stats.prompt_tokens] == b.tokenize(
+            b._render(P.Generate(id="x", messages=turn2, prompt_spec={"fmt": "gguf"}), turn2))
+        b.llm.reset()  # a cold cache evaluates everything and gives the same answer
+        cold = _chat(b, turn2)
+        assert cold.stats.prompt_eval_tokens == cold.stats.prompt_tokens
+        assert cold.text == warm.text == spm_model.expected_text
+    finally:
+        b.close()
+
+
 @pytest.mark.integration
-def test_prefix_reuse_keeps_the_answer_and_skips_the_cached_turn(demo_model: Path) -> None:
+def test_prefix_reuse_on_the_demo_model(demo_model: Path) -> None:
     b = LlamaBackend()
     b.load(P.Load(id="l", model_path=str(demo_model), n_ctx=1024, n_threads=1, n_gpu_layers=0))
     try:
@@ -157,11 +178,10 @@ def test_prefix_reuse_keeps_the_answer_and_skips_the_cached_turn(demo_model: Pat
         turn2 = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": first.text},
                  {"role": "user", "content": "Another one?"}]
         warm = _chat(b, turn2)
-        assert warm.stats.prompt_eval_tokens < warm.stats.prompt_tokens // 2  # the first turn came from the cache
-        b.llm.reset()  # a cold cache must give the same answer
-        cold = _chat(b, turn2)
-        assert cold.stats.prompt_eval_tokens == cold.stats.prompt_tokens
-        assert cold.text == warm.text
+        assert warm.stats.prompt_eval_tokens < warm.stats.prompt_tokens // 2
+        assert warm.stats.generated_tokens > 0
+        # (no cold/warm text comparison here: a batch evaluated in other pieces rounds differently, and a real
+        # model's greedy answer may drift; llama-cpp-python's own generate behaves the same)
     finally:
         b.close()
 
