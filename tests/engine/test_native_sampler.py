@@ -55,9 +55,11 @@ def _native(llm, prompt: list[int], n: int, seed: int, cfg: dict) -> list[int]:
     """The app's loop and chain, from a fresh context."""
     llm.reset()
     out: list[int] = []
-    with NativeChain(SamplerSpec(seed=seed, **cfg), llm.n_vocab()) as chain:
+    import llama_cpp
+
+    with NativeChain(llama_cpp, SamplerSpec(seed=seed, **cfg), llm.n_vocab()) as chain:
         decode_loop.prefill(llm, prompt)
-        gen = decode_loop.generate_tokens(llm, chain, decode_loop.LoopStats())
+        gen = decode_loop.generate_tokens(llama_cpp, llm, chain, decode_loop.LoopStats())
         for tok in gen:
             out.append(tok)
             if len(out) >= n:
@@ -78,7 +80,7 @@ def test_the_chain_is_llama_cpp_pythons_with_the_prefilter_in_front(spm_model: t
             names = [llama_cpp.llama_sampler_name(llama_cpp.llama_sampler_chain_get(stock.sampler, i)).decode()
                      for i in range(llama_cpp.llama_sampler_chain_n(stock.sampler))]
             spec = SamplerSpec(seed=1, **cfg)
-            with NativeChain(spec, llm.n_vocab()) as chain:
+            with NativeChain(llama_cpp, spec, llm.n_vocab()) as chain:
                 got = chain.names()
             # llama.cpp marks a sampler that cannot change anything here with "?" (penalties at 1.0)
             assert [n.lstrip("?") for n in got] == chain_names(spec, llm.n_vocab())
@@ -218,14 +220,16 @@ def test_seeds_repeat_and_random_seeds_are_reported(spm_model: tiny_gguf.TinyMod
 def test_multibyte_characters_split_over_byte_tokens_come_out_whole(spm_model: tiny_gguf.TinyModel) -> None:
     llm = _llama(spm_model.path, 256)
     try:
-        text = decode_loop.TokenText(llm._model.vocab)
+        import llama_cpp
+
+        text = decode_loop.TokenText(llama_cpp, llm._model.vocab)
         # tiny_gguf's SPM vocab: <unk>, <s>, </s>, then the 256 byte tokens <0x00>..<0xFF>
         ids = [3 + b for b in "é€".encode()]
         assert [llm._model.token_get_text(i) for i in ids[:2]] == ["<0xC3>", "<0xA9>"]
         out = [text.feed(i) for i in ids]
         assert out == ["", "é", "", "", "€"]
         assert text.flush() == ""
-        half = decode_loop.TokenText(llm._model.vocab)
+        half = decode_loop.TokenText(llama_cpp, llm._model.vocab)
         assert half.feed(ids[0]) == "" and half.flush() == "\ufffd"  # a cut character is replaced, not lost
     finally:
         llm.close()

@@ -49,9 +49,11 @@ def _tokens(b: LlamaBackend, prompt: str, n: int, proposer, n_draft: int) -> tup
     llm.reset()
     stats = decode_loop.LoopStats()
     out: list[int] = []
-    with NativeChain(SamplerSpec(temperature=0.0, repeat_penalty=1.0), llm.n_vocab()) as chain:
+    import llama_cpp
+
+    with NativeChain(llama_cpp, SamplerSpec(temperature=0.0, repeat_penalty=1.0), llm.n_vocab()) as chain:
         decode_loop.prefill(llm, b.tokenize(prompt))
-        gen = decode_loop.generate_tokens(llm, chain, stats, proposer, n_draft)
+        gen = decode_loop.generate_tokens(llama_cpp, llm, chain, stats, proposer, n_draft)
         for tok in gen:
             out.append(tok)
             if len(out) >= n:

@@ -8,6 +8,7 @@ logits ever cross into Python.
 
 The KV cache is shared with the ``Llama`` object (its context, ``input_ids`` and ``n_tokens``), so prefix reuse
 across turns, ``Llama.eval`` for the prompt and the context-used stat keep working on the same state. The
+llama_cpp module is handed in by ``llama_backend`` (the one module that imports it). The
 invariant at every ``yield``: the KV cache holds the prompt and every token yielded so far except the last one
 (the "pending" token, sampled but not yet decoded), exactly as ``Llama.generate`` left it.
 """
@@ -31,9 +32,7 @@ class TokenText:
     """Incremental detokenizer: ``llama_token_to_piece`` into one reused buffer, then a UTF-8 incremental
     decoder, so a multi-byte character split over tokens comes out whole and nothing is re-decoded."""
 
-    def __init__(self, vocab: Any) -> None:
-        import llama_cpp
-
+    def __init__(self, llama_cpp: Any, vocab: Any) -> None:
         self._fn = llama_cpp.llama_token_to_piece
         self._vocab = vocab
         self._size = 128
@@ -58,9 +57,7 @@ class TokenText:
 class Batch:
     """A ``llama_batch`` of up to ``capacity`` tokens of sequence 0, refilled in place for every decode."""
 
-    def __init__(self, capacity: int) -> None:
-        import llama_cpp
-
+    def __init__(self, llama_cpp: Any, capacity: int) -> None:
         self._lc = llama_cpp
         self.capacity = capacity
         self.batch = llama_cpp.llama_batch_init(capacity, 0, 1)
@@ -88,13 +85,11 @@ class Batch:
 class Sequence:
     """The ``Llama`` object's context seen as one token sequence: decode tokens at its end, or cut it back."""
 
-    def __init__(self, llm: Any, capacity: int = 1) -> None:
-        import llama_cpp
-
+    def __init__(self, llama_cpp: Any, llm: Any, capacity: int = 1) -> None:
         self.llm = llm
         self.ctx = llm._ctx.ctx
         self._decode = llama_cpp.llama_decode
-        self._batch = Batch(max(1, capacity))
+        self._batch = Batch(llama_cpp, max(1, capacity))
 
     @property
     def n_past(self) -> int:
@@ -151,8 +146,8 @@ class LoopStats:
         return self.accepted / self.drafted if self.drafted else None
 
 
-def generate_tokens(llm: Any, chain: NativeChain, stats: LoopStats, proposer: Proposer | None = None,
-                    n_draft: int = 0) -> Iterator[int]:
+def generate_tokens(llama_cpp: Any, llm: Any, chain: NativeChain, stats: LoopStats,
+                    proposer: Proposer | None = None, n_draft: int = 0) -> Iterator[int]:
     """Yield sampled tokens after the prompt already evaluated in ``llm`` (see ``prefill``), forever: the
     caller stops (end of generation, length, cancel) by closing the generator.
 
@@ -168,7 +163,7 @@ def generate_tokens(llm: Any, chain: NativeChain, stats: LoopStats, proposer: Pr
     short verification batches instead of long ones.
     """
     n_ctx = llm.n_ctx()
-    seq = Sequence(llm, capacity=1 + max(0, n_draft))
+    seq = Sequence(llama_cpp, llm, capacity=1 + max(0, n_draft))
     ctx = seq.ctx
     history = seq.tokens()
     base = len(history)  # prompt length: the KV cache always holds history[:base + yielded - 1]

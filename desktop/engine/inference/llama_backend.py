@@ -251,15 +251,17 @@ class LlamaBackend:
     def _load_speculative(self, req: Load, n_threads: int, n_gpu_layers: int) -> str:
         """Set up the profile's proposer; a draft that cannot be used costs only the speed-up, so the model
         still loads and the returned note (for Loaded.notes) says why decoding is plain."""
+        import llama_cpp
+
         spec = req.speculative or {}
         self._n_draft = max(1, int(spec.get("n_draft") or 8))
         try:
             if spec.get("draft"):
                 path = speculative.resolve_draft(str(spec["draft"]))
-                self._proposer = speculative.load_draft(self.llm, path, n_threads, n_gpu_layers)
+                self._proposer = speculative.load_draft(llama_cpp, self.llm, path, n_threads, n_gpu_layers)
                 return f"speculative decoding with draft {os.path.basename(path)}, {self._n_draft} tokens at a time"
             if spec.get("prompt_lookup"):
-                self._proposer = speculative.PromptLookup()
+                self._proposer = speculative.PromptLookup(llama_cpp)
                 return f"speculative decoding by prompt lookup, up to {self._n_draft} tokens at a time"
         except ModelLoadError as exc:
             return f"speculative decoding is off: {exc.message}"
@@ -360,7 +362,7 @@ class LlamaBackend:
         scanner = StopScanner(req.stop_strings)
         seed = req.seed if req.seed is not None and req.seed >= 0 else int.from_bytes(os.urandom(4), "little")
         llm.set_seed(seed)  # llama-cpp-python's own calls on this Llama (e.g. a later sample()) see it too
-        text = decode_loop.TokenText(vocab)
+        text = decode_loop.TokenText(llama_cpp, vocab)
         started = False
         finish = "length"
         stop_token: int | None = None
@@ -372,9 +374,9 @@ class LlamaBackend:
         spec = SamplerSpec(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, min_p=req.min_p,
                            repeat_penalty=req.repeat_penalty, seed=seed, last_n=int(llm.last_n_tokens_size))
         try:
-            with NativeChain(spec, llm.n_vocab()) as chain:
+            with NativeChain(llama_cpp, spec, llm.n_vocab()) as chain:
                 cached = decode_loop.prefill(llm, tokens)
-                gen = decode_loop.generate_tokens(llm, chain, loop_stats, self._proposer, self._n_draft)
+                gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, self._proposer, self._n_draft)
                 try:
                     for tok in gen:
                         if n_gen == 0:

@@ -6,8 +6,8 @@ prefilter of :func:`penalty_prefilter_k`. Same samplers, same order, same seed: 
 ``Llama.generate`` samples (tests/engine/test_native_sampler.py decodes the demo model both ways), but the app's
 own decode loop (``decode_loop``) drives it without llama-cpp-python's per-token bookkeeping.
 
-llama_cpp is imported only inside functions: ``penalty_prefilter_k`` is plain arithmetic that tests and the
-caller side may use without loading the library.
+The llama_cpp module is handed in by ``llama_backend`` (the one module that imports it): ``penalty_prefilter_k``
+and ``chain_names`` are plain arithmetic that tests and the caller side use without loading the library.
 """
 from __future__ import annotations
 
@@ -87,9 +87,7 @@ class NativeChain:
     decode and accepts the token into the chain (penalty history, RNG state), as ``llama_sampler_sample`` does.
     Not thread-safe; free it with ``close`` (or a ``with`` block)."""
 
-    def __init__(self, spec: SamplerSpec, n_vocab: int) -> None:
-        import llama_cpp
-
+    def __init__(self, llama_cpp: Any, spec: SamplerSpec, n_vocab: int) -> None:
         self._lc = llama_cpp
         self.spec = spec
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())

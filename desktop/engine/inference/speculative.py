@@ -6,7 +6,8 @@ the proposer (tests/engine/test_speculative.py), only the speed does: a batch of
 as one token while decoding is memory-bound (GPU, big models on CPU), and the accepted guesses are tokens that
 needed no step of their own.
 
-Configured by a profile's ``speculative`` section, sent as ``Load.speculative``:
+The llama_cpp module is handed in by ``llama_backend``, the one module that imports it. Configured by a
+profile's ``speculative`` section, sent as ``Load.speculative``:
 ``{draft: <profile id or GGUF path>, n_draft: N}`` or ``{prompt_lookup: true, n_draft: N}``.
 """
 from __future__ import annotations
@@ -22,10 +23,8 @@ class PromptLookup:
     propose what followed them there. No second model; pays off when answers quote their input (code edits,
     summaries, extraction). llama-cpp-python's ``LlamaPromptLookupDecoding`` does the n-gram search."""
 
-    def __init__(self, max_ngram: int = 3) -> None:
-        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
-
-        self._find = LlamaPromptLookupDecoding.find_candidate_pred_tokens
+    def __init__(self, llama_cpp: Any, max_ngram: int = 3) -> None:
+        self._find = llama_cpp.llama_speculative.LlamaPromptLookupDecoding.find_candidate_pred_tokens
         self.max_ngram = max_ngram
 
     def propose(self, history: list[int], k: int) -> list[int]:
@@ -39,16 +38,14 @@ class DraftModel:
     """A small model of the same vocabulary that proposes ``k`` tokens greedily. Its KV cache follows the
     target's history: each call keeps the common prefix, evaluates what is new, then drafts."""
 
-    def __init__(self, llm: Any) -> None:
-        import llama_cpp
-
+    def __init__(self, llama_cpp: Any, llm: Any) -> None:
         from desktop.engine.inference.decode_loop import Sequence
 
         self.llm = llm
         self._lc = llama_cpp
         self._greedy = llama_cpp.llama_sampler_init_greedy()
         self._vocab = llm._model.vocab
-        self._seq = Sequence(llm, capacity=1)
+        self._seq = Sequence(llama_cpp, llm, capacity=1)
 
     def propose(self, history: list[int], k: int) -> list[int]:
         llm, seq, lc = self.llm, self._seq, self._lc
@@ -100,10 +97,9 @@ def resolve_draft(draft: str) -> str:
         raise ModelLoadError(f"the draft model {draft!r} cannot be used: {exc.message}") from exc
 
 
-def load_draft(target: Any, path: str, n_threads: int, n_gpu_layers: int) -> DraftModel:
+def load_draft(llama_cpp: Any, target: Any, path: str, n_threads: int, n_gpu_layers: int) -> DraftModel:
     """Load ``path`` as a draft for ``target`` (same context length and threads), checking the vocabularies
     match: drafted ids are fed to the target as they are, so a different tokenizer would only waste time."""
-    import llama_cpp
 
     try:
         llm = llama_cpp.Llama(model_path=path, n_ctx=target.n_ctx(), n_threads=n_threads,
@@ -121,4 +117,4 @@ def load_draft(target: Any, path: str, n_threads: int, n_gpu_layers: int) -> Dra
         raise ModelLoadError(f"the draft model {os.path.basename(path)} has another tokenizer than the model "
                              f"({n_draft_vocab} vs {n_vocab} tokens, or other token texts); a draft must come "
                              "from the same model family")
-    return DraftModel(llm)
+    return DraftModel(llama_cpp, llm)
