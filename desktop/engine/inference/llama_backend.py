@@ -260,10 +260,11 @@ class LlamaBackend:
             if spec.get("draft"):
                 path = speculative.resolve_draft(str(spec["draft"]))
                 self._proposer = speculative.load_draft(llama_cpp, self.llm, path, n_threads, n_gpu_layers)
-                return f"speculative decoding with draft {os.path.basename(path)}, up to {self._n_draft} tokens at a time"
+                return (f"speculative decoding with draft {os.path.basename(path)}, up to {self._n_draft} tokens "
+                        "at a time")
             if spec.get("prompt_lookup"):
                 self._proposer = speculative.PromptLookup(llama_cpp)
-                return f"speculative decoding by prompt lookup, up to up to {self._n_draft} tokens at a time"
+                return f"speculative decoding by prompt lookup, up to {self._n_draft} tokens at a time"
         except ModelLoadError as exc:
             return f"speculative decoding is off: {exc.message}"
         return ""
