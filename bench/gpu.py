@@ -34,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from desktop.engine.inference.sampler import penalty_prefilter_k  # noqa: E402 - after the path set-up
+
 PROMPT = "<s>[INST] Say hello. [/INST]"
 
 
@@ -46,13 +48,53 @@ def gpu_name() -> str:
         return "?"
 
 
+def install_penalty_prefilter(llm: Any) -> bool:
+    """The raw baseline with the app's chain (what ``sampler.NativeChain`` builds): make ``llm.generate`` build
+    its sampler chain with the top-k prefilter of ``penalty_prefilter_k`` in
+    front (engine process, main thread, at load). The chain itself stays llama-cpp-python's own: its samplers
+    are moved, in order, into a new chain that starts with the prefilter. Returns False (and changes nothing)
+    where this llama-cpp-python lacks what that needs."""
+    import weakref
+
+    import llama_cpp
+
+    needed = ("llama_sampler_chain_n", "llama_sampler_chain_remove", "llama_sampler_chain_add")
+    stock = getattr(type(llm), "_init_sampler", None)
+    if stock is None or not all(hasattr(llama_cpp, f) for f in needed):
+        return False
+    last_n, n_vocab = int(llm.last_n_tokens_size), int(llm.n_vocab())
+    # A weak reference: the closure lives in llm.__dict__, and a strong one would keep the Llama (and its
+    # vocabulary-sized buffers) alive until the cycle collector runs.
+    ref = weakref.ref(llm)
+
+    def init_sampler(**kw: Any) -> Any:
+        chain = stock(ref(), **kw)
+        k = None
+        if kw.get("grammar") is None and kw.get("logits_processor") is None:
+            k = penalty_prefilter_k(kw.get("top_k", 40), kw.get("temp", 0.8), kw.get("repeat_penalty", 1.0),
+                                    kw.get("frequency_penalty", 0.0), kw.get("presence_penalty", 0.0),
+                                    last_n, kw.get("mirostat_mode", 0), n_vocab)
+        if k is None or getattr(chain, "custom_samplers", None):
+            return chain
+        try:
+            fast = type(chain)()
+            fast.add_top_k(k)
+        except Exception:  # noqa: BLE001 - another llama-cpp-python's sampler class: keep its own chain
+            return chain
+        for _ in range(llama_cpp.llama_sampler_chain_n(chain.sampler)):
+            llama_cpp.llama_sampler_chain_add(fast.sampler, llama_cpp.llama_sampler_chain_remove(chain.sampler, 0))
+        chain.close()
+        return fast
+
+    llm._init_sampler = init_sampler
+    return True
+
+
 class RawSide:
     """llama-cpp-python alone, in this process, loaded exactly as the engine loads the file."""
 
     def __init__(self, path: str, n_ctx: int, threads: int, n_batch: int, prefilter: bool = False) -> None:
         import llama_cpp
-
-        from desktop.engine.inference.llama_backend import install_penalty_prefilter
 
         self.llama_cpp = llama_cpp
         self.llm = llama_cpp.Llama(model_path=path, n_gpu_layers=-1, n_ctx=n_ctx, n_threads=threads,

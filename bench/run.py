@@ -5,14 +5,16 @@ user dirs and HF cache isolated in a temp dir. Noisy machines: every ratio is me
 interleaved runs (A, B, A, B, ...) and medians. Not a test: it prints numbers and marks targets met or missed.
 
 Sections (issue 6): 1 streaming overhead, 2 multi-turn time to first token, 3 UI responsiveness,
-4 download throughput + resume, 5 start-up, profile switching, RSS, 6 the memory-bandwidth floor.
+4 download throughput + resume, 5 start-up, profile switching, RSS, 6 the memory-bandwidth floor; issue 16:
+7 the app beside llama.cpp's own llama-completion / llama-bench, 8 speculative decoding on scripted models.
 This is the one place outside desktop/engine/inference/llama_backend.py that imports llama_cpp: the raw baseline.
 
 Environment knobs: BENCH_PAIRS (interleaved pairs, default 4), BENCH_TOKENS (streaming tokens, default 256),
 BENCH_LONG (the long answer's tokens, default 4000), BENCH_DL_MB (download size, default 300),
 BENCH_DL_PAIRS (download pairs, default 8), BENCH_WARM_MB (memory touched before each download, default 512),
 BENCH_ONLY (comma list of sections:
-pipeline,stream,turns,ui,download,startup,floor), BENCH_OUT (folder for RESULTS.md and results.json, default
+pipeline,stream,turns,ui,download,startup,floor,native,spec), BENCH_BUILD_TOOLS (0: skip the "native" section
+unless scripts/build_llama_tools.sh already built the tools), BENCH_OUT (folder for RESULTS.md and results.json, default
 bench/). Without the demo model only the download and floor sections run, on a scripted GGUF.
 """
 from __future__ import annotations
@@ -993,6 +995,26 @@ def write_results(res: dict[str, Any]) -> str:
                      f"{f['floor_tok_s_read']:.0f} tok/s at {f['read_gb_s']:.1f} GB/s read "
                      f"({f['floor_tok_s_copy']:.0f} at {f['copy_gb_s']:.1f} GB/s copy), "
                      f"{f['bytes_per_token'] / 1e6:.0f} MB/token; " + ", ".join(have) + " tok/s", "n/a"))
+    nv = res.get("native")
+    if nv:
+        rows.append(("7 Decode tok/s: app (engine backend) ÷ llama.cpp's `llama-completion`, same file, threads, "
+                     "sampling, seed", "(report; ≈ 1)",
+                     f"{nv['ratio']:.3f} (app {nv['app_tok_s']:.1f}, llama-completion {nv['completion_tok_s']:.1f} "
+                     f"tok/s decode only; ÷ its decode + sampling time: {nv['ratio_with_sampling']:.3f}; pairs "
+                     + ", ".join(f"{x:.3f}" for x in nv["ratios"]) + ")", "n/a"))
+        rows.append((f"7 Decode tok/s: app ÷ `llama-bench` tg{nv['tokens']} (decode only, no sampling)",
+                     "(report: the library's ceiling)",
+                     f"{nv['ratio_tg']:.3f} (llama-bench {nv['bench_tg_tok_s']:.1f} tok/s)", "n/a"))
+    sp = res.get("spec")
+    if sp:
+        for mode, label in (("draft_100", "draft model, 100 % agreement"), ("draft_50", "draft model wrong at ~half "
+                            "the words"), ("prompt_lookup", "prompt lookup, prompt quotes the answer")):
+            r = sp[mode]
+            acc = f"{100 * r['acceptance']:.0f} %" if r["acceptance"] is not None else "none drafted"
+            rows.append((f"8 Speculative decoding, {label}: tok/s ÷ plain (scripted {sp['target']} target, "
+                         f"n_draft {sp['n_draft']}, identical text)", "(report; > 1 is a gain)",
+                         f"{r['ratio']:.2f} (acceptance {acc}; pairs " + ", ".join(f"{x:.2f}" for x in r["ratios"])
+                         + ")", "n/a"))
     g = gpu_results()
     for shape, gm in (g or {}).get("models", {}).items():
         label = {"smollm2": "SmolLM2-135M-shaped Q4_1", "1b": "TinyLlama-1.1B-shaped f16"}.get(shape, shape)
@@ -1054,6 +1076,12 @@ def write_results(res: dict[str, Any]) -> str:
               "5. A fresh process doing what `python -m desktop` does; first paint of the window. Switches alternate "
               "two profiles on the same file; raw = `llama_cpp.Llama(...)` of that file, interleaved.",
               "6. numpy: a 256 MiB XOR-reduce (read) and copy (read + write); bytes per token = the GGUF's size.",
+              "7. bench/_llama_tools.py: `llama-completion` (-no-cnv --ignore-eos, its own eval time) and the "
+              "engine's LlamaBackend in this process, alternating, on the demo model; `llama-bench -p 0 -n N` once. "
+              "The tools are built by scripts/build_llama_tools.sh from the llama.cpp llama-cpp-python vendors, "
+              "with the same CMake flags.",
+              "8. bench/_spec.py: scripted target + draft GGUFs (tests/fixtures/spec_gguf.py), greedy, through "
+              "LlamaBackend; each mode alternates with plain decoding, text checked identical.",
               "GPU: `make bench-gpu` (bench/gpu.py) on a machine with a CUDA build: the engine process, protocol and "
               "client against raw `Llama.generate` on the same scripted GGUF, load settings, prompt tokens and "
               "sampler arguments, all layers offloaded; alternating pairs, medians; its JSON is folded in here.",
@@ -1107,6 +1135,17 @@ def main() -> int:
         if want("pipeline"):
             print("1b. pipeline CPU over a scripted backend", flush=True)
             bench_pipeline(res)
+        if want("spec"):
+            print("8. speculative decoding on scripted models", flush=True)
+            from bench._spec import bench_spec
+
+            bench_spec(res, pairs=PAIRS, threads=THREADS)
+        if want("native") and demo is not None:
+            print("7. app vs llama.cpp's own llama-completion and llama-bench", flush=True)
+            from bench._llama_tools import bench_native
+
+            bench_native(model_path, res, pairs=PAIRS, n=min(N_TOKENS, 128), threads=THREADS, seed=SEED,
+                         build=os.environ.get("BENCH_BUILD_TOOLS", "1") != "0")
         if demo is None:
             print("bench: no demo model (`make run` installs it): the app-window sections are skipped", flush=True)
         elif any(want(x) for x in ("stream", "turns", "ui", "startup")):

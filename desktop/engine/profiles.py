@@ -128,6 +128,20 @@ class BackendSpec:
     timeout_s: float = 60.0
 
 
+@dataclass(frozen=True)
+class SpeculativeSpec:
+    """Speculative decoding (engine/inference/speculative.py): a draft model of the same tokenizer family,
+    named by profile id or GGUF path, or prompt lookup (no second model). Greedy answers are unchanged."""
+
+    draft: str = ""  # profile id or path of the draft GGUF; empty: no draft model
+    n_draft: int = 8  # tokens proposed per step
+    prompt_lookup: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.draft) or self.prompt_lookup
+
+
 #: keys that would put a secret in YAML; rejected with a pointer to api_key_env / keyring_service
 _SECRET_KEYS = ("api_key", "apikey", "key", "token", "password", "secret")
 
@@ -146,6 +160,7 @@ class Profile:
     fixes: list[str] = field(default_factory=list)
     architecture: Architecture = field(default_factory=Architecture)
     backend: BackendSpec = field(default_factory=BackendSpec)
+    speculative: SpeculativeSpec = field(default_factory=SpeculativeSpec)
     notes: str = ""
     # A small, widely used model a newcomer can run on a laptop: listed first (welcome page, model menu).
     starter: bool = False
@@ -265,7 +280,16 @@ def _check_semantics(p: Profile, file: str) -> None:
         raise _fail(file, "approx_size_gb", "must be >= 0")
     if p.source.recommended_quant and p.source.quants and p.source.recommended_quant not in p.source.quants:
         raise _fail(file, "source.recommended_quant", "must be one of source.quants")
+    sp = p.speculative
+    if not 1 <= sp.n_draft <= 64:
+        raise _fail(file, "speculative.n_draft", "must be between 1 and 64")
+    if sp.draft and sp.prompt_lookup:
+        raise _fail(file, "speculative", "name a draft model or turn on prompt_lookup, not both")
+    if sp.draft and sp.draft == p.id:
+        raise _fail(file, "speculative.draft", "a profile cannot be its own draft")
     b = p.backend
+    if sp.enabled and b.kind != "local":
+        raise _fail(file, "speculative", "only works with the local backend")
     if b.kind == "openai":
         if not re.match(r"^https?://[^/\s]+", b.base_url):
             raise _fail(file, "backend.base_url", f"must be an http:// or https:// URL, not {b.base_url!r}")

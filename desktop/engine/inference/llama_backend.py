@@ -7,7 +7,6 @@ checked between tokens.
 """
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import os
 import threading
@@ -17,8 +16,8 @@ from typing import Any, Callable, Iterator
 
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.hub import fit
-from desktop.engine.inference import gpu_select
-from desktop.engine.inference import prompts
+from desktop.engine.inference import decode_loop, gpu_select, prompts, speculative
+from desktop.engine.inference.sampler import NativeChain, SamplerSpec
 from desktop.engine.inference.stops import StopScanner
 from desktop.engine.errors import ContextOverflowError, GenerationError, GGUFError, ModelLoadError
 from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, Load, Loaded, TokenChunk
@@ -153,80 +152,6 @@ def token_piece(vocab: Any, token: int, special: bool = False) -> bytes:
         size = -n  # the piece needs this many bytes
 
 
-def penalty_prefilter_k(top_k: int, temp: float, repeat_penalty: float, frequency_penalty: float = 0.0,
-                        presence_penalty: float = 0.0, last_n: int = 64, mirostat_mode: int = 0,
-                        n_vocab: int | None = None) -> int | None:
-    """How many top candidates a sampler chain that starts with repetition penalties can keep up front without
-    changing what it samples, or None when that shortcut does not apply.
-
-    llama.cpp's penalties sampler looks up every vocabulary entry in a hash map on every token (49k-128k
-    lookups: about 0.2 ms on a desktop core, ~12 % of a small model's step on a GPU; bench/NOTES.md, change 7).
-    Penalties only ever *lower* logits (repeat > 1 divides positive and multiplies negative ones; frequency and
-    presence subtract), and at most ``last_n`` distinct tokens are penalized. So a token in the top k after
-    the penalties was in the top ``k + last_n`` before them: a ``top_k(k + last_n)`` in front of the chain
-    leaves the result of ``penalties -> top_k(k)`` (or ``penalties -> greedy``, k = 1) unchanged, and the
-    penalties then touch ~100 candidates instead of the whole vocabulary.
-
-    One difference remains, among logits that are exactly equal: the stock greedy sampler takes the lowest
-    token id of a tie, the prefiltered chain whichever the (unstable) top-k sort put first. Both are argmaxes;
-    with float logits from a real model such ties are vanishingly rare.
-    """
-    active = last_n != 0 and (repeat_penalty != 1.0 or frequency_penalty != 0.0 or presence_penalty != 0.0)
-    never_raises = repeat_penalty >= 1.0 and frequency_penalty >= 0.0 and presence_penalty >= 0.0
-    if not active or not never_raises or mirostat_mode != 0 or last_n < 0:
-        return None
-    if temp == 0.0:
-        k = 1 + last_n  # greedy
-    elif temp > 0.0 and top_k > 0:
-        k = top_k + last_n
-    else:
-        return None  # top_k off, or temp < 0 (plain dist over the whole vocabulary): every logit matters
-    if n_vocab is not None and k >= n_vocab:
-        return None  # nothing to cut (and no int32 overflow from an absurd top_k)
-    return k
-
-
-def install_penalty_prefilter(llm: Any) -> bool:
-    """Make ``llm.generate`` build its sampler chain with the top-k prefilter of ``penalty_prefilter_k`` in
-    front (engine process, main thread, at load). The chain itself stays llama-cpp-python's own: its samplers
-    are moved, in order, into a new chain that starts with the prefilter. Returns False (and changes nothing)
-    where this llama-cpp-python lacks what that needs."""
-    import weakref
-
-    import llama_cpp
-
-    needed = ("llama_sampler_chain_n", "llama_sampler_chain_remove", "llama_sampler_chain_add")
-    stock = getattr(type(llm), "_init_sampler", None)
-    if stock is None or not all(hasattr(llama_cpp, f) for f in needed):
-        return False
-    last_n, n_vocab = int(llm.last_n_tokens_size), int(llm.n_vocab())
-    # A weak reference: the closure lives in llm.__dict__, and a strong one would keep the Llama (and its
-    # vocabulary-sized buffers) alive until the cycle collector runs.
-    ref = weakref.ref(llm)
-
-    def init_sampler(**kw: Any) -> Any:
-        chain = stock(ref(), **kw)
-        k = None
-        if kw.get("grammar") is None and kw.get("logits_processor") is None:
-            k = penalty_prefilter_k(kw.get("top_k", 40), kw.get("temp", 0.8), kw.get("repeat_penalty", 1.0),
-                                    kw.get("frequency_penalty", 0.0), kw.get("presence_penalty", 0.0),
-                                    last_n, kw.get("mirostat_mode", 0), n_vocab)
-        if k is None or getattr(chain, "custom_samplers", None):
-            return chain
-        try:
-            fast = type(chain)()
-            fast.add_top_k(k)
-        except Exception:  # noqa: BLE001 - another llama-cpp-python's sampler class: keep its own chain
-            return chain
-        for _ in range(llama_cpp.llama_sampler_chain_n(chain.sampler)):
-            llama_cpp.llama_sampler_chain_add(fast.sampler, llama_cpp.llama_sampler_chain_remove(chain.sampler, 0))
-        chain.close()
-        return fast
-
-    llm._init_sampler = init_sampler
-    return True
-
-
 def _with_load_progress(llama_cpp: Any, on_progress: Callable[[float], None] | None, kwargs: dict[str, Any]) -> Any:
     """``llama_cpp.Llama(**kwargs)`` with llama.cpp's load progress callback reporting to ``on_progress``.
 
@@ -281,6 +206,8 @@ class LlamaBackend:
         self._cancel: threading.Event | None = None
         self._abort_cb: Any = None
         self._no_abort: Any = None
+        self._proposer: Any = None  # speculative.DraftModel / PromptLookup, from Load.speculative
+        self._n_draft = 0
 
     # ------------------------------------------------------------------ load
 
@@ -342,14 +269,14 @@ class LlamaBackend:
                 raise ModelLoadError(
                     f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc2}") from exc2
         load_s = time.perf_counter() - t0
-        install_penalty_prefilter(llm)
         self._install_abort_callback(llama_cpp, llm)
         self.llm = llm
+        spec_note = self._load_speculative(req, n_threads, n_gpu_layers)
         self._report = report
         vocab = llm._model.vocab
         n_vocab = llm.n_vocab()
         eog = [t for t in {llm.token_eos(), llm._model.token_eot()} if 0 <= t < n_vocab]
-        notes: list[str] = list(plan_notes)
+        notes: list[str] = list(plan_notes) + ([spec_note] if spec_note else [])
         eot_ok: bool | None = None
         self._eog_extra = set()
         if report.is_llama3_vocab:
@@ -416,7 +343,31 @@ class LlamaBackend:
             llama_cpp.llama_cpp.llama_set_abort_callback(self.llm._ctx.ctx, self._abort_cb if on else self._no_abort,
                                                          None)
 
+    def _load_speculative(self, req: Load, n_threads: int, n_gpu_layers: int) -> str:
+        """Set up the profile's proposer; a draft that cannot be used costs only the speed-up, so the model
+        still loads and the returned note (for Loaded.notes) says why decoding is plain."""
+        import llama_cpp
+
+        spec = req.speculative or {}
+        # A verification batch (pending token + drafts) must fit one llama_batch of the context's n_batch.
+        self._n_draft = max(1, min(int(spec.get("n_draft") or 8), int(self.llm.n_batch) - 1))
+        try:
+            if spec.get("draft"):
+                path = speculative.resolve_draft(str(spec["draft"]))
+                self._proposer = speculative.load_draft(llama_cpp, self.llm, path, n_threads, n_gpu_layers)
+                return (f"speculative decoding with draft {os.path.basename(path)}, up to {self._n_draft} tokens "
+                        "at a time")
+            if spec.get("prompt_lookup"):
+                self._proposer = speculative.PromptLookup(llama_cpp)
+                return f"speculative decoding by prompt lookup, up to {self._n_draft} tokens at a time"
+        except ModelLoadError as exc:
+            return f"speculative decoding is off: {exc.message}"
+        return ""
+
     def close(self) -> None:
+        if self._proposer is not None and hasattr(self._proposer, "close"):
+            self._proposer.close()
+        self._proposer = None
         if self.llm is not None:
             try:
                 self.llm.close()
@@ -507,18 +458,13 @@ class LlamaBackend:
         t0 = time.perf_counter()
         prep = self.prepare(req, reserve)
         tokens = prep.tokens
-        cached = 0
-        for a, b in zip(llm._input_ids.tolist(), tokens):
-            if a != b:
-                break
-            cached += 1
-        cached = min(cached, len(tokens) - 1)
         vocab = llm._model.vocab
+        is_eog = llama_cpp.llama_vocab_is_eog
         stop_ids = set(req.stop_token_ids) | self._eog_extra
         scanner = StopScanner(req.stop_strings)
         seed = req.seed if req.seed is not None and req.seed >= 0 else int.from_bytes(os.urandom(4), "little")
-        llm.set_seed(seed)
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        llm.set_seed(seed)  # llama-cpp-python's own calls on this Llama (e.g. a later sample()) see it too
+        text = decode_loop.TokenText(llama_cpp, vocab)
         started = False
         finish = "length"
         stop_token: int | None = None
@@ -526,36 +472,43 @@ class LlamaBackend:
         ttft = 0.0
         t_first = 0.0
         max_new = min(req.max_tokens, n_ctx - len(tokens))
+        loop_stats = decode_loop.LoopStats()
+        spec = SamplerSpec(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, min_p=req.min_p,
+                           repeat_penalty=req.repeat_penalty, seed=seed, last_n=int(llm.last_n_tokens_size))
         self._cancel = cancel
         self._abort_during_decode(True)
         try:
-            gen = llm.generate(tokens, top_k=req.top_k, top_p=req.top_p, min_p=req.min_p, temp=req.temperature,
-                               repeat_penalty=req.repeat_penalty)
-            for tok in gen:
-                if n_gen == 0:
-                    t_first = time.perf_counter()
-                    ttft = t_first - t0
-                    self._abort_during_decode(False)  # the prompt is in; tokens check ``cancel`` below
-                if tok in stop_ids or llama_cpp.llama_vocab_is_eog(vocab, tok):
-                    finish, stop_token = "stop", int(tok)
-                    break
-                n_gen += 1
-                piece = decoder.decode(token_piece(vocab, tok))
-                if not started:
-                    piece = piece.lstrip()
-                    started = bool(piece)
-                shown = scanner.feed(piece)
-                if shown:
-                    yield TokenChunk(req.id, shown, 1)
-                if scanner.stopped:
-                    finish = "stop"
-                    break
-                if cancel.is_set():
-                    finish = "cancelled"
-                    break
-                if n_gen >= max_new or llm.n_tokens >= n_ctx:
-                    finish = "length"
-                    break
+            with NativeChain(llama_cpp, spec, llm.n_vocab()) as chain:
+                cached = decode_loop.prefill(llm, tokens)
+                gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, self._proposer, self._n_draft)
+                try:
+                    for tok in gen:
+                        if n_gen == 0:
+                            t_first = time.perf_counter()
+                            ttft = t_first - t0
+                            self._abort_during_decode(False)  # the prompt is in; tokens check ``cancel`` below
+                        if tok in stop_ids or is_eog(vocab, tok):
+                            finish, stop_token = "stop", int(tok)
+                            break
+                        n_gen += 1
+                        piece = text.feed(tok)
+                        if not started:
+                            piece = piece.lstrip()
+                            started = bool(piece)
+                        shown = scanner.feed(piece)
+                        if shown:
+                            yield TokenChunk(req.id, shown, 1)
+                        if scanner.stopped:
+                            finish = "stop"
+                            break
+                        if cancel.is_set():
+                            finish = "cancelled"
+                            break
+                        if n_gen >= max_new or llm.n_tokens >= n_ctx:
+                            finish = "length"
+                            break
+                finally:
+                    gen.close()  # puts the KV cache back to what was taken (drafted tokens past a stop go)
         except (RuntimeError, ValueError) as exc:
             if not cancel.is_set():
                 raise GenerationError(f"generation failed in llama.cpp: {exc}") from exc
@@ -566,7 +519,7 @@ class LlamaBackend:
         if not scanner.stopped:
             # The answer ended (end-of-turn token, length, cancel) with text held back as a possible
             # stop-string prefix: it is part of the answer.
-            rest = scanner.rest(decoder.decode(b"", final=True))
+            rest = scanner.rest(text.flush())
             if rest:
                 yield TokenChunk(req.id, rest, 0)
         t_end = time.perf_counter()
@@ -575,6 +528,6 @@ class LlamaBackend:
             ttft_s=ttft, prompt_tokens=len(tokens), prompt_eval_tokens=len(tokens) - cached, generated_tokens=n_gen,
             tokens_per_s=((n_gen - 1) / decode_s) if decode_s > 0 else 0.0, total_s=t_end - t0,
             context_used=int(llm.n_tokens), context_total=n_ctx, backend=self.loaded.backend,
-            gpu_layers=self.loaded.n_gpu_layers, seed=seed,
+            gpu_layers=self.loaded.n_gpu_layers, seed=seed, draft_acceptance=loop_stats.acceptance,
         )
         yield Finished(req.id, scanner.text[:scanner.emitted], finish, stats, prep.dropped, stop_token)

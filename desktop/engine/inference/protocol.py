@@ -35,6 +35,9 @@ class Load:
     # A profile's `backend` section when it runs on an OpenAI-compatible server (model_path is then
     # unused). Never holds the API key: the engine reads it from the named env var or the keyring.
     backend: dict[str, Any] | None = None
+    # A profile's `speculative` section: {"draft": profile id or GGUF path, "n_draft": N} or
+    # {"prompt_lookup": true, "n_draft": N}; None (or neither key) decodes plainly.
+    speculative: dict[str, Any] | None = None
 
 
 @dataclass
@@ -154,6 +157,8 @@ class GenerationStats:
     backend: str = ""
     gpu_layers: int = 0
     seed: int = -1  # the seed actually used (a random one when the request asked for -1)
+    # Speculative decoding: the share of proposed tokens the model sampled itself (None: none were proposed).
+    draft_acceptance: float | None = None
 
 
 @dataclass

@@ -110,6 +110,7 @@ def load_request(profile: Profile | None, model_path: str | Path | None, request
         n_gpu_layers=profile.load.gpu_layers, n_threads=profile.load.threads, n_batch=profile.load.batch,
         rope_freq_base=profile.rope.freq_base, rope_freq_scale=profile.rope.freq_scale,
         flash_attn=profile.load.flash_attn, kv_cache_type=profile.load.kv_cache_type, swa_full=profile.load.swa_full,
+        speculative=dataclasses.asdict(profile.speculative) if profile.speculative.enabled else None,
     )
     fields.update(o)
     return Load(id=request_id, model_path=str(model_path), n_ctx=n_ctx or profile.context.default, **fields)

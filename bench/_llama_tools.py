@@ -1,0 +1,115 @@
+"""llama.cpp's own tools beside the app: `llama-completion` and `llama-bench` tg (bench/run.py, section "native").
+
+The tools come from scripts/build_llama_tools.sh: the llama.cpp that llama-cpp-python vendors, built with the
+Makefile's CPU flags, cached outside the repo. The app side is the engine's LlamaBackend in this process (the
+same decode loop the engine process runs, minus the pipe), on the same file, threads, prompt and sampling.
+Pairs alternate (tool, app, tool, app, ...) so a noisy machine hits both sides alike.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+_EVAL = re.compile(r"(?<!prompt )eval time\s*=\s*([\d.]+) ms\s*/\s*(\d+) (?:runs|tokens)")
+_SAMPLE = re.compile(r"sampling time\s*=\s*([\d.]+) ms\s*/\s*(\d+) (?:runs|tokens)")
+
+
+def tools_dir(build: bool) -> Path | None:
+    """The folder with llama-bench and llama-completion: $LLAMA_TOOLS_BIN, or what the build script has cached
+    (building it when ``build``, which takes several minutes)."""
+    env = os.environ.get("LLAMA_TOOLS_BIN")
+    if env:
+        return Path(env)
+    script = ROOT / "scripts" / "build_llama_tools.sh"
+    env2 = dict(os.environ)
+    if os.environ.get("BENCH_CMAKE_ARGS", "").startswith("-D"):
+        env2["LLAMA_CMAKE_ARGS"] = os.environ["BENCH_CMAKE_ARGS"]
+    try:
+        out = subprocess.run(["bash", str(script)] + ([] if build else ["--check"]), capture_output=True, text=True,
+                             env=env2, timeout=None if build else 60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = Path(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else None
+    return path if path and (path / "llama-bench").exists() else None
+
+
+def completion_tok_s(bin_dir: Path, model: str, prompt: str, n: int, threads: int, sampling: dict[str, Any],
+                     seed: int, n_ctx: int) -> dict[str, float]:
+    """One llama-completion run: decode tok/s (eval only) and with its sampling time added."""
+    cmd = [str(bin_dir / "llama-completion"), "-m", model, "-p", prompt, "-n", str(n), "-t", str(threads),
+           "-tb", str(threads), "-c", str(n_ctx), "-s", str(seed), "--temp", str(sampling["temperature"]),
+           "--top-k", str(sampling["top_k"]), "--top-p", str(sampling["top_p"]), "--min-p", str(sampling["min_p"]),
+           "--repeat-penalty", str(sampling["repeat_penalty"]), "-no-cnv", "--ignore-eos", "-ngl", "0"]
+    out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    log = out.stdout + out.stderr
+    m, s = _EVAL.search(log), _SAMPLE.search(log)
+    if out.returncode != 0 or not m:
+        raise RuntimeError(f"llama-completion failed ({out.returncode}): {log[-400:]}")
+    eval_ms, runs = float(m.group(1)), int(m.group(2))
+    sample_ms = float(s.group(1)) if s else 0.0
+    return {"tok_s": runs / (eval_ms / 1e3), "tok_s_with_sampling": runs / ((eval_ms + sample_ms) / 1e3),
+            "tokens": runs}
+
+
+def bench_tg(bin_dir: Path, model: str, n: int, threads: int, reps: int = 3) -> float:
+    """llama-bench's tg<n> (decode only, no sampling, empty context): the library's ceiling on this machine."""
+    cmd = [str(bin_dir / "llama-bench"), "-m", model, "-p", "0", "-n", str(n), "-t", str(threads), "-r", str(reps),
+           "-ngl", "0", "-o", "json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"llama-bench failed ({out.returncode}): {out.stderr[-400:]}")
+    rows = json.loads(out.stdout)
+    return float(rows[0]["avg_ts"])
+
+
+def app_tok_s(model: str, prompt: str, n: int, threads: int, sampling: dict[str, Any], seed: int,
+              n_ctx: int) -> dict[str, float]:
+    """The engine's LlamaBackend on a raw prompt (n tokens, or fewer if the model ends its answer)."""
+    from desktop.engine.inference import protocol as P
+    from desktop.engine.inference.llama_backend import LlamaBackend
+
+    b = LlamaBackend()
+    b.load(P.Load(id="l", model_path=model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=0))
+    try:
+        req = P.Generate(id="g", prompt=prompt, max_tokens=n, seed=seed, **sampling)
+        fin = list(b.generate(req, threading.Event()))[-1]
+        return {"tok_s": fin.stats.tokens_per_s, "tokens": fin.stats.generated_tokens}
+    finally:
+        b.close()
+
+
+def bench_native(model_path: Path, res: dict[str, Any], *, pairs: int, n: int, threads: int, seed: int,
+                 n_ctx: int = 2048, build: bool = True) -> None:
+    bin_dir = tools_dir(build)
+    if bin_dir is None:
+        print("  no llama.cpp tools (scripts/build_llama_tools.sh failed or was skipped)", flush=True)
+        return
+    model = str(model_path)
+    prompt = "<|im_start|>user\nWrite a long story about a dragon.<|im_end|>\n<|im_start|>assistant\n"
+    sampling = dict(temperature=0.7, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1)
+    comp, app = [], []
+    t0 = time.perf_counter()
+    for i in range(pairs):
+        c = completion_tok_s(bin_dir, model, prompt, n, threads, sampling, seed, n_ctx)
+        a = app_tok_s(model, prompt, n, threads, sampling, seed, n_ctx)
+        comp.append(c)
+        app.append(a)
+        print(f"  native pair {i + 1}: app {a['tok_s']:.1f} tok/s ({a['tokens']} tok), llama-completion "
+              f"{c['tok_s']:.1f} (with sampling {c['tok_s_with_sampling']:.1f}) -> {a['tok_s'] / c['tok_s']:.3f}",
+              flush=True)
+    tg = bench_tg(bin_dir, model, n, threads)
+    ratios = [a["tok_s"] / c["tok_s"] for a, c in zip(app, comp)]
+    ratios_s = [a["tok_s"] / c["tok_s_with_sampling"] for a, c in zip(app, comp)]
+    app_med = sorted(a["tok_s"] for a in app)[len(app) // 2]
+    res["native"] = {"bin": str(bin_dir), "ratios": ratios, "ratio": sorted(ratios)[len(ratios) // 2],
+                     "ratio_with_sampling": sorted(ratios_s)[len(ratios_s) // 2], "app_tok_s": app_med,
+                     "completion_tok_s": sorted(c["tok_s"] for c in comp)[len(comp) // 2],
+                     "bench_tg_tok_s": tg, "ratio_tg": app_med / tg, "tokens": n, "threads": threads,
+                     "elapsed_s": time.perf_counter() - t0}
