@@ -127,7 +127,8 @@ def test_demo_model_samples_exactly_what_llama_cpp_python_samples(demo_model: Pa
 def test_the_engine_streams_what_llama_cpp_python_decodes(demo_model: Path) -> None:
     """Through the backend (render, prefill, loop, detokenize, stats) vs stock generate + detokenize."""
     b = LlamaBackend()
-    b.load(P.Load(id="l", model_path=str(demo_model), n_ctx=1024, n_threads=1, n_gpu_layers=0))
+    b.load(P.Load(id="l", model_path=str(demo_model), n_ctx=1024, n_threads=1, n_gpu_layers=0,
+                  flash_attn=False))  # the reference below is a stock Llama(): flash attention off
     ref = _llama(demo_model)
     try:
         req = P.Generate(id="g", prompt=DEMO_PROMPT.decode(), temperature=0.7, max_tokens=30, seed=5)
@@ -174,7 +175,8 @@ def test_prefix_reuse_keeps_the_answer_and_skips_the_cached_turn(spm_model: tiny
 @pytest.mark.integration
 def test_prefix_reuse_on_the_demo_model(demo_model: Path) -> None:
     b = LlamaBackend()
-    b.load(P.Load(id="l", model_path=str(demo_model), n_ctx=1024, n_threads=1, n_gpu_layers=0))
+    b.load(P.Load(id="l", model_path=str(demo_model), n_ctx=1024, n_threads=1, n_gpu_layers=0,
+                  flash_attn=False))  # the reference below is a stock Llama(): flash attention off
     try:
         first = _chat(b, [{"role": "user", "content": "Name a colour."}])
         turn2 = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": first.text},
@@ -195,7 +197,8 @@ def test_cancel_stops_after_the_current_token(spm_model: tiny_gguf.TinyModel) ->
         cancel = threading.Event()
         cancel.set()
         fin = list(b.generate(P.Generate(id="g", prompt=tiny_gguf.MISTRAL_PROMPT, temperature=0.0), cancel))[-1]
-        assert fin.finish_reason == "cancelled" and fin.stats.generated_tokens == 1
+        # A Stop already set aborts the prompt itself (llama.cpp's abort callback), or at the latest the first token.
+        assert fin.finish_reason == "cancelled" and fin.stats.generated_tokens <= 1
         fin = list(b.generate(P.Generate(id="g", prompt=tiny_gguf.MISTRAL_PROMPT, temperature=0.0),
                               threading.Event()))[-1]
         assert fin.finish_reason == "stop" and fin.text == spm_model.expected_text

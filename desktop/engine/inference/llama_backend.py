@@ -475,6 +475,7 @@ class LlamaBackend:
         loop_stats = decode_loop.LoopStats()
         spec = SamplerSpec(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, min_p=req.min_p,
                            repeat_penalty=req.repeat_penalty, seed=seed, last_n=int(llm.last_n_tokens_size))
+        cached = 0  # stays 0 when Stop aborts the prompt before prefill returns
         self._cancel = cancel
         self._abort_during_decode(True)
         try:
