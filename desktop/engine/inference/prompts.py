@@ -126,8 +126,8 @@ def _chatml(msgs: list[dict[str, str]], gen: bool) -> str:
     return "".join(out)
 
 
-def render_jinja(template: str, messages: list[dict[str, str]], *, bos_token: str = "", eos_token: str = "",
-                 add_generation_prompt: bool = True) -> str:
+def render_jinja(template: str, messages: list[dict[str, Any]], *, bos_token: str = "", eos_token: str = "",
+                 add_generation_prompt: bool = True, tools: list[dict[str, Any]] | None = None) -> str:
     """Render an untrusted chat template (a GGUF's) in Jinja's immutable sandbox."""
     from jinja2 import TemplateError as JinjaTemplateError
     from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -145,7 +145,7 @@ def render_jinja(template: str, messages: list[dict[str, str]], *, bos_token: st
         chunks: list[str] = []
         size = 0
         for piece in tmpl.generate(messages=messages, bos_token=bos_token, eos_token=eos_token,
-                                   add_generation_prompt=add_generation_prompt, tools=None):
+                                   add_generation_prompt=add_generation_prompt, tools=tools):
             size += len(piece)
             if size > MAX_TEMPLATE_OUTPUT:
                 raise TemplateError("the chat template produced an unreasonably large prompt; it is not used")

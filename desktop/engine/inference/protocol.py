@@ -58,6 +58,9 @@ class Generate:
     # is painted as it arrives: shorter chunks only wake the GUI more often, CPU that slows llama.cpp's
     # threads on a small machine (bench/NOTES.md: 15 -> 40 -> 50 ms).
     chunk_interval_ms: float = 50.0
+    # OpenAI-style function tools for a remote backend (local models get them rendered into ``prompt`` by the
+    # caller's tool loop, desktop/engine/tools). Messages may then carry tool_calls / the "tool" role.
+    tools: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -159,6 +162,8 @@ class Finished:
     stats: GenerationStats
     dropped: list[int] = field(default_factory=list)  # indices of messages that fell out of the context
     stop_token: int | None = None
+    # Calls a remote backend's model asked for ([{"id", "name", "arguments": JSON text}]); the caller runs them.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
