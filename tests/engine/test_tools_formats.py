@@ -93,7 +93,8 @@ def test_render_hermes_native_and_through_the_template() -> None:
     native = formats.render("chatml", CONVO, SPECS)
     via_template = formats.render("gguf", CONVO, SPECS, chat_template=HERMES_TEMPLATE)
     for text in (native, via_template):
-        assert "<tools>\n" + json.dumps(SPECS[0])[:20] in text
+        tools = text.split("<tools>\n", 1)[1].split("\n</tools>", 1)[0]
+        assert json.loads(tools) == SPECS[0]  # (Jinja's tojson sorts the keys)
         assert '<tool_call>\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call><|im_end|>' in text
         assert "<|im_start|>user\n<tool_response>\n5\n</tool_response><|im_end|>\n" in text
         assert text.endswith("<|im_start|>assistant\n")
