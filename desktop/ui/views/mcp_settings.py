@@ -53,6 +53,8 @@ class McpSettingsDialog(QDialog):
         lay.addWidget(QLabel("Servers and their tools. " + hint))
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Server / tool", "Description"])
+        self._populating = False
+        self.tree.itemChanged.connect(self._item_changed)
         lay.addWidget(self.tree)
         self.refresh_button = QPushButton("Start servers and list tools")
         self.refresh_button.clicked.connect(self.refresh_tools)
@@ -97,11 +99,8 @@ class McpSettingsDialog(QDialog):
     def _show_servers(self, result: tuple[dict[str, ServerConfig], list[str]]) -> None:
         servers, enabled = result
         self.servers = servers
+        self._populating = True  # check states set here are not the user's choice
         self.tree.clear()
-        try:
-            self.tree.itemChanged.disconnect(self._item_changed)
-        except (RuntimeError, TypeError):
-            pass
         for name, cfg in servers.items():
             item = QTreeWidgetItem([name, cfg.describe()])
             item.setData(0, Qt.ItemDataRole.UserRole, name)
@@ -109,7 +108,7 @@ class McpSettingsDialog(QDialog):
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(0, Qt.CheckState.Checked if name in enabled else Qt.CheckState.Unchecked)
             self.tree.addTopLevelItem(item)
-        self.tree.itemChanged.connect(self._item_changed)
+        self._populating = False
         self.loaded = True
 
     def server_item(self, name: str) -> QTreeWidgetItem | None:
@@ -120,7 +119,7 @@ class McpSettingsDialog(QDialog):
         return None
 
     def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
-        if self.chat_id is None or item.parent() is not None or column != 0:
+        if self._populating or self.chat_id is None or item.parent() is not None or column != 0:
             return
         names = [self.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole)
                  for i in range(self.tree.topLevelItemCount())
