@@ -179,3 +179,21 @@ def test_unknown_tool_is_reported_to_the_model(remote: Callable[..., Any], engin
     res = ToolLoop(engine, turns, _toolbox(calc), ask=allow_all).run(QUESTION)
     assert res.tool_calls[0].status == "unknown_tool"
     assert "There is no tool named 'no_such_tool'" in res.text
+
+
+def test_tool_calls_are_saved_with_the_answer_and_exported(tmp_path: Path) -> None:
+    """The chats store's existing API keeps the calls in the answer's provenance; both exports show them."""
+    from desktop.engine.chats.store import ChatStore
+    from desktop.engine.tools.loop import ToolCallRecord, records_markdown
+
+    rec = ToolCallRecord("call_1", "calc", "add", {"a": 2, "b": 3}, "5", "ok", 0.1)
+    store = ChatStore(tmp_path / "chats.sqlite3")
+    chat = store.create_chat("t")
+    q = store.add_message(chat, None, "user", "2+3?")
+    a = store.add_message(chat, q, "assistant", "", state="streaming")
+    store.finish_message(a, "The sum is 5.", "done", provenance={"profile": "p", "tool_calls": [rec.to_dict()]})
+    exported = store.export_json(chat)["messages"][1]["provenance"]["tool_calls"]
+    assert [ToolCallRecord.from_dict(d) for d in exported] == [rec]
+    assert "calc" in store.export_markdown(chat) and "'add'" in store.export_markdown(chat)
+    md = records_markdown(exported)
+    assert md.startswith("<details><summary>Tool calc.add — ok</summary>") and '{"a": 2, "b": 3}' in md

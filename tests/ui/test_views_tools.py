@@ -156,3 +156,45 @@ def test_mcp_settings_validates_saves_and_sets_chat_servers(qtbot) -> None:
         item.setCheckState(0, Qt.CheckState.Unchecked)
     assert sig.args == [7, ["a"]]
     assert ChatServerChoice().enabled(7, mcp_config.load_config()) == ["a"]
+
+
+def test_tool_loop_runs_in_the_background_and_asks_through_the_dialog(qtbot) -> None:
+    """The whole GUI path: a real engine on a server that asks for a tool, a real MCP tool, the permission
+    dialog answered by a click, signals back on the GUI thread, and the provenance to save."""
+    from desktop.engine.inference import protocol as P
+    from desktop.engine.inference.client import EngineClient, new_id
+    from desktop.engine.tools.config import parse_config
+    from desktop.engine.tools.loop import RemoteTurns, ToolBox, ToolCallFinished, ToolLoop
+    from desktop.engine.tools.mcp_client import McpManager
+    from desktop.ui.views.tool_runner import ToolLoopRunner, tool_provenance
+    from tests.fixtures import mcp_server
+    from tests.fixtures.openai_server import ToolAskingServer
+
+    srv = ToolAskingServer()
+    client = EngineClient()
+    manager = McpManager(parse_config(mcp_server.stdio_config("calc")))
+    try:
+        client.load(P.Load(id=new_id("load"), model_path="", backend={"kind": "openai", "base_url": srv.base_url,
+                                                                       "model": srv.model}))
+        broker = PermissionBroker()
+        loop = ToolLoop(client, RemoteTurns(P.Generate(id="b", max_tokens=32)),
+                        ToolBox(manager.list_tools("calc"), manager), ask=broker.ask)
+        runner = ToolLoopRunner(loop)
+        texts: list[str] = []
+        events: list[object] = []
+        runner.signals.text.connect(texts.append)
+        runner.signals.tool_event.connect(events.append)
+        with qtbot.waitSignal(broker.asked, timeout=20000):
+            runner.start([{"role": "user", "content": "2+3?"}])
+        (dlg,) = broker.open_dialogs()
+        with qtbot.waitSignal(runner.signals.finished, timeout=20000) as done:
+            qtbot.mouseClick(dlg.allow_once, Qt.MouseButton.LeftButton)
+        result = done.args[0]
+        assert result.text == "".join(texts) == "The sum is 5."
+        assert [type(e) for e in events][-1] is ToolCallFinished and events[-1].record.result == "5"
+        prov = tool_provenance(result)
+        assert prov["tool_calls"][0]["name"] == "add" and prov["tool_calls"][0]["status"] == "ok"
+    finally:
+        manager.close()
+        client.close()
+        srv.close()
