@@ -58,18 +58,8 @@ def cmd_ask_tools(a: argparse.Namespace, profile_store: Callable[[], Any]) -> in
                                   temperature=a.temperature, seed=a.seed)
     load = models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx)
 
+    files = [att.load_attachment(p) for p in a.attach]  # unreadable files fail before the engine starts
     citations: list[Any] = []
-    if a.attach:
-        files = [att.load_attachment(p) for p in a.attach]
-        reserve = max(1, min(gen.max_tokens, load.n_ctx // 4))
-        budget = load.n_ctx - reserve - att.estimate_tokens(a.text) - PROMPT_SLACK_TOKENS
-        if budget <= 0:
-            raise AppError(f"the context ({load.n_ctx} tokens) leaves no room for attachments; raise --ctx")
-        ctx = att.build_context(files, a.text, budget)
-        messages = att.with_context(messages, ctx)
-        citations = ctx.citations
-        gen.messages = messages
-
     client = EngineClient()
     manager = None
     interrupted = False
@@ -89,6 +79,19 @@ def cmd_ask_tools(a: argparse.Namespace, profile_store: Callable[[], Any]) -> in
 
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
+        loaded = client.load(load)
+        if files:
+            # Counted with the model's own tokenizer (the estimate for a remote backend).
+            count = att.engine_token_counter(client)
+            files = [att.load_attachment(f.path, count) for f in files]
+            reserve = max(1, min(gen.max_tokens, loaded.n_ctx // 4))
+            budget = loaded.n_ctx - reserve - count(a.text) - PROMPT_SLACK_TOKENS
+            if budget <= 0:
+                raise AppError(f"the context ({loaded.n_ctx} tokens) leaves no room for attachments; raise --ctx")
+            ctx = att.build_context(files, a.text, budget, count)
+            messages = att.with_context(messages, ctx)
+            citations = ctx.citations
+            gen.messages = messages
         if a.mcp:
             from desktop.engine.tools.config import load_config
             from desktop.engine.tools.loop import ToolBox, ToolLoop, turns_for
@@ -99,7 +102,6 @@ def cmd_ask_tools(a: argparse.Namespace, profile_store: Callable[[], Any]) -> in
             toolbox, errors = ToolBox.from_manager(manager)
             for name, msg in errors.items():
                 sys.stderr.write(f"warning: {msg}\n")
-            loaded = client.load(load)
             tool_loop = ToolLoop(client, turns_for(profile, model_path, gen), toolbox,
                                  ask=allow_all if a.allow_tools else _refuse, max_rounds=a.max_tool_rounds,
                                  on_text=out)
@@ -107,7 +109,6 @@ def cmd_ask_tools(a: argparse.Namespace, profile_store: Callable[[], Any]) -> in
             text, finish, stats = res.text, res.finish_reason, res.stats
             records = [r.to_dict() for r in res.tool_calls]
         else:
-            loaded = client.load(load)
             parts: list[str] = []
             finished: P.Finished | None = None
             for ev in client.generate(gen):

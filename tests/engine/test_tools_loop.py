@@ -197,3 +197,15 @@ def test_tool_calls_are_saved_with_the_answer_and_exported(tmp_path: Path) -> No
     assert "calc" in store.export_markdown(chat) and "'add'" in store.export_markdown(chat)
     md = records_markdown(exported)
     assert md.startswith("<details><summary>Tool calc.add — ok</summary>") and '{"a": 2, "b": 3}' in md
+
+
+def test_attachment_tokens_are_counted_with_the_models_tokenizer(tmp_path: Path, engine: EngineClient,
+                                                                 remote: Callable[..., Any]) -> None:
+    from desktop.engine.chats.attachments import engine_token_counter, estimate_tokens
+
+    _local(engine, tool_gguf.make_hermes(tmp_path / "h.gguf"))
+    count = engine_token_counter(engine)
+    # the scripted vocabulary has no merges: one token per byte, where the estimate says 4 characters per token
+    assert count("hello world") == 11 and estimate_tokens("hello world") == 3
+    remote()  # a remote backend has no tokenizer here: the estimate
+    assert count("hello world") == 3

@@ -42,6 +42,26 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
 
 
+def engine_token_counter(client: Any, timeout_s: float = 60.0) -> TokenCounter:
+    """Count with the engine's loaded model (a ``Tokenize`` request); the estimate where it cannot (a remote
+    backend, no model). Blocks while the engine finishes a running generation: call it off the GUI thread."""
+    from desktop.engine.inference import protocol as P
+    from desktop.engine.inference.client import new_id
+
+    def count(text: str) -> int:
+        if not text:
+            return 0
+        try:
+            for ev in client.events(P.Tokenize(new_id("tok"), text), timeout=timeout_s):
+                if isinstance(ev, P.Tokens):
+                    return ev.n_tokens
+        except AppError:
+            pass
+        return estimate_tokens(text)
+
+    return count
+
+
 @dataclass(frozen=True)
 class Citation:
     """Where a passage comes from: a PDF page, or a line range of a text file."""
@@ -170,8 +190,13 @@ def load_attachment(path: str | Path, count_tokens: TokenCounter | None = None) 
 
 def chunk_attachment(att: Attachment, max_tokens: int = CHUNK_TOKENS,
                      count_tokens: TokenCounter | None = None) -> list[Chunk]:
-    """Whole-line chunks of about ``max_tokens`` (a longer line is cut), never across a PDF page."""
+    """Whole-line chunks of about ``max_tokens`` (a longer line is cut), never across a PDF page.
+
+    Lines are sized with the estimate (one tokenizer round trip per line would be slow); each chunk's
+    ``tokens`` is then counted with ``count_tokens`` when given.
+    """
     count = count_tokens or estimate_tokens
+    line_cost = estimate_tokens
     out: list[Chunk] = []
     for sec in att.sections:
         lines = sec.text.split("\n")
@@ -188,7 +213,7 @@ def chunk_attachment(att: Attachment, max_tokens: int = CHUNK_TOKENS,
 
         for i, line in enumerate(lines):
             lineno = sec.first_line + i
-            cost = count(line) + 1
+            cost = line_cost(line) + 1
             if buf and n + cost > max_tokens:
                 flush(lineno - 1)
                 start = lineno
@@ -198,7 +223,7 @@ def chunk_attachment(att: Attachment, max_tokens: int = CHUNK_TOKENS,
                 flush(lineno)
                 start = lineno
                 line = line[step:]
-                cost = count(line) + 1
+                cost = line_cost(line) + 1
             buf.append(line)
             n += cost
         flush(sec.first_line + len(lines) - 1)
@@ -260,13 +285,19 @@ def build_context(attachments: Iterable[Attachment], question: str, budget_token
     whole_tokens = count(whole)
     if whole_tokens <= budget_tokens:
         return AttachmentContext(whole, [c for a in atts for c in _whole_citations(a)], whole_tokens, "full")
-    chunks = [ch for a in atts for ch in chunk_attachment(a, chunk_tokens, count)]
+    # Chunks are sized with the estimate and counted exactly only when considered, best first.
+    chunks = [ch for a in atts for ch in chunk_attachment(a, chunk_tokens)]
     used = count(_HEAD)
     chosen: list[Chunk] = []
     for ch in retrieve(chunks, question, limit=len(chunks)):
-        cost = ch.tokens + count(ch.citation().label()) + 4
+        if budget_tokens - used < 16:
+            break
+        if ch.tokens + 4 > budget_tokens - used:
+            continue  # clearly too big: a smaller, lower-ranked chunk may still fit
+        ch.tokens = count(ch.text)
+        cost = ch.tokens + estimate_tokens(ch.citation().label()) + 4
         if used + cost > budget_tokens:
-            continue  # a smaller, lower-ranked chunk may still fit
+            continue
         chosen.append(ch)
         used += cost
     files = [a.name for a in atts]

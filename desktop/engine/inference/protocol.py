@@ -64,6 +64,15 @@ class Generate:
 
 
 @dataclass
+class Tokenize:
+    """Count ``text`` in the loaded model's tokens (attachments' token counts); answered by Tokens."""
+
+    TYPE: ClassVar[str] = "tokenize"
+    id: str
+    text: str = ""
+
+
+@dataclass
 class Cancel:
     TYPE: ClassVar[str] = "cancel"
     id: str
@@ -174,6 +183,13 @@ class Failed:
 
 
 @dataclass
+class Tokens:
+    TYPE: ClassVar[str] = "tokens"
+    id: str
+    n_tokens: int = 0
+
+
+@dataclass
 class Pong:
     TYPE: ClassVar[str] = "pong"
     id: str = ""
@@ -183,6 +199,7 @@ MESSAGES: dict[str, type] = {
     cls.TYPE: cls
     for cls in (Load, Generate, Cancel, Unload, Shutdown, Ping, Ready, Loaded, TokenChunk, Finished, Failed, Pong)
 }
+MESSAGES.update({cls.TYPE: cls for cls in (Tokenize, Tokens)})  # tools/attachments (additive)
 
 
 def encode(msg: Any) -> bytes:
