@@ -46,8 +46,9 @@ class ToolPermissionDialog(QDialog):
                                     (self.deny, DENY, QDialogButtonBox.ButtonRole.RejectRole)):
             box.addButton(btn, role)
             btn.clicked.connect(lambda _=False, d=decision: self._choose(d))
-        self.deny.setDefault(False)
-        self.allow_once.setDefault(True)
+        # Enter (or Esc, or closing the window) must never run a tool by accident: Deny is the default.
+        self.deny.setDefault(True)
+        self.deny.setFocus()
         lay.addWidget(box)
 
     def _choose(self, decision: str) -> None:
