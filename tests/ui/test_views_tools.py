@@ -40,6 +40,12 @@ def test_closing_the_dialog_denies(qtbot) -> None:
     dlg.open()
     dlg.reject()
     assert dlg.decision() == DENY
+    dlg2 = ToolPermissionDialog(REQ)
+    qtbot.addWidget(dlg2)
+    dlg2.open()
+    dlg2._decision = ALLOW_ONCE  # make sure Enter really chooses, rather than leaving a default
+    qtbot.keyClick(dlg2, Qt.Key.Key_Return)
+    assert dlg2.decision() == DENY and not dlg2.isVisible()  # Enter never runs a tool
 
 
 def _ask_in_thread(broker: PermissionBroker, req: PermissionRequest) -> tuple[threading.Thread, list[str]]:

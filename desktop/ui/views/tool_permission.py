@@ -10,7 +10,7 @@ Lead wiring: create one ``PermissionBroker(main_window)`` and pass ``broker.ask`
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout,
@@ -46,10 +46,17 @@ class ToolPermissionDialog(QDialog):
                                     (self.deny, DENY, QDialogButtonBox.ButtonRole.RejectRole)):
             box.addButton(btn, role)
             btn.clicked.connect(lambda _=False, d=decision: self._choose(d))
-        # Enter (or Esc, or closing the window) must never run a tool by accident: Deny is the default.
+        lay.addWidget(box)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802
+        super().showEvent(event)
+        # Enter (or Esc, or closing the window) must never run a tool by accident: Deny is the default. Set on
+        # show, because the button box makes its first accept button the default when it is shown.
+        for btn in (self.allow_once, self.allow_always):
+            btn.setAutoDefault(False)
+            btn.setDefault(False)
         self.deny.setDefault(True)
         self.deny.setFocus()
-        lay.addWidget(box)
 
     def _choose(self, decision: str) -> None:
         self._decision = decision
