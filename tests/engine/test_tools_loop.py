@@ -32,6 +32,7 @@ def calc() -> Iterator[McpManager]:
     cfg = mcp_server.stdio_config("calc")
     cfg["mcpServers"]["calc"]["timeout_s"] = 1.5  # slow() sleeps far longer
     m = McpManager(parse_config(cfg))
+    m.list_tools("calc")  # start the server here, not inside the first test
     yield m
     m.close()
 
@@ -39,6 +40,7 @@ def calc() -> Iterator[McpManager]:
 @pytest.fixture(scope="module")
 def engine() -> Iterator[EngineClient]:
     c = EngineClient()
+    assert isinstance(next(c.events(P.Ping(new_id("ping")), timeout=120)), P.Pong)  # the process is up
     yield c
     c.close()
 
