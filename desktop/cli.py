@@ -332,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     from desktop.cli_models import add_parser as add_models_parser
 
     add_models_parser(sub, _Parser)
+    from desktop.cli_tools import add_tools_parser
+
+    add_tools_parser(sub, _Parser)
 
     g = sub.add_parser("gguf", help="inspect and repair GGUF files")
     gsub = g.add_subparsers(dest="sub", required=True, parser_class=_Parser)

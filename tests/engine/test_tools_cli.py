@@ -67,3 +67,17 @@ def test_ask_with_attachments_returns_citations(hermes: tool_gguf.ToolModel, tmp
     assert data["tool_calls"] == []
     rc = main(["ask", "--model", str(hermes.path), "--attach", str(tmp_path / "nope.pdf"), "hi"])
     assert rc == 1 and capsys.readouterr().err.startswith("error: cannot attach ")
+
+
+def test_tools_list(mcp_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = json.loads(mcp_file.read_text())
+    cfg["mcpServers"]["broken"] = {"command": str(tmp_path / "no-such-server")}
+    cfg["mcpServers"]["off"] = {"command": "x", "disabled": True}
+    mcp_file.write_text(json.dumps(cfg))
+    assert main(["tools", "list", "--mcp", str(mcp_file), "--json"]) == 0
+    rows = {r["server"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {t["name"] for t in rows["calc"]["tools"]} == {"add", "echo", "slow", "fail"}
+    assert rows["calc"]["error"] is None and rows["off"]["disabled"] and rows["off"]["tools"] == []
+    assert "could not be started" in rows["broken"]["error"]
+    assert main(["tools", "list"]) == 0  # the config dir's mcp.json: none yet
+    assert "no MCP servers configured" in capsys.readouterr().out
