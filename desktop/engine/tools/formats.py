@@ -24,7 +24,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from desktop.engine.inference import prompts
 
@@ -387,7 +387,3 @@ class StreamingToolParser:
             rest = content[len(done):] if content.startswith(done) else ""
         self.emitted = len(self.buf)
         return rest, calls
-
-
-def iter_specs(tools: Iterable[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    return [tool_spec(n, d, s) for n, d, s in tools]
