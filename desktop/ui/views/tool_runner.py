@@ -5,7 +5,9 @@ The loop's callbacks arrive on the GUI thread as queued signals: ``text(str)`` f
 answer text (raw tool-call text is never among them), ``tool_event(object)`` with ``ToolCallStarted`` /
 ``ToolCallFinished`` (feed ``event.record`` to ``ToolCallList.add_record``), then ``finished(ToolLoopResult)``
 or ``failed(Exception)``. ``stop()`` cancels the generation and the loop (and should be paired with
-``PermissionBroker.cancel_all()``). The ask callback of the loop must be ``PermissionBroker.ask``.
+``PermissionBroker.cancel_all()``). The ask callback of the loop must be ``PermissionBroker.ask``. Connect
+widget methods (they run on the GUI thread); a plain function or lambda needs ``Qt.QueuedConnection``, or
+PySide runs it on the pool thread.
 
 Saving (lead): ``finish_message(..., provenance={**provenance, **tool_provenance(result, citations)})`` keeps
 the calls (and the attachments' citations) with the answer, so they are shown collapsed when the chat is
