@@ -127,6 +127,11 @@ def cmd_prompt(a: argparse.Namespace) -> int:
 def cmd_ask(a: argparse.Namespace) -> int:
     from desktop.engine.inference.client import EngineClient, new_id
 
+    if getattr(a, "mcp", None) or getattr(a, "attach", None):
+        from desktop.cli_tools import cmd_ask_tools  # tools (MCP) and attachments
+
+        return cmd_ask_tools(a, _store)
+
     profile = None
     if a.profile or not a.model:
         store = _store()
@@ -351,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--ctx", type=int, help="context length (default: the profile's)")
     x.add_argument("--json", action="store_true")
     x.add_argument("--stats", action="store_true", help="print speed and context use to stderr")
+    from desktop.cli_tools import add_ask_options
+
+    add_ask_options(x)
     x.add_argument("text")
     x.set_defaults(fn=cmd_ask)
 
@@ -381,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     from desktop.cli_models import add_parser as add_models_parser
 
     add_models_parser(sub, _Parser)
+    from desktop.cli_tools import add_tools_parser
+
+    add_tools_parser(sub, _Parser)
 
     g = sub.add_parser("gguf", help="inspect and repair GGUF files")
     gsub = g.add_subparsers(dest="sub", required=True, parser_class=_Parser)

@@ -141,6 +141,10 @@ class _Host:
                     self.backend.close()
                 elif isinstance(msg, P.Generate):
                     self.generate(msg)
+                elif isinstance(msg, P.Tokenize):
+                    if self.backend.loaded is None or not hasattr(self.backend, "tokenize"):
+                        raise GenerationError("this engine cannot count tokens (no local model is loaded)")
+                    self.send(P.Tokens(msg.id, len(self.backend.tokenize(msg.text))))
             except Exception as exc:  # noqa: BLE001 - every failure becomes an event; the host lives on
                 self.fail(getattr(msg, "id", ""), exc)
         self.backend.close()

@@ -128,13 +128,13 @@ def _chatml(msgs: list[dict[str, str]], gen: bool) -> str:
     return "".join(out)
 
 
-def render_jinja(template: str, messages: list[dict[str, str]], *, bos_token: str = "", eos_token: str = "",
-                 add_generation_prompt: bool = True) -> str:
+def render_jinja(template: str, messages: list[dict[str, Any]], *, bos_token: str = "", eos_token: str = "",
+                 add_generation_prompt: bool = True, tools: list[dict[str, Any]] | None = None) -> str:
     """Render an untrusted chat template (a GGUF's) in Jinja's immutable sandbox, inside time/size budgets."""
     from desktop.engine.inference.template_sandbox import render_chat_template
 
     return render_chat_template(template, messages=messages, bos_token=bos_token, eos_token=eos_token,
-                                add_generation_prompt=add_generation_prompt, tools=None)
+                                add_generation_prompt=add_generation_prompt, tools=tools)
 
 
 def render(fmt: str, messages: Iterable[Message], *, system_prompt: str = "", add_generation_prompt: bool = True,

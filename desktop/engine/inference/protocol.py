@@ -62,6 +62,18 @@ class Generate:
     # is painted as it arrives: shorter chunks only wake the GUI more often, CPU that slows llama.cpp's
     # threads on a small machine (bench/NOTES.md: 15 -> 40 -> 50 ms).
     chunk_interval_ms: float = 50.0
+    # OpenAI-style function tools for a remote backend (local models get them rendered into ``prompt`` by the
+    # caller's tool loop, desktop/engine/tools). Messages may then carry tool_calls / the "tool" role.
+    tools: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class Tokenize:
+    """Count ``text`` in the loaded model's tokens (attachments' token counts); answered by Tokens."""
+
+    TYPE: ClassVar[str] = "tokenize"
+    id: str
+    text: str = ""
 
 
 @dataclass
@@ -178,6 +190,8 @@ class Finished:
     stats: GenerationStats
     dropped: list[int] = field(default_factory=list)  # indices of messages that fell out of the context
     stop_token: int | None = None
+    # Calls a remote backend's model asked for ([{"id", "name", "arguments": JSON text}]); the caller runs them.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -185,6 +199,13 @@ class Failed:
     TYPE: ClassVar[str] = "failed"
     id: str
     error: dict[str, Any]
+
+
+@dataclass
+class Tokens:
+    TYPE: ClassVar[str] = "tokens"
+    id: str
+    n_tokens: int = 0
 
 
 @dataclass
@@ -198,6 +219,7 @@ MESSAGES: dict[str, type] = {
     for cls in (Load, Generate, Cancel, Unload, Shutdown, Ping, Ready, LoadProgress, Loaded, TokenChunk, Finished,
                 Failed, Pong)
 }
+MESSAGES.update({cls.TYPE: cls for cls in (Tokenize, Tokens)})  # tools/attachments (additive)
 
 
 def encode(msg: Any) -> bytes:

@@ -331,7 +331,13 @@ class RemoteBackend:
         if req.prompt is not None:
             body["prompt"] = req.prompt
             return "completions", body
-        msgs = prompts.with_default_system(prompts._check(req.messages), req.prompt_spec.get("system_prompt", ""))
+        if req.tools or any(m.get("role") == "tool" or m.get("tool_calls") for m in req.messages):
+            # A tool exchange (desktop/engine/tools): the messages already have the Chat Completions shape.
+            msgs = prompts.with_default_system([dict(m) for m in req.messages], req.prompt_spec.get("system_prompt", ""))
+            if req.tools:
+                body["tools"] = req.tools
+        else:
+            msgs = prompts.with_default_system(prompts._check(req.messages), req.prompt_spec.get("system_prompt", ""))
         body["messages"] = msgs
         return "chat/completions", body
 
@@ -354,6 +360,7 @@ class RemoteBackend:
         usage: dict[str, Any] = {}
         done = False
         stopper = _StopOnCancel(cancel)
+        calls: dict[int, dict[str, str]] = {}  # streamed tool_call deltas, by index
         try:
             with self._client.stream("POST", f"{root}/{endpoint}", json=body) as resp:
                 _raise_for_status(resp, spec, root, self.model)
@@ -381,6 +388,12 @@ class RemoteBackend:
                     if not choices:
                         continue
                     ch = choices[0]
+                    for tc in (ch.get("delta") or {}).get("tool_calls") or []:
+                        slot = calls.setdefault(int(tc.get("index", len(calls))), {"id": "", "name": "", "arguments": ""})
+                        fn = tc.get("function") or {}
+                        slot["id"] = tc.get("id") or slot["id"]
+                        slot["name"] += fn.get("name") or ""
+                        slot["arguments"] += fn.get("arguments") or ""
                     piece = (ch.get("delta") or {}).get("content") if endpoint == "chat/completions" else ch.get("text")
                     if piece:
                         if n_gen == 0:
@@ -434,7 +447,8 @@ class RemoteBackend:
             total_s=t_end - t0, context_used=prompt_tokens + generated, context_total=self.loaded.n_ctx,
             backend=BACKEND_NAME, gpu_layers=0, seed=body.get("seed", -1),  # -1: the server picked one
         )
-        yield Finished(req.id, scanner.text[:scanner.emitted], finish, stats, [], None)
+        yield Finished(req.id, scanner.text[:scanner.emitted], finish, stats, [], None,
+                       [calls[i] for i in sorted(calls) if calls[i]["name"]])
 
 
 __all__ = ["RemoteBackend", "RemoteCheck", "check_connection", "api_root", "api_key", "list_models", "spec_from"]

@@ -1,0 +1,84 @@
+"""Running a tool loop from the GUI: on the thread pool, with only signals coming back.
+
+``ToolLoopRunner(loop)`` runs ``desktop.engine.tools.loop.ToolLoop.run(messages)`` on a QThreadPool thread.
+The loop's callbacks arrive on the GUI thread as queued signals: ``text(str)`` for each piece of visible
+answer text (raw tool-call text is never among them), ``tool_event(object)`` with ``ToolCallStarted`` /
+``ToolCallFinished`` (feed ``event.record`` to ``ToolCallList.add_record``), then ``finished(ToolLoopResult)``
+or ``failed(Exception)``. ``stop()`` cancels the generation and the loop (and should be paired with
+``PermissionBroker.cancel_all()``). The ask callback of the loop must be ``PermissionBroker.ask``. Connect
+widget methods (they run on the GUI thread); a plain function or lambda needs ``Qt.QueuedConnection``, or
+PySide runs it on the pool thread.
+
+Saving (lead): ``finish_message(..., provenance={**provenance, **tool_provenance(result, citations)})`` keeps
+the calls (and the attachments' citations) with the answer, so they are shown collapsed when the chat is
+reopened and are part of the JSON export.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from desktop.engine.chats.attachments import Citation
+from desktop.engine.tools.loop import ToolLoop, ToolLoopResult
+
+
+def tool_provenance(result: ToolLoopResult | None, citations: list[Citation] | None = None) -> dict[str, Any]:
+    """The additions to an answer's provenance: its tool calls and its citations (JSON-able)."""
+    out: dict[str, Any] = {}
+    if result is not None and result.tool_calls:
+        out["tool_calls"] = [r.to_dict() for r in result.tool_calls]
+    if citations:
+        out["citations"] = [c.to_dict() for c in citations]
+    return out
+
+
+class _Signals(QObject):
+    text = Signal(str)
+    tool_event = Signal(object)
+    finished = Signal(object)
+    failed = Signal(object)
+
+
+class _Job(QRunnable):
+    def __init__(self, runner: ToolLoopRunner, messages: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.runner = runner
+        self.messages = messages
+
+    def run(self) -> None:  # pool thread
+        sig = self.runner.signals
+        try:
+            result = self.runner.loop.run(self.messages)
+        except Exception as exc:  # noqa: BLE001 - reported to the GUI, which presents it
+            _emit(sig.failed, exc)
+            return
+        _emit(sig.finished, result)
+
+
+def _emit(signal: Any, value: Any) -> None:
+    try:
+        signal.emit(value)
+    except RuntimeError:
+        pass  # the receiver is gone (window closed)
+
+
+class ToolLoopRunner(QObject):
+    """One answer with tools, in the background. Connect to ``signals`` before ``start``."""
+
+    def __init__(self, loop: ToolLoop, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.loop = loop
+        self.signals = _Signals(self)
+        # The loop's callbacks run on the pool thread: they only emit (queued to this object's thread).
+        loop.on_text = lambda t: _emit(self.signals.text, t)
+        loop.on_event = lambda e: _emit(self.signals.tool_event, e)
+        self._job: _Job | None = None
+
+    def start(self, messages: list[dict[str, Any]]) -> None:
+        self._job = _Job(self, messages)
+        self._job.setAutoDelete(False)
+        QThreadPool.globalInstance().start(self._job)
+
+    def stop(self) -> None:
+        self.loop.cancel()
