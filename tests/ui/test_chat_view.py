@@ -95,8 +95,9 @@ def test_markdown_message_with_highlighted_code_and_copy_buttons(qtbot) -> None:
     assert QGuiApplication.clipboard().text() == blocks[0].code and copied == ["code"]
     w.copy_btn.click()
     assert QGuiApplication.clipboard().text() == ANSWER and copied[-1] == "message"
-    assert w.regen_btn.isVisibleTo(w) and not w.edit_btn.isVisibleTo(w)
-    assert v.widgets[0].edit_btn.isVisibleTo(v.widgets[0]) and not v.widgets[0].regen_btn.isVisibleTo(v.widgets[0])
+    assert w.regen_btn.isVisibleTo(w.actions) and not w.edit_btn.isVisibleTo(w.actions)
+    u = v.widgets[0]
+    assert u.edit_btn.isVisibleTo(u.actions) and not u.regen_btn.isVisibleTo(u.actions)
 
 
 def test_dimmed_messages_are_marked(qtbot) -> None:
@@ -180,18 +181,12 @@ def test_view_follows_the_stream_unless_the_user_scrolled_up(qtbot) -> None:
 
 
 def test_keyboard_enter_sends_shift_enter_adds_a_line(qtbot, monkeypatch) -> None:
-    from desktop.ui.main_window import _Input
+    from desktop.ui.views.chat import MessageInput
 
     sent: list[str] = []
-
-    class W:
-        def send(self) -> None:
-            sent.append(inp.toPlainText())
-
-        def escape(self) -> None:
-            sent.append("<esc>")
-
-    inp = _Input(W())  # type: ignore[arg-type]
+    inp = MessageInput()
+    inp.send_pressed.connect(lambda: sent.append(inp.toPlainText()))
+    inp.escape_pressed.connect(lambda: sent.append("<esc>"))
     qtbot.addWidget(inp)
     qtbot.keyClicks(inp, "line one")
     qtbot.keyClick(inp, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
