@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QMainWindow, QSplitter, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
@@ -119,6 +119,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         btn.setToolTip(f"{title} (Ctrl+{len(self.page_buttons) + 1})")
         btn.setAccessibleName(title)
         btn.setFixedSize(44, 44)
+        btn.setIconSize(QSize(22, 22))
         theme.set_icon(btn, icon)
         self._rail_group.addButton(btn)
         self._rail_layout.insertWidget(len(self.page_buttons), btn)

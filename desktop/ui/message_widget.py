@@ -39,9 +39,6 @@ def _tool(icon: str, tip: str) -> QToolButton:
     b.setToolTip(tip)
     b.setAccessibleName(tip)
     b.setAutoRaise(True)
-    sp = b.sizePolicy()
-    sp.setRetainSizeWhenHidden(True)  # showing actions on hover must not move the text
-    b.setSizePolicy(sp)
     return b
 
 
@@ -197,6 +194,7 @@ class MessageWidget(QFrame):
         dim = bool(model.data(idx, DimmedRole))
         self.tag.setText(" · ".join([t for t in (_STATE_TAG.get(state, ""),
                                                  "not in the model's context" if dim else "") if t]))
+        self.tag.setVisible(bool(self.tag.text()))
         self.stats_label.setText(stats_text(prov, stats) if role == "assistant" else "")
         self.stats_label.setVisible(role == "assistant")
         i, n = model.data(idx, BranchRole) or (0, 1)

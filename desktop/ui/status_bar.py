@@ -52,7 +52,8 @@ class StatusBar(QStatusBar):
         for i, label in enumerate((self.model, self.backend, self.speed, self.ctx)):
             if i:
                 label.sep = QFrame()
-                label.sep.setFrameShape(QFrame.Shape.VLine)
+                label.sep.setObjectName("StatusSep")
+                label.sep.setFixedWidth(1)
                 self.addPermanentWidget(label.sep)
             label.setText(label.text())
             label.setContentsMargins(4, 0, 4, 0)

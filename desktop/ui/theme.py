@@ -102,6 +102,7 @@ QMenu::separator {{ height: 1px; background: {c.border}; margin: 4px 8px; }}
 QStatusBar {{ background: {c.sidebar}; color: {c.muted}; border-top: 1px solid {c.border}; }}
 QStatusBar QLabel {{ color: {c.muted}; font-size: {f['sm']}px; }}
 QStatusBar::item {{ border: none; }}
+#StatusSep {{ background: {c.border}; margin: 4px 2px; }}
 QSplitter::handle {{ background: {c.border}; }}
 QScrollBar:vertical {{ background: transparent; width: 10px; margin: 2px; }}
 QScrollBar::handle:vertical {{ background: {c.border}; border-radius: 4px; min-height: 32px; }}

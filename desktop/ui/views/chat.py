@@ -30,7 +30,7 @@ class MessageInput(QPlainTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setTabChangesFocus(True)
-        self.setPlaceholderText("Message the model…  (Enter sends, Shift+Enter adds a line, Esc stops)")
+        self.setPlaceholderText("Message the model…")
         self.setAccessibleName("Message")
         self.setFrameShape(QFrame.Shape.NoFrame)
         lines = self.fontMetrics().lineSpacing()
@@ -69,10 +69,7 @@ def centred(widget: QWidget, max_width: int = COLUMN_MAX, margins: tuple[int, in
     holder = QWidget()
     lay = QHBoxLayout(holder)
     lay.setContentsMargins(*margins)
-    lay.addStretch(0)
-    lay.addWidget(widget, 1)
-    lay.addStretch(0)
-    lay.setAlignment(widget, Qt.AlignmentFlag.AlignHCenter)
+    lay.addWidget(widget, 1)  # a box layout centres a widget held back by its maximum width
     return holder
 
 
@@ -163,7 +160,7 @@ class ChatPage(QWidget):
         bl.setSpacing(6)
         for w in (self.problems, self.banner, self.edit_bar, self.composer):
             bl.addWidget(w)
-        hint = QLabel("Local model · answers can be wrong")
+        hint = QLabel("Enter sends · Shift+Enter adds a line · Esc stops · answers can be wrong")
         hint.setProperty("muted", True)
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         bl.addWidget(hint)
