@@ -29,6 +29,7 @@ def start_profile(win) -> Profile:
 def run_gui(qt_args: list[str] | None = None) -> int:
     """``qt_args``: Qt's own command-line arguments (``-platform xcb``, ``-style Fusion``…), passed through."""
     app = QApplication.instance() or QApplication([sys.argv[0], *(qt_args or [])])
+    qt_style = app.style().name()  # what Qt made of -style, before the theme's stylesheet wraps it
     app.setApplicationName("desktop-chat")
     app.setOrganizationName("desktop-chat")
     app.setApplicationDisplayName("Desktop Chat")
@@ -39,7 +40,7 @@ def run_gui(qt_args: list[str] | None = None) -> int:
     style = _style_arg(qt_args or [])
     theme.apply()
     if style:  # the user asked for a Qt style: keep it under the app's stylesheet
-        app.setStyle(style)
+        app.setStyle(qt_style or style)
     try:
         win = MainWindow()
     except AppError as exc:
@@ -54,7 +55,7 @@ def run_gui(qt_args: list[str] | None = None) -> int:
     exit_after = os.environ.get(EXIT_AFTER_ENV)
     if exit_after:
         def report() -> None:
-            print(f"gui: platform={app.platformName()} style={app.style().name()} visible={win.isVisible()}",
+            print(f"gui: platform={app.platformName()} style={qt_style} visible={win.isVisible()}",
                   flush=True)
             win.close()
             app.quit()
