@@ -202,16 +202,18 @@ def hidpi() -> int:
     win.resize(1360, 860)  # asks for more than fits: the window shrinks to the screen
     from desktop.ui.screens import available, fit_to_screen
 
+    _wait(500)  # the window manager frames the window; the app then keeps the frame on the screen
     fit_to_screen(win)
+    _wait(200)
     area = available(win)
     dlg = win.open_settings()
-    _wait(400)
+    _wait(600)
     save = dlg.buttons.button(QDialogButtonBox.StandardButton.Save)
     fits = area.contains(win.frameGeometry()) and area.contains(dlg.frameGeometry())
     save_rect = save.rect().translated(save.mapTo(dlg, save.rect().topLeft()))
     save_ok = save.isVisible() and dlg.rect().contains(save_rect)
-    print(f"hidpi: screen {area.width()}x{area.height()} logical, window {win.width()}x{win.height()}, "
-          f"dialog {dlg.width()}x{dlg.height()}, fits={fits}, save_visible={save_ok}")
+    print(f"hidpi: screen {area.width()}x{area.height()} logical, window frame {win.frameGeometry().getRect()}, "
+          f"dialog frame {dlg.frameGeometry().getRect()}, fits={fits}, save_visible={save_ok}")
     dlg.close()
     _wait(100)
     _grab(win, OUT / "hidpi-2x.png")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QMainWindow, QSplitter, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
@@ -301,6 +301,17 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         else:
             self.new_chat()
 
+    def showEvent(self, e) -> None:  # noqa: N802 - the frame is known now: keep it all on the screen
+        super().showEvent(e)
+        if not getattr(self, "_shown_once", False):
+            self._shown_once = True
+            fit_to_screen(self)
+            self._refit = QTimer(self, singleShot=True, interval=200)  # again once the window manager framed it
+            self._refit.timeout.connect(lambda: fit_to_screen(self))
+            self._refit.start()
+            side = max(180, min(260, self.width() // 4))
+            self.splitter.setSizes([side, max(300, self.width() - side), 320])
+
     def closeEvent(self, e) -> None:  # noqa: N802
         st = QSettings()
         st.setValue("window/geometry", self.saveGeometry())
@@ -317,6 +328,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
 
     def toggle_settings_panel(self, on: bool | None = None) -> None:
         on = not self.settings_panel.isVisible() if on is None else bool(on)
+        if on and self.settings_panel.profile is None:  # nothing loaded yet: the profile that will be
+            self.settings_panel.set_profile(self.adapter.profile or self.store.default())
         self.settings_panel.setVisible(on)
         self.settings_action.setChecked(on)
         self.chat_page.settings_btn.setChecked(on)

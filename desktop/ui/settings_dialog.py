@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QScrollArea,
                                QSpinBox, QVBoxLayout, QWidget)
@@ -162,6 +162,14 @@ class SettingsDialog(QDialog):
         self._update_reload_note()
         self.resize(760, 560)
         fit_to_screen(self)
+
+    def showEvent(self, e) -> None:  # noqa: N802 - with its frame known, the dialog stays on the screen
+        super().showEvent(e)
+        fit_to_screen(self)
+        if not hasattr(self, "_refit"):  # again once the window manager framed it (dies with the dialog)
+            self._refit = QTimer(self, singleShot=True, interval=200)
+            self._refit.timeout.connect(lambda: fit_to_screen(self))
+        self._refit.start()
 
     def _fill(self, p: Profile) -> None:
         s = p.sampling

@@ -24,8 +24,12 @@ HitRole = Qt.ItemDataRole.UserRole + 21  # (chat id, message id)
 
 
 def snippet_html(snippet: str, title: str) -> str:
-    """The chat's title, then the snippet with the hits in bold; everything else escaped."""
-    body = html.escape(" ".join(snippet.split())).replace(MARKS[0], "<b><u>").replace(MARKS[1], "</u></b>")
+    """The chat's title, then the snippet with the hits in bold; everything else escaped. An empty snippet:
+    the title itself matched."""
+    hit = f"<b><u style='color:{theme.colors.accent}'>"
+    body = html.escape(" ".join(snippet.split())).replace(MARKS[0], hit).replace(MARKS[1], "</u></b>")
+    if not snippet:
+        body = f"<span style='color:{theme.colors.muted}'>title matches</span>"
     return f"<span style='font-weight:600'>{html.escape(title)}</span><br>{body}"
 
 
@@ -212,8 +216,7 @@ class Sidebar(QWidget):
         self.results.clear()
         for hit in self.chats.search(q, marks=MARKS):
             title = titles.get(hit.chat_id, "")
-            text = snippet_html(hit.snippet if hit.message_id else "", title) if hit.message_id else \
-                snippet_html(MARKS[0] + hit.snippet + MARKS[1], "")
+            text = snippet_html(hit.snippet if hit.message_id else "", title or hit.snippet)
             item = QListWidgetItem(text)
             item.setData(HitRole, (hit.chat_id, hit.message_id))
             item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{title}: {hit.snippet.replace(MARKS[0], '').replace(MARKS[1], '')}")

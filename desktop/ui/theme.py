@@ -129,6 +129,9 @@ QLineEdit:focus, QSpinBox:focus, QDoubleSpinBox:focus, QComboBox:focus, QPlainTe
     border-color: {c.accent}; }}
 QPlainTextEdit, QTextEdit {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border};
     border-radius: {r['sm']}px; selection-background-color: {c.accent}; selection-color: {c.on_accent}; }}
+QSpinBox::up-button, QSpinBox::down-button, QDoubleSpinBox::up-button, QDoubleSpinBox::down-button {{
+    width: 0; border: none; }}
+QSpinBox, QDoubleSpinBox {{ padding-right: 8px; }}
 QSlider::groove:horizontal {{ height: 4px; background: {c.border}; border-radius: 2px; }}
 QSlider::sub-page:horizontal {{ background: {c.accent}; border-radius: 2px; }}
 QSlider::handle:horizontal {{ background: {c.accent}; width: 14px; height: 14px; margin: -5px 0;

@@ -33,7 +33,7 @@ def _window(qtbot):
 
 def test_snippet_is_escaped_and_the_hit_highlighted() -> None:
     html = snippet_html(f"about {MARKS[0]}apples{MARKS[1]} <b>and</b>", "A <title>")
-    assert "<b><u>apples</u></b>" in html and "&lt;b&gt;and&lt;/b&gt;" in html and "A &lt;title&gt;" in html
+    assert "apples</u></b>" in html and "<b><u style=" in html and "&lt;b&gt;and&lt;/b&gt;" in html and "A &lt;title&gt;" in html
 
 
 def test_search_lists_hits_and_jumps_to_a_hidden_branch(qtbot) -> None:
@@ -45,7 +45,7 @@ def test_search_lists_hits_and_jumps_to_a_hidden_branch(qtbot) -> None:
     qtbot.waitUntil(lambda: w.sidebar.pages.currentWidget() is w.sidebar.results, timeout=3000)
     items = [w.sidebar.results.item(i) for i in range(w.sidebar.results.count())]
     assert [it.data(HitRole) for it in items] == [(a, hidden)]
-    assert "<b><u>pineapple</u></b>" in items[0].text() and "Fruit talk" in items[0].text()
+    assert "pineapple</u></b>" in items[0].text() and "Fruit talk" in items[0].text()
     qtbot.keyClick(w.search, Qt.Key.Key_Down)  # into the results
     assert w.sidebar.results.hasFocus()
     qtbot.keyClick(w.sidebar.results, Qt.Key.Key_Return)
