@@ -157,6 +157,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         s.failed.connect(self._on_answer_failed)
         s.editing_changed.connect(lambda mid: self.edit_bar.setVisible(mid is not None))
         self.model.modelReset.connect(self._update_empty)
+        self.profile_model.scanned.connect(self._update_empty)  # the download links follow what is installed
         self.model.rowsInserted.connect(self._update_empty)
         a.load_started.connect(self._on_load_started)
         a.load_progress.connect(self.status.load_progress)
