@@ -9,6 +9,7 @@ changes.
 """
 from __future__ import annotations
 
+import os
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -220,6 +221,8 @@ class _Theme(QObject):
     # ---------------------------------------------------------------- icons
 
     def icon(self, name: str, color: str | None = None) -> QIcon:
+        # qtawesome talks Qt through QtPy, which would pick PyQt5/PySide2 first if one is installed too.
+        os.environ.setdefault("QT_API", "pyside6")
         try:
             import qtawesome as qta
         except ImportError:  # pragma: no cover - a broken install: text labels still say what a button does
