@@ -49,8 +49,7 @@ def _seed(store) -> int:  # noqa: ANN001
     a = store.create_chat("Plan a weekend in Lisbon")
     u = store.add_message(a, None, "user", "Plan a relaxed weekend in Lisbon with good food.")
     store.add_message(a, u, "assistant", "Day one: Alfama in the morning, lunch at a tasca, sunset at the "
-                      "Miradouro da Senhora do Monte.", provenance={"profile_name": "SmolLM2 135M Instruct"},
-                      ).__class__
+                      "Miradouro da Senhora do Monte.", provenance={"profile_name": "SmolLM2 135M Instruct"})
     store.create_chat("Pineapple on pizza?")
     b = store.create_chat("Reverse a list in Python")
     u = store.add_message(b, None, "user", "How do I reverse a list in Python without changing it?")
