@@ -209,6 +209,10 @@ class _Theme(QObject):
             app.setPalette(qpalette(self.colors))
             app.setStyleSheet(stylesheet(self.colors))
         self.applied = self.colors
+        hints = QGuiApplication.styleHints() if app is not None else None
+        if hints is not None and hasattr(hints, "colorSchemeChanged") and not getattr(self, "_following", False):
+            self._following = True  # "follow the system" follows it live, not only at start-up
+            hints.colorSchemeChanged.connect(lambda _s: self.mode == "system" and self.apply("system"))
         self._retint()
         self.changed.emit(self.colors)
         return self.colors
