@@ -287,6 +287,7 @@ class ChatSession(QObject):
         if st.t_first is None:  # a client that counts no tokens: chunks then
             st.t_first, st.first_tokens = time.monotonic(), 1
             st.tokens = 1
+        st.text += text
         self.chats.journal(st.msg_id, st.text)  # throttled to ~2 writes a second
         if self.stream_shown(st):
             self.model.append_token(text)

@@ -144,8 +144,9 @@ class ChatActions:
             self.status.clear_chat_numbers()
             return
         s = last.stats
-        self.status.speed.setText(f"{s.get('tokens_per_s', 0):.1f} tok/s · first token "
-                                  f"{s.get('ttft_s', 0) * 1000:.0f} ms" if s.get("tokens_per_s") else "")
+        if n_ctx is None:  # after a (re)load the last answer's speed was another model's: not shown
+            self.status.speed.setText(f"{s.get('tokens_per_s', 0):.1f} tok/s · first token "
+                                      f"{s.get('ttft_s', 0) * 1000:.0f} ms" if s.get("tokens_per_s") else "")
         self.status.show_context(s.get("context_used"), n_ctx or s.get("context_total"),
                                  len(s.get("dropped_ids", [])))
 
