@@ -207,3 +207,25 @@ def test_theme_choice_is_applied_and_remembered(qtbot) -> None:
     finally:
         T.theme.set_mode("system")
         QSettings().remove(T.SETTINGS_KEY)
+
+
+def test_opening_the_model_menu_touches_no_disk_on_the_gui_thread(qtbot, monkeypatch) -> None:
+    import threading
+
+    from desktop.engine.library import registry as models
+
+    calls: list[bool] = []
+    real = models.resolve_model
+
+    def spy(profile):  # noqa: ANN001, ANN202
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real(profile)
+
+    monkeypatch.setattr(models, "resolve_model", spy)
+    w = _window(qtbot)
+    qtbot.waitUntil(lambda: bool(calls) and w.profile_model._job is None, timeout=10000)  # the start-up scan
+    assert calls and not any(calls)  # it ran on a worker
+    calls.clear()
+    for _ in range(3):
+        w.models.menu.aboutToShow.emit()  # what opening the menu does
+    assert calls == [] and w.profile_actions  # listed from the cache
