@@ -99,6 +99,7 @@ class SettingsPanel(QFrame):
         self.profile: Profile | None = None
         self.loaded: dict[str, Any] = {}  # n_ctx and gpu layers the engine runs with
         self._job: Any = None
+        self._filling = False
         head = QLabel("Chat settings")
         head.setProperty("heading", True)
         self.scope = QLabel("Apply to this chat's next message.")
@@ -175,6 +176,7 @@ class SettingsPanel(QFrame):
         self.profile = profile
         if profile is None:
             return
+        self._filling = True  # showing the profile's own values is not a change
         s = profile.sampling
         for key in self.params:
             self.params[key].set_value(getattr(s, key))
@@ -188,7 +190,10 @@ class SettingsPanel(QFrame):
         self.loaded = {"n_ctx": n_ctx or profile.context.default, "gpu_layers": -1 if gl == "auto" else int(gl)}
         self.ctx.set_value(self.loaded["n_ctx"])
         self.gpu.set_value(self.loaded["gpu_layers"])
+        self._filling = False
         self._update_reload()
+        self.sampling_changed.emit({})  # the profile's values again: no per-chat overrides
+        self.system_prompt_changed.emit(None)
 
     def sampling(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -203,8 +208,15 @@ class SettingsPanel(QFrame):
             return None
         return text
 
+    def overrides(self) -> dict[str, Any]:
+        """Only what differs from the profile: the profile's own later changes (a saved dialog) still apply."""
+        if self.profile is None:
+            return {}
+        return {k: v for k, v in self.sampling().items() if v != getattr(self.profile.sampling, k)}
+
     def _emit_sampling(self) -> None:
-        self.sampling_changed.emit(self.sampling())
+        if not self._filling:
+            self.sampling_changed.emit(self.overrides())
 
     def needs_reload(self) -> bool:
         return bool(self.loaded) and (int(self.ctx.value()) != self.loaded.get("n_ctx")
