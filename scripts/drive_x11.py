@@ -1,6 +1,6 @@
 """Drive the real window with xdotool under Xvfb: type, Tab out, Shift+Tab back, send, Esc mid-answer.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/drive_x11.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" bash -c "openbox & .venv/bin/python scripts/drive_x11.py"
 
 Keys go through the X server (xdotool), not Qt's test API, so this checks what a user's keyboard does. Runs
 over a throw-away data dir with the demo model; prints one line per step and exits 1 if a check failed.
@@ -60,7 +60,7 @@ def main() -> int:
     check("the demo model loads", wait(lambda: win.loaded is not None, 120))
     wid = subprocess.run(["xdotool", "search", "--sync", "--name", "Desktop Chat \\(xdotool\\)"], check=True,
                          capture_output=True, text=True).stdout.split()[0]
-    xdo("windowactivate", "--sync", wid)
+    xdo("windowfocus", "--sync", wid)  # works with or without a window manager
     win.input.setFocus()
     xdo("type", "--delay", "30", "Write a long story about a dragon")
     check("typing lands in the message box", win.input.toPlainText() == "Write a long story about a dragon")
