@@ -45,15 +45,15 @@ A few things to know:
 """
 
 
-def _seed(store) -> int:  # noqa: ANN001
+def _seed(store, name: str) -> int:  # noqa: ANN001 - ``name``: the demo profile's, as a real answer records it
     a = store.create_chat("Plan a weekend in Lisbon")
     u = store.add_message(a, None, "user", "Plan a relaxed weekend in Lisbon with good food.")
     store.add_message(a, u, "assistant", "Day one: Alfama in the morning, lunch at a tasca, sunset at the "
-                      "Miradouro da Senhora do Monte.", provenance={"profile_name": "SmolLM2 135M Instruct"})
+                      "Miradouro da Senhora do Monte.", provenance={"profile_name": name})
     store.create_chat("Pineapple on pizza?")
     b = store.create_chat("Reverse a list in Python")
     u = store.add_message(b, None, "user", "How do I reverse a list in Python without changing it?")
-    prov = {"profile_name": "SmolLM2 135M Instruct", "quant": "Q4_1"}
+    prov = {"profile_name": name, "quant": "Q4_1"}
     first = store.add_message(b, u, "assistant", "Use slicing: `items[::-1]`.", provenance=prov)
     store.finish_message(first, "Use slicing: `items[::-1]`.", "done",
                          stats={"tokens_per_s": 81.4, "generated_tokens": 9, "ttft_s": 0.094})
@@ -122,14 +122,14 @@ def gallery() -> None:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("desktop-chat")
     theme.apply("light")
-    seeded = ChatStore()
-    chat = _seed(seeded)
-    seeded.close()
-    win = _window()
+    win = _window()  # a first start: no chats yet
     real = _load_demo(win)
-    win.new_chat()
     _wait(300)
     _grab(win, OUT / "first-start.png")
+    seeded = ChatStore()  # a second connection (WAL): the window's store sees these chats
+    chat = _seed(seeded, win.store.default().name)
+    seeded.close()
+    win.sidebar.refresh()
 
     # streaming: a real answer from the demo model when it loaded, caught mid-stream
     win.open_chat(chat)
@@ -154,7 +154,7 @@ def gallery() -> None:
     if not real:
         m = win.model
         m.append("user", "Write a short poem about the sea.", id=-1)
-        m.append("assistant", "", "streaming", id=-2, provenance={"profile_name": "SmolLM2 135M Instruct"})
+        m.append("assistant", "", "streaming", id=-2, provenance={"profile_name": name})
         win.chat_page.set_busy(True)
         for word in "The tide comes in with silver light,\nand gulls wheel slowly out of sight;\n\n".split(" "):
             m.append_token(word + " ")
