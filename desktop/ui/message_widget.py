@@ -58,6 +58,10 @@ class MessageWidget(QFrame):
         self.committed = 0  # characters already rendered as Markdown above the tail
         self.pinned = False  # actions always shown (the last answer)
         self.setObjectName("Message")
+        # Opaque, in the conversation's colour: a streamed flush then repaints this message only, not the column
+        # under it (measured in tests/ui/test_chat_view.py: the per-flush cost otherwise grows with the answer).
+        self.setBackgroundRole(QPalette.ColorRole.Base)
+        self.setAutoFillBackground(True)
         self.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # Tab reaches a message; its actions then show
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 6, 0, 6)
@@ -153,7 +157,8 @@ class MessageWidget(QFrame):
 
     def _fit_bubble(self) -> None:
         if self.role != "user":
-            self.bubble.setMaximumWidth(16777215)
+            if self.bubble.maximumWidth() != 16777215:  # resizes come with every streamed line: no relayout
+                self.bubble.setMaximumWidth(16777215)
             return
         fm = self.fontMetrics()
         longest = max((fm.horizontalAdvance(line) for line in (self.text or " ").split("\n")), default=0)
