@@ -25,7 +25,7 @@ endif
 WHEEL_KEY := $(shell printf '%s %s' '$(LLAMA_CPP_VERSION)' '$(LLAMA_CMAKE_ARGS)' | cksum | cut -d' ' -f1)
 WHEEL_DIR ?= $(HOME)/.cache/desktop-chat/wheels/$(WHEEL_KEY)
 
-.PHONY: run test venv llama-wheel bench bench-gpu clean-venv dist dist-check
+.PHONY: run test venv llama-wheel bench bench-gpu clean-venv dist dist-check screenshots
 
 # `make dist`: the PyInstaller onedir bundle dist/desktop-chat/ (build.spec) of the llama.cpp build installed in
 # .venv. DIST_CPU_LIB=DIR ships DIR's CPU-only llama.cpp libraries as the fallback of a GPU build; DIST_DEMO=1
@@ -61,6 +61,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The screenshot gallery in docs/screenshots/ (a real X11 window under Xvfb when xvfb-run exists, else offscreen).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 # Side-by-side ratios against raw llama-cpp-python, curl and the machine, written to bench/RESULTS.md
 # (about 5 minutes; not part of `make test` or CI). bench/run.py lists the BENCH_* knobs.

@@ -1,5 +1,8 @@
 """Entry point: no arguments starts the GUI; subcommands run the CLI; ``--engine-worker`` is the engine.
 
+Arguments that start with ``-`` (other than ``-h``/``--help``) are Qt's (``-platform xcb``, ``-style Fusion``):
+they start the GUI and go to QApplication. Anything else is a CLI command (an unknown one is a CLI error).
+
 The worker flag is checked before anything heavy is imported, so the engine process starts fast and
 works the same from source and from a PyInstaller bundle.
 """
@@ -19,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
         from desktop import selftest
 
         return selftest.run_selftest(args[1:]) if args[0] == "--selftest" else selftest.run_smoke_gui(args[1:])
+    if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help")):
+        # The GUI, with Qt's own arguments (-platform xcb, -style Fusion, -reverse…) passed through to Qt.
+        from desktop.ui.app import run_gui
+
+        return run_gui(args)
     from desktop.cli import main as cli_main
 
     return cli_main(args)

@@ -24,6 +24,8 @@ class EngineAdapter(QObject):
     model_loaded = Signal(object)  # P.Loaded
     load_failed = Signal(object)  # error dict
     load_cancelled = Signal(object)  # the Profile whose load was cancelled
+    load_progress = Signal(float)  # 0..1, when the engine reports it (LoadProgress events)
+    tokens_counted = Signal(str, int)  # request id, tokens in the chunk (emitted just before token_received)
     token_received = Signal(str, str)  # request id, text
     generation_finished = Signal(str, object)  # request id, P.Finished
     generation_failed = Signal(str, object)  # request id, error dict
@@ -41,10 +43,13 @@ class EngineAdapter(QObject):
         self._killed: set[str] = set()  # requests failed on purpose by cancel_load
 
     @Slot(object)
-    def load_requested(self, profile: Profile) -> str:
-        """Raises ModelNotFoundError (before anything is sent) when the profile's model is not installed."""
+    def load_requested(self, profile: Profile, n_ctx: int | None = None,
+                       overrides: dict[str, Any] | None = None) -> str:
+        """Raises ModelNotFoundError (before anything is sent) when the profile's model is not installed.
+
+        ``n_ctx``/``overrides`` are the settings panel's per-chat load settings (context, GPU layers)."""
         path = None if models.is_remote(profile) else models.resolve_model(profile)
-        req = models.load_request(profile, path, new_id("load"))
+        req = models.load_request(profile, path, new_id("load"), n_ctx=n_ctx, overrides=overrides)
         self.profile = profile
         self._loads.add(req.id)
         self.loading = req.id
@@ -67,8 +72,9 @@ class EngineAdapter(QObject):
         self.load_cancelled.emit(cancelled)
 
     @Slot(list)
-    def send_requested(self, messages: list[dict[str, str]], **sampling: Any) -> str:
-        req = models.generate_request(self.profile, messages, new_id("gen"), **sampling)
+    def send_requested(self, messages: list[dict[str, str]], profile: Profile | None = None, **sampling: Any) -> str:
+        """``profile``: the loaded profile with per-chat changes (system prompt); default the loaded one."""
+        req = models.generate_request(profile or self.profile, messages, new_id("gen"), **sampling)
         self.current = req.id
         return self.client.submit(req)
 
@@ -87,7 +93,13 @@ class EngineAdapter(QObject):
 
     @Slot(object)
     def _on_event(self, ev: Any) -> None:
+        if type(ev).__name__ == "LoadProgress":
+            # Matched by name: the event is new in protocol.py, and this keeps working before and after it lands.
+            if getattr(ev, "id", None) == self.loading:
+                self.load_progress.emit(float(getattr(ev, "fraction", 0.0)))
+            return
         if isinstance(ev, P.TokenChunk):
+            self.tokens_counted.emit(ev.id, ev.n_tokens)
             self.token_received.emit(ev.id, ev.text)
         elif isinstance(ev, P.Finished):
             self.current = None if self.current == ev.id else self.current

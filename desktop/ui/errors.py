@@ -1,10 +1,17 @@
-"""The one error presenter: a sentence for the user, details on demand, never a traceback. GUI thread."""
+"""The one error presenter: a sentence for the user, details on demand, never a traceback. GUI thread.
+
+Also the GUI's process-wide hooks: unhandled exceptions of any thread reach the presenter through a queued
+signal (and the log), and Qt's own warnings go to the same log file (desktop/engine/logs.py).
+"""
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QMessageLogContext, QObject, Qt, QtMsgType, Signal, qInstallMessageHandler
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
+
+from desktop.engine import logs
 
 
 def error_text(error: dict[str, Any] | BaseException) -> tuple[str, str | None]:
@@ -20,14 +27,12 @@ class Banner(QFrame):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setBackgroundRole(QPalette.ColorRole.ToolTipBase)
-        self.setAutoFillBackground(True)
+        self.setObjectName("Banner")
         lay = QHBoxLayout(self)
-        lay.setContentsMargins(8, 4, 4, 4)
+        lay.setContentsMargins(12, 6, 6, 6)
         self.label = QLabel()
         self.label.setWordWrap(True)
-        self.label.setForegroundRole(QPalette.ColorRole.ToolTipText)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)  # messages may quote file names or model output
         self.action_btn = QPushButton()
         self.details_btn = QPushButton("Details…")
         self.close_btn = QPushButton("Dismiss")
@@ -87,3 +92,48 @@ class ErrorPresenter:
             self.box = box
         elif self.banner is not None:
             self.banner.show_message(text, details)
+
+
+# ---------------------------------------------------------------------------------------------- process-wide hooks
+
+
+class ExceptionBridge(QObject):
+    """Carries an unhandled exception from any thread to the GUI thread's presenter (a queued signal)."""
+
+    raised = Signal(object)
+
+    def __init__(self, presenter: ErrorPresenter) -> None:
+        super().__init__()
+        self.presenter = presenter
+        self.raised.connect(self._present, Qt.ConnectionType.QueuedConnection)
+
+    def sink(self, exc: BaseException) -> None:  # any thread: only emits
+        try:
+            self.raised.emit(exc)
+        except RuntimeError:
+            pass  # the window is gone: the log has it
+
+    def _present(self, exc: BaseException) -> None:
+        # One sentence; the traceback is in the log only.
+        self.presenter.present({"message": f"Something went wrong ({type(exc).__name__}: {exc}). "
+                                           "The details are in the log (Help ▸ Show log)."})
+
+
+_QT_LEVELS = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+              QtMsgType.QtFatalMsg: logging.CRITICAL}
+
+
+def qt_message_handler(mode: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """Qt's own warnings go to the app's log file, with where they came from when Qt says."""
+    where = f" ({context.file}:{context.line})" if context.file else ""
+    logs.get_logger("qt").log(_QT_LEVELS.get(mode, logging.WARNING), "%s%s", message, where)
+
+
+def install_error_hooks(presenter: ErrorPresenter) -> ExceptionBridge:
+    """The GUI's logging: the log file, excepthooks that show one sentence, and Qt's messages in the log."""
+    logs.setup_logging("gui")
+    bridge = ExceptionBridge(presenter)
+    logs.install_excepthooks(bridge.sink)
+    qInstallMessageHandler(qt_message_handler)
+    return bridge

@@ -1,7 +1,7 @@
 """The chat list and the profile list as QAbstractListModels, each with its filter/sort proxy. GUI thread.
 
-Both are refreshed from plain-Python sources (the chat store, the profile store); neither does I/O that
-can take long: installed-or-not is decided by ``models.resolve_model`` (a file lookup, never a hash).
+Both are refreshed from plain-Python sources (the chat store, the profile store). Installed-or-not is decided
+by ``models.resolve_model`` (a file lookup, never a hash) on a worker thread, and cached.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel,
-                            Qt)
+                            Qt, Signal)
 
 from desktop.engine.library import registry as models
 from desktop.engine.chats.store import Chat, ChatStore
@@ -100,18 +100,56 @@ class ChatFilterProxy(QSortFilterProxyModel):
 
 
 class ProfileListModel(QAbstractListModel):
-    """Every profile, with whether its model is installed."""
+    """Every profile, with whether its model is installed.
+
+    Whether a model is installed is a look into the registry and the Hugging Face cache (disk I/O), so
+    :meth:`refresh` lists the profiles at once with the installed flags it knew, and re-checks them on a
+    worker thread; ``scanned`` fires when the fresh flags are in. Opening a menu never touches the disk.
+    """
+
+    scanned = Signal()
 
     def __init__(self, store: ProfileStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.rows: list[tuple[Profile, bool]] = []
+        self._job: Any = None
+        self._again = False
         self.refresh()
 
     def refresh(self) -> None:
+        known = {p.id: inst for p, inst in self.rows}
+        profiles = self.store.all()
+        self._set_rows([(p, known.get(p.id, False)) for p in profiles])
+        if self._job is not None:
+            self._again = True  # a scan is running: one more after it, for what changed meanwhile
+            return
+        from . import workers
+
+        self._job = workers.start(lambda: [(p, self._installed(p)) for p in profiles], self._scanned,
+                                  self._scan_failed, self)
+
+    def _set_rows(self, rows: list[tuple[Profile, bool]]) -> None:
         self.beginResetModel()
-        self.rows = [(p, self._installed(p)) for p in self.store.all()]
+        self.rows = rows
         self.endResetModel()
+
+    def _scanned(self, rows: list[tuple[Profile, bool]]) -> None:
+        self._job = None
+        self._set_rows(rows)
+        if self._again:
+            self._again = False
+            self.refresh()
+            return
+        self.scanned.emit()
+
+    def _scan_failed(self, _exc: BaseException) -> None:
+        self._job = None
+        self.scanned.emit()
+
+    def installed(self, profile_id: str) -> bool | None:
+        """The cached flag (None: not known yet)."""
+        return next((inst for p, inst in self.rows if p.id == profile_id), None)
 
     @staticmethod
     def _installed(p: Profile) -> bool:

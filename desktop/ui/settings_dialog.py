@@ -1,4 +1,4 @@
-"""The profile settings dialog (Ctrl+,): the settings the engine honours, saved as a user override YAML.
+"""The profile settings dialog (Model ▸ Profile settings…): the settings the engine honours, saved as a user override YAML.
 
 GUI thread. Saving writes only the keys that differ from the bundled profile (profiles.save_override);
 "Reset to defaults" removes the override. Sampling and prompt changes apply to the next message; load
@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox,
-                               QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QScrollArea,
+                               QSpinBox, QVBoxLayout, QWidget)
 
 from desktop.engine import profiles
 from desktop.engine.errors import AppError
 from desktop.engine.profiles import Profile, ProfileStore
 
 from .errors import ErrorPresenter
+from .screens import fit_to_screen
 
 LOAD_KEYS = ("context.default", "load.gpu_layers", "load.threads", "load.batch", "load.flash_attn",
              "load.kv_cache_type")
@@ -134,15 +134,23 @@ class SettingsDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.reset_btn.clicked.connect(self.reset)
 
-        cols = QHBoxLayout()
+        # The settings scroll; the notes and Save/Cancel stay visible below them on any screen (HiDPI at 2x
+        # on a 1600x1000 screen leaves 800x500 logical pixels).
+        content = QWidget()
+        cols = QHBoxLayout(content)
         left = QVBoxLayout()
         left.addWidget(sampling)
         left.addWidget(load)
         left.addWidget(server)
+        left.addStretch(1)
         cols.addLayout(left)
         cols.addWidget(prompt, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(content)
         lay = QVBoxLayout(self)
-        lay.addLayout(cols)
+        lay.addWidget(scroll, 1)
         lay.addWidget(self.override_note)
         lay.addWidget(self.reload_note)
         lay.addWidget(self.buttons)
@@ -154,7 +162,16 @@ class SettingsDialog(QDialog):
         for e in (self.base_url, self.remote_model, self.api_key_env):
             e.textChanged.connect(self._update_reload_note)
         self._update_reload_note()
-        self.resize(760, 520)
+        self.resize(760, 560)
+        fit_to_screen(self)
+
+    def showEvent(self, e) -> None:  # noqa: N802 - with its frame known, the dialog stays on the screen
+        super().showEvent(e)
+        fit_to_screen(self)
+        if not hasattr(self, "_refit"):  # again once the window manager framed it (dies with the dialog)
+            self._refit = QTimer(self, singleShot=True, interval=200)
+            self._refit.timeout.connect(lambda: fit_to_screen(self))
+        self._refit.start()
 
     def _fill(self, p: Profile) -> None:
         s = p.sampling

@@ -63,6 +63,8 @@ def make_window(qtbot):
         w = MainWindow()
         qtbot.addWidget(w)
         w.show()
+        w.activateWindow()
+        qtbot.waitUntil(w.isActiveWindow, timeout=3000)  # window shortcuts (Esc, Ctrl+R) need the active window
         made.append(w)
         p = w.store.get(profile_id) if profile_id else w.store.default()
         with qtbot.waitSignal(w.adapter.model_loaded, timeout=timeout):

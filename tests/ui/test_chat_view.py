@@ -95,8 +95,9 @@ def test_markdown_message_with_highlighted_code_and_copy_buttons(qtbot) -> None:
     assert QGuiApplication.clipboard().text() == blocks[0].code and copied == ["code"]
     w.copy_btn.click()
     assert QGuiApplication.clipboard().text() == ANSWER and copied[-1] == "message"
-    assert w.regen_btn.isVisibleTo(w) and not w.edit_btn.isVisibleTo(w)
-    assert v.widgets[0].edit_btn.isVisibleTo(v.widgets[0]) and not v.widgets[0].regen_btn.isVisibleTo(v.widgets[0])
+    assert w.regen_btn.isVisibleTo(w.actions) and not w.edit_btn.isVisibleTo(w.actions)
+    u = v.widgets[0]
+    assert u.edit_btn.isVisibleTo(u.actions) and not u.regen_btn.isVisibleTo(u.actions)
 
 
 def test_dimmed_messages_are_marked(qtbot) -> None:
@@ -180,18 +181,12 @@ def test_view_follows_the_stream_unless_the_user_scrolled_up(qtbot) -> None:
 
 
 def test_keyboard_enter_sends_shift_enter_adds_a_line(qtbot, monkeypatch) -> None:
-    from desktop.ui.main_window import _Input
+    from desktop.ui.views.chat import MessageInput
 
     sent: list[str] = []
-
-    class W:
-        def send(self) -> None:
-            sent.append(inp.toPlainText())
-
-        def escape(self) -> None:
-            sent.append("<esc>")
-
-    inp = _Input(W())  # type: ignore[arg-type]
+    inp = MessageInput()
+    inp.send_pressed.connect(lambda: sent.append(inp.toPlainText()))
+    inp.escape_pressed.connect(lambda: sent.append("<esc>"))
     qtbot.addWidget(inp)
     qtbot.keyClicks(inp, "line one")
     qtbot.keyClick(inp, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
@@ -199,3 +194,51 @@ def test_keyboard_enter_sends_shift_enter_adds_a_line(qtbot, monkeypatch) -> Non
     qtbot.keyClick(inp, Qt.Key.Key_Return)
     qtbot.keyClick(inp, Qt.Key.Key_Escape)
     assert sent == ["line one\nline two", "<esc>"]
+
+
+def test_answers_show_model_speed_tokens_and_first_token_time(qtbot) -> None:
+    m, v = _view(qtbot)
+    m.append("user", "hi", id=1)
+    prov = {"profile_name": "Tiny Llama 3"}
+    m.append("assistant", "", "streaming", id=2, provenance=prov)
+    w = v.widgets[1]
+    assert w.who.text() == "Tiny Llama 3" and "writing" in w.tag.text()
+    v.set_live_rate(42.04)  # live while it streams
+    assert w.stats_label.text() == "Tiny Llama 3 · 42.0 tok/s"
+    m.finish_last("done", "Hi there!", stats={"tokens_per_s": 55.55, "generated_tokens": 1234, "ttft_s": 0.0876})
+    assert w.stats_label.text() == "Tiny Llama 3 · 55.5 tok/s · 1,234 tokens · 88 ms to first token"
+    assert not v.widgets[0].stats_label.isVisibleTo(v.widgets[0])  # not under the user's message
+
+
+def test_live_rate_counts_tokens_after_the_first_chunk() -> None:
+    from desktop.ui.session import StreamState
+
+    st = StreamState("r", 1, 2, [], t0=0.0)
+    assert st.live_rate(10.0) is None
+    st.t_first, st.first_tokens, st.tokens = 1.0, 3, 3
+    assert st.live_rate(2.0) is None  # only the first chunk so far
+    st.tokens = 23
+    assert st.live_rate(3.0) == 10.0
+
+
+def test_actions_show_on_hover_or_focus_and_under_the_last_answer(qtbot) -> None:
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QEnterEvent
+
+    m, v = _view(qtbot)
+    v.window().activateWindow()
+    qtbot.waitUntil(v.window().isActiveWindow, timeout=3000)
+    m.append("user", "question", id=1)
+    m.append("assistant", "answer", id=2)
+    user, answer = v.widgets
+    assert answer.actions.isVisibleTo(answer)  # the last answer keeps its actions in view
+    assert not user.actions.isVisibleTo(user)
+    QApplication.sendEvent(user, QEnterEvent(QPointF(5, 5), QPointF(5, 5), QPointF(5, 5)))
+    assert user.actions.isVisibleTo(user)
+    from PySide6.QtCore import QEvent
+
+    QApplication.sendEvent(user, QEvent(QEvent.Type.Leave))
+    assert not user.actions.isVisibleTo(user)
+    user.setFocus()  # Tab reaches a message: its actions appear and are next in the Tab order
+    qtbot.waitUntil(lambda: user.actions.isVisibleTo(user), timeout=2000)
+    assert user.edit_btn.isVisibleTo(user) and user.edit_btn.focusPolicy() & Qt.FocusPolicy.TabFocus

@@ -33,8 +33,8 @@ def test_shortcuts_and_empty_state(qtbot) -> None:
     shortcuts = {a.text().replace("&", ""): a.shortcut() for a in
                  (w.new_action, w.find_action, w.settings_action, w.quit_action)}
     assert shortcuts == {"New chat": QKeySequence("Ctrl+N"), "Find in chats": QKeySequence("Ctrl+F"),
-                         "Profile settings…": QKeySequence("Ctrl+,"), "Quit": QKeySequence("Ctrl+Q")}
-    assert w.stack.currentWidget() is w.empty and "Start a conversation" in w.empty.text()
+                         "Chat settings panel": QKeySequence("Ctrl+,"), "Quit": QKeySequence("Ctrl+Q")}
+    assert w.stack.currentWidget() is w.chat_page.empty_page and "Start a conversation" in w.empty.text()
     assert "dl:llama-3.2-1b-instruct" in w.empty.text()  # points at the starter profiles first
     w.find_action.trigger()
     assert w.search.hasFocus() or w.focusWidget() is w.search
@@ -42,6 +42,7 @@ def test_shortcuts_and_empty_state(qtbot) -> None:
     w.adapter.profile = None
     assert not w.send("hello")
     assert "Model menu" in (w.errors.last or "")
+    assert "No model is loaded" in w.empty.text() or "demo" in w.empty.text()
     w.close()
 
 

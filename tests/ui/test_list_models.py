@@ -59,8 +59,13 @@ def test_chat_list_and_search_proxy(qtmodeltester, tmp_path: Path) -> None:
     qtmodeltester.check(proxy)
 
 
-def test_profile_list_marks_installed_and_sorts_installed_first(qtmodeltester, tiny_profiles) -> None:
+def test_profile_list_marks_installed_and_sorts_installed_first(qtbot, qtmodeltester, tiny_profiles) -> None:
     src = ProfileListModel(ProfileStore())
+    # Installed or not is looked up on a worker thread (disk I/O); the rows are there at once, the flags
+    # when the scan is in.
+    assert src.rowCount() == len(ProfileStore().ids())
+    with qtbot.waitSignal(src.scanned, timeout=10000):
+        pass  # the scan's result is queued to this thread: it arrives in this wait at the latest
     proxy = ProfileSortProxy()
     proxy.setSourceModel(src)
     qtmodeltester.check(src)

@@ -31,7 +31,8 @@ def test_send_streams_saves_and_shows_stats(qtbot, window, isolated_dirs: Path) 
     w = window
     assert "SmolLM2" in w.status_model.text() and "Q4_1" in w.status_model.text()
     assert w.status_backend.text().startswith(("CPU", "CUDA", "Metal", "Vulkan"))
-    assert w.stack.currentWidget() is w.empty and "Start a conversation" in w.empty.text()
+    assert w.stack.currentWidget() is w.chat_page.empty_page and "Start a conversation" in w.empty.text()
+    assert "SmolLM2" in w.empty.text()  # the welcome text names the model that is loaded
     seen = _tokens(w)
     # What the window shows at each repaint of the answer, taken as it happens: polling from the test
     # instead races the engine (a 24-token answer can end before the first poll).
@@ -137,6 +138,7 @@ def test_killed_engine_keeps_partial_answer_and_recovers(qtbot, make_window, lon
         _send_and_wait(qtbot, w, "Say hello.")
     assert w.model.rowCount() == 4 and w.model.data(w.model.index(3), StateRole) == "done"
     assert "SmolLM2" in w.status_model.text()
+    assert not w.banner.isVisible()  # the crash notice went away with the recovery
 
 
 def test_restart_finds_the_chats(qtbot, make_window, tiny_profiles, isolated_dirs: Path) -> None:
@@ -194,7 +196,7 @@ def test_the_answer_keeps_streaming_into_its_chat_while_another_is_shown(qtbot, 
         w.send()
         first = w.chat_id
     assert switched and len(seen) > 2  # tokens kept coming after the switch
-    assert w.model.rowCount() == 0 and w.stack.currentWidget() is w.empty
+    assert w.model.rowCount() == 0 and w.stack.currentWidget() is w.chat_page.empty_page
     qtbot.waitUntil(lambda: not w._stream, timeout=5000)
     assert w.model.rowCount() == 0  # the other chat was not touched
     saved = w.chats.thread(first)[1]

@@ -283,8 +283,11 @@ class ChatStore:
 
     # ------------------------------------------------------------------ search
 
-    def search(self, query: str, limit: int = 200) -> list[SearchHit]:
-        """Messages (all branches) and chat titles matching ``query``; FTS5 when built in, else LIKE."""
+    def search(self, query: str, limit: int = 200, marks: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
+        """Messages (all branches) and chat titles matching ``query``; FTS5 when built in, else LIKE.
+
+        ``marks`` go around each hit in the snippet (the GUI passes control characters it can tell apart
+        from the message's own brackets, then escapes the text and highlights between them)."""
         q = query.strip()
         if not q:
             return []
@@ -294,9 +297,9 @@ class ChatStore:
             terms = " ".join('"' + w.replace('"', '""') + '"*' for w in q.split())
             try:
                 rows = self.db.execute(
-                    "SELECT m.chat_id, m.id, snippet(messages_fts, 0, '[', ']', '…', 8) AS s FROM messages_fts"
+                    "SELECT m.chat_id, m.id, snippet(messages_fts, 0, ?, ?, '…', 12) AS s FROM messages_fts"
                     " JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
-                    (terms, limit)).fetchall()
+                    (marks[0], marks[1], terms, limit)).fetchall()
                 hits = [SearchHit(r[0], r[1], r[2]) for r in rows]
             except sqlite3.OperationalError:
                 hits = []
@@ -304,7 +307,7 @@ class ChatStore:
             like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             rows = self.db.execute("SELECT chat_id, id, content FROM messages WHERE content LIKE ? ESCAPE '\\'"
                                    " ORDER BY id DESC LIMIT ?", (like, limit)).fetchall()
-            hits = [SearchHit(r[0], r[1], _snippet(r[2], q)) for r in rows]
+            hits = [SearchHit(r[0], r[1], _snippet(r[2], q, marks=marks)) for r in rows]
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         for r in self.db.execute("SELECT id, title FROM chats WHERE title LIKE ? ESCAPE '\\'", (like,)):
             hits.append(SearchHit(r[0], 0, r[1]))
@@ -345,26 +348,60 @@ class ChatStore:
 
     # ------------------------------------------------------------------ export
 
+    def tree(self, chat_id: int) -> list[Message]:
+        """Every message of the chat, every branch, parents before children (depth first, oldest first)."""
+        rows = self.db.execute("SELECT * FROM messages WHERE chat_id=? ORDER BY id", (chat_id,)).fetchall()
+        kids: dict[int | None, list[Message]] = {}
+        for r in rows:
+            m = self._msg(r)
+            kids.setdefault(m.parent_id, []).append(m)
+        out: list[Message] = []
+        stack = list(reversed(kids.get(None, [])))
+        while stack:
+            m = stack.pop()
+            sibs = kids.get(m.parent_id, [])
+            m.sibling_count, m.sibling_index = len(sibs), sibs.index(m)
+            out.append(m)
+            stack.extend(reversed(kids.get(m.id, [])))
+        return out
+
     def export_json(self, chat_id: int) -> dict[str, Any]:
+        """The whole chat: every branch, each message with ``shown`` (on the branch the app shows) and
+        ``parent_id``, so a reader can rebuild the tree; ``shown_path`` lists the shown branch in order."""
         c = self.chat(chat_id)
         if c is None:
             raise KeyError(chat_id)
+        shown = [m.id for m in self.thread(chat_id)]
+        on_path = set(shown)
         return {
-            "format": "desktop-chat/1", "id": c.id, "title": c.title, "created": c.created,
+            "format": "desktop-chat/2", "id": c.id, "title": c.title, "created": c.created,
+            "branches": "all", "shown_path": shown,
             "messages": [{"id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content,
-                          "state": m.state, "created": m.created,
+                          "state": m.state, "created": m.created, "shown": m.id in on_path,
+                          "version": [m.sibling_index + 1, m.sibling_count],
                           **({"provenance": m.provenance} if m.provenance else {}),
-                          **({"stats": m.stats} if m.stats else {})} for m in self.thread(chat_id)],
+                          **({"stats": m.stats} if m.stats else {})} for m in self.tree(chat_id)],
         }
 
     def export_markdown(self, chat_id: int) -> str:
+        """Every branch, in tree order; the branch shown in the app is marked, the others say what they answer."""
         data = self.export_json(chat_id)
+        msgs = data["messages"]
+        branched = any(m["version"][1] > 1 for m in msgs)
         out = [f"# {data['title']}", ""]
-        for m in data["messages"]:
+        if branched:
+            out += ["_All branches are included. Messages of the branch shown in the app are marked ★; "
+                    "the others are earlier versions (edits and regenerations)._", ""]
+        for m in msgs:
             who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(m["role"], m["role"])
             state = {"cancelled": " (stopped)", "error": " (interrupted)", "streaming": " (interrupted)"}.get(
                 m["state"], "")
-            out += [f"## {who}{state}", "", m["content"], ""]
+            mark = ""
+            if branched:
+                i, n = m["version"]
+                mark = (" ★" if m["shown"] else "") + (f" · version {i} of {n}" if n > 1 else "")
+                mark += f" · #{m['id']}" + (f", reply to #{m['parent_id']}" if m["parent_id"] else "")
+            out += [f"## {who}{state}{mark}", "", m["content"], ""]
             prov = m.get("provenance")
             if prov:
                 lines = [f"- {k}: `{v}`" for k, v in prov.items() if k != "sampling" and v not in (None, "")]
@@ -374,10 +411,10 @@ class ChatStore:
         return "\n".join(out).rstrip() + "\n"
 
 
-def _snippet(text: str, q: str, width: int = 40) -> str:
+def _snippet(text: str, q: str, width: int = 40, marks: tuple[str, str] = ("[", "]")) -> str:
     i = text.lower().find(q.lower())
     if i < 0:
         return text[:2 * width]
     start = max(0, i - width)
     end = i + len(q)
-    return ("…" if start else "") + text[start:i] + "[" + text[i:end] + "]" + text[end:end + width]
+    return ("…" if start else "") + text[start:i] + marks[0] + text[i:end] + marks[1] + text[end:end + width]
