@@ -122,17 +122,22 @@ def test_welcome_suggests_small_models_first_with_fit_and_download(qtbot, monkey
     with qtbot.waitSignal(w.refreshed, timeout=15000):
         w.refresh()
     names = [c.entry.name for c in w.cards]
-    # The 8B model is the one starter; the four big seed models follow, smallest first.
-    assert names[0] == "Llama 3 8B Instruct Gradient 1048k"
-    assert w.cards[0].starter.isVisibleTo(w.cards[0]) and not w.cards[1].starter.isVisibleTo(w.cards[1])
-    sizes = [c.entry.size for c in w.cards[1:]]
-    assert sizes == sorted(sizes) and len(w.cards) == 5
-    assert w.cards[0].badge.text() in {"Fits in RAM", "Fits"}  # ~4.5 GiB on 16 GiB
+    starters = [c for c in w.cards if c.entry.starter]
+    # The bundled starter profiles come first, smallest first; then the seed models, smallest first.
+    assert len(starters) >= 4 and w.cards[:len(starters)] == starters
+    assert names[0] == "Llama 3.2 1B Instruct"
+    assert all(c.starter.isVisibleTo(c) for c in starters)
+    assert not any(c.starter.isVisibleTo(c) for c in w.cards[len(starters):])
+    for group in (w.cards[:len(starters)], w.cards[len(starters):]):
+        sizes = [c.entry.size for c in group]
+        assert sizes == sorted(sizes)
+    assert "Llama 3 8B Instruct Gradient 1048k" in names[len(starters):] and len(w.cards) == len(starters) + 5
+    assert w.cards[0].badge.text() in {"Fits in RAM", "Fits"}  # ~0.8 GiB on 16 GiB
     assert w.cards[-1].badge.text() == "Won't fit"
     assert "KV" in w.cards[0].badge.toolTip()
     with qtbot.waitSignal(w.download_requested, timeout=2000) as sig:
         qtbot.mouseClick(w.cards[0].download_btn, Qt.MouseButton.LeftButton)
-    assert sig.args == ["llama-3-8b-instruct-gradient-1048k", "Q4_K_M"]
+    assert sig.args == [w.cards[0].entry.profile_id, "Q4_K_M"]
     with qtbot.waitSignal(w.start_chat, timeout=2000):
         qtbot.mouseClick(w.start_btn, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(w.import_requested, timeout=2000):

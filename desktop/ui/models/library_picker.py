@@ -21,7 +21,6 @@ from .hub_style import BadgesRole, HighlightRole, KeyRole, SubtitleRole, estimat
 Index = QModelIndex | QPersistentModelIndex
 InstalledRole = Qt.ItemDataRole.UserRole + 130
 EntryRole = Qt.ItemDataRole.UserRole + 131
-STARTER_MAX_PARAMS_B = 8.5  # until profiles say `starter: true`, models up to ~8B count as starters
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def gather(store: Any = None, hw: Any = None) -> list[PickerEntry]:
         if size and not remote:
             fit_d = fit.estimate(size, _arch(p, path), p.context.default, hw, p.load.kv_cache_type).to_dict()
         params_b = float(p.architecture.params_b or 0.0)
-        starter = bool(getattr(p, "starter", False)) or (0 < params_b <= STARTER_MAX_PARAMS_B)
+        starter = bool(p.starter)  # the bundled starter profiles (`starter: true`)
         out.append(PickerEntry(p.id, p.name, quant, size, estimated, remote or path is not None, remote, fit_d,
                                params_b, starter, p.source.repo, bool(p.source.bundled)))
     out.sort(key=lambda e: (not e.installed, e.name.lower()))

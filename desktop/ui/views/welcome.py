@@ -1,7 +1,7 @@
 """The first screen: the bundled demo is ready to chat, and what to download next.
 
-Suggestions are the not-yet-installed profiles, small starter models first (``starter: true``, or up to
-~8B parameters until profiles say so), smallest first, then the larger seed models; each card has its
+Suggestions are the not-yet-installed profiles, small starter models first (``starter: true``), smallest
+first, then the larger seed models; each card has its
 size and a fit badge for this machine and a Download button (``download_requested(profile_id, quant)``).
 Import from disk is one click away (``import_requested``). The profile/fit data is gathered on a worker.
 """
