@@ -192,6 +192,26 @@ def _find_demo() -> tuple[Any, Path] | None:
         return None
 
 
+LAZY_STACKS = ("mcp.client.session", "mcp.client.stdio", "mcp.client.streamable_http", "pypdf")
+
+
+def check_lazy_stacks() -> str:
+    """Import what the app only imports inside functions (MCP tools, PDF attachments): PyInstaller cannot see
+    those imports, so a bundle that lacks them would only fail when a user first attaches a PDF or calls a tool."""
+    import importlib
+    from importlib import metadata
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:  # a bundle may drop the dist-info; the import is what counts
+            return "?"
+
+    for name in LAZY_STACKS:
+        importlib.import_module(name)
+    return f"mcp {version('mcp')}, pypdf {version('pypdf')}"
+
+
 def run_selftest(argv: list[str]) -> int:
     """The ``--selftest`` entry point; returns the exit status."""
     ap = argparse.ArgumentParser(prog="desktop-chat --selftest", description=__doc__.split("\n\n")[1])
@@ -212,6 +232,12 @@ def run_selftest(argv: list[str]) -> int:
     result: dict[str, Any] = {"ok": False, "frozen": bool(getattr(sys, "frozen", False))}
     _say(f"desktop-chat self-test: {'frozen' if result['frozen'] else 'from source'}, worker: "
          f"{' '.join(worker_command())}")
+    try:
+        result["tools"] = check_lazy_stacks()
+    except Exception as exc:  # noqa: BLE001 - reported as the failed check it is
+        _say(f"selftest: FAILED: the tools stack is missing from this build ({exc})")
+        return 1
+    _say(f"tools: {result['tools']}")
     tmp = tempfile.TemporaryDirectory(prefix="desktop-chat-selftest-")
     expected: str | None = None
     profile = None

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from desktop import selftest
 from desktop.engine.gguf import doctor as gguf_doctor
 
@@ -67,3 +69,11 @@ def test_smoke_gui_fails_when_the_platform_plugin_is_missing() -> None:
     assert r.returncode != 0
     assert "smoke-gui: OK" not in r.stdout
     assert "no-such-platform" in r.stderr
+
+
+def test_selftest_checks_the_lazily_imported_tool_stacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle without the MCP SDK or pypdf must fail its self-test, not the user's first tool call."""
+    assert "mcp" in selftest.check_lazy_stacks() and "pypdf" in selftest.check_lazy_stacks()
+    monkeypatch.setitem(sys.modules, "pypdf", None)  # what a bundle without it looks like to an import
+    with pytest.raises(ImportError):
+        selftest.check_lazy_stacks()
