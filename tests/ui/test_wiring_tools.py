@@ -79,7 +79,10 @@ def test_send_with_tools_asks_runs_the_tool_and_saves_the_call(qtbot, tool_windo
     assert "calc.add — done" in view.header.text() and not view.expanded()  # collapsed
     saved = w.chats.message(ans.id)
     assert saved.content == tool_gguf.ANSWER and saved.provenance["tool_calls"][0]["result"] == "5"
-    assert "tool_calls" in json.dumps(w.chats.export_json(w.chat_id))
+    assert w.chats.export_json(w.chat_id)["messages"][-1]["provenance"]["tool_calls"][0]["result"] == "5"
+    md = w.chats.export_markdown(w.chat_id)
+    assert "<details><summary>Tool calc.add — ok</summary>" in md
+    assert md.index("Tool calc.add") < md.index(tool_gguf.ANSWER, md.index("## Assistant"))
 
     # Reopening the chat shows the saved call again.
     cid = w.chat_id
@@ -130,6 +133,7 @@ def test_attachment_goes_into_the_prompt_and_its_citation_is_shown(qtbot, window
     assert saved.provenance["citations"] == ans.provenance["citations"]
     label = w.view.widgets[-1].citations
     assert label.isVisibleTo(w.view.widgets[-1]) and label.text().startswith("Sources: notes.txt")
+    assert "Sources: notes.txt" in w.chats.export_markdown(w.chat_id)
 
 
 def test_draft_acceptance_is_shown_under_the_answer(qtbot) -> None:
