@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from desktop.engine.chats.attachments import engine_token_counter
+
 from .tool_send import ToolSend
 from .views.mcp_settings import McpSettingsDialog
 
@@ -21,6 +23,8 @@ class ToolActions:
         self.session.notice.connect(lambda t: self.statusBar().showMessage(t, 10000))
         chips = self.chat_page.chips
         chips.failed.connect(lambda msg: self.errors.present({"message": msg}))
+        # Chips count with the loaded model's tokenizer (on their worker); the estimate when none is loaded.
+        chips.set_token_counter(engine_token_counter(self.adapter.client, timeout_s=10.0))
 
     def open_tools(self) -> McpSettingsDialog:
         """Chat ▸ Tools…: the MCP servers, and which ones this chat uses."""

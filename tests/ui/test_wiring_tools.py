@@ -29,9 +29,8 @@ def hermes(tmp_path_factory: pytest.TempPathFactory) -> tool_gguf.ToolModel:
     return tool_gguf.make_hermes(tmp_path_factory.mktemp("wiring") / "hermes.gguf")
 
 
-@pytest.fixture
-def tool_window(make_window, hermes: tool_gguf.ToolModel):
-    """A window on the tool GGUF, with the calc MCP server configured (every chat uses it by default)."""
+def _tool_setup(hermes: tool_gguf.ToolModel, n_ctx: int = 2048) -> None:
+    """A profile on the tool GGUF, and the calc MCP server configured (every chat uses it by default)."""
     d = paths.user_profiles_dir()
     d.mkdir(parents=True, exist_ok=True)
     stops = ", ".join(str(t) for t in hermes.stop_token_ids)
@@ -40,13 +39,18 @@ def tool_window(make_window, hermes: tool_gguf.ToolModel):
         name: Tiny Hermes
         source: {{repo: tests/{PID}-GGUF, quants: [F32], recommended_quant: F32}}
         prompt: {{format: gguf, stop_tokens: [{stops}]}}
-        context: {{native: 2048, default: 2048}}  # the tool spec takes ~1300 tokens
+        context: {{native: 2048, default: {n_ctx}}}
         sampling: {{temperature: 0.0, top_k: 1, max_tokens: 48, seed: 1}}
         load: {{threads: 1}}
         """))
     models.register_model(PID, hermes.path)
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text(json.dumps(mcp_server.stdio_config("calc")), encoding="utf-8")
+
+
+@pytest.fixture
+def tool_window(make_window, hermes: tool_gguf.ToolModel):
+    _tool_setup(hermes)  # 2048 tokens: the tool spec alone takes ~1300
     return make_window(PID)
 
 
@@ -110,6 +114,25 @@ def test_stop_while_the_permission_dialog_is_open_ends_the_answer(qtbot, tool_wi
     with qtbot.waitSignal(w.session.busy_changed, timeout=2000, check_params_cb=lambda b: b is False):
         w.escape()  # Esc: runner.stop + broker.cancel_all
     assert broker.open_dialogs() == [] and w.session.stream is None
+
+
+def test_a_failed_tool_answer_goes_to_the_error_presenter(qtbot, make_window, hermes) -> None:
+    _tool_setup(hermes, n_ctx=512)  # too small for the tool spec: the engine refuses the prompt
+    w = make_window(PID)
+    with qtbot.waitSignal(w.session.busy_changed, timeout=30000, check_params_cb=lambda b: b is False):
+        w.send("What is 2 + 3?")
+    assert _answer(w).state == "error" and "context holds 512" in w.errors.last
+    assert w.tool_send.rid is None and w.session.stream is None
+
+
+def test_tools_menu_opens_the_mcp_settings_for_the_chat(qtbot, tool_window) -> None:
+    w = tool_window
+    assert w.tools_action.shortcut().toString() == "Ctrl+T" and w.tools_action in w.menuBar().actions()[0].menu().actions()
+    w.session.chat_id = 5
+    dlg = w.open_tools()
+    qtbot.waitUntil(lambda: dlg.server_item("calc") is not None, timeout=10000)
+    assert dlg.chat_id == 5
+    dlg.close()
 
 
 def test_attachment_goes_into_the_prompt_and_its_citation_is_shown(qtbot, window, tmp_path: Path) -> None:
