@@ -23,7 +23,7 @@ from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
 
 from . import workers
-from .chat_model import ChatMessage, ChatModel, ProvenanceRole
+from .chat_model import ChatMessage, ChatModel
 from .engine_adapter import EngineAdapter
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
@@ -260,43 +260,6 @@ class ChatSession(QObject):
             self.tool_send.stop()
         else:
             self.adapter.stop_requested()
-
-    # ------------------------------------------------------------------ answers with attachments or tools
-
-    def rebind(self, rid: str, real_rid: str, extra_prov: dict[str, Any]) -> None:
-        """The prepared answer went to the engine as a plain request: follow its id from now on."""
-        st = self.stream
-        if st and st.rid == rid:
-            st.rid = real_rid
-            st.extra_prov.update(extra_prov)
-
-    def on_tool_event(self, rid: str, record: Any) -> None:
-        """A tool call started or ended: shown (collapsed) on the growing answer at once."""
-        st = self.stream
-        if not st or rid != st.rid:
-            return
-        d = record.to_dict()
-        calls = [c for c in st.extra_prov.get("tool_calls", []) if c.get("id") != d.get("id") or not d.get("id")]
-        st.extra_prov["tool_calls"] = calls + [d]
-        if self.stream_shown(st):
-            self.model.flush()
-            m = self.model.messages[-1]
-            m.provenance = {**m.provenance, "tool_calls": st.extra_prov["tool_calls"]}
-            idx = self.model.index(len(self.model.messages) - 1)
-            self.model.dataChanged.emit(idx, idx, [ProvenanceRole])
-
-    def on_tool_result(self, rid: str, result: Any, extra_prov: dict[str, Any]) -> None:
-        st = self.stream
-        if not st or rid != st.rid:
-            return
-        st.extra_prov = {**st.extra_prov, **extra_prov}
-        stats = {**(result.stats.__dict__ if result.stats else {}), "finish_reason": result.finish_reason,
-                 "dropped_ids": [], "tool_rounds": result.rounds}
-        shown = self.stream_shown(st)
-        text = result.text or st.text
-        self._finish("cancelled" if result.finish_reason == "cancelled" else "done", text, stats)
-        if shown and result.stats is not None:
-            self.finished.emit(P.Finished(rid, text, result.finish_reason, result.stats))
 
     def provenance(self) -> dict[str, Any]:
         p = self.adapter.profile

@@ -9,28 +9,31 @@ has MCP servers enabled, :meth:`ToolSend.start` takes over the answer:
 2. back on the GUI thread: with tools, a :class:`ToolLoopRunner` runs the answer (each call asks through the
    :class:`PermissionBroker` dialog); without, the plain engine request is sent with the new messages.
 
-Streamed text, tool events, the result and errors all go back to the session (``on_token``, ``on_tool_event``,
-``on_tool_result``, ``on_failed``) under one request id, so the answer grows and is saved exactly like a plain one.
-One :class:`McpManager` lives as long as this object (``close()`` on exit).
+Streamed text, tool events, the result and errors all go back to the session (``_on_token``, its stream's
+provenance, ``_finish``, ``_on_failed``) under one request id, so the answer grows and is saved like a plain one.
+One :class:`McpManager` lives as long as this object (``close()`` on exit). The MCP config and the per-chat server
+choice are files: they are read on a worker (``refresh``), at start and whenever the Tools dialog changes them.
 """
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QWidget
 
 from desktop.engine.chats.attachments import Attachment, build_context, engine_token_counter, with_context
 from desktop.engine.errors import AppError
+from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
-from desktop.engine.tools.config import ChatServerChoice, load_config
+from desktop.engine.tools.config import ChatServerChoice, ServerConfig, load_config
 from desktop.engine.tools.loop import ToolBox, ToolLoop, ToolLoopResult, turns_for
 from desktop.engine.tools.mcp_client import McpManager
 from desktop.engine.tools.permissions import PermissionPolicy
 
 from . import workers
+from .chat_model import ProvenanceRole
 from .views.tool_permission import PermissionBroker
 from .views.tool_runner import ToolLoopRunner, tool_provenance
 
@@ -58,12 +61,12 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
 
 
 class ToolSend(QObject):
-    def __init__(self, session: "ChatSession", window: QWidget | None = None,
-                 manager_factory: Callable[[], McpManager] | None = None) -> None:
+    def __init__(self, session: "ChatSession", window: QWidget | None = None) -> None:
         super().__init__(window)
         self.session = session
-        self._factory = manager_factory or (lambda: McpManager(load_config()))
         self.manager: McpManager | None = None
+        self.configs: dict[str, ServerConfig] = {}  # as last read by refresh()
+        self.chosen: dict[str, list[str]] = {}  # chat id -> the servers it uses (absent: every enabled one)
         self.policy = PermissionPolicy()
         self.broker = PermissionBroker(window)  # its dialogs are modal to the window
         self.choice = ChatServerChoice()
@@ -72,18 +75,43 @@ class ToolSend(QObject):
         self._citations: list[Any] = []
         self._cancelled = False
         self._jobs: list[workers.Job] = []
+        self.refresh()
 
     # ------------------------------------------------------------------ the MCP manager
 
+    def refresh(self) -> None:
+        """Read the MCP config and the per-chat choices again, on a worker."""
+        choice = self.choice
+
+        def read() -> tuple[dict[str, ServerConfig], dict[str, list[str]]]:
+            try:
+                configs = load_config()
+            except AppError:
+                configs = {}  # a broken config is reported by the Tools dialog, not on every message
+            return configs, choice._read()
+
+        def done(res: tuple[dict[str, ServerConfig], dict[str, list[str]]]) -> None:
+            if res[0] != self.configs and self.manager is not None:
+                self._close_manager()  # the servers changed: the next send starts the new ones
+            self.configs, self.chosen = res
+
+        self._jobs.append(workers.start(read, done, lambda _e: None, self))
+
     def get_manager(self) -> McpManager:
         if self.manager is None:
-            self.manager = self._factory()  # reads the config file once, starts nothing yet
+            self.manager = McpManager(self.configs)  # starts nothing yet: servers start when first used
         return self.manager
 
-    def reload(self) -> None:
-        """The servers changed (the Tools dialog saved): the next send uses a new manager."""
-        if self.manager is not None:
-            old, self.manager = self.manager, None
+    def manager_for(self, servers: dict[str, ServerConfig]) -> McpManager:
+        """The manager for the Tools dialog, which lists the servers in the file it read or just saved."""
+        if servers != self.configs:
+            self._close_manager()
+            self.configs = dict(servers)
+        return self.get_manager()
+
+    def _close_manager(self) -> None:
+        old, self.manager = self.manager, None
+        if old is not None:
             self._jobs.append(workers.start(old.close, lambda _r: None, lambda _e: None, self))
 
     def close(self) -> None:
@@ -94,12 +122,12 @@ class ToolSend(QObject):
             self.manager = None
 
     def servers_for(self, chat_id: int | None) -> list[str]:
+        """``ChatServerChoice.enabled``'s rule, on what ``refresh`` read (no file I/O on the GUI thread)."""
         if chat_id is None:
             return []
-        try:
-            return self.choice.enabled(chat_id, self.get_manager().configs)
-        except AppError:
-            return []  # a broken config is reported by the Tools dialog, not on every message
+        names = [n for n, c in self.configs.items() if not c.disabled]
+        chosen = self.chosen.get(str(chat_id))
+        return names if chosen is None else [n for n in names if n in chosen]
 
     # ------------------------------------------------------------------ one answer
 
@@ -151,12 +179,15 @@ class ToolSend(QObject):
             s.notice.emit(f"Tool server {name} did not start: {err}")
         if self._cancelled:
             self.rid = None
-            s.on_tool_result(rid, ToolLoopResult("", "cancelled", [], 0, None, []), tool_provenance(None, prep.citations))
+            self._result(rid, ToolLoopResult("", "cancelled", [], 0, None, []), tool_provenance(None, prep.citations))
             return
         if prep.toolbox is None:  # attachments only: the plain request, under the engine's own id
             self.rid = None
             real = s.adapter.send_requested(prep.messages, profile=profile, **sampling)
-            s.rebind(rid, real, tool_provenance(None, prep.citations))
+            st = s.stream
+            if st and st.rid == rid:  # from now on the session follows the engine's id, as for a plain send
+                st.rid = real
+                st.extra_prov.update(tool_provenance(None, prep.citations))
             return
         model_path = s.loaded.model_path if s.loaded else None
         base = models.generate_request(profile, prep.messages, f"{rid}-gen", **sampling)
@@ -180,14 +211,41 @@ class ToolSend(QObject):
             self.session._on_token(rid, text)
 
     def _event(self, rid: str, ev: Any) -> None:
-        if rid == self.rid:
-            self.session.on_tool_event(rid, ev.record)
+        st = self.session.stream
+        if rid != self.rid or not st or st.rid != rid:
+            return
+        # A tool call started or ended: shown (collapsed) on the growing answer at once.
+        d = ev.record.to_dict()
+        calls = [c for c in st.extra_prov.get("tool_calls", []) if not d.get("id") or c.get("id") != d.get("id")]
+        st.extra_prov["tool_calls"] = calls + [d]
+        model = self.session.model
+        if self.session.stream_shown(st):
+            model.flush()
+            m = model.messages[-1]
+            m.provenance = {**m.provenance, "tool_calls": st.extra_prov["tool_calls"]}
+            idx = model.index(len(model.messages) - 1)
+            model.dataChanged.emit(idx, idx, [ProvenanceRole])
 
     def _done(self, rid: str, result: ToolLoopResult) -> None:
         if rid != self.rid:
             return
         self.rid, self.runner = None, None
-        self.session.on_tool_result(rid, result, tool_provenance(result, self._citations))
+        self._result(rid, result, tool_provenance(result, self._citations))
+
+    def _result(self, rid: str, result: ToolLoopResult, extra_prov: dict[str, Any]) -> None:
+        """Save and show the answer like a plain one, with its tool calls and citations in its provenance."""
+        s = self.session
+        st = s.stream
+        if not st or rid != st.rid:
+            return
+        st.extra_prov = {**st.extra_prov, **extra_prov}
+        stats = {**(result.stats.__dict__ if result.stats else {}), "finish_reason": result.finish_reason,
+                 "dropped_ids": [], "tool_rounds": result.rounds}
+        shown = s.stream_shown(st)
+        text = result.text or st.text
+        s._finish("cancelled" if result.finish_reason == "cancelled" else "done", text, stats)
+        if shown and result.stats is not None:
+            s.finished.emit(P.Finished(rid, text, result.finish_reason, result.stats))
 
     def _failed(self, rid: str, exc: BaseException) -> None:
         if rid != self.rid:

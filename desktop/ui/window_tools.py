@@ -29,8 +29,10 @@ class ToolActions:
     def open_tools(self) -> McpSettingsDialog:
         """Chat ▸ Tools…: the MCP servers, and which ones this chat uses."""
         ts = self.tool_send
-        dlg = McpSettingsDialog(lambda _servers: ts.get_manager(), chat_id=self.chat_id, parent=self)
-        dlg.saved.connect(lambda _servers: ts.reload())  # the servers changed: a new manager next time
+        dlg = McpSettingsDialog(ts.manager_for, chat_id=self.chat_id, parent=self)
+        # Servers or this chat's choice changed: read both again (a new manager when the servers changed).
+        dlg.saved.connect(lambda _servers: ts.refresh())
+        dlg.chat_servers_changed.connect(lambda _cid, _names: ts.refresh())
         self._tools_dialog = dlg
         dlg.open()
         return dlg

@@ -18,7 +18,6 @@ from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
 from desktop.engine.tools.config import config_path
 from desktop.ui.message_widget import stats_text
-from desktop.ui.views.tool_calls import CitationsLabel, ToolCallList
 from tests.fixtures import mcp_server, tool_gguf
 
 PID = "tiny-hermes-tools"
@@ -127,11 +126,17 @@ def test_a_failed_tool_answer_goes_to_the_error_presenter(qtbot, make_window, he
 
 def test_tools_menu_opens_the_mcp_settings_for_the_chat(qtbot, tool_window) -> None:
     w = tool_window
-    assert w.tools_action.shortcut().toString() == "Ctrl+T" and w.tools_action in w.menuBar().actions()[0].menu().actions()
+    assert w.tools_action.shortcut().toString() == "Ctrl+T"
+    assert w.tools_action in w.menuBar().actions()[0].menu().actions()  # Chat ▸ Tools…, its shortcut listed
     w.session.chat_id = 5
     dlg = w.open_tools()
     qtbot.waitUntil(lambda: dlg.server_item("calc") is not None, timeout=10000)
-    assert dlg.chat_id == 5
+    assert dlg.chat_id == 5 and w.tool_send.servers_for(5) == ["calc"]
+    with qtbot.waitSignal(dlg.chat_servers_changed, timeout=5000):
+        dlg.server_item("calc").setCheckState(0, Qt.CheckState.Unchecked)
+    # The choice is read again off the GUI thread: chat 5 now sends without tools, other chats keep them.
+    qtbot.waitUntil(lambda: w.tool_send.servers_for(5) == [], timeout=5000)
+    assert w.tool_send.servers_for(6) == ["calc"] and not w.tool_send.handles(5, [])
     dlg.close()
 
 
