@@ -187,3 +187,32 @@ def test_settings_panel_shows_speculative_setting(qtbot) -> None:
     panel.set_profile(dataclasses.replace(p, speculative=spec))
     assert panel.speculative.text() == "Speculative decoding: prompt lookup, 6 tokens per step"
 
+
+
+def test_paperclip_and_drops_on_the_chat_page_add_chips(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QFileDialog
+
+    from desktop.ui.chat_model import ChatModel
+    from desktop.ui.views.chat import ChatPage
+
+    a, b = tmp_path / "a.md", tmp_path / "b.py"
+    a.write_text("# A\n", encoding="utf-8")
+    b.write_text("print(1)\n", encoding="utf-8")
+    page = ChatPage(ChatModel())
+    qtbot.addWidget(page)
+    assert page.chips.attach_button.isHidden() and page.acceptDrops()
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *_a, **_k: ([str(a)], ""))
+    qtbot.mouseClick(page.attach_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(page.chips.attachments()) == 1, timeout=5000)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(b))])
+    enter = QDragEnterEvent(page.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    page.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    page.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                              Qt.KeyboardModifier.NoModifier))
+    qtbot.waitUntil(lambda: len(page.chips.attachments()) == 2, timeout=5000)
+    assert sorted(x.name for x in page.chips.attachments()) == ["a.md", "b.py"]
