@@ -52,6 +52,7 @@ class Prepared:
     citations: list[Any] = field(default_factory=list)
     toolbox: ToolBox | None = None
     server_errors: dict[str, str] = field(default_factory=dict)
+    turns: Any = None  # how the tool exchange is rendered for this model (reads the GGUF header)
 
 
 def _error_dict(exc: BaseException) -> dict[str, Any]:
@@ -152,6 +153,7 @@ class ToolSend(QObject):
         n_ctx = (loaded.n_ctx if loaded and loaded.n_ctx else None) or profile.context.default
         max_tokens = s.adapter.generate_request_preview(**sampling).max_tokens or 0
         question = history[-1]["content"] if history else ""
+        model_path = loaded.model_path if loaded else None
 
         def prepare() -> Prepared:  # worker thread
             messages = history
@@ -164,7 +166,10 @@ class ToolSend(QObject):
                     ctx = build_context(attachments, question, budget, count)
                     messages, citations = with_context(history, ctx), ctx.citations
             toolbox, errors = (ToolBox.from_manager(manager, servers) if manager is not None else (None, {}))
-            return Prepared(messages, citations, toolbox if toolbox else None, errors)
+            if not toolbox:
+                return Prepared(messages, citations, None, errors)
+            base = models.generate_request(profile, messages, f"{rid}-gen", **sampling)
+            return Prepared(messages, citations, toolbox, errors, turns_for(profile, model_path, base))
 
         self._jobs.append(workers.start(prepare, lambda p: self._prepared(rid, p, profile, sampling),
                                         lambda exc: self._failed(rid, exc), self))
@@ -189,14 +194,7 @@ class ToolSend(QObject):
                 st.rid = real
                 st.extra_prov.update(tool_provenance(None, prep.citations))
             return
-        model_path = s.loaded.model_path if s.loaded else None
-        base = models.generate_request(profile, prep.messages, f"{rid}-gen", **sampling)
-        try:
-            turns = turns_for(profile, model_path, base)
-        except AppError as exc:
-            self._failed(rid, exc)
-            return
-        loop = ToolLoop(s.adapter.client, turns, prep.toolbox, ask=self.broker.ask, policy=self.policy)
+        loop = ToolLoop(s.adapter.client, prep.turns, prep.toolbox, ask=self.broker.ask, policy=self.policy)
         runner = self.runner = ToolLoopRunner(loop, self)
         q = Qt.ConnectionType.QueuedConnection  # lambdas: without it PySide would call them on the pool thread
         runner.signals.text.connect(lambda t: self._text(rid, t), q)
