@@ -38,6 +38,10 @@ def build_menus(win: "MainWindow") -> None:
     win.edit_last_action = _act(win, chat, "&Edit last message", win.edit_last, None)
     win.stop_action = _act(win, chat, "&Stop answer", win.escape, "Esc")
     chat.addSeparator()
+    win.attach_action = _act(win, chat, "&Attach files…", win.attach_files, "Ctrl+Shift+A")
+    win.tools_action = _act(win, chat, "&Tools…", win.open_tools, "Ctrl+T")
+    win.setup_tools()
+    chat.addSeparator()
     win.rename_action = _act(win, chat, "Re&name…", lambda: win.chat_id and win.rename_chat(win.chat_id), "F2")
     win.delete_action = _act(win, chat, "&Delete…", lambda: win.chat_id and win.delete_chat(win.chat_id), "Del")
     _act(win, chat, "Export as &Markdown…", lambda: win.chat_id and win.export_chat(win.chat_id, "md"),

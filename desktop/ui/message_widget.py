@@ -12,6 +12,7 @@ from .chat_model import (BranchRole, ChatModel, DimmedRole, IdRole, ProvenanceRo
                          TextRole)
 from .markdown import _FENCE, split_markdown, stable_prefix
 from .theme import polish, theme
+from .views.tool_calls import CitationsLabel, ToolCallList
 
 if TYPE_CHECKING:
     from .chat_view import ChatView
@@ -30,6 +31,8 @@ def stats_text(provenance: dict, stats: dict, live_rate: float | None = None) ->
         parts.append(f"{stats['generated_tokens']:,} tokens")
     if stats and stats.get("ttft_s"):
         parts.append(f"{stats['ttft_s'] * 1000:.0f} ms to first token")
+    if stats and stats.get("draft_acceptance") is not None:  # speculative decoding ran
+        parts.append(f"draft {stats['draft_acceptance'] * 100:.0f} % accepted")
     return " · ".join(p for p in parts if p)
 
 
@@ -83,9 +86,17 @@ class MessageWidget(QFrame):
         head.addWidget(self.tag)
         head.addStretch(1)
         bl.addLayout(head)
+        # Tool calls above the text (collapsed), sources under it: both from the answer's provenance.
+        self.tool_calls = ToolCallList()
+        self.tool_calls.hide()
+        self._tool_records: list = []
+        bl.addWidget(self.tool_calls)
         self.body = QVBoxLayout()
         self.body.setSpacing(8)
         bl.addLayout(self.body)
+        self.citations = CitationsLabel()
+        self.citations.setObjectName("MessageStats")
+        bl.addWidget(self.citations)
         self.row.addWidget(self.bubble, 1)
         outer.addLayout(self.row)
         foot = QHBoxLayout()
@@ -189,6 +200,7 @@ class MessageWidget(QFrame):
         if role == "marker":
             self._show_marker(text)
             return
+        self._show_tools(prov)
         self.who.setText({"user": "", "assistant": prov.get("profile_name") or "Assistant",
                           "system": "System"}.get(role, role))
         self.who.setVisible(role != "user")
@@ -228,6 +240,15 @@ class MessageWidget(QFrame):
         elif not dim and self._opacity is not None:
             self.setGraphicsEffect(None)
             self._opacity = None
+
+    def _show_tools(self, prov: dict) -> None:
+        records = prov.get("tool_calls") or []
+        if records != self._tool_records:
+            for r in records:  # add_record updates a call already shown (same id) in place
+                self.tool_calls.add_record(r)
+            self._tool_records = list(records)
+        self.tool_calls.setVisible(bool(records))
+        self.citations.set_citations(prov.get("citations") or [])
 
     def set_live_rate(self, prov: dict, rate: float | None) -> None:
         self.stats_label.setText(stats_text(prov, {}, rate))

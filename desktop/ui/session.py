@@ -42,6 +42,7 @@ class StreamState:
     tokens: int = 0
     first_tokens: int = 0  # tokens in the first chunk (they arrived at t_first, so they take no time)
     t_first: float | None = None  # when the first chunk arrived
+    extra_prov: dict[str, Any] = field(default_factory=dict)  # tool calls and citations, saved with the answer
 
     def live_rate(self, now: float | None = None) -> float | None:
         """Tokens per second since the first chunk, None until a later chunk gives a rate."""
@@ -82,6 +83,9 @@ class ChatSession(QObject):
         self.overrides = Overrides()
         self._hashing: set[str] = set()
         self._jobs: list[workers.Job] = []
+        # Set by the window (window_tools.py): attachments and MCP tools take over a send when they apply.
+        self.tool_send: Any = None
+        self.attachments: list[Any] = []  # the files to put into the next message's prompt
         adapter.tokens_counted.connect(self._on_count)
         adapter.token_received.connect(self._on_token)
         adapter.generation_finished.connect(self._on_finished)
@@ -234,7 +238,12 @@ class ChatSession(QObject):
             self.show_thread()
         msgs = [m for m in self.model.messages[:-1] if m.role in ("user", "assistant") and m.text]
         history = [{"role": m.role, "content": m.text} for m in msgs]
-        rid = self.adapter.send_requested(history, profile=self.request_profile(), **self.overrides.sampling)
+        atts, self.attachments = self.attachments, []
+        ts = self.tool_send
+        if ts is not None and ts.handles(self.chat_id, atts):
+            rid = ts.start(history, atts, self.request_profile(), dict(self.overrides.sampling))
+        else:
+            rid = self.adapter.send_requested(history, profile=self.request_profile(), **self.overrides.sampling)
         self.stream = StreamState(rid, self.chat_id, msg_id, [m.id for m in msgs], time.monotonic())
         self.model.messages[-1].state = "streaming"
         self.busy_changed.emit(True)
@@ -247,7 +256,10 @@ class ChatSession(QObject):
         return dataclasses.replace(p, prompt=dataclasses.replace(p.prompt, system_prompt=self.overrides.system_prompt))
 
     def stop(self) -> None:
-        self.adapter.stop_requested()
+        if self.tool_send is not None and self.tool_send.active:
+            self.tool_send.stop()
+        else:
+            self.adapter.stop_requested()
 
     def provenance(self) -> dict[str, Any]:
         p = self.adapter.profile
@@ -304,6 +316,7 @@ class ChatSession(QObject):
                 prov[k] = v
         if stats and stats.get("seed", -1) >= 0:
             prov["seed"] = stats["seed"]
+        prov.update(st.extra_prov)
         self.chats.finish_message(st.msg_id, text, state, stats=stats, provenance=prov)
         if self.stream_shown(st):
             self.model.finish_last(state, text, stats=stats, provenance=prov)

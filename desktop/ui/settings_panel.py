@@ -85,6 +85,15 @@ class _Param(QWidget):
         self._spun(self.spin.value())
 
 
+def speculative_text(profile: Profile | None) -> str:
+    """One line for the profile's speculative decoding: the draft model, prompt lookup, or off."""
+    sp = getattr(profile, "speculative", None)
+    if sp is None or not (sp.draft or sp.prompt_lookup):
+        return "Speculative decoding: off"
+    how = f"draft model {sp.draft}" if sp.draft else "prompt lookup"
+    return f"Speculative decoding: {how}, {sp.n_draft} tokens per step"
+
+
 class SettingsPanel(QFrame):
     sampling_changed = Signal(dict)  # this chat's sampling overrides
     system_prompt_changed = Signal(object)  # str, or None for the profile's own
@@ -139,6 +148,12 @@ class SettingsPanel(QFrame):
         for p in (self.ctx, self.gpu):
             p.changed.connect(self._update_reload)
             col.addWidget(p)
+        # Speculative decoding is a profile setting (read-only here): edit it in the profile's settings.
+        self.speculative = QLabel(speculative_text(None))
+        self.speculative.setObjectName("SpeculativeSetting")
+        self.speculative.setProperty("hint", True)
+        self.speculative.setWordWrap(True)
+        col.addWidget(self.speculative)
         self.reload_note = QLabel("Context and GPU layers take effect when the model is reloaded.")
         self.reload_note.setProperty("hint", True)
         self.reload_note.setWordWrap(True)
@@ -174,6 +189,7 @@ class SettingsPanel(QFrame):
     def set_profile(self, profile: Profile | None, n_ctx: int | None = None, gpu_layers: Any = None) -> None:
         """Show ``profile``'s values (a new chat, or another model loaded)."""
         self.profile = profile
+        self.speculative.setText(speculative_text(profile))
         if profile is None:
             return
         self._filling = True  # showing the profile's own values is not a change

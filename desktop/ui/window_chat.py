@@ -16,12 +16,13 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 from desktop.engine.inference import protocol as P
 
 from .chat_view import confirm_link
+from .window_tools import ToolActions
 
 if TYPE_CHECKING:
     from .session import StreamState
 
 
-class ChatActions:
+class ChatActions(ToolActions):
     # ------------------------------------------------------------------ state the tests and the lead read
 
     @property
@@ -42,9 +43,17 @@ class ChatActions:
         if self.adapter.profile is None:
             self.errors.present({"message": "Choose a model in the Model menu first."})
             return False
+        atts = self.take_attachments()
+        if atts is None:
+            self.errors.present({"message": "An attachment is still being read; send again in a moment."})
+            return False
+        self.session.attachments = atts  # fitted into the prompt on a worker, with the tools (tool_send.py)
         if not self.session.send(text):
+            self.session.attachments = []
             return False
         self.input.clear()
+        if atts:
+            self.chat_page.chips.clear()
         return True
 
     def escape(self) -> None:

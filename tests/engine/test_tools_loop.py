@@ -196,7 +196,7 @@ def test_tool_calls_are_saved_with_the_answer_and_exported(tmp_path: Path) -> No
     store.finish_message(a, "The sum is 5.", "done", provenance={"profile": "p", "tool_calls": [rec.to_dict()]})
     exported = store.export_json(chat)["messages"][1]["provenance"]["tool_calls"]
     assert [ToolCallRecord.from_dict(d) for d in exported] == [rec]
-    assert "calc" in store.export_markdown(chat) and "'add'" in store.export_markdown(chat)
+    assert "<details><summary>Tool calc.add — ok</summary>" in store.export_markdown(chat)  # collapsed block
     md = records_markdown(exported)
     assert md.startswith("<details><summary>Tool calc.add — ok</summary>") and '{"a": 2, "b": 3}' in md
 

@@ -401,10 +401,17 @@ class ChatStore:
                 i, n = m["version"]
                 mark = (" ★" if m["shown"] else "") + (f" · version {i} of {n}" if n > 1 else "")
                 mark += f" · #{m['id']}" + (f", reply to #{m['parent_id']}" if m["parent_id"] else "")
-            out += [f"## {who}{state}{mark}", "", m["content"], ""]
-            prov = m.get("provenance")
+            prov = m.get("provenance") or {}
+            out += [f"## {who}{state}{mark}", ""]
+            if prov.get("tool_calls"):  # the answer's tool calls, collapsed, before its text (as in the app)
+                from desktop.engine.tools.loop import records_markdown
+                out.append(records_markdown(prov["tool_calls"]))
+            out += [m["content"], ""]
+            if prov.get("citations"):
+                out += ["Sources: " + "; ".join(dict.fromkeys(c.get("label", "") for c in prov["citations"])), ""]
             if prov:
-                lines = [f"- {k}: `{v}`" for k, v in prov.items() if k != "sampling" and v not in (None, "")]
+                lines = [f"- {k}: `{v}`" for k, v in prov.items()
+                         if k not in ("sampling", "tool_calls", "citations") and v not in (None, "")]
                 if prov.get("sampling"):
                     lines.append("- sampling: " + ", ".join(f"{k}={v}" for k, v in prov["sampling"].items()))
                 out += ["<details><summary>Provenance</summary>", "", *lines, "", "</details>", ""]

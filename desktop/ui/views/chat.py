@@ -15,6 +15,7 @@ from ..chat_model import ChatModel
 from ..chat_view import ChatView
 from ..errors import Banner
 from ..theme import COLUMN_MAX, theme
+from .attachments import AttachmentChips
 
 _SCROLL_KEYS = {Qt.Key.Key_PageUp: Qt.Key.Key_PageUp, Qt.Key.Key_PageDown: Qt.Key.Key_PageDown}
 
@@ -137,6 +138,18 @@ class ChatPage(QWidget):
         cl.setContentsMargins(12, 8, 8, 8)
         cl.setSpacing(8)
         self.input = MessageInput()
+        # Attachments: a paperclip in the composer opens the file picker; files dropped on the page land here too.
+        self.attach_btn = QToolButton()
+        self.attach_btn.setObjectName("AttachButton")
+        self.attach_btn.setToolTip("Attach files (or drop them on the chat)")
+        self.attach_btn.setAccessibleName("Attach files")
+        self.attach_btn.setFixedSize(36, 36)
+        self.attach_btn.setAutoRaise(True)
+        theme.set_icon(self.attach_btn, "mdi6.paperclip")
+        self.chips = AttachmentChips()
+        self.chips.attach_button.hide()  # the paperclip is the one way in
+        self.attach_btn.clicked.connect(self.chips.pick_files)
+        self.setAcceptDrops(True)
         self.send_btn = QToolButton()
         self.send_btn.setObjectName("SendButton")
         self.send_btn.setToolTip("Send (Enter)")
@@ -151,6 +164,7 @@ class ChatPage(QWidget):
             b.setFixedSize(36, 36)
         self.stop_btn.setEnabled(False)
         self.stop_btn.hide()
+        cl.addWidget(self.attach_btn, 0, Qt.AlignmentFlag.AlignBottom)
         cl.addWidget(self.input, 1)
         cl.addWidget(self.send_btn, 0, Qt.AlignmentFlag.AlignBottom)
         cl.addWidget(self.stop_btn, 0, Qt.AlignmentFlag.AlignBottom)
@@ -158,7 +172,7 @@ class ChatPage(QWidget):
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
         bl.setSpacing(6)
-        for w in (self.problems, self.banner, self.edit_bar, self.composer):
+        for w in (self.problems, self.banner, self.edit_bar, self.chips, self.composer):
             bl.addWidget(w)
         hint = QLabel("Enter sends · Shift+Enter adds a line · Esc stops · answers can be wrong")
         hint.setProperty("muted", True)
@@ -172,6 +186,13 @@ class ChatPage(QWidget):
         lay.addWidget(self.stack, 1)
         lay.addWidget(centred(bottom, COLUMN_MAX, (24, 4, 24, 10)))
         self.input.scroll_key.connect(self.view.scroll_key)
+
+    # Files dropped anywhere on the chat page become attachments (the chips read them on a worker).
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.chips.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.chips.dropEvent(event)
 
     def set_model_picker(self, widget: QWidget) -> None:
         if self.picker is not None:

@@ -41,6 +41,7 @@ class ToolCallView(QFrame):
         self.body.setReadOnly(True)
         self.body.setVisible(False)
         self.body.setMaximumHeight(220)
+        self.body.setMinimumHeight(120)  # else the answer's layout squeezes the opened call to a line
         lay.addWidget(self.body)
         self.set_record(record)
 
@@ -48,7 +49,8 @@ class ToolCallView(QFrame):
         self.record = _as_dict(record)
         r = self.record
         status = _STATUS.get(r.get("status", ""), r.get("status", ""))
-        took = f", {r['duration_s']:.1f} s" if r.get("duration_s") else ""
+        d = r.get("duration_s") or 0
+        took = f", {d:.1f} s" if d >= 0.1 else f", {d * 1000:.0f} ms" if d else ""  # a quick local tool: ms
         self.header.setText(f"Tool {r.get('server') or '?'}.{r.get('name')} — {status}{took}")
         self.body.setPlainText("Arguments:\n" + json.dumps(r.get("arguments", {}), indent=2, ensure_ascii=False)
                                + "\n\nResult:\n" + str(r.get("result", "")))
