@@ -47,7 +47,8 @@ class SuggestionCard(QFrame):
             self.badge.setToolTip(f"{e.fit['verdict']}: {e.fit['explanation']}")
         self.starter = QLabel("Starter")
         self.starter.setStyleSheet(badge_css("accent", is_dark(self)))
-        self.starter.setVisible(e.starter)
+        if not e.starter:  # never setVisible(True) here: a parentless label would open as a window
+            self.starter.hide()
         self.download_btn = QPushButton("Download")
         self.download_btn.setObjectName("secondary")
         self.download_btn.setIcon(icon("mdi6.download"))
@@ -149,11 +150,11 @@ class WelcomeView(QWidget):
         if demo:
             self.headline.setText(f"{demo.name} is ready to chat")
         for c in self.cards:
-            c.setParent(None)
+            self.cards_box.removeWidget(c)  # not setParent(None): that makes it a window and takes activation
             c.deleteLater()
         self.cards = []
         for e in suggestions(entries):
-            card = SuggestionCard(e)
+            card = SuggestionCard(e, self)  # parented at once: a parentless card would be a window for a moment
             card.download_btn.clicked.connect(
                 lambda _c=False, pid=e.profile_id, q=e.quant: self.download_requested.emit(pid, q or ""))
             self.cards_box.addWidget(card)
