@@ -35,6 +35,8 @@ _HUB: list = []  # the loopback Hub the Hub shots search (kept running until the
 
 
 def _shot_picker(win):  # noqa: ANN001, ANN202
+    win.banner.hide()  # a notice from the streaming shot (a Stop on a busy machine) is not what these show
+    win.statusBar().clearMessage()
     win.show_page("chats")
     win.picker.refresh()
     _until(lambda: bool(win.picker.model.entries))

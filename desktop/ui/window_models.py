@@ -12,7 +12,7 @@ import html
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
 from desktop.engine.errors import AppError
 
@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from desktop.engine.hub.queue import Job
 
     from .main_window import MainWindow
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: a small window (800x500 at 2x) scrolls it instead of having
+    to grow to the page's minimum size."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
 
 
 class ModelViews(QObject):
@@ -44,11 +54,13 @@ class ModelViews(QObject):
         self.hub_page.setObjectName("HubPage")
         self.hub_page.addWidget(self.hub)
         self.hub_page.addWidget(self.repo)
-        win.add_page("hub", "mdi6.magnify", self.hub_page, "Hub")
+        self.hub_scroll = scrolled(self.hub_page)
+        win.add_page("hub", "mdi6.magnify", self.hub_scroll, "Hub")
 
         # ---- Models: what is installed
         self.library = LibraryView(store=store)
-        win.add_page("models", "mdi6.cube-outline", self.library, "Models")
+        self.library_scroll = scrolled(self.library)
+        win.add_page("models", "mdi6.cube-outline", self.library_scroll, "Models")
 
         # ---- the welcome screen where the chat is empty: one line on the model, then the WelcomeView
         self.welcome = WelcomeView(store=store)
@@ -63,10 +75,13 @@ class ModelViews(QObject):
         cp.empty.setContentsMargins(28, 0, 28, 0)
         lay.addWidget(cp.empty)
         lay.addWidget(self.welcome, 1)
-        cp.stack.insertWidget(cp.stack.indexOf(old), page)
+        holder = scrolled(page)
+        cp.stack.insertWidget(cp.stack.indexOf(old), holder)
         cp.stack.removeWidget(old)
         old.deleteLater()
-        cp.empty_page = page
+        cp.empty_page = holder
+        # The picker's button names the model; in a narrow window it is cut rather than widening the window.
+        self.picker.button.setMinimumWidth(160)
 
         self._connect()
         for v in (self.picker, self.library, self.welcome):

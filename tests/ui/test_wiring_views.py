@@ -47,15 +47,18 @@ def test_picker_is_on_the_chat_and_choosing_loads_the_profile(qtbot, make_window
 
 def test_hub_and_models_pages_by_keyboard_and_rail(qtbot, make_window) -> None:
     w = make_window()
+    assert w.views.hub_scroll.widget() is w.views.hub_page and w.views.library_scroll.widget() is w.views.library
+    # The pages scroll rather than make the window bigger than a small screen (800x500 logical at 2x).
+    assert w.minimumSizeHint().height() < 400 and w.minimumSizeHint().width() < 760
     assert list(w.page_buttons) == ["chats", "hub", "models"]
     assert all(not b.icon().isNull() for b in w.page_buttons.values())
     w.input.setFocus()
     qtbot.keyClick(w.input, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
-    assert w.pages.currentWidget() is w.views.hub_page and w.page_buttons["hub"].isChecked()
+    assert w.pages.currentWidget() is w.views.hub_scroll and w.page_buttons["hub"].isChecked()
     qtbot.keyClick(w.focusWidget() or w, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
-    assert w.pages.currentWidget() is w.views.library
+    assert w.pages.currentWidget() is w.views.library_scroll
     qtbot.mouseClick(w.page_buttons["hub"], Qt.MouseButton.LeftButton)
-    assert w.pages.currentWidget() is w.views.hub_page
+    assert w.pages.currentWidget() is w.views.hub_scroll
     qtbot.mouseClick(w.page_buttons["chats"], Qt.MouseButton.LeftButton)
     assert w.pages.currentWidget() is w.splitter
     # Loading from the library goes back to the chat.
