@@ -76,6 +76,7 @@ class ModelViews(QObject):
         lay.addWidget(cp.empty)
         lay.addWidget(self.welcome, 1)
         holder = scrolled(page)
+        holder.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # it wraps; only scrolls down
         cp.stack.insertWidget(cp.stack.indexOf(old), holder)
         cp.stack.removeWidget(old)
         old.deleteLater()

@@ -85,6 +85,7 @@ class WelcomeView(QWidget):
         hi.setPixmap(icon("mdi6.chat-processing-outline", color="#6b52e0").pixmap(48, 48))
         self.headline = QLabel("Ready to chat")
         self.headline.setObjectName("title")
+        self.headline.setWordWrap(True)  # a long model name must not widen the page past a small window
         self.blurb = QLabel("A small demo model is built in and runs on any machine, offline. Start a chat now, "
                             "and download a bigger model when you want better answers.")
         self.blurb.setWordWrap(True)
