@@ -40,6 +40,8 @@ class SuggestionCard(QFrame):
         size = ("~" if e.size_estimated else "") + human_size(e.size) if e.size else "size unknown"
         sub = QLabel(f"{e.quant or '?'}  ·  {size}  ·  {e.repo}")
         sub.setObjectName("muted")
+        for label in (name, sub):  # wrap in a narrow chat column instead of pushing Download out of view
+            label.setWordWrap(True)
         text, tone = fit_badge(e.fit)
         self.badge = QLabel(text)
         self.badge.setStyleSheet(badge_css(tone, is_dark(self)))
@@ -127,6 +129,7 @@ class WelcomeView(QWidget):
         hv.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(holder)
 
