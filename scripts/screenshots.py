@@ -216,7 +216,7 @@ def gallery() -> None:
     if not real:
         m = win.model
         m.append("user", "Write a short poem about the sea.", id=-1)
-        m.append("assistant", "", "streaming", id=-2, provenance={"profile_name": name})
+        m.append("assistant", "", "streaming", id=-2, provenance={"profile_name": win.store.default().name})
         win.chat_page.set_busy(True)
         for word in "The tide comes in with silver light,\nand gulls wheel slowly out of sight;\n\n".split(" "):
             m.append_token(word + " ")
