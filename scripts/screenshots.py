@@ -24,10 +24,72 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 SCREEN = (1600, 1000)
 
-# Hook for views built on other branches: (file name, function(window) -> widget to grab, or None to grab the
-# window after the function ran). The lead adds model-picker.png, hub-search.png, quants.png and
-# models-library.png here at merge, e.g. ("hub-search.png", lambda w: (w.show_page("hub"), None)[1]).
-EXTRA_SHOTS: list[tuple[str, Callable]] = []
+def _until(cond: Callable[[], bool], timeout_ms: int = 20000) -> None:
+    for _ in range(timeout_ms // 50):
+        if cond():
+            break
+        _wait(50)
+
+
+_HUB: list = []  # the loopback Hub the Hub shots search (kept running until the process ends)
+
+
+def _shot_picker(win):  # noqa: ANN001, ANN202
+    win.banner.hide()  # a notice from the streaming shot (a Stop on a busy machine) is not what these show
+    win.statusBar().clearMessage()
+    win.show_page("chats")
+    win.picker.refresh()
+    _until(lambda: bool(win.picker.model.entries))
+    win.picker.open_popup()
+    return None  # the window with its popup (under X11 the grab is of the screen, popup included)
+
+
+def _shot_hub(win):  # noqa: ANN001, ANN202
+    from scripts import gallery_views as gv
+    from tests.fixtures.hub_server import HubServer
+
+    win.picker.popup.hide()
+    hub = HubServer(lifetime=300)
+    hub.__enter__()
+    _HUB.append(hub)
+    os.environ["HF_ENDPOINT"] = hub.url
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    for repo, dl, likes, modified, params in gv.SEARCH:
+        hub.add(repo, {repo.split("/")[1].lower() + ".Q4_K_M.gguf": b"GGUF" + b"\0" * 2048},
+                meta={"downloads": dl, "likes": likes, "lastModified": modified, "gguf": {"total": params}})
+    win.show_page("hub")
+    v = win.views
+    v.hub.box.setText("qwen")
+    v.hub.search("qwen")
+    _until(lambda: v.hub.results.rowCount() > 0 or v.hub.error_panel.isVisible())
+    return None
+
+
+def _shot_quants(win):  # noqa: ANN001, ANN202
+    from scripts import gallery_views as gv
+
+    v = win.views  # a 7B repo's real quant sizes (serving gigabytes from loopback would be silly)
+    v.repo.show_listing(gv._qwen_listing(), "Q4_K_M", 32768)
+    v.hub_page.setCurrentWidget(v.repo)
+    win.show_page("hub")
+    return None
+
+
+def _shot_library(win):  # noqa: ANN001, ANN202
+    from scripts import gallery_views as gv
+
+    gv._register_library(Path(os.environ["XDG_CACHE_HOME"]))  # placeholder files with real quants' sizes
+    lib = win.views.library
+    lib.refresh()
+    _until(lambda: len(lib.model.items) > 1)
+    lib.list.setCurrentIndex(lib.model.index(0, 0))
+    win.show_page("models")
+    return None
+
+
+# The model views in the real window: the picker's popup, a Hub search, a repo's quants, the Models page.
+EXTRA_SHOTS: list[tuple[str, Callable]] = [("model-picker.png", _shot_picker), ("hub-search.png", _shot_hub),
+                                          ("quants.png", _shot_quants), ("models-library.png", _shot_library)]
 
 ANSWER = """Here is a small function that **reverses** a list without changing the original:
 
@@ -154,7 +216,7 @@ def gallery() -> None:
     if not real:
         m = win.model
         m.append("user", "Write a short poem about the sea.", id=-1)
-        m.append("assistant", "", "streaming", id=-2, provenance={"profile_name": name})
+        m.append("assistant", "", "streaming", id=-2, provenance={"profile_name": win.store.default().name})
         win.chat_page.set_busy(True)
         for word in "The tide comes in with silver light,\nand gulls wheel slowly out of sight;\n\n".split(" "):
             m.append_token(word + " ")
@@ -186,6 +248,8 @@ def gallery() -> None:
         target = fn(win)
         _wait(300)
         _grab(target or win, OUT / name)
+    for hub in _HUB:
+        hub.__exit__(None, None, None)
     win.close()
 
 
@@ -228,6 +292,8 @@ def _inner(mode: str) -> int:
     os.environ["XDG_DATA_HOME"] = str(data / "data")
     os.environ["XDG_CONFIG_HOME"] = str(data / "config")
     os.environ["XDG_CACHE_HOME"] = str(data / "cache")
+    os.environ["HF_HOME"] = str(data / "cache" / "hf")  # never the user's Hugging Face cache
+    os.environ.setdefault("DESKTOP_CHAT_FAKE_HW", "ram=16G,vram=8G")  # fit badges that do not depend on the box
     OUT.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
     try:

@@ -32,6 +32,7 @@ from .sidebar import Sidebar
 from .status_bar import StatusBar
 from .theme import theme
 from .views.chat import ChatPage
+from .window_models import ModelViews
 
 
 class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
@@ -100,6 +101,9 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.import_action, self.downloads_action = self.models.import_action, self.models.downloads_action
         actions.build_help_menu(self)
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
+        # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
+        self.views = ModelViews(self)
+        self.picker, self.welcome = self.views.picker, self.views.welcome
 
         self._connect()
         self._show_profile_problems()
@@ -285,6 +289,15 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.statusBar().showMessage(f"Stopped loading {profile.name if profile else 'the model'}." +
                                      (f" Going back to {prev.name}." if prev else ""), 8000)
         self._update_empty()
+
+    def _update_empty(self, *_: object) -> None:
+        """An empty chat shows the welcome view (suggested downloads, import) under a line on the model."""
+        if self.model.rowCount():
+            self.chat_page.show_conversation(True)
+            return
+        if getattr(self, "views", None) is not None:
+            self.views.update_welcome()
+        self.chat_page.show_conversation(False)
 
     # ------------------------------------------------------------------ window state
 

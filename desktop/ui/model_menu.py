@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu
 
-from desktop.engine.errors import AppError, ModelNotFoundError
+from desktop.engine.errors import AppError, FormatUnknownError, ModelNotFoundError
 from desktop.engine.library import registry as models
 from desktop.engine.profiles import Profile
 
@@ -161,8 +161,9 @@ class ModelMenu(QObject):
 
     # ---------------------------------------------------------------- import, settings
 
-    def import_gguf(self, path: str | None = None) -> workers.Job | None:
-        """Run the doctor on a GGUF and create a profile for it, off the GUI thread."""
+    def import_gguf(self, path: str | None = None, prompt_format: str | None = None) -> workers.Job | None:
+        """Run the doctor on a GGUF and create a profile for it, off the GUI thread. A file whose prompt
+        format cannot be told (FormatUnknownError) asks the user, then runs again with the choice."""
         w = self.win
         if path is None:
             path, _ = QFileDialog.getOpenFileName(w, "Import a GGUF model", str(Path.home()),
@@ -175,7 +176,9 @@ class ModelMenu(QObject):
             return None
         self.import_action.setEnabled(False)
         w.statusBar().showMessage(f"Importing {os.path.basename(path)}…")
-        job = workers.start(lambda: fn(path), self._on_imported, self._on_import_failed, self)
+        call = (lambda: fn(path, prompt_format=prompt_format)) if prompt_format else (lambda: fn(path))
+        job = workers.start(call, self._on_imported,
+                            lambda exc, p=path: self._on_import_failed(exc, p), self)
         self._jobs.append(job)
         return job
 
@@ -191,13 +194,26 @@ class ModelMenu(QObject):
         w.banner.show_message(f"Imported {os.path.basename(str(result.path))} as the profile “{pid}”.{fixed}",
                               None, ("Load it", lambda: self.load_profile(w.store.get(pid))))
 
-    def _on_import_failed(self, exc: BaseException) -> None:
+    def _on_import_failed(self, exc: BaseException, path: str | None = None) -> None:
         self.import_action.setEnabled(True)
         self.win.statusBar().clearMessage()
+        if isinstance(exc, FormatUnknownError) and exc.choices and path:
+            choice = self.ask_prompt_format(os.path.basename(path), list(exc.choices))
+            if choice:
+                self.import_gguf(path, prompt_format=choice)
+            return
         if isinstance(exc, AppError):
             self.win.errors.present(exc, modal=True)
         else:
             self.win.errors.present({"message": f"The import failed: {exc}", "details": repr(exc)}, modal=True)
+
+    def ask_prompt_format(self, name: str, choices: list[str]) -> str | None:
+        """The file names no chat format: the user picks one of ``choices`` (None: cancelled)."""
+        choice, ok = QInputDialog.getItem(
+            self.win, "Choose the prompt format",
+            f"{name} has no chat template and its model family is unknown.\n"
+            "Which prompt format was it trained with? (The model card usually says.)", choices, 0, False)
+        return str(choice) if ok and choice else None
 
     def open_settings(self, profile_id: str | None = None) -> Any:
         """The full profile settings dialog (threads, batch, KV cache, server…); common ones are in the panel."""

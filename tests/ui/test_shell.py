@@ -27,7 +27,7 @@ def _window(qtbot, **kw):
 def test_add_page_and_set_model_picker_are_one_call_each(qtbot) -> None:
     w = _window(qtbot)
     page = QLabel("hub page")
-    btn = w.add_page("hub", "mdi6.magnify", page, "Hub")
+    btn = w.add_page("extra", "mdi6.magnify", page, "Hub")  # "hub" is the real Hub page
     assert btn.accessibleName() == "Hub" and not btn.icon().isNull()
     btn.click()
     assert w.pages.currentWidget() is page

@@ -1,8 +1,8 @@
 """The look of the model views (hub search, repo page, picker, library, welcome), kept in ONE place.
 
-There is no app-wide theme module yet: everything these views need to look alike (the stylesheet, badge
-colours, the card delegate that paints list rows as cards, number formatting) lives here, so the switch to
-``desktop/ui/theme.py`` later is an edit of this file only. Colours follow the palette (light or dark).
+The colours come from the app's one theme (``desktop/ui/theme.py``): accent, surface, border, text and muted
+are the theme's, and the views re-style themselves when the theme switches (light/dark/system). What is only
+the model views' (badge tones, the card delegate that paints list rows as cards, number formatting) lives here.
 GUI thread only (painting), except the plain formatting helpers, which run anywhere.
 """
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QPainter, QPainterPath, QPalette
-from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from desktop.engine.hub.hardware import GiB
+from desktop.ui.theme import RADIUS, Colors, theme
 
 # Roles every card model answers (DisplayRole is the card's title).
 SubtitleRole = Qt.ItemDataRole.UserRole + 101  # str: the grey line under the title
@@ -33,7 +34,14 @@ TONES = {
     "accent": ("#e8e3fd", "#312a52", "#4b36b8", "#c5b8ff"),
     "star": ("#6b52e0", "#7b64f0", "#ffffff", "#ffffff"),  # the recommended pick: solid accent
 }
-ACCENT = "#6b52e0"
+
+
+def accent() -> str:
+    """The theme's accent colour (changes with light/dark)."""
+    return theme.colors.accent
+
+
+ACCENT = accent()  # the light accent, for callers that want a constant; live code calls accent()
 
 # Fit.kind (desktop.engine.hub.fit) -> the words and tone of its badge.
 FIT_BADGE = {
@@ -106,14 +114,20 @@ def estimate_size(params_b: float, quant: str | None) -> int | None:
 def icon(name: str, color: str | None = None, **kw: Any) -> QIcon:
     """A qtawesome icon (e.g. "mdi6.magnify"); an empty icon if qtawesome or the glyph is missing."""
     try:
-        import qtawesome
-
-        return qtawesome.icon(name, color=color, **kw) if color else qtawesome.icon(name, **kw)
+        return theme.icon(name, color, **kw) if not kw else _qta_icon(name, color or theme.colors.muted, **kw)
     except Exception:  # noqa: BLE001 - an icon is decoration: never let it break a view
         return QIcon()
 
 
+def _qta_icon(name: str, color: str, **kw: Any) -> QIcon:
+    import qtawesome
+
+    return qtawesome.icon(name, color=color, **kw)
+
+
 def is_dark(widget: QWidget | None = None) -> bool:
+    if theme.applied is not None:  # the app's theme decides, not a widget's possibly stale palette
+        return theme.colors.name == "dark"
     pal = widget.palette() if widget is not None else QPalette()
     return pal.color(QPalette.ColorRole.Window).lightness() < 128
 
@@ -129,32 +143,51 @@ def badge_css(tone: str, dark: bool = False) -> str:
             f"font-weight:600;")
 
 
-STYLE = f"""
-QLineEdit#search {{ border: 1px solid palette(mid); border-radius: 10px; padding: 8px 12px; font-size: 14px; }}
-QLineEdit#search:focus {{ border: 2px solid {ACCENT}; padding: 7px 11px; }}
-QPushButton#primary {{ background: {ACCENT}; color: white; border: none; border-radius: 8px;
+def style(c: Colors) -> str:
+    """The model views' stylesheet in the theme's colours ``c``."""
+    r = RADIUS
+    return f"""
+QLineEdit#search {{ border: 1px solid {c.border}; border-radius: {r['md']}px; padding: 8px 12px; font-size: 14px;
+                   background: {c.surface}; color: {c.text}; }}
+QLineEdit#search:focus {{ border: 2px solid {c.accent}; padding: 7px 11px; }}
+QPushButton#primary {{ background: {c.accent}; color: {c.on_accent}; border: none; border-radius: 8px;
                        padding: 7px 16px; font-weight: 600; }}
-QPushButton#primary:disabled {{ background: palette(mid); color: palette(window); }}
-QPushButton#secondary, QToolButton#secondary {{ border: 1px solid palette(mid); border-radius: 8px;
-                        padding: 6px 12px; background: palette(base); }}
-QPushButton#secondary:hover {{ border-color: {ACCENT}; }}
-QPushButton#link {{ border: none; color: {ACCENT}; font-weight: 600; text-align: left; padding: 2px; }}
-QFrame#panel {{ border: 1px solid palette(mid); border-radius: 12px; background: palette(base); }}
-QFrame#errorPanel {{ border: 1px solid #e0a3a0; border-radius: 12px; background: palette(base); }}
-QLabel#title {{ font-size: 18px; font-weight: 700; }}
-QLabel#muted {{ color: palette(placeholder-text); }}
+QPushButton#primary:disabled {{ background: {c.border}; color: {c.muted}; }}
+QPushButton#secondary, QToolButton#secondary {{ border: 1px solid {c.border}; border-radius: 8px;
+                        padding: 6px 12px; background: {c.surface}; color: {c.text}; }}
+QPushButton#secondary:hover {{ border-color: {c.accent}; background: {c.hover}; }}
+QPushButton#secondary:disabled {{ color: {c.muted}; }}
+QPushButton#link {{ border: none; color: {c.accent}; font-weight: 600; text-align: left; padding: 2px; }}
+QFrame#panel {{ border: 1px solid {c.border}; border-radius: 12px; background: {c.surface}; }}
+QFrame#errorPanel {{ border: 1px solid {c.danger}; border-radius: 12px; background: {c.surface}; }}
+QLabel#title {{ font-size: 18px; font-weight: 700; color: {c.text}; }}
+QLabel#muted {{ color: {c.muted}; }}
 QListView#cards {{ border: none; background: transparent; }}
 QListView#cards QScrollBar:vertical {{ width: 8px; background: transparent; margin: 2px; }}
-QListView#cards QScrollBar::handle:vertical {{ background: palette(mid); border-radius: 3px; min-height: 28px; }}
+QListView#cards QScrollBar::handle:vertical {{ background: {c.border}; border-radius: 3px; min-height: 28px; }}
 QListView#cards QScrollBar::add-line:vertical, QListView#cards QScrollBar::sub-line:vertical {{ height: 0; }}
 QListView#cards QScrollBar::add-page:vertical, QListView#cards QScrollBar::sub-page:vertical {{
     background: transparent; }}
 """
 
 
+STYLE = style(theme.colors)  # as of import; apply_style() uses the live theme
+
+
 def apply_style(widget: QWidget) -> None:
-    """Give a top-level model view its stylesheet (children inherit it)."""
-    widget.setStyleSheet(STYLE)
+    """Give a top-level model view its stylesheet (children inherit it), again whenever the theme switches."""
+    widget.setStyleSheet(style(theme.colors))
+
+    def restyle(c: Colors, ref: Any = __import__("weakref").ref(widget)) -> None:
+        w = ref()
+        try:
+            if w is not None:
+                w.setStyleSheet(style(c))
+        except RuntimeError:  # deleted on the C++ side
+            pass
+
+    theme.changed.connect(restyle)
+    widget._hub_restyle = restyle  # type: ignore[attr-defined]  # keeps the slot alive with the widget
 
 
 class CardDelegate(QStyledItemDelegate):
@@ -170,26 +203,26 @@ class CardDelegate(QStyledItemDelegate):
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         p.save()
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        # The application's palette, not the view's: a card list has a transparent background (its
+        # The theme's colours, not the view's palette: a card list has a transparent background (its
         # stylesheet), which would make the cards' Base colour transparent too.
-        pal = QApplication.palette()
-        dark = pal.color(QPalette.ColorRole.Window).lightness() < 128
+        c = theme.colors
+        dark = is_dark()
         rect = QRectF(option.rect).adjusted(2, 3, -2, -3)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         hover = bool(option.state & QStyle.StateFlag.State_MouseOver)
-        base = pal.color(QPalette.ColorRole.Base)
-        border = pal.color(QPalette.ColorRole.Mid)
-        accent = QColor(ACCENT)
+        border = QColor(c.border)
+        accent = QColor(c.accent)
         if selected:
             fill = QColor(accent)
             fill.setAlpha(40 if not dark else 70)
             base = fill
             border = accent
         elif hover:
-            border = accent.lighter(140)
+            border = QColor(accent)
+            border.setAlpha(150)
         path = QPainterPath()
         path.addRoundedRect(rect, self.RADIUS, self.RADIUS)
-        p.fillPath(path, pal.color(QPalette.ColorRole.Base))
+        p.fillPath(path, QColor(c.hover) if hover and not selected else QColor(c.surface))
         if selected:
             p.fillPath(path, base)
         p.setPen(border)
@@ -225,15 +258,14 @@ class CardDelegate(QStyledItemDelegate):
         fm = QFontMetrics(title_font)
         top = rect.top() + self.PAD - 2
         p.setFont(title_font)
-        p.setPen(pal.color(QPalette.ColorRole.Text))
+        p.setPen(QColor(c.text))
         title = fm.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole) or ""), Qt.TextElideMode.ElideRight,
                               int(width))
         p.drawText(QRectF(left, top, width, fm.height()), Qt.AlignmentFlag.AlignLeft, title)
         sub = str(index.data(SubtitleRole) or "")
         if sub:
             p.setFont(option.font)
-            muted = pal.color(QPalette.ColorRole.PlaceholderText)
-            p.setPen(muted)
+            p.setPen(QColor(c.muted))
             ofm = QFontMetrics(option.font)
             p.drawText(QRectF(left, top + fm.height() + 4, width, ofm.height()), Qt.AlignmentFlag.AlignLeft,
                        ofm.elidedText(sub, Qt.TextElideMode.ElideRight, int(width)))

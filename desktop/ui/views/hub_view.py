@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QLabel, QLineEdit, QListView, QPushButton,
                                QStackedWidget, QVBoxLayout, QWidget)
@@ -40,13 +41,16 @@ class JobKeeper:
         held: list[workers.Job] = []
 
         # Queued to the GUI thread, so they run after ``held`` is filled below.
+        # An answer that arrives after the view was closed and deleted is dropped, not delivered to dead widgets.
         def done(res: Any) -> None:
             self.jobs.difference_update(held)
-            on_done(res)
+            if shiboken6.isValid(self.owner):
+                on_done(res)
 
         def failed(exc: Any) -> None:
             self.jobs.difference_update(held)
-            on_failed(exc)
+            if shiboken6.isValid(self.owner):
+                on_failed(exc)
 
         job = workers.start(fn, done, failed, self.owner)
         held.append(job)

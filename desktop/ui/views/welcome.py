@@ -40,6 +40,8 @@ class SuggestionCard(QFrame):
         size = ("~" if e.size_estimated else "") + human_size(e.size) if e.size else "size unknown"
         sub = QLabel(f"{e.quant or '?'}  ·  {size}  ·  {e.repo}")
         sub.setObjectName("muted")
+        for label in (name, sub):  # wrap in a narrow chat column instead of pushing Download out of view
+            label.setWordWrap(True)
         text, tone = fit_badge(e.fit)
         self.badge = QLabel(text)
         self.badge.setStyleSheet(badge_css(tone, is_dark(self)))
@@ -47,7 +49,8 @@ class SuggestionCard(QFrame):
             self.badge.setToolTip(f"{e.fit['verdict']}: {e.fit['explanation']}")
         self.starter = QLabel("Starter")
         self.starter.setStyleSheet(badge_css("accent", is_dark(self)))
-        self.starter.setVisible(e.starter)
+        if not e.starter:  # never setVisible(True) here: a parentless label would open as a window
+            self.starter.hide()
         self.download_btn = QPushButton("Download")
         self.download_btn.setObjectName("secondary")
         self.download_btn.setIcon(icon("mdi6.download"))
@@ -84,6 +87,7 @@ class WelcomeView(QWidget):
         hi.setPixmap(icon("mdi6.chat-processing-outline", color="#6b52e0").pixmap(48, 48))
         self.headline = QLabel("Ready to chat")
         self.headline.setObjectName("title")
+        self.headline.setWordWrap(True)  # a long model name must not widen the page past a small window
         self.blurb = QLabel("A small demo model is built in and runs on any machine, offline. Start a chat now, "
                             "and download a bigger model when you want better answers.")
         self.blurb.setWordWrap(True)
@@ -125,6 +129,7 @@ class WelcomeView(QWidget):
         hv.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(holder)
 
@@ -149,11 +154,11 @@ class WelcomeView(QWidget):
         if demo:
             self.headline.setText(f"{demo.name} is ready to chat")
         for c in self.cards:
-            c.setParent(None)
+            self.cards_box.removeWidget(c)  # not setParent(None): that makes it a window and takes activation
             c.deleteLater()
         self.cards = []
         for e in suggestions(entries):
-            card = SuggestionCard(e)
+            card = SuggestionCard(e, self)  # parented at once: a parentless card would be a window for a moment
             card.download_btn.clicked.connect(
                 lambda _c=False, pid=e.profile_id, q=e.quant: self.download_requested.emit(pid, q or ""))
             self.cards_box.addWidget(card)

@@ -1,0 +1,164 @@
+"""The model views inside the real main window: the picker loads, Hub and Models pages are reachable, a
+Hub download becomes a DownloadManager job and refreshes the views, the welcome view fills an empty chat,
+and an import whose prompt format is unknown asks and retries."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from desktop.engine.errors import FormatUnknownError
+from desktop.engine.library import registry as models
+from tests.fixtures import tiny_gguf
+
+REPO = "acme/Tiny-Llama-3-GGUF"
+FILE = "tiny-llama3.Q8_0.gguf"
+
+
+def test_picker_is_on_the_chat_and_choosing_loads_the_profile(qtbot, make_window, tiny_profiles, monkeypatch
+                                                               ) -> None:
+    w = make_window()
+    picker = w.picker
+    assert w.chat_page.picker is picker and picker.isVisibleTo(w) and not w.chat_page.model_label.isVisibleTo(w)
+    assert picker.current == w.store.default().id  # in sync with what the window loaded
+    qtbot.waitUntil(lambda: picker.entry("tiny-spm") is not None, timeout=15000)
+    seen: list[bool] = []
+    w.adapter.load_started.connect(lambda _p: seen.append(picker.progress.isVisibleTo(picker)))
+    qtbot.mouseClick(picker.button, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(picker.popup.search, "tiny spm")
+    with qtbot.waitSignal(w.adapter.model_loaded, timeout=30000):
+        qtbot.keyClick(picker.popup.search, Qt.Key.Key_Return)
+    assert w.adapter.loaded_profile.id == "tiny-spm"
+    assert seen == [True]  # the picker showed the load while it ran
+    assert picker.current == "tiny-spm" and not picker.progress.isVisibleTo(picker) and picker.button.isEnabled()
+    assert "Tiny SPM" in picker.button.text()
+    # Progress from the engine reaches the picker; its Cancel cancels the load through the window.
+    w.adapter.load_progress.emit(0.4)
+    assert picker.progress.isVisibleTo(picker) and picker.progress.value() == 400
+    cancelled: list[bool] = []
+    monkeypatch.setattr(w.adapter, "cancel_load", lambda *a, **k: cancelled.append(True))
+    qtbot.mouseClick(picker.cancel_btn, Qt.MouseButton.LeftButton)
+    assert cancelled == [True]
+    # A model that is not downloaded opens the download flow with that quant.
+    opened: list[tuple] = []
+    monkeypatch.setattr(w.models, "open_downloads", lambda pid, q: opened.append((pid, q)))
+    picker.download_requested.emit("gemma-3-4b-it", "Q4_K_M")
+    assert opened == [("gemma-3-4b-it", "Q4_K_M")]
+
+
+def test_hub_and_models_pages_by_keyboard_and_rail(qtbot, make_window) -> None:
+    w = make_window()
+    assert w.views.hub_scroll.widget() is w.views.hub_page and w.views.library_scroll.widget() is w.views.library
+    # The pages scroll rather than make the window bigger than a small screen (800x500 logical at 2x).
+    assert w.minimumSizeHint().height() < 400 and w.minimumSizeHint().width() < 760
+    assert list(w.page_buttons) == ["chats", "hub", "models"]
+    assert all(not b.icon().isNull() for b in w.page_buttons.values())
+    w.input.setFocus()
+    qtbot.keyClick(w.input, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert w.pages.currentWidget() is w.views.hub_scroll and w.page_buttons["hub"].isChecked()
+    qtbot.keyClick(w.focusWidget() or w, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    assert w.pages.currentWidget() is w.views.library_scroll
+    qtbot.mouseClick(w.page_buttons["hub"], Qt.MouseButton.LeftButton)
+    assert w.pages.currentWidget() is w.views.hub_scroll
+    qtbot.mouseClick(w.page_buttons["chats"], Qt.MouseButton.LeftButton)
+    assert w.pages.currentWidget() is w.splitter
+    # Loading from the library goes back to the chat.
+    qtbot.mouseClick(w.page_buttons["models"], Qt.MouseButton.LeftButton)
+    chosen: list[str] = []
+    w.models.choose_profile = chosen.append  # the instance attribute wins over the method
+    w.views.library.load_requested.emit("smollm2-135m-instruct")
+    assert chosen == ["smollm2-135m-instruct"] and w.pages.currentWidget() is w.splitter
+
+
+@pytest.fixture
+def hub(hub_server, llama3_ok: tiny_gguf.TinyModel):
+    hub_server.add(REPO, {FILE: llama3_ok.path.read_bytes()},
+                   meta={"downloads": 1234, "likes": 7, "gguf": {"total": 1_500_000_000}})
+    return hub_server
+
+
+def test_repo_page_download_is_a_job_and_the_views_refresh(qtbot, make_window, hub, monkeypatch) -> None:
+    monkeypatch.setenv("DESKTOP_CHAT_FAKE_HW", "ram=16G")
+    w = make_window()
+    v = w.views
+    w.show_page("hub")
+    with qtbot.waitSignal(v.repo.listing_finished, timeout=30000):
+        v.hub.box.setText(REPO)
+        qtbot.keyClick(v.hub.box, Qt.Key.Key_Return)
+    assert v.hub_page.currentWidget() is v.repo and v.repo.selected_quant() == "Q8_0"
+    from desktop.ui.download_window import DownloadsController
+
+    ctrl = DownloadsController.instance()
+    with qtbot.waitSignal(ctrl.model_installed, timeout=30000) as done:
+        qtbot.mouseClick(v.repo.download_btn, Qt.MouseButton.LeftButton)
+        (job,) = ctrl.manager.jobs()
+        assert job.repo == REPO and job.quant == "Q8_0"
+    pid = done.args[0]
+    # The Downloads window shows the job; the library and the picker list the new model.
+    dl = w.models._downloads
+    assert dl is not None and dl.isVisible() and dl.jobs._row(job.id) >= 0
+    qtbot.waitUntil(lambda: any(it.profile_id == pid for it in v.library.model.items), timeout=15000)
+    qtbot.waitUntil(lambda: (e := v.picker.entry(pid)) is not None and e.installed, timeout=15000)
+    # Back returns to the search results.
+    qtbot.mouseClick(v.repo.back_btn, Qt.MouseButton.LeftButton)
+    assert v.hub_page.currentWidget() is v.hub
+
+
+def test_welcome_view_on_an_empty_chat_and_start_chatting_focuses_the_input(qtbot, make_window) -> None:
+    w = make_window()
+    w.new_chat()
+    assert w.stack.currentWidget() is w.chat_page.empty_page
+    assert w.welcome.isVisibleTo(w.chat_page.empty_page) and "SmolLM2" in w.empty.text()
+    qtbot.waitUntil(lambda: bool(w.welcome.cards), timeout=15000)
+    w.show_page("models")
+    w.show_page("chats")
+    w.sidebar.search.setFocus()
+    qtbot.mouseClick(w.welcome.start_btn, Qt.MouseButton.LeftButton)
+    assert w.input.hasFocus()
+    # A suggestion's Download queues that profile's download.
+    card = w.welcome.cards[0]
+    submitted: list[tuple] = []
+    from desktop.ui.download_window import DownloadsController
+
+    ctrl = DownloadsController.instance()
+    monkeypatch_submit = ctrl.manager.submit
+
+    def submit(spec, quant=None, **kw):
+        submitted.append((spec, quant))
+        return monkeypatch_submit(spec, quant=quant, **kw)
+
+    ctrl.manager.submit = submit
+    qtbot.mouseClick(card.download_btn, Qt.MouseButton.LeftButton)
+    assert submitted == [(card.entry.profile_id, card.entry.quant)]
+    for j in ctrl.manager.jobs():  # no network in this test: stop it before it tries
+        ctrl.manager.cancel(j.id)
+
+
+def test_unknown_prompt_format_asks_and_retries_with_the_choice(qtbot, make_window, monkeypatch, llama3_ok
+                                                                ) -> None:
+    from desktop.ui import model_menu
+
+    w = make_window()
+    real_import = models.import_model
+    calls: list[tuple] = []
+
+    def import_model(path, prompt_format=None):
+        calls.append((path, prompt_format))
+        if prompt_format is None:
+            raise FormatUnknownError("No chat template and an unknown family.", choices=["chatml", "llama3"])
+        return real_import(path, prompt_format=prompt_format)
+
+    asked: list[list[str]] = []
+    path = str(llama3_ok.path)
+    monkeypatch.setattr(models, "import_model", import_model, raising=False)
+    monkeypatch.setattr(model_menu.QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (path, "")))
+    monkeypatch.setattr(w.models, "ask_prompt_format", lambda name, choices: asked.append(choices) or "llama3")
+    qtbot.mouseClick(w.welcome.import_btn, Qt.MouseButton.LeftButton)  # the welcome view's Import button
+    qtbot.waitUntil(lambda: "Imported" in w.banner.label.text(), timeout=30000)
+    assert asked == [["chatml", "llama3"]] and calls == [(path, None), (path, "llama3")]
+    # Cancelling the question imports nothing.
+    monkeypatch.setattr(w.models, "ask_prompt_format", lambda name, choices: None)
+    calls.clear()
+    qtbot.mouseClick(w.welcome.import_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.import_action.isEnabled() and calls == [(path, None)], timeout=15000)
+    qtbot.wait(200)
+    assert calls == [(path, None)]
