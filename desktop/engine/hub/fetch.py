@@ -140,6 +140,29 @@ class _DiskWriter:
         raise_write_error(exc, self.name, self.start + self.written, self.size)
 
 
+def retry_after(exc: Exception, t: FileTarget, index: int, prog: Progress, cancel: threading.Event, *, repo: str,
+                have: int, failures: int, progress_made: bool, stall_after: float, max_retries: int,
+                backoff_base: float, backoff_max: float) -> int:
+    """The retry policy of one connection (single or one of the parallel ones), after ``exc``: a client error or
+    too many failures in a row raises; otherwise say why, back off, and return the new failure count."""
+    import httpx2
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status is not None and status < 500 and status not in (408, 429):
+        raise hub.translate(exc, repo, t.name) from exc
+    failures = 0 if progress_made else failures + 1
+    if failures > max_retries:
+        raise DownloadError(f"{t.name}: the download keeps failing ({type(exc).__name__}); the partial "
+                            f"file is kept, try again later to resume", code="network",
+                            details=str(exc)) from exc
+    if isinstance(exc, httpx2.ReadTimeout):
+        prog.emit("stalled", t, index, have, f"no data for {stall_after:.0f} s; reconnecting")
+    delay = min(backoff_max, backoff_base * 2 ** max(failures - 1, 0))
+    prog.emit("retrying", t, index, have, f"{type(exc).__name__}; retrying in {delay:.0f} s")
+    wait(cancel, delay)
+    return failures
+
+
 def raise_write_error(exc: OSError, name: str, at_byte: int, size: int) -> None:
     """A local write failed: no re-fetch fixes that, so it ends the download (the partial file stays)."""
     at = f"at byte {at_byte:,} of {size:,}"
@@ -254,17 +277,7 @@ def fetch_single(t: FileTarget, index: int, prog: Progress, cancel: threading.Ev
                 raise httpx2.RemoteProtocolError("connection closed before the end of the file")
         except AppError:
             raise
-        except Exception as exc:  # noqa: BLE001 - sorted below: give up on client errors, retry the rest
-            status = getattr(getattr(exc, "response", None), "status_code", None)
-            if status is not None and status < 500 and status not in (408, 429):
-                raise hub.translate(exc, repo, t.name) from exc
-            failures = 0 if progress_made else failures + 1
-            if failures > max_retries:
-                raise DownloadError(f"{t.name}: the download keeps failing ({type(exc).__name__}); the partial "
-                                    f"file is kept, try again later to resume", code="network",
-                                    details=str(exc)) from exc
-            if isinstance(exc, httpx2.ReadTimeout):
-                prog.emit("stalled", t, index, have, f"no data for {stall_after:.0f} s; reconnecting")
-            delay = min(backoff_max, backoff_base * 2 ** max(failures - 1, 0))
-            prog.emit("retrying", t, index, have, f"{type(exc).__name__}; retrying in {delay:.0f} s")
-            wait(cancel, delay)
+        except Exception as exc:  # noqa: BLE001 - sorted by retry_after: give up on client errors, retry the rest
+            failures = retry_after(exc, t, index, prog, cancel, repo=repo, have=have, failures=failures,
+                                   progress_made=progress_made, stall_after=stall_after, max_retries=max_retries,
+                                   backoff_base=backoff_base, backoff_max=backoff_max)

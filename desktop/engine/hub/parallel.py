@@ -20,7 +20,7 @@ from typing import Any
 from desktop.engine.errors import AppError, DownloadCancelled, DownloadError
 from desktop.engine.hub import listing as hub
 from desktop.engine.hub.events import Progress
-from desktop.engine.hub.fetch import wait
+from desktop.engine.hub.fetch import retry_after
 from desktop.engine.hub.targets import FileTarget, check_partial, drop_partial, write_sidecar
 
 MIN_CHUNK = 1 << 20
@@ -190,20 +190,10 @@ def _chunk(st: _State, i: int, fh: Any, index: int, prog: Progress, cancel: thre
             raise httpx2.RemoteProtocolError("connection closed before the end of the chunk")
         except (AppError, RangesIgnored):
             raise
-        except Exception as exc:  # noqa: BLE001 - sorted below: give up on client errors, retry the rest
-            status = getattr(getattr(exc, "response", None), "status_code", None)
-            if status is not None and status < 500 and status not in (408, 429):
-                raise hub.translate(exc, repo, t.name) from exc
-            failures = 0 if progress_made else failures + 1
-            if failures > max_retries:
-                raise DownloadError(f"{t.name}: the download keeps failing ({type(exc).__name__}); the partial "
-                                    f"file is kept, try again later to resume", code="network",
-                                    details=str(exc)) from exc
-            if isinstance(exc, httpx2.ReadTimeout):
-                prog.emit("stalled", t, index, st.done_bytes(), f"no data for {stall_after:.0f} s; reconnecting")
-            delay = min(backoff_max, backoff_base * 2 ** max(failures - 1, 0))
-            prog.emit("retrying", t, index, st.done_bytes(), f"{type(exc).__name__}; retrying in {delay:.0f} s")
-            wait(cancel, delay)
+        except Exception as exc:  # noqa: BLE001 - sorted by retry_after: give up on client errors, retry the rest
+            failures = retry_after(exc, t, index, prog, cancel, repo=repo, have=st.done_bytes(), failures=failures,
+                                   progress_made=progress_made, stall_after=stall_after, max_retries=max_retries,
+                                   backoff_base=backoff_base, backoff_max=backoff_max)
 
 
 def _write(st: _State, i: int, fh: Any, pos: int, block: list[bytes], end: int) -> int:
