@@ -124,6 +124,20 @@ def cmd_prompt(a: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ ask
 
 
+def ask_target(a: argparse.Namespace, profile_store: Any) -> tuple[Any, Path | None]:
+    """The profile and GGUF file an ``ask`` runs on (``--profile``/``--model``); None as the file for a remote profile."""
+    profile = None
+    if a.profile or not a.model:
+        store = profile_store()
+        profile = store.get(a.profile) if a.profile else store.default()
+    if a.model and models.is_remote(profile):
+        raise AppError(f"profile {profile.id!r} runs on a server ({profile.backend.base_url}); drop --model")
+    model_path = Path(a.model) if a.model else None if models.is_remote(profile) else models.resolve_model(profile)
+    if a.model:
+        gguf_doctor.inspect(model_path)  # fail fast, with the file's own error, before starting the engine
+    return profile, model_path
+
+
 def cmd_ask(a: argparse.Namespace) -> int:
     from desktop.engine.inference.client import EngineClient, new_id
 
@@ -132,15 +146,7 @@ def cmd_ask(a: argparse.Namespace) -> int:
 
         return cmd_ask_tools(a, _store)
 
-    profile = None
-    if a.profile or not a.model:
-        store = _store()
-        profile = store.get(a.profile) if a.profile else store.default()
-    if a.model and models.is_remote(profile):
-        raise AppError(f"profile {profile.id!r} runs on a server ({profile.backend.base_url}); drop --model")
-    model_path = Path(a.model) if a.model else None if models.is_remote(profile) else models.resolve_model(profile)
-    if a.model:
-        gguf_doctor.inspect(model_path)  # fail fast, with the file's own error, before starting the engine
+    profile, model_path = ask_target(a, _store)
     messages = [{"role": "user", "content": a.text}]
     client = EngineClient()
     gen = models.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,

@@ -13,11 +13,9 @@ import json
 import signal
 import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Callable
 
 from desktop.engine.errors import AppError, from_dict
-from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
 
@@ -44,15 +42,9 @@ def cmd_ask_tools(a: argparse.Namespace, profile_store: Callable[[], Any]) -> in
     from desktop.engine.chats import attachments as att
     from desktop.engine.inference.client import EngineClient, new_id
 
-    profile = None
-    if a.profile or not a.model:
-        store = profile_store()
-        profile = store.get(a.profile) if a.profile else store.default()
-    if a.model and models.is_remote(profile):
-        raise AppError(f"profile {profile.id!r} runs on a server ({profile.backend.base_url}); drop --model")
-    model_path = Path(a.model) if a.model else None if models.is_remote(profile) else models.resolve_model(profile)
-    if a.model:
-        gguf_doctor.inspect(model_path)
+    from desktop.cli import ask_target
+
+    profile, model_path = ask_target(a, profile_store)
     messages: list[dict[str, Any]] = [{"role": "user", "content": a.text}]
     gen = models.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
                                   temperature=a.temperature, seed=a.seed)
