@@ -11,6 +11,7 @@ from desktop.engine.library import registry as models
 
 TINY_LLAMA3 = "tiny-llama3"
 TINY_SPM = "tiny-spm"
+LONG_PROMPT = "Write a very long story about a dragon."  # 598 tokens, greedy, on the demo model (long_demo)
 
 
 def _write_profile(pid: str, name: str, fmt: str, stop: int) -> None:
@@ -47,9 +48,13 @@ def short_demo() -> None:
 def long_demo() -> None:
     """Room for a long answer, so a test that stops or kills mid-answer acts before the answer ends.
 
-    With ``short_demo``'s 24 tokens the engine can finish before the GUI gets to act (a race CI hit).
+    With ``short_demo``'s 24 tokens the engine can finish before the GUI gets to act (a race CI hit). Greedy, too:
+    sampled at random, the 135M demo model often answers in 3 to 20 tokens (it ended a "count to one hundred" answer
+    after 2 tokens, before the kill, in one CI run of four). Greedy, "Write a very long story about a dragon." runs
+    598 tokens: use that prompt.
     """
-    profiles.save_override(profiles.DEFAULT_PROFILE_ID, {"sampling": {"max_tokens": 1024}})
+    profiles.save_override(profiles.DEFAULT_PROFILE_ID,
+                           {"sampling": {"max_tokens": 1024, "temperature": 0.0, "top_k": 1, "seed": 1}})
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop.engine.chats.store import ChatStore
+from tests.ui.conftest import LONG_PROMPT
 
 
 def _window(qtbot):
@@ -128,7 +129,7 @@ def test_esc_stops_an_answer_from_anywhere_also_after_regenerate(qtbot, make_win
     seen: list[str] = []
     w.adapter.token_received.connect(lambda _r, t: seen.append(t))
     with qtbot.waitSignal(w.adapter.generation_finished, timeout=120000) as blocker:
-        w.input.setPlainText("Write a very long story about a dragon.")
+        w.input.setPlainText(LONG_PROMPT)
         w.send()
         qtbot.waitUntil(lambda: len(seen) >= 2, timeout=30000)
         w.chat_list.setFocus()  # focus far from the message box

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 
 from desktop.engine.chats.store import ChatStore
 from desktop.ui.chat_model import BranchRole, StateRole, TextRole
-from tests.ui.conftest import TINY_LLAMA3
+from tests.ui.conftest import LONG_PROMPT, TINY_LLAMA3
 
 
 def _send_and_wait(qtbot, w, text: str, timeout: int = 120000):
@@ -76,7 +76,7 @@ def test_stop_keeps_the_partial_answer(qtbot, make_window, long_demo) -> None:
     w = make_window()
     seen = _tokens(w)
     with qtbot.waitSignal(w.adapter.generation_finished, timeout=120000) as blocker:
-        w.input.setPlainText("Write a very long story about a dragon.")
+        w.input.setPlainText(LONG_PROMPT)
         w.send()
         qtbot.waitUntil(lambda: len(seen) >= 2, timeout=30000)
         w.input.setFocus()
@@ -121,7 +121,7 @@ def test_killed_engine_keeps_partial_answer_and_recovers(qtbot, make_window, lon
     w = make_window()
     seen = _tokens(w)
     with qtbot.waitSignal(w.adapter.generation_failed, timeout=120000):
-        w.input.setPlainText("Count from one to one hundred.")
+        w.input.setPlainText(LONG_PROMPT)
         w.send()
         qtbot.waitUntil(lambda: len(seen) >= 2, timeout=30000)
         os.kill(w.adapter.client.pid, signal.SIGKILL)
