@@ -85,31 +85,47 @@ def app_tok_s(model: str, prompt: str, n: int, threads: int, sampling: dict[str,
         b.close()
 
 
-def bench_native(model_path: Path, res: dict[str, Any], *, pairs: int, n: int, threads: int, seed: int,
-                 n_ctx: int = 2048, build: bool = True) -> None:
+def bench_native(targets: list[tuple[str, Path, str]], res: dict[str, Any], *, pairs: int, n: int, threads: int,
+                 seed: int, n_ctx: int = 2048, build: bool = True) -> None:
+    """``targets``: (label, GGUF, raw prompt). Per target: app vs llama-completion in alternating pairs, then
+    llama-bench tg once; ``res["native"][label]`` gets the medians."""
     bin_dir = tools_dir(build)
     if bin_dir is None:
         print("  no llama.cpp tools (scripts/build_llama_tools.sh failed or was skipped)", flush=True)
         return
-    model = str(model_path)
-    prompt = "<|im_start|>user\nWrite a long story about a dragon.<|im_end|>\n<|im_start|>assistant\n"
     sampling = dict(temperature=0.7, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1)
-    comp, app = [], []
-    t0 = time.perf_counter()
-    for i in range(pairs):
-        c = completion_tok_s(bin_dir, model, prompt, n, threads, sampling, seed, n_ctx)
-        a = app_tok_s(model, prompt, n, threads, sampling, seed, n_ctx)
-        comp.append(c)
-        app.append(a)
-        print(f"  native pair {i + 1}: app {a['tok_s']:.1f} tok/s ({a['tokens']} tok), llama-completion "
-              f"{c['tok_s']:.1f} (with sampling {c['tok_s_with_sampling']:.1f}) -> {a['tok_s'] / c['tok_s']:.3f}",
-              flush=True)
-    tg = bench_tg(bin_dir, model, n, threads)
-    ratios = [a["tok_s"] / c["tok_s"] for a, c in zip(app, comp)]
-    ratios_s = [a["tok_s"] / c["tok_s_with_sampling"] for a, c in zip(app, comp)]
-    app_med = sorted(a["tok_s"] for a in app)[len(app) // 2]
-    res["native"] = {"bin": str(bin_dir), "ratios": ratios, "ratio": sorted(ratios)[len(ratios) // 2],
-                     "ratio_with_sampling": sorted(ratios_s)[len(ratios_s) // 2], "app_tok_s": app_med,
-                     "completion_tok_s": sorted(c["tok_s"] for c in comp)[len(comp) // 2],
-                     "bench_tg_tok_s": tg, "ratio_tg": app_med / tg, "tokens": n, "threads": threads,
-                     "elapsed_s": time.perf_counter() - t0}
+    out = res.setdefault("native", {})
+    for label, model_path, prompt in targets:
+        model = str(model_path)
+        comp, app = [], []
+        t0 = time.perf_counter()
+        for i in range(pairs):
+            # Alternate which side goes first, so a drift in the machine's speed hits both alike.
+            first_app = i % 2 == 1
+            a = app_tok_s(model, prompt, n, threads, sampling, seed, n_ctx) if first_app else None
+            c = completion_tok_s(bin_dir, model, prompt, n, threads, sampling, seed, n_ctx)
+            a = a or app_tok_s(model, prompt, n, threads, sampling, seed, n_ctx)
+            comp.append(c)
+            app.append(a)
+            print(f"  {label} pair {i + 1}: app {a['tok_s']:.2f} tok/s ({a['tokens']} tok), llama-completion "
+                  f"{c['tok_s']:.2f} decode only, {c['tok_s_with_sampling']:.2f} with sampling -> "
+                  f"{a['tok_s'] / c['tok_s_with_sampling']:.3f}", flush=True)
+        tg = bench_tg(bin_dir, model, n, threads)
+        ratios = [a["tok_s"] / c["tok_s_with_sampling"] for a, c in zip(app, comp)]
+        ratios_d = [a["tok_s"] / c["tok_s"] for a, c in zip(app, comp)]
+        app_med = _med([a["tok_s"] for a in app])
+        out[label] = {"bin": str(bin_dir), "ratios": ratios, "ratio": _med(ratios),
+                      "ratio_decode_only": _med(ratios_d), "app_tok_s": app_med,
+                      "completion_tok_s": _med([c["tok_s_with_sampling"] for c in comp]),
+                      "completion_decode_tok_s": _med([c["tok_s"] for c in comp]),
+                      "app_tokens": [a["tokens"] for a in app],
+                      "bench_tg_tok_s": tg, "ratio_tg": app_med / tg, "tokens": n, "threads": threads,
+                      "size_mb": model_path.stat().st_size / 1e6, "elapsed_s": time.perf_counter() - t0}
+        print(f"  {label}: app / llama-completion {out[label]['ratio']:.3f}, app / llama-bench tg "
+              f"{out[label]['ratio_tg']:.3f} (tg {tg:.2f} tok/s)", flush=True)
+
+
+def _med(xs: list[float]) -> float:
+    ys = sorted(xs)
+    k = len(ys) // 2
+    return ys[k] if len(ys) % 2 else (ys[k - 1] + ys[k]) / 2

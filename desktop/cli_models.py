@@ -181,7 +181,7 @@ def add_parser(sub: Any, parser_class: type) -> None:
     g.add_argument("--quant")
     g.add_argument("--file")
     x.add_argument("--dir", help="a library folder to download into (default: the download folder)")
-    x.add_argument("--connections", type=int, help="parallel connections per big file (default 4)")
+    x.add_argument("--connections", type=int, help="parallel connections per big file (default 8)")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_download)
     x = msub.add_parser("list", help="installed models")

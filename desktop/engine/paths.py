@@ -140,9 +140,13 @@ def in_library(path: str | os.PathLike[str]) -> bool:
 
 
 def download_connections() -> int:
-    """Parallel ranged connections per file (DESKTOP_CHAT_DOWNLOAD_CONNECTIONS, the settings file, else 4)."""
-    raw: Any = os.environ.get("DESKTOP_CHAT_DOWNLOAD_CONNECTIONS") or library_settings().get("connections") or 4
+    """Parallel ranged connections per file (DESKTOP_CHAT_DOWNLOAD_CONNECTIONS, the settings file, else 8).
+
+    Eight, not four: a CDN that caps each connection at 8 MB/s gave a 98 MB file 3.3x what one connection allows
+    with four connections and 5.7x with eight (bench/RESULTS.md, row 4b); the goal is at least 4x.
+    """
+    raw: Any = os.environ.get("DESKTOP_CHAT_DOWNLOAD_CONNECTIONS") or library_settings().get("connections") or 8
     try:
         return max(1, min(16, int(raw)))
     except (TypeError, ValueError):
-        return 4
+        return 8
