@@ -41,12 +41,12 @@ def tools_dir(build: bool) -> Path | None:
 
 
 def completion_tok_s(bin_dir: Path, model: str, prompt: str, n: int, threads: int, sampling: dict[str, Any],
-                     seed: int, n_ctx: int) -> dict[str, float]:
+                     seed: int, n_ctx: int, ngl: int = 0) -> dict[str, float]:
     """One llama-completion run: decode tok/s (eval only) and with its sampling time added."""
     cmd = [str(bin_dir / "llama-completion"), "-m", model, "-p", prompt, "-n", str(n), "-t", str(threads),
            "-tb", str(threads), "-c", str(n_ctx), "-s", str(seed), "--temp", str(sampling["temperature"]),
            "--top-k", str(sampling["top_k"]), "--top-p", str(sampling["top_p"]), "--min-p", str(sampling["min_p"]),
-           "--repeat-penalty", str(sampling["repeat_penalty"]), "-no-cnv", "--ignore-eos", "-ngl", "0"]
+           "--repeat-penalty", str(sampling["repeat_penalty"]), "-no-cnv", "--ignore-eos", "-ngl", str(ngl), "-fa", "off"]
     out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     log = out.stdout + out.stderr
     m, s = _EVAL.search(log), _SAMPLE.search(log)
@@ -58,10 +58,10 @@ def completion_tok_s(bin_dir: Path, model: str, prompt: str, n: int, threads: in
             "tokens": runs}
 
 
-def bench_tg(bin_dir: Path, model: str, n: int, threads: int, reps: int = 3) -> float:
+def bench_tg(bin_dir: Path, model: str, n: int, threads: int, reps: int = 3, ngl: int = 0) -> float:
     """llama-bench's tg<n> (decode only, no sampling, empty context): the library's ceiling on this machine."""
     cmd = [str(bin_dir / "llama-bench"), "-m", model, "-p", "0", "-n", str(n), "-t", str(threads), "-r", str(reps),
-           "-ngl", "0", "-o", "json"]
+           "-ngl", str(ngl), "-fa", "0", "-o", "json"]
     out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(f"llama-bench failed ({out.returncode}): {out.stderr[-400:]}")
@@ -70,13 +70,13 @@ def bench_tg(bin_dir: Path, model: str, n: int, threads: int, reps: int = 3) -> 
 
 
 def app_tok_s(model: str, prompt: str, n: int, threads: int, sampling: dict[str, Any], seed: int,
-              n_ctx: int) -> dict[str, float]:
+              n_ctx: int, ngl: int = 0) -> dict[str, float]:
     """The engine's LlamaBackend on a raw prompt (n tokens, or fewer if the model ends its answer)."""
     from desktop.engine.inference import protocol as P
     from desktop.engine.inference.llama_backend import LlamaBackend
 
     b = LlamaBackend()
-    b.load(P.Load(id="l", model_path=model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=0))
+    b.load(P.Load(id="l", model_path=model, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=ngl, flash_attn="off"))
     try:
         req = P.Generate(id="g", prompt=prompt, max_tokens=n, seed=seed, **sampling)
         fin = list(b.generate(req, threading.Event()))[-1]
@@ -86,7 +86,7 @@ def app_tok_s(model: str, prompt: str, n: int, threads: int, sampling: dict[str,
 
 
 def bench_native(targets: list[tuple[str, Path, str]], res: dict[str, Any], *, pairs: int, n: int, threads: int,
-                 seed: int, n_ctx: int = 2048, build: bool = True) -> None:
+                 seed: int, n_ctx: int = 2048, build: bool = True, ngl: int = 0) -> None:
     """``targets``: (label, GGUF, raw prompt). Per target: app vs llama-completion in alternating pairs, then
     llama-bench tg once; ``res["native"][label]`` gets the medians."""
     bin_dir = tools_dir(build)
@@ -102,15 +102,15 @@ def bench_native(targets: list[tuple[str, Path, str]], res: dict[str, Any], *, p
         for i in range(pairs):
             # Alternate which side goes first, so a drift in the machine's speed hits both alike.
             first_app = i % 2 == 1
-            a = app_tok_s(model, prompt, n, threads, sampling, seed, n_ctx) if first_app else None
-            c = completion_tok_s(bin_dir, model, prompt, n, threads, sampling, seed, n_ctx)
-            a = a or app_tok_s(model, prompt, n, threads, sampling, seed, n_ctx)
+            a = app_tok_s(model, prompt, n, threads, sampling, seed, n_ctx, ngl) if first_app else None
+            c = completion_tok_s(bin_dir, model, prompt, n, threads, sampling, seed, n_ctx, ngl)
+            a = a or app_tok_s(model, prompt, n, threads, sampling, seed, n_ctx, ngl)
             comp.append(c)
             app.append(a)
             print(f"  {label} pair {i + 1}: app {a['tok_s']:.2f} tok/s ({a['tokens']} tok), llama-completion "
                   f"{c['tok_s']:.2f} decode only, {c['tok_s_with_sampling']:.2f} with sampling -> "
                   f"{a['tok_s'] / c['tok_s_with_sampling']:.3f}", flush=True)
-        tg = bench_tg(bin_dir, model, n, threads)
+        tg = bench_tg(bin_dir, model, n, threads, ngl=ngl)
         ratios = [a["tok_s"] / c["tok_s_with_sampling"] for a, c in zip(app, comp)]
         ratios_d = [a["tok_s"] / c["tok_s"] for a, c in zip(app, comp)]
         app_med = _med([a["tok_s"] for a in app])
@@ -119,7 +119,7 @@ def bench_native(targets: list[tuple[str, Path, str]], res: dict[str, Any], *, p
                       "completion_tok_s": _med([c["tok_s_with_sampling"] for c in comp]),
                       "completion_decode_tok_s": _med([c["tok_s"] for c in comp]),
                       "app_tokens": [a["tokens"] for a in app],
-                      "bench_tg_tok_s": tg, "ratio_tg": app_med / tg, "tokens": n, "threads": threads,
+                      "bench_tg_tok_s": tg, "ratio_tg": app_med / tg, "tokens": n, "threads": threads, "ngl": ngl,
                       "size_mb": model_path.stat().st_size / 1e6, "elapsed_s": time.perf_counter() - t0}
         print(f"  {label}: app / llama-completion {out[label]['ratio']:.3f}, app / llama-bench tg "
               f"{out[label]['ratio_tg']:.3f} (tg {tg:.2f} tok/s)", flush=True)

@@ -2,7 +2,7 @@
 
 A heavier scripted target (zero weights, real matmuls) and a one-layer draft of the same vocabulary
 (tests/fixtures/spec_gguf.py), so the acceptance is set by construction: a draft that agrees everywhere, one
-wrong at about half the words, and prompt lookup over a prompt that quotes the answer. Each mode runs through
+wrong at one word in five (about half of its drafted tokens accepted), and prompt lookup over a prompt that quotes the answer. Each mode runs through
 the engine's LlamaBackend, interleaved with plain decoding (plain, mode, plain, mode, ...); the ratio is
 mode tok/s ÷ plain tok/s of the same pair. Small and CPU-only: the numbers say which way and roughly how far,
 not what a 7B model on a GPU gains.
@@ -44,7 +44,9 @@ def bench_spec(res: dict[str, Any], *, pairs: int = 3, threads: int = 2, n_words
     with tempfile.TemporaryDirectory(prefix="bench-spec-") as tmp:
         same = spec_gguf.make_pair(tmp, n_words=n_words, target_layers=target_layers, target_ff=target_ff,
                                    tag="same-")
-        half = spec_gguf.make_pair(tmp, n_words=n_words, disagree=0.5, target_layers=target_layers,
+        # Wrong at one word in five: with n_draft 8 that gives about half of the drafted tokens accepted (49 %
+        # measured), since a miss also wastes the rest of its draft. (disagree=0.5 gave 30 %.)
+        half = spec_gguf.make_pair(tmp, n_words=n_words, disagree=0.2, target_layers=target_layers,
                                    target_ff=target_ff, tag="half-")
         modes = {"draft_100": (same, {"draft": str(same.draft), "n_draft": n_draft}),
                  "draft_50": (half, {"draft": str(half.draft), "n_draft": n_draft}),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -179,6 +180,11 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results-gpu.json"))
     ap.add_argument("--allow-cpu", action="store_true", help="run on a CPU build too (to check this script)")
+    ap.add_argument("--native-shapes", default="llama32-1b,llama3-8b",
+                    help="random-weight shapes (bench/_random_gguf.py) to run against llama.cpp's own llama-completion "
+                         "and llama-bench, all layers offloaded; needs LLAMA_TOOLS_BIN (a CUDA build of the tools: "
+                         "scripts/gpu_bench_device.sh); empty: skip")
+    ap.add_argument("--native-tokens", type=int, default=256)
     args = ap.parse_args()
 
     import llama_cpp
@@ -250,6 +256,17 @@ def main() -> int:
             app.close()
             raw.close()
             rawpf.close()
+    native_shapes = [s for s in args.native_shapes.split(",") if s]
+    if native_shapes and os.environ.get("LLAMA_TOOLS_BIN"):
+        from bench._llama_tools import bench_native
+        from bench._random_gguf import write_random_llama3
+
+        targets = [(shape, write_random_llama3(Path(tmp.name) / f"random-{shape}.gguf", shape),
+                    "Write a long story about a dragon.") for shape in native_shapes]
+        bench_native(targets, res, pairs=max(2, args.pairs // 2), n=args.native_tokens, threads=threads,
+                     seed=42, n_ctx=args.ctx, build=False, ngl=999)
+    elif native_shapes:
+        print("bench-gpu: LLAMA_TOOLS_BIN is not set: no llama-completion / llama-bench comparison", flush=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return 0

@@ -1030,8 +1030,8 @@ def write_results(res: dict[str, Any]) -> str:
                      verdict(nv["ratio_tg"] >= 0.9)))
     sp = res.get("spec")
     if sp:
-        for mode, label in (("draft_100", "draft model, 100 % agreement"), ("draft_50", "draft model wrong at ~half "
-                            "the words"), ("prompt_lookup", "prompt lookup, prompt quotes the answer")):
+        for mode, label in (("draft_100", "draft model, 100 % agreement"), ("draft_50", "draft model wrong at one word "
+                            "in five (about 50 % of drafted tokens accepted)"), ("prompt_lookup", "prompt lookup, prompt quotes the answer")):
             r = sp[mode]
             acc = f"{100 * r['acceptance']:.0f} %" if r["acceptance"] is not None else "none drafted"
             rows.append((f"8 Speculative decoding, {label}: tok/s ÷ plain (scripted {sp['target']} target, "
@@ -1047,6 +1047,14 @@ def write_results(res: dict[str, Any]) -> str:
                      f"tokens, same settings; the app's sampler prefilter is most of the lead: raw with the app's chain "
                      f"{gm['raw_prefilter_tok_s']:.0f} tok/s, app ÷ that {gm['ratio_same_chain']:.3f}; exact scripted "
                      f"text: {gm['same_text']})", verdict(gm["ratio"] >= 0.95)))
+    for label, nv in (g or {}).get("native", {}).items():
+        rows.append((f"GPU: decode tok/s on a random-weight {label} Q4_0, all layers offloaded: app ÷ "
+                     f"`llama-completion` ({g['gpu'].split(',')[0]}, `make bench-gpu` {g['date']})", ">= 0.97",
+                     f"{nv['ratio']:.3f} (app {nv['app_tok_s']:.1f}, llama-completion {nv['completion_tok_s']:.1f} "
+                     f"tok/s; pairs " + ", ".join(f"{x:.3f}" for x in nv["ratios"]) + ")", verdict(nv["ratio"] >= 0.97)))
+        rows.append((f"GPU: the same ÷ `llama-bench` tg{nv['tokens']}", ">= 0.9",
+                     f"{nv['ratio_tg']:.3f} (llama-bench {nv['bench_tg_tok_s']:.1f} tok/s)",
+                     verdict(nv["ratio_tg"] >= 0.9)))
     if not g:
         rows.append(("GPU: app decode tok/s ÷ raw llama-cpp-python, full offload", ">= 0.95",
                      "not measured: run `make bench-gpu` on a machine with a GPU build", "n/a"))
