@@ -61,7 +61,7 @@ def completion_tok_s(bin_dir: Path, model: str, prompt: str, n: int, threads: in
 def bench_tg(bin_dir: Path, model: str, n: int, threads: int, reps: int = 3, ngl: int = 0) -> float:
     """llama-bench's tg<n> (decode only, no sampling, empty context): the library's ceiling on this machine."""
     cmd = [str(bin_dir / "llama-bench"), "-m", model, "-p", "0", "-n", str(n), "-t", str(threads), "-r", str(reps),
-           "-ngl", str(ngl), "-fa", "0", "-o", "json"]
+           "-ngl", str(ngl), "-fa", "off", "-o", "json"]
     out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(f"llama-bench failed ({out.returncode}): {out.stderr[-400:]}")
