@@ -90,20 +90,6 @@ def library_info(refresh: bool = False) -> gpu_select.LibraryInfo:
     return _LIBRARY
 
 
-def system_info() -> tuple[str, str, bool]:
-    """(llama_cpp version, ggml system info, GPU offload supported)."""
-    lib = library_info()
-    return lib.version, lib.system_info, lib.gpu_offload
-
-
-def backend_name(info: str, gpu_offload: bool) -> str:
-    upper = info.upper()
-    for key, name in (("CUDA", "CUDA"), ("METAL", "Metal"), ("VULKAN", "Vulkan"), ("HIP", "ROCm"), ("SYCL", "SYCL")):
-        if key in upper and gpu_offload:
-            return name
-    return "CPU"
-
-
 def token_piece(vocab: Any, token: int, special: bool = False) -> bytes:
     """The bytes of one token. (llama-cpp-python's own helper returns a NUL-padded 32-byte buffer.)"""
     import ctypes
