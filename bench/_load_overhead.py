@@ -35,7 +35,7 @@ def app_work(path: str, cold: bool) -> dict[str, float]:
     t1 = time.perf_counter()
     lib = lb.library_info(refresh=True)
     t2 = time.perf_counter()
-    lb.LlamaBackend._choose_layers(Load(id="x", model_path=path), lib, report)
+    lb.choose_layers(Load(id="x", model_path=path), lib, report)
     t3 = time.perf_counter()
     return {"doctor_s": t1 - t0, "library_s": t2 - t1, "choose_s": t3 - t2, "total_s": t3 - t0}
 

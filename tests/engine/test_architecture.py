@@ -55,9 +55,9 @@ def test_engine_is_split_into_documented_subpackages() -> None:
     import importlib
 
     subpackages = sorted(m.name for m in pkgutil.iter_modules([str(ENGINE_DIR)]) if m.ispkg)
-    assert {"inference", "gguf", "library", "hub", "chats"} <= set(subpackages)
+    assert {"inference", "gguf", "library", "hub", "chats", "profiles"} <= set(subpackages)
     for name in subpackages:
         doc = importlib.import_module(f"desktop.engine.{name}").__doc__ or ""
         assert "process" in doc, f"desktop.engine.{name} does not say which process it runs in"
     flat = sorted(m.name for m in pkgutil.iter_modules([str(ENGINE_DIR)]) if not m.ispkg)
-    assert flat == ["errors", "logs", "paths", "profiles"], flat
+    assert flat == ["errors", "logs", "paths"], flat

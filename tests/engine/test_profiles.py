@@ -94,7 +94,8 @@ def test_bad_yaml_names_the_file_and_line(tmp_path: Path) -> None:
 
 def test_the_fast_yaml_path_reads_what_safe_load_reads_and_refuses_what_it_refuses(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from desktop.engine import profiles
+    from desktop.engine import paths
+    from desktop.engine.profiles import validate
 
     if not getattr(yaml, "__with_libyaml__", False):
         pytest.skip("PyYAML without libyaml: _safe_load is yaml.safe_load")
@@ -106,11 +107,11 @@ def test_the_fast_yaml_path_reads_what_safe_load_reads_and_refuses_what_it_refus
         return real_load(text, Loader=Loader)
 
     monkeypatch.setattr(yaml, "load", spy)
-    for f in sorted(profiles.paths.bundled_profiles_dir().glob("*.yaml")):
+    for f in sorted(paths.bundled_profiles_dir().glob("*.yaml")):
         text = f.read_text()
         expected = yaml.safe_load(text)
         used.clear()
-        assert profiles._safe_load(text) == expected
+        assert validate._safe_load(text) == expected
         assert used == [yaml.CSafeLoader]
     # No Python objects from a profile, whichever parser reads it.
     bad = tmp_path / "evil.yaml"
@@ -182,11 +183,11 @@ def test_a_malformed_bundled_profile_still_raises(tmp_path: Path) -> None:
 def test_reload_swaps_atomically_while_other_threads_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from desktop.engine import profiles
+    from desktop.engine.profiles import store as store_module
 
     store = ProfileStore()
     before = store.ids()
-    real = profiles.profile_from_dict
+    real = store_module.profile_from_dict
     reloading = threading.Event()
     checked = threading.Event()
 
@@ -211,7 +212,7 @@ def test_reload_swaps_atomically_while_other_threads_read(tmp_path: Path, monkey
 
     t = threading.Thread(target=reader)
     t.start()
-    monkeypatch.setattr(profiles, "profile_from_dict", slow)
+    monkeypatch.setattr(store_module, "profile_from_dict", slow)
     store.reload()
     t.join(5)
     assert not errors, errors
