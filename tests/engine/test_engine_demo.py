@@ -21,7 +21,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def demo() -> Iterator[tuple[EngineClient, object]]:
     profile = ProfileStore().default()
-    c = EngineClient()
+    # Stop is confirmed between tokens; on a loaded 2-core machine a token of the demo took 4.5 s, past the
+    # 1.5 s watchdog, which then kills the engine (tests/engine/test_watchdog.py covers that path). Here the
+    # cooperative path is under test, so the watchdog waits longer.
+    c = EngineClient(stop_grace_s=30.0)
     c.load(models.load_request(profile, models.resolve_model(profile), new_id("load"), n_ctx=2048,
                                overrides={"n_threads": 2}))
     yield c, profile

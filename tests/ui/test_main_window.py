@@ -74,6 +74,7 @@ def test_send_streams_saves_and_shows_stats(qtbot, window, isolated_dirs: Path) 
 
 def test_stop_keeps_the_partial_answer(qtbot, make_window, long_demo) -> None:
     w = make_window()
+    w.adapter.client.stop_grace_s = 30.0  # the cooperative Stop, not the watchdog's kill (test_watchdog.py)
     seen = _tokens(w)
     with qtbot.waitSignal(w.adapter.generation_finished, timeout=120000) as blocker:
         w.input.setPlainText(LONG_PROMPT)
