@@ -5,8 +5,6 @@ import random
 import statistics
 import time
 
-import pytest
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
@@ -125,9 +123,6 @@ def _words(n: int, seed: int = 7) -> list[str]:
     return out
 
 
-@pytest.mark.xfail(strict=False, reason="known regression of the new message widget (issue 14 note): per-flush cost "
-                   "grows ~0.8 -> ~2.4 ms over 4,000 tokens, in the posted layout/paint events; the bound is kept "
-                   "as it was so that the fix shows here as XPASS")
 def test_streaming_cost_per_flush_does_not_grow_with_the_answer(qtbot) -> None:
     """4,000 tokens in coalesced flushes: the last flushes cost about what the first ones did."""
     m, v = _view(qtbot)
