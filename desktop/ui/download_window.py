@@ -77,6 +77,7 @@ class DownloadWindow(QWidget):
         self.store = self.controller.store
         self._pending_quant: str | None = None
         self._jobs: list[workers.Job] = []
+        self._listing_key: tuple[str, int | None] | None = None  # the listing running now, if any
         self.listing: downloads.QuantListing | None = None
 
         self.spec = QComboBox()
@@ -230,6 +231,12 @@ class DownloadWindow(QWidget):
         if not spec:
             return
         n_ctx = self.ctx.value() or None
+        # The same listing again while it runs is dropped: a Return sent to the combo's line edit reaches here twice
+        # (the line edit ignores it, the combo hands it back), and the extra request outlived what waited for the
+        # first (a test's Hub server, a closed window) on a thread of the shared pool.
+        if self._listing_key == (spec, n_ctx):
+            return
+        self._listing_key = (spec, n_ctx)
         self.list_btn.setEnabled(False)
         self.summary.setText(f"Listing {spec} …")
         if not self.error_panel.isHidden():
@@ -239,6 +246,7 @@ class DownloadWindow(QWidget):
                                         self._on_listing, self._on_listing_failed, self))
 
     def _on_listing(self, res: downloads.QuantListing) -> None:
+        self._listing_key = None
         self.list_btn.setEnabled(True)
         self.error_panel.hide()
         self.listing = res
@@ -263,6 +271,7 @@ class DownloadWindow(QWidget):
         self.listing_finished.emit()
 
     def _on_listing_failed(self, exc: BaseException) -> None:
+        self._listing_key = None
         self.list_btn.setEnabled(True)
         self.summary.setText("")
         exc = exc if isinstance(exc, AppError) else AppError(str(exc), details=repr(exc))
