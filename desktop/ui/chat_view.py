@@ -43,15 +43,21 @@ class ChatView(QScrollArea):
         self.container.setObjectName("ChatContainer")
         self.container.setBackgroundRole(QPalette.ColorRole.Base)
         self.container.setAutoFillBackground(True)
+        # Plain backgrounds that only grow while an answer streams: a resize repaints the strip it uncovers, not the
+        # screen; the layouts grow their widget at once instead of squeezing it first (see MessageWidget).
+        self.container.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         centre = QHBoxLayout(self.container)
         centre.setContentsMargins(24, 16, 24, 16)
+        centre.setSizeConstraint(QHBoxLayout.SizeConstraint.SetMinimumSize)
         self.column_widget = QWidget()
         self.column_widget.setObjectName("ChatColumn")
         self.column_widget.setMaximumWidth(COLUMN_MAX)
+        self.column_widget.setAttribute(Qt.WidgetAttribute.WA_StaticContents)
         centre.addWidget(self.column_widget, 1)
         self.column = QVBoxLayout(self.column_widget)
         self.column.setContentsMargins(0, 0, 0, 0)
         self.column.setSpacing(6)
+        self.column.setSizeConstraint(QVBoxLayout.SizeConstraint.SetMinimumSize)
         self.column.addStretch(1)
         self.setWidget(self.container)
         self.widgets: list[MessageWidget] = []
@@ -76,7 +82,8 @@ class ChatView(QScrollArea):
                 w.set_actions_visible(False)
             if new is not None and (new is w or w.isAncestorOf(new)):
                 w.set_actions_visible(True)
-                self.ensureWidgetVisible(new, 0, 40)
+                if old is not None:  # Tab moved here; not the window getting its focus back (that keeps the view)
+                    self.ensureWidgetVisible(new, 0, 40)
 
     # ---------------------------------------------------------------- scrolling
 

@@ -2,50 +2,25 @@
 
 A view over ``desktop.engine.hub.downloads``. The DownloadManager calls back on its worker thread; the
 controller re-emits each event through a Qt signal, which Qt queues to the GUI thread, where the jobs
-model is updated. Listing quants needs the network, so it runs on the thread pool (``workers``).
-Everything else here runs on the GUI thread. The window is non-modal: chatting goes on meanwhile.
+model (``download_models``) is updated. Listing quants needs the network, so it runs on the thread pool
+(``workers``). Everything else here runs on the GUI thread. The window is non-modal: chatting goes on meanwhile.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QSpinBox, QSplitter, QStyle, QStyledItemDelegate,
-                               QStyleOptionProgressBar, QTableView, QVBoxLayout, QWidget)
+                               QPushButton, QSpinBox, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from desktop.engine.hub import downloads
 from desktop.engine.hub.search import repo_id_from_text
 from desktop.engine.errors import AppError
-from desktop.engine.hub.hardware import GiB
 from desktop.engine.profiles import ProfileStore
 
 from . import workers
+from .download_models import JobIdRole, JobsModel, ProgressDelegate, QuantTableModel, human_size
 from .errors import ErrorPresenter
-
-FractionRole = Qt.ItemDataRole.UserRole + 1
-JobIdRole = Qt.ItemDataRole.UserRole + 2
-
-STATE_TEXT = {
-    "queued": "Queued", "starting": "Starting", "downloading": "Downloading", "stalled": "Stalled",
-    "retrying": "Retrying", "verifying": "Verifying", "joining": "Joining parts", "repairing": "Checking GGUF",
-    "done": "Done", "failed": "Failed", "cancelled": "Cancelled", "paused": "Paused",
-}
-
-
-def human_size(n: float) -> str:
-    if n >= GiB:
-        return f"{n / GiB:.1f} GiB"
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):.1f} MiB"
-    return f"{n / 1024:.0f} KiB"
-
-
-def human_eta(s: float | None) -> str:
-    if s is None:
-        return ""
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 class DownloadsController(QObject):
@@ -87,175 +62,6 @@ class DownloadsController(QObject):
         self.manager.close()
 
 
-# ------------------------------------------------------------------------------------------ models
-
-
-class _Table(QAbstractTableModel):
-    """A flat table over ``self.rows`` with fixed column ``HEADERS``."""
-
-    HEADERS: tuple[str, ...] = ()
-    rows: list[Any]
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
-
-
-class QuantTableModel(_Table):
-    """The quants of one repo (``hub.QuantEntry`` rows with their fit verdict)."""
-
-    @property
-    def entries(self) -> list[Any]:
-        return self.rows
-
-    HEADERS = ("Quant", "Size", "Files", "Needs (weights + KV + overhead)", "Fit on this machine")
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.rows: list[Any] = []
-        self.recommended: str | None = None
-
-    def set_entries(self, entries: list[Any], recommended: str | None) -> None:
-        self.beginResetModel()
-        self.rows, self.recommended = list(entries), recommended
-        self.endResetModel()
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.rows):
-            return None
-        e = self.rows[index.row()]
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
-                star = "  ★ recommended" if self.recommended and e.quant.upper() == self.recommended.upper() else ""
-                return e.quant + star
-            if col == 1:
-                return human_size(e.size)
-            if col == 2:
-                return str(len(e.files)) + (f" {e.split}" if e.split else "")
-            if col == 3:
-                return human_size(e.fit["total_bytes"]) if e.fit else ""
-            if col == 4:
-                return e.fit["verdict"] if e.fit else "unknown"
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if col in (3, 4) and e.fit:
-                return e.fit["explanation"]
-            return "\n".join(e.files)
-        if role == Qt.ItemDataRole.UserRole:
-            return e.quant
-        return None
-
-
-class JobsModel(_Table):
-    """Download jobs and their live progress, fed by DownloadEvents on the GUI thread."""
-
-    HEADERS = ("Model", "State", "Progress", "Speed", "ETA", "Details")
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.rows: list[dict[str, Any]] = []
-
-    def _row(self, job_id: str) -> int:
-        for i, r in enumerate(self.rows):
-            if r["id"] == job_id:
-                return i
-        return -1
-
-    def set_jobs(self, jobs: list[downloads.Job]) -> None:
-        self.beginResetModel()
-        self.rows = [self._from_job(j) for j in jobs]
-        self.endResetModel()
-
-    @staticmethod
-    def _from_job(j: downloads.Job) -> dict[str, Any]:
-        fixes = (j.result or {}).get("fixes") or []
-        return {"id": j.id, "name": f"{j.repo} {j.quant or j.filename or ''}".strip(), "state": j.state,
-                "done": j.done, "total": j.total, "speed": 0.0, "eta": None,
-                "message": "; ".join(fixes) if fixes else (j.message or ""), "fixes": fixes,
-                "result": j.result, "error": j.error}
-
-    def add_job(self, j: downloads.Job) -> None:
-        if self._row(j.id) >= 0:
-            return
-        self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
-        self.rows.append(self._from_job(j))
-        self.endInsertRows()
-
-    def apply(self, ev: downloads.DownloadEvent) -> None:
-        i = self._row(ev.job_id)
-        if i < 0:
-            return
-        r = self.rows[i]
-        r["state"] = ev.state
-        if ev.total:
-            r["done"], r["total"] = ev.done, ev.total
-        r["speed"], r["eta"] = ev.speed, ev.eta
-        if ev.result:
-            r["result"] = ev.result
-            r["fixes"] = list(ev.result.get("fixes") or [])
-        if ev.error:
-            r["error"] = ev.error
-        if ev.state == "done":
-            r["message"] = "; ".join(r["fixes"]) if r["fixes"] else "verified (sha256 matches the Hub)"
-        elif ev.message:
-            r["message"] = ev.message
-        elif ev.state == "downloading" and ev.file:
-            r["message"] = f"file {ev.file_index} of {ev.n_files}: {ev.file}" if ev.n_files > 1 else ev.file
-        # Only this row changes: the rest of the table is not repainted.
-        self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.HEADERS) - 1))
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.rows):
-            return None
-        r = self.rows[index.row()]
-        col = index.column()
-        frac = r["done"] / r["total"] if r["total"] else 0.0
-        if role == Qt.ItemDataRole.DisplayRole:
-            active = r["state"] in {"downloading", "stalled", "retrying"}
-            return [r["name"], STATE_TEXT.get(r["state"], r["state"]),
-                    f"{frac:.0%}  {human_size(r['done'])} / {human_size(r['total'])}" if r["total"] else "",
-                    f"{human_size(r['speed'])}/s" if active and r["speed"] else "",
-                    human_eta(r["eta"]) if active else "", r["message"]][col]
-        if role == FractionRole:
-            return frac
-        if role == JobIdRole:
-            return r["id"]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            res = r.get("result") or {}
-            lines = [r["name"], r["message"]]
-            if res:
-                lines += [f"path: {res.get('path')}", f"sha256: {res.get('sha256')}"]
-            if r.get("error") and r["error"].get("details"):
-                lines.append(str(r["error"]["details"]))
-            return "\n".join(x for x in lines if x)
-        return None
-
-
-class ProgressDelegate(QStyledItemDelegate):
-    """Paints the Progress column as the platform's progress bar (follows the palette, light or dark)."""
-
-    def paint(self, painter, option, index) -> None:  # GUI thread
-        opt = QStyleOptionProgressBar()
-        opt.rect = option.rect.adjusted(2, 3, -2, -3)
-        opt.minimum, opt.maximum = 0, 1000
-        opt.progress = int(1000 * float(index.data(FractionRole) or 0.0))
-        opt.text = index.data(Qt.ItemDataRole.DisplayRole) or ""
-        opt.textVisible = True
-        # Qt 6 reads the orientation from State_Horizontal; without it a style may draw a vertical bar.
-        opt.state = option.state | QStyle.StateFlag.State_Horizontal | QStyle.StateFlag.State_Enabled
-        style = option.widget.style() if option.widget else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, opt, painter, option.widget)
-
-
-# ------------------------------------------------------------------------------------------ the window
-
 
 class DownloadWindow(QWidget):
     """Non-modal window: pick a profile or type a repo, see quants with fit, download, watch the queue."""
@@ -271,6 +77,7 @@ class DownloadWindow(QWidget):
         self.store = self.controller.store
         self._pending_quant: str | None = None
         self._jobs: list[workers.Job] = []
+        self._listing_key: tuple[str, int | None] | None = None  # the listing running now, if any
         self.listing: downloads.QuantListing | None = None
 
         self.spec = QComboBox()
@@ -424,6 +231,12 @@ class DownloadWindow(QWidget):
         if not spec:
             return
         n_ctx = self.ctx.value() or None
+        # The same listing again while it runs is dropped: a Return sent to the combo's line edit reaches here twice
+        # (the line edit ignores it, the combo hands it back), and the extra request outlived what waited for the
+        # first (a test's Hub server, a closed window) on a thread of the shared pool.
+        if self._listing_key == (spec, n_ctx):
+            return
+        self._listing_key = (spec, n_ctx)
         self.list_btn.setEnabled(False)
         self.summary.setText(f"Listing {spec} …")
         if not self.error_panel.isHidden():
@@ -433,6 +246,7 @@ class DownloadWindow(QWidget):
                                         self._on_listing, self._on_listing_failed, self))
 
     def _on_listing(self, res: downloads.QuantListing) -> None:
+        self._listing_key = None
         self.list_btn.setEnabled(True)
         self.error_panel.hide()
         self.listing = res
@@ -457,6 +271,7 @@ class DownloadWindow(QWidget):
         self.listing_finished.emit()
 
     def _on_listing_failed(self, exc: BaseException) -> None:
+        self._listing_key = None
         self.list_btn.setEnabled(True)
         self.summary.setText("")
         exc = exc if isinstance(exc, AppError) else AppError(str(exc), details=repr(exc))

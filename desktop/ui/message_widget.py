@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QKeySequence, QPalette, QTextCursor
-from PySide6.QtWidgets import QApplication, QFrame, QGraphicsOpacityEffect, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QApplication, QFrame, QGraphicsOpacityEffect, QHBoxLayout, QLabel, QLayout, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from .blocks import AutoText, CodeBlock
 from .chat_model import (BranchRole, ChatModel, DimmedRole, IdRole, ProvenanceRole, RoleRole, StateRole, StatsRole,
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 _TEXT_ROLES = {int(Qt.ItemDataRole.DisplayRole), int(TextRole)}
 _STATE_TAG = {"streaming": "writing…", "cancelled": "stopped", "error": "interrupted"}
+_STATIC = Qt.WidgetAttribute.WA_StaticContents
+_GROW_AT_ONCE = QLayout.SizeConstraint.SetMinimumSize
 
 
 def stats_text(provenance: dict, stats: dict, live_rate: float | None = None) -> str:
@@ -66,9 +69,17 @@ class MessageWidget(QFrame):
         self.setBackgroundRole(QPalette.ColorRole.Base)
         self.setAutoFillBackground(True)
         self.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # Tab reaches a message; its actions then show
+        # A streamed line makes the message taller on every flush. Static contents: a plain background, so a resize
+        # repaints only the strip it uncovers, not every finished paragraph on screen (which cost more per flush the
+        # longer the answer, see tests/ui/test_chat_view.py). The column and container above are static too.
+        self.setAttribute(_STATIC)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 6, 0, 6)
         outer.setSpacing(2)
+        # Grow at once to what the layout needs: otherwise the layout is first run in the old, too small height and
+        # squeezes (moves) every finished paragraph, then again when the parent catches up, one widget level per
+        # event-loop pass.
+        outer.setSizeConstraint(_GROW_AT_ONCE)
         self.row = QHBoxLayout()
         self.row.setContentsMargins(0, 0, 0, 0)
         self.bubble = QFrame()
@@ -97,6 +108,7 @@ class MessageWidget(QFrame):
         self.citations = CitationsLabel()
         self.citations.setObjectName("MessageStats")
         bl.addWidget(self.citations)
+        bl.addStretch(1)  # room left when the tail shrinks (a finished paragraph) goes below, nothing above moves
         self.row.addWidget(self.bubble, 1)
         outer.addLayout(self.row)
         foot = QHBoxLayout()
@@ -136,6 +148,13 @@ class MessageWidget(QFrame):
             self.foot.takeAt(0)
         while self.row.count():
             self.row.takeAt(0)
+        # An answer's bubble is transparent and grows with the stream (see __init__); the user's is a rounded
+        # box as wide as its text, which must repaint whole when it is resized and may be narrower than its minimum.
+        answer = self.role != "user"
+        self.bubble.setAttribute(_STATIC, answer)
+        self.bubble.layout().setSizeConstraint(_GROW_AT_ONCE if answer else QLayout.SizeConstraint.SetDefaultConstraint)
+        if not answer:
+            self.bubble.setMinimumSize(0, 0)
         if self.role == "user":
             self.row.addStretch(1)
             self.row.addWidget(self.bubble, 0)
@@ -290,12 +309,20 @@ class MessageWidget(QFrame):
             # instead of repainting the message (header, buttons) underneath on every flush.
             self.stream.viewport().setBackgroundRole(QPalette.ColorRole.Base)
             self.stream.viewport().setAutoFillBackground(True)
+            # It grows a line at a time: repaint the new line, not the whole paragraph written so far (the text
+            # itself marks what it changed).
+            self.stream.setAttribute(_STATIC)
+            self.stream.viewport().setAttribute(_STATIC)
             self.body.addWidget(self.stream)
         pending = text[self.committed:]
         cut = stable_prefix(pending)
         if cut:
             for w in self._segment_widgets(pending[:cut]):
                 self.body.insertWidget(self.body.count() - 1, w)
+                # At its final width and shown now (a layout shows new widgets later), so it is laid out in the
+                # same pass as the shorter tail: the message's height barely changes and nothing else moves.
+                w.resize(self.stream.width(), w.height())
+                w.show()
             self.committed += cut
             self.stream.setPlainText(pending[cut:])
             self.streamed_len = len(pending) - cut

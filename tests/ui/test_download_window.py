@@ -158,6 +158,9 @@ def test_typed_repo_and_enter_twice_never_reads_a_profile_none(qtbot, window) ->
             qtbot.keyClick(edit, Qt.Key.Key_Return)
         assert window.errors.last is None, window.errors.last
         assert window.listing is not None and window.listing.repo == REPO
+    # One listing per Enter: the key reaches the window twice, and a second request left running against the
+    # Hub server once the test is over held a thread of the shared pool for 30 s (the next test timed out).
+    assert len(window._jobs) == 2
     assert window.spec.findText(REPO) == -1  # nothing was inserted
     edit.setText(f"https://huggingface.co/{REPO}/tree/main")  # a pasted URL lists its repo
     assert window.spec_text() == REPO
