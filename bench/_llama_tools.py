@@ -18,7 +18,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 _EVAL = re.compile(r"(?<!prompt )eval time\s*=\s*([\d.]+) ms\s*/\s*(\d+) (?:runs|tokens)")
-_SAMPLE = re.compile(r"sampling time\s*=\s*([\d.]+) ms\s*/\s*(\d+) (?:runs|tokens)")
+# "sampling time = 2.62 ms" (no run count in this llama.cpp), not the "samplers time" line below it
+_SAMPLE = re.compile(r"(?<!samplers )sampling time\s*=\s*([\d.]+) ms")
 
 
 def tools_dir(build: bool) -> Path | None:
