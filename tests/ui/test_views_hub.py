@@ -175,3 +175,29 @@ def test_only_the_last_of_many_searches_shows_and_every_job_is_let_go(qtbot, vie
     qtbot.waitUntil(lambda: not view._jobs.jobs, timeout=15000)
     assert view.last_query == "acme"
     assert [view.results.index(i).data() for i in range(view.results.rowCount())] == ["acme/Popular-7B-GGUF", REPO]
+
+
+def test_the_retry_spinner_stops_its_timer_when_the_answer_comes(qtbot) -> None:
+    from PySide6.QtCore import QTimer
+
+    from desktop.ui.views.hub_view import ErrorPanel
+
+    panel = ErrorPanel()
+    qtbot.addWidget(panel)
+    panel.show_error({"code": "hub_offline", "message": "Offline mode is on."})
+    qtbot.waitExposed(panel)
+    btn = panel.retry_btn
+
+    def spinning() -> list[QTimer]:
+        return [t for t in btn.findChildren(QTimer) if t.isActive()]
+
+    panel.set_retrying(True)
+    btn.repaint()  # qtawesome starts the spinner's timer when the icon is first painted
+    qtbot.waitUntil(lambda: bool(spinning()), timeout=2000)
+    panel.set_retrying(False)
+    assert spinning() == [] and btn.text() == "Retry" and btn.isEnabled()
+    panel.set_retrying(True)  # a second retry spins again, and stops again
+    btn.repaint()
+    qtbot.waitUntil(lambda: bool(spinning()), timeout=2000)
+    panel.show_error({"code": "hub_offline", "message": "Offline mode is on."})
+    assert spinning() == []

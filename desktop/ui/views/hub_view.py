@@ -118,12 +118,17 @@ class ErrorPanel(QFrame):
         # Visible feedback that the click did something: the button spins and says so until the answer.
         self.retry_btn.setEnabled(not on)
         self.retry_btn.setText("Retrying…" if on else "Retry")
+        spin = getattr(self, "_spin", None)
+        if spin is not None:
+            # qtawesome's Spin keeps its repaint timer running until stopped, icon replaced or not.
+            spin.stop()
+            self._spin = None
         if on:
             try:
                 import qtawesome
 
-                self.retry_btn.setIcon(icon("mdi6.loading", color="white",
-                                            animation=qtawesome.Spin(self.retry_btn)))
+                self._spin = qtawesome.Spin(self.retry_btn, interval=30)  # ~33 repaints/s is smooth enough
+                self.retry_btn.setIcon(icon("mdi6.loading", color="white", animation=self._spin))
             except ImportError:  # pragma: no cover - the words alone still say it
                 pass
         else:
