@@ -8,17 +8,14 @@ that the cap, not the machine, sets that pace.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._hub_client import HubProc
 
 
 def bench_parallel(tmp: Path, make_blob: Callable[[Path, int], Path], res: dict[str, Any], *, mb: int = 65,
@@ -29,20 +26,12 @@ def bench_parallel(tmp: Path, make_blob: Callable[[Path, int], Path], res: dict[
     repo, name = "bench/capped-GGUF", "capped.Q4_1.gguf"
     blob = make_blob(tmp / "capped.gguf", mb)
     size = blob.stat().st_size
-    srv = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_hub_proc.py"), repo, name, str(blob)],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    srv = HubProc(repo, name, blob)
     saved = {k: os.environ.get(k) for k in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_HOME",
                                             "XDG_DATA_HOME")}
     saved_hc = (hc.HF_HUB_CACHE, hc.ENDPOINT)
     try:
-        assert srv.stdout is not None and srv.stdin is not None
-        url = srv.stdout.readline().strip()
-
-        def cmd(c: str) -> Any:
-            srv.stdin.write(c + "\n")
-            srv.stdin.flush()
-            return json.loads(srv.stdout.readline())
-
+        url, cmd = srv.url, srv.cmd
         os.environ["HF_ENDPOINT"] = url
         os.environ.pop("HF_HUB_OFFLINE", None)
         hc.ENDPOINT = url
@@ -97,13 +86,7 @@ def bench_parallel(tmp: Path, make_blob: Callable[[Path, int], Path], res: dict[
             else:
                 os.environ[k] = v
         hc.HF_HUB_CACHE, hc.ENDPOINT = saved_hc
-        try:
-            assert srv.stdin is not None
-            srv.stdin.write("quit\n")
-            srv.stdin.flush()
-            srv.wait(10)
-        except (OSError, subprocess.TimeoutExpired):
-            srv.kill()
+        srv.close()
 
 
 def _default_connections() -> int:

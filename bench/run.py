@@ -671,17 +671,11 @@ def bench_download(tmp: Path, model_path: Path, res: dict[str, Any]) -> None:
     repo, name = "bench/big-GGUF", "big.Q4_1.gguf"
     blob = make_gguf_blob(model_path, tmp / "blob.gguf", DL_MB)
     size = blob.stat().st_size
-    srv = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_hub_proc.py"), repo, name, str(blob)],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    from bench._hub_client import HubProc
+
+    srv = HubProc(repo, name, blob)
     try:
-        assert srv.stdout is not None and srv.stdin is not None
-        url = srv.stdout.readline().strip()
-
-        def cmd(c: str) -> Any:
-            srv.stdin.write(c + "\n")
-            srv.stdin.flush()
-            return json.loads(srv.stdout.readline())
-
+        url, cmd = srv.url, srv.cmd
         saved = {k: os.environ.get(k) for k in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_HOME",
                                                 "XDG_DATA_HOME")}
         os.environ["HF_ENDPOINT"] = url
@@ -856,15 +850,7 @@ def bench_download(tmp: Path, model_path: Path, res: dict[str, Any]) -> None:
             else:
                 os.environ[k] = v
     finally:
-        try:
-            srv.stdin.write("quit\n")
-            srv.stdin.flush()
-        except OSError:
-            pass
-        try:
-            srv.wait(10)
-        except subprocess.TimeoutExpired:
-            srv.kill()
+        srv.close()
         blob.unlink(missing_ok=True)
 
 
