@@ -168,10 +168,35 @@ def is_safe_link(url: str) -> bool:
     return parts.scheme.lower() in SAFE_SCHEMES and bool(parts.netloc)
 
 
+def keep_line_breaks(text: str) -> str:
+    """Make each single newline inside a paragraph a hard line break (two trailing spaces), as chat apps do.
+
+    Plain Markdown joins such lines with a space, so a poem or an address that streamed line by line would
+    collapse into one line the moment its paragraph is rendered. Code (fenced or indented), table rows and lines
+    already ending in a break are left as they are.
+    """
+    lines = text.split("\n")
+    fence = ""
+    for i, line in enumerate(lines[:-1]):
+        m = _FENCE.match(line)
+        if fence:
+            if m and m["fence"][0] == fence[0] and len(m["fence"]) >= len(fence) and not m["lang"]:
+                fence = ""
+            continue
+        if m:
+            fence = m["fence"]
+            continue
+        nxt = lines[i + 1]
+        if (line.strip() and nxt.strip() and "|" not in line and not line.startswith(("    ", "\t"))
+                and not line.endswith(("  ", "\\")) and not _FENCE.match(nxt)):
+            lines[i] = line + "  "
+    return "\n".join(lines)
+
+
 def set_safe_markdown(doc: QTextDocument, text: str) -> None:
     """Render ``text`` as GitHub Markdown without raw HTML; anchors other than http(s) become plain text."""
     feats = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
-    doc.setMarkdown(text, feats)
+    doc.setMarkdown(keep_line_breaks(text), feats)
     fixes: list[tuple[int, int, QTextCharFormat]] = []
     block = doc.begin()
     while block.isValid():

@@ -112,3 +112,20 @@ def test_highlighting_of_a_late_line_after_many_emoji(qtbot) -> None:
     last = block.edit.document().findBlockByNumber(2)
     assert last.text() == "def g():"
     assert (0, 3) in [(r.start, r.length) for r in last.layout().formats()]
+
+
+def test_single_newlines_stay_line_breaks_as_they_streamed_but_code_is_untouched() -> None:
+    doc = QTextDocument()
+    poem = "The sea, a mystic realm,\nA place where the stars shine bright.\n\nIn its depths lies"
+    set_safe_markdown(doc, poem)
+    # A soft break would join the first two lines with a space (Qt shows a hard break as U+2028).
+    assert doc.toPlainText().replace("\u2028", "\n") == poem.replace("\n\n", "\n")
+    code = "```python\nx = 1\ny = 2\n```\n\nText\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    from desktop.ui.markdown import keep_line_breaks
+
+    assert keep_line_breaks(code) == code  # fences and table rows untouched
+    assert keep_line_breaks("a\nb\n") == "a  \nb\n" and keep_line_breaks("a\\\nb") == "a\\\nb"
+    doc2 = QTextDocument()
+    set_safe_markdown(doc2, "- one\n- two\n\n# Title\nbody")
+    assert [line.strip() for line in doc2.toPlainText().replace("\u2028", "\n").splitlines() if line.strip()] == \
+        ["one", "two", "Title", "body"]
