@@ -5,7 +5,6 @@ on the chat session and updates what the window shows; the session does the work
 """
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -206,29 +205,6 @@ class ChatActions(ToolActions):
         return Path(path)
 
     # ------------------------------------------------------------------ welcome text, links
-
-    def _update_empty(self, *_: object) -> None:
-        if self.model.rowCount():
-            self.chat_page.show_conversation(True)
-            return
-        a = self.adapter
-        if a.loading and a.profile is not None:
-            who = f"<b>{html.escape(a.profile.name)}</b> is loading; you can type meanwhile."
-        elif a.loaded_profile is not None:
-            who = f"You are chatting with <b>{html.escape(a.loaded_profile.name)}</b>, on this computer."
-        else:
-            who = "No model is loaded yet: choose one in the <b>Model</b> menu."
-        missing = [p for p, inst in self.profile_model.rows if not inst]
-        lines = [f"<p style='font-size:26px; font-weight:600'>Start a conversation</p><p>{who} "
-                 "Type below and press Enter.</p>"]
-        if missing:
-            items = "".join(f"<li><a href='dl:{html.escape(p.id)}'>{html.escape(p.name)}</a></li>"
-                            for p in missing[:6])
-            lines.append("<p>The demo model is tiny and makes things up. For real work, download a model:</p>"
-                         f"<ul style='text-align:left'>{items}</ul><p>(or <b>Model ▸ Downloads…</b>, or "
-                         "<b>Model ▸ Import GGUF from disk…</b>)</p>")
-        self.empty.setText("".join(lines))
-        self.chat_page.show_conversation(False)
 
     def _on_empty_link(self, link: str) -> None:
         if link.startswith("dl:"):
