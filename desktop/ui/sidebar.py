@@ -61,6 +61,26 @@ class _HtmlDelegate(QStyledItemDelegate):
         return QSize(int(doc.idealWidth()), int(QRectF(0, 0, 0, doc.size().height()).height()) + 8)
 
 
+class _FitWidthDelegate(QStyledItemDelegate):
+    """Items no wider than the list's viewport: a long chat title is elided ("…") instead of widening the item,
+    which gave the narrow sidebar a horizontal scroll bar and cut titles off mid-letter."""
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802, ANN001
+        hint = super().sizeHint(option, index)
+        view = self.parent()
+        return QSize(min(hint.width(), view.viewport().width()), hint.height()) if view else hint
+
+
+class _ChatList(QListView):
+    """The chat list; lays its items out again when its width changes (QListView does that only for height in
+    a top-to-bottom list), so ``_FitWidthDelegate`` fits them to the new width."""
+
+    def resizeEvent(self, e) -> None:  # noqa: N802, ANN001
+        super().resizeEvent(e)
+        if e.size().width() != e.oldSize().width():
+            self.scheduleDelayedItemsLayout()
+
+
 class SearchResults(QListWidget):
     activated_hit = Signal(int, int)  # chat id, message id (0: the title matched)
 
@@ -131,12 +151,14 @@ class Sidebar(QWidget):
         self.search.textChanged.connect(lambda _t: self._timer.start())
         self.search.escape_pressed.connect(self.clear_search)
         self.search.down_pressed.connect(self._into_results)
-        self.list = QListView()
+        self.list = _ChatList()
         self.list.setAccessibleName("Chats")
         self.list.setModel(self.proxy)
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.list.setUniformItemSizes(True)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setItemDelegate(_FitWidthDelegate(self.list))
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.selectionModel().currentChanged.connect(self._selected)

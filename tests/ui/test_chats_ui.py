@@ -132,3 +132,19 @@ def test_start_profile_is_the_last_one_used_if_still_installed(qtbot, tiny_profi
     QSettings().setValue("last_profile", "no-such-profile")
     assert start_profile(w).id == "smollm2-135m-instruct"
     w.close()
+
+
+def test_a_long_chat_title_is_elided_in_the_sidebar_not_scrolled(qtbot) -> None:
+    s = ChatStore()
+    s.create_chat("Write a short poem about the sea, in three short lines, and make it rhyme please")
+    s.close()
+    w = _window(qtbot)
+    lst = w.sidebar.list
+    qtbot.waitUntil(lambda: lst.model().rowCount() == 1, timeout=3000)
+    qtbot.waitExposed(lst)
+    # The list lays its items out again after a resize (Qt's delayed layout), at the viewport's width.
+    qtbot.waitUntil(lambda: 0 < lst.visualRect(lst.model().index(0, 0)).width() <= lst.viewport().width(),
+                    timeout=3000)
+    assert lst.horizontalScrollBar().maximum() == 0 and not lst.horizontalScrollBar().isVisible()
+    w.sidebar.setFixedWidth(w.sidebar.width() + 80)  # wider sidebar: the item follows the new width
+    qtbot.waitUntil(lambda: lst.visualRect(lst.model().index(0, 0)).width() == lst.viewport().width(), timeout=3000)
