@@ -23,7 +23,7 @@ def main() -> int:
     app = QApplication(sys.argv[:1])
     app.setApplicationName("desktop-chat")
     app.setOrganizationName("desktop-chat")
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     out: dict[str, float] = {}
 

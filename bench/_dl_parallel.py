@@ -20,8 +20,9 @@ from bench._hub_client import HubProc
 
 def bench_parallel(tmp: Path, make_blob: Callable[[Path, int], Path], res: dict[str, Any], *, mb: int = 65,
                    cap: int = 8_000_000, counts: tuple[int, ...] = (4, 8), pairs: int = 2) -> None:
-    from desktop.engine.hub import downloads
     import huggingface_hub.constants as hc
+
+    from desktop.engine.hub import downloads
 
     repo, name = "bench/capped-GGUF", "capped.Q4_1.gguf"
     blob = make_blob(tmp / "capped.gguf", mb)

@@ -205,7 +205,7 @@ class Gui:
         from PySide6.QtWidgets import QApplication
 
         self.app = QApplication.instance() or QApplication(["bench"])
-        from desktop.ui.main_window import MainWindow
+        from desktop.ui.shell.main_window import MainWindow
 
         self.w = MainWindow()
         if engine_command:
@@ -377,8 +377,8 @@ def bench_pipeline(res: dict[str, Any], rate: float = 90.0, n: int = 450,
 
 
 def bench_stream(gui: Gui, raw: Raw, profile: Any, res: dict[str, Any]) -> None:
-    from desktop.engine.library import registry as models
     from desktop.engine.inference import prompts
+    from desktop.engine.library import registry as models
 
     gui.set_sampling(max_tokens=N_TOKENS, seed=SEED)
     s = gui.w.adapter.profile.sampling
@@ -681,7 +681,6 @@ def bench_download(tmp: Path, model_path: Path, res: dict[str, Any]) -> None:
         os.environ["HF_ENDPOINT"] = url
         os.environ.pop("HF_HUB_OFFLINE", None)
         import huggingface_hub.constants as hc
-
         import psutil
 
         server = psutil.Process(srv.pid)
@@ -1151,8 +1150,8 @@ def main() -> int:
     res: dict[str, Any] = {}
     try:
         from desktop.engine import paths
-        from desktop.engine.library import registry as models
         from desktop.engine.errors import AppError
+        from desktop.engine.library import registry as models
         from desktop.engine.profiles import ProfileStore
 
         try:
@@ -1183,7 +1182,6 @@ def main() -> int:
         if want("parallel"):
             print("4b. parallel downloads against a per-connection cap", flush=True)
             from bench._dl_parallel import bench_parallel
-
             from desktop.selftest import write_scripted_model
 
             # A small valid GGUF padded to the size the goal names (65 MB): the demo model alone is 98 MB.

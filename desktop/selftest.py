@@ -351,7 +351,7 @@ def run_smoke_gui(argv: list[str]) -> int:
     _say(f"qt: platform {platform!r}, plugins in {plugins}: {', '.join(found) or 'none'}")
     wanted = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0]
     from desktop.engine.errors import AppError
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     try:
         win = MainWindow()

@@ -31,7 +31,7 @@ def main() -> int:
     app = QApplication(sys.argv[:1])
     app.setApplicationName("desktop-chat")
     profiles.save_override(profiles.DEFAULT_PROFILE_ID, {"sampling": {"max_tokens": 1024}})
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     def wait(cond, seconds: float) -> bool:  # noqa: ANN001
         for _ in range(int(seconds * 50)):

@@ -138,11 +138,11 @@ def _render(out_dir: Path) -> list[Path]:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from desktop.engine.profiles import ProfileStore
-    from desktop.ui.views.hub_view import HubView
-    from desktop.ui.views.library_view import LibraryView
-    from desktop.ui.views.model_picker import ModelPicker
-    from desktop.ui.views.repo_page import RepoPage
-    from desktop.ui.views.welcome import WelcomeView
+    from desktop.ui.chat.welcome import WelcomeView
+    from desktop.ui.library.hub_page import HubView
+    from desktop.ui.library.models_page import LibraryView
+    from desktop.ui.library.picker import ModelPicker
+    from desktop.ui.library.repo_page import RepoPage
 
     written: list[Path] = []
 

@@ -150,7 +150,7 @@ def _wait(ms: int) -> None:
 
 
 def _window():  # noqa: ANN202
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     win = MainWindow()
     win.resize(1360, 860)
@@ -263,7 +263,7 @@ def hidpi() -> int:
     theme.apply("light")
     win = _window()
     win.resize(1360, 860)  # asks for more than fits: the window shrinks to the screen
-    from desktop.ui.screens import available, fit_to_screen
+    from desktop.ui.widgets.screens import available, fit_to_screen
 
     _wait(500)  # the window manager frames the window; the app then keeps the frame on the screen
     fit_to_screen(win)

@@ -16,7 +16,7 @@ EXIT_AFTER_ENV = "DESKTOP_CHAT_EXIT_AFTER_S"
 
 def start_profile(win) -> Profile:
     """The profile used last, if it is still there and installed; else the bundled demo (works offline)."""
-    from .list_models import ProfileListModel
+    from desktop.ui.library.profile_list import ProfileListModel
 
     pid = QSettings().value("last_profile", "", type=str)
     if pid and pid in win.store.ids():
@@ -33,9 +33,9 @@ def run_gui(qt_args: list[str] | None = None) -> int:
     app.setApplicationName("desktop-chat")
     app.setOrganizationName("desktop-chat")
     app.setApplicationDisplayName("Desktop Chat")
-    from .errors import install_error_hooks
-    from .main_window import MainWindow
-    from .theme import theme
+    from desktop.ui.errors import install_error_hooks
+    from desktop.ui.shell.main_window import MainWindow
+    from desktop.ui.theme import theme
 
     style = _style_arg(qt_args or [])
     theme.apply()

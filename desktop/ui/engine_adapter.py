@@ -13,9 +13,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from desktop.engine.library import registry as models
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
+from desktop.engine.library import registry as models
 from desktop.engine.profiles import Profile
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 
 
@@ -52,3 +53,36 @@ def start(fn: Callable[[], Any], on_done: Callable[[Any], None], on_failed: Call
     job.signals.failed.connect(on_failed, Qt.ConnectionType.QueuedConnection)
     QThreadPool.globalInstance().start(job)
     return job
+
+
+class JobKeeper:
+    """Holds each worker job until its answer arrives, then lets it go.
+
+    A job whose Python wrapper is dropped while it runs would be deleted under the thread pool, so the
+    views keep every one in flight (not "the last few": a user can start many) and only those.
+    """
+
+    def __init__(self, owner: QObject) -> None:
+        self.owner = owner
+        self.jobs: set[Job] = set()
+
+    def start(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
+              on_failed: Callable[[Any], None]) -> Job:
+        held: list[Job] = []
+
+        # Queued to the GUI thread, so they run after ``held`` is filled below.
+        # An answer that arrives after the view was closed and deleted is dropped, not delivered to dead widgets.
+        def done(res: Any) -> None:
+            self.jobs.difference_update(held)
+            if shiboken6.isValid(self.owner):
+                on_done(res)
+
+        def failed(exc: Any) -> None:
+            self.jobs.difference_update(held)
+            if shiboken6.isValid(self.owner):
+                on_failed(exc)
+
+        job = start(fn, done, failed, self.owner)
+        held.append(job)
+        self.jobs.add(job)
+        return job

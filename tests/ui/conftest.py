@@ -63,7 +63,7 @@ def make_window(qtbot):
     made = []
 
     def make(profile_id: str | None = None, timeout: int = 120000):
-        from desktop.ui.main_window import MainWindow
+        from desktop.ui.shell.main_window import MainWindow
 
         w = MainWindow()
         qtbot.addWidget(w)
@@ -89,7 +89,7 @@ def window(make_window, short_demo) -> Iterator:
 @pytest.fixture(autouse=True)
 def _fresh_downloads_controller():
     """The app-wide download controller is per process; each test gets its own (over its own dirs)."""
-    from desktop.ui.download_window import DownloadsController
+    from desktop.ui.library.download_window import DownloadsController
 
     DownloadsController._instance = None
     yield

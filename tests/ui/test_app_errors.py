@@ -11,7 +11,7 @@ from desktop.engine import logs
 
 
 def _window(qtbot):
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     w = MainWindow()
     qtbot.addWidget(w)

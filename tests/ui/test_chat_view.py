@@ -9,8 +9,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from desktop.ui.chat_model import ChatModel, StateRole, TextRole
-from desktop.ui.chat_view import AutoText, ChatView, CodeBlock, split_markdown, stable_prefix
+from desktop.ui.chat.conversation import (
+    AutoText,
+    ChatView,
+    CodeBlock,
+    split_markdown,
+    stable_prefix,
+)
+from desktop.ui.chat.message_model import ChatModel, StateRole, TextRole
 
 ANSWER = """Here is how to **reverse** a list:
 
@@ -225,7 +231,7 @@ def test_view_follows_the_stream_unless_the_user_scrolled_up(qtbot) -> None:
 
 
 def test_keyboard_enter_sends_shift_enter_adds_a_line(qtbot, monkeypatch) -> None:
-    from desktop.ui.views.chat import MessageInput
+    from desktop.ui.chat.page import MessageInput
 
     sent: list[str] = []
     inp = MessageInput()
@@ -255,7 +261,7 @@ def test_answers_show_model_speed_tokens_and_first_token_time(qtbot) -> None:
 
 
 def test_live_rate_counts_tokens_after_the_first_chunk() -> None:
-    from desktop.ui.session import StreamState
+    from desktop.ui.chat.session import StreamState
 
     st = StreamState("r", 1, 2, [], t0=0.0)
     assert st.live_rate(10.0) is None

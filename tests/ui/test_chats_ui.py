@@ -20,7 +20,7 @@ def _seeded() -> tuple[int, int]:
 
 
 def _window(qtbot):
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     w = MainWindow()  # no model load: the engine process starts with the first request
     qtbot.addWidget(w)
@@ -88,9 +88,9 @@ def test_download_finishing_refreshes_the_menu_and_offers_the_model(qtbot, monke
         def show_for(self, *_a) -> None:
             pass
 
-    fake = types.ModuleType("desktop.ui.download_window")
+    fake = types.ModuleType("desktop.ui.library.download_window")
     fake.DownloadWindow = DW
-    monkeypatch.setitem(sys.modules, "desktop.ui.download_window", fake)
+    monkeypatch.setitem(sys.modules, "desktop.ui.library.download_window", fake)
     w = _window(qtbot)
     dl = w.open_downloads(None, None)
     dl.controller.model_installed.emit(TINY_LLAMA3)

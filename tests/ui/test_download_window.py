@@ -20,7 +20,7 @@ SPM_FILE = "tiny-llama3.Q4_K_M.gguf"
 
 @pytest.fixture
 def window(qtbot, hub_server, llama3_broken: tiny_gguf.TinyModel, spm_model: tiny_gguf.TinyModel):
-    from desktop.ui.download_window import DownloadsController, DownloadWindow
+    from desktop.ui.library.download_window import DownloadsController, DownloadWindow
 
     hub_server.add(REPO, {FILE: llama3_broken.path.read_bytes(), SPM_FILE: spm_model.path.read_bytes(),
                           "README.md": b"card"})
@@ -124,7 +124,7 @@ def test_profile_opens_with_recommended_quant_and_errors_are_presented(qtbot, wi
 
 
 def test_interrupted_download_resumes_when_the_app_starts(qtbot, hub_server, spm_model) -> None:
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     data = spm_model.path.read_bytes()
     hub_server.add(REPO, {SPM_FILE: data})

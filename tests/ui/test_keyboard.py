@@ -10,7 +10,7 @@ from tests.ui.conftest import LONG_PROMPT
 
 
 def _window(qtbot):
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     w = MainWindow()  # no model: the engine starts with the first request
     qtbot.addWidget(w)

@@ -7,9 +7,20 @@ from PySide6.QtCore import Qt
 
 from desktop.engine.chats.store import ChatStore
 from desktop.engine.profiles import ProfileStore
-from desktop.ui.chat_model import BranchRole, ChatModel, DimmedRole, IdRole, TextRole
-from desktop.ui.list_models import (ChatFilterProxy, ChatIdRole, ChatListModel, InstalledRole, ProfileIdRole,
-                                    ProfileListModel, ProfileSortProxy)
+from desktop.ui.chat.chat_list import ChatFilterProxy, ChatIdRole, ChatListModel
+from desktop.ui.chat.message_model import (
+    BranchRole,
+    ChatModel,
+    DimmedRole,
+    IdRole,
+    TextRole,
+)
+from desktop.ui.library.profile_list import (
+    InstalledRole,
+    ProfileIdRole,
+    ProfileListModel,
+    ProfileSortProxy,
+)
 
 
 def test_chat_model_passes_qmodeltester(qtmodeltester) -> None:

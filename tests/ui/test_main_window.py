@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from desktop.engine.chats.store import ChatStore
-from desktop.ui.chat_model import BranchRole, StateRole, TextRole
+from desktop.ui.chat.message_model import BranchRole, StateRole, TextRole
 from tests.ui.conftest import LONG_PROMPT, TINY_LLAMA3
 
 

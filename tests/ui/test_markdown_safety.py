@@ -4,11 +4,11 @@ from __future__ import annotations
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QTextDocument
 
-from desktop.ui import chat_view
-from desktop.ui.blocks import AutoText, CodeBlock
-from desktop.ui.chat_model import ChatModel
-from desktop.ui.chat_view import ChatView
-from desktop.ui.markdown import is_safe_link, set_safe_markdown
+from desktop.ui.chat import conversation as chat_view
+from desktop.ui.chat.blocks import AutoText, CodeBlock
+from desktop.ui.chat.conversation import ChatView
+from desktop.ui.chat.markdown import is_safe_link, set_safe_markdown
+from desktop.ui.chat.message_model import ChatModel
 
 HOSTILE = ('Look: <img src=x onerror="alert(1)"> and <a href="javascript:alert(2)">click me</a>\n\n'
            "[also this](javascript:alert(3)) and [a file](file:///etc/passwd) and [docs](https://example.org/x)\n\n"
@@ -121,7 +121,7 @@ def test_single_newlines_stay_line_breaks_as_they_streamed_but_code_is_untouched
     # A soft break would join the first two lines with a space (Qt shows a hard break as U+2028).
     assert doc.toPlainText().replace("\u2028", "\n") == poem.replace("\n\n", "\n")
     code = "```python\nx = 1\ny = 2\n```\n\nText\n\n| a | b |\n|---|---|\n| 1 | 2 |"
-    from desktop.ui.markdown import keep_line_breaks
+    from desktop.ui.chat.markdown import keep_line_breaks
 
     assert keep_line_breaks(code) == code  # fences and table rows untouched
     assert keep_line_breaks("a\nb\n") == "a  \nb\n" and keep_line_breaks("a\\\nb") == "a\\\nb"

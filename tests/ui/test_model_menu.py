@@ -76,9 +76,9 @@ class _FakeDownloads:
 
 
 def test_not_downloaded_profile_opens_the_download_window(qtbot, make_window, monkeypatch) -> None:
-    fake = types.ModuleType("desktop.ui.download_window")
+    fake = types.ModuleType("desktop.ui.library.download_window")
     fake.DownloadWindow = _FakeDownloads
-    monkeypatch.setitem(sys.modules, "desktop.ui.download_window", fake)
+    monkeypatch.setitem(sys.modules, "desktop.ui.library.download_window", fake)
     _FakeDownloads.made.clear()
     w = make_window()
     act = _menu_action(qtbot, w, "smaug-mixtral-v0.1")
@@ -96,7 +96,7 @@ def test_not_downloaded_profile_opens_the_download_window(qtbot, make_window, mo
 
 
 def test_missing_download_window_is_a_friendly_message(qtbot, make_window, monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "desktop.ui.download_window", None)  # import fails
+    monkeypatch.setitem(sys.modules, "desktop.ui.library.download_window", None)  # import fails
     w = make_window()
     assert w.open_downloads("smaug-mixtral-v0.1", "Q4_K_M") is None
     assert w.banner.isVisibleTo(w) and "not available" in w.banner.label.text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from desktop.engine.chats.store import ChatStore
-from desktop.ui.sidebar import MARKS, HitRole, snippet_html
+from desktop.ui.chat.sidebar import MARKS, HitRole, snippet_html
 
 
 def _seed() -> tuple[int, int, int]:
@@ -21,7 +21,7 @@ def _seed() -> tuple[int, int, int]:
 
 
 def _window(qtbot):
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     w = MainWindow()
     qtbot.addWidget(w)

@@ -5,7 +5,7 @@ import yaml
 
 from desktop.engine import paths, profiles
 from desktop.engine.profiles import ProfileStore
-from desktop.ui.settings_dialog import SettingsDialog
+from desktop.ui.settings.dialog import SettingsDialog
 
 DEMO = profiles.DEFAULT_PROFILE_ID
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_remote_profile_dialog_checks_the_connection_and_saves_the_server(qtbot, demo_model: Path,
                                                                           tmp_path: Path) -> None:
-    from desktop.ui.settings_dialog import SettingsDialog
+    from desktop.ui.settings.dialog import SettingsDialog
 
     srv = start_llama_server(demo_model, tmp_path / "server.log", alias="demo")
     try:

@@ -3,18 +3,17 @@ profile problems, load progress, and the marker where a chat switched models."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QLabel
 
-from desktop.engine import paths, profiles
+from desktop.engine import paths
 from desktop.engine.chats.store import ChatStore
 
 
 def _window(qtbot, **kw):
-    from desktop.ui.main_window import MainWindow
+    from desktop.ui.shell.main_window import MainWindow
 
     w = MainWindow(**kw)
     qtbot.addWidget(w)
@@ -101,7 +100,7 @@ def test_restart_restores_geometry_and_the_last_open_chat(qtbot) -> None:
 
 
 def test_the_window_never_exceeds_the_screen(qtbot) -> None:
-    from desktop.ui.screens import available, fit_to_screen
+    from desktop.ui.widgets.screens import available, fit_to_screen
 
     w = _window(qtbot)
     area = available(w)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from desktop.ui.models.hub_style import BadgesRole, HighlightRole, SubtitleRole
+from desktop.ui.widgets.cards import BadgesRole, HighlightRole, SubtitleRole
 from tests.fixtures import tiny_gguf
 
 REPO = "acme/Tiny-Llama-3-GGUF"
@@ -26,7 +26,7 @@ def hub(hub_server, llama3_ok: tiny_gguf.TinyModel, spm_model: tiny_gguf.TinyMod
 
 @pytest.fixture
 def view(qtbot):
-    from desktop.ui.views.hub_view import HubView
+    from desktop.ui.library.hub_page import HubView
 
     v = HubView()
     qtbot.addWidget(v)
@@ -102,7 +102,7 @@ def test_unreachable_hub_and_server_errors_show_in_the_view(qtbot, view, hub, mo
 
 @pytest.fixture
 def page(qtbot, monkeypatch):
-    from desktop.ui.views.repo_page import RepoPage
+    from desktop.ui.library.repo_page import RepoPage
 
     # 1.03 GiB of RAM, no GPU: weights + 1 GiB overhead fit at 4k tokens; at 128k the KV cache
     # (256 B/token for the tiny SPM model: 32 MiB) tips the small quant over.
@@ -180,7 +180,7 @@ def test_only_the_last_of_many_searches_shows_and_every_job_is_let_go(qtbot, vie
 def test_the_retry_spinner_stops_its_timer_when_the_answer_comes(qtbot) -> None:
     from PySide6.QtCore import QTimer
 
-    from desktop.ui.views.hub_view import ErrorPanel
+    from desktop.ui.widgets.error_panel import ErrorPanel
 
     panel = ErrorPanel()
     qtbot.addWidget(panel)

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QMessageBox
 from desktop.engine.hub import downloads
 from desktop.engine.library import registry
 from desktop.engine.profiles import ProfileStore
-from desktop.ui.models.hub_style import BadgesRole
+from desktop.ui.widgets.cards import BadgesRole
 
 REPO = "acme/Tiny-Llama-3-GGUF"
 FILE = "tiny-llama3.Q8_0.gguf"
@@ -32,7 +32,7 @@ class UrlCatcher(QObject):
 @pytest.fixture
 def library(qtbot, spm_model, tmp_path: Path):
     """An imported model and the bundled demo (the download is added by the tests that need it: it is slow)."""
-    from desktop.ui.views.library_view import LibraryView
+    from desktop.ui.library.models_page import LibraryView
 
     mine = tmp_path / "my-own" / "mine.gguf"
     mine.parent.mkdir()

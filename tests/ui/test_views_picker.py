@@ -8,13 +8,13 @@ import threading
 import pytest
 from PySide6.QtCore import Qt
 
-from desktop.ui.models.hub_style import BadgesRole, HighlightRole, SubtitleRole
-from desktop.ui.models.library_picker import InstalledRole
+from desktop.ui.library.picker_model import InstalledRole
+from desktop.ui.widgets.cards import BadgesRole, HighlightRole, SubtitleRole
 
 
 @pytest.fixture
 def picker(qtbot, tiny_profiles, monkeypatch):
-    from desktop.ui.views import model_picker
+    from desktop.ui.library import picker as model_picker
 
     monkeypatch.setenv("DESKTOP_CHAT_FAKE_HW", "ram=16G")
     threads: list[threading.Thread] = []
@@ -113,7 +113,7 @@ def test_loading_shows_percentage_and_cancel(qtbot, picker) -> None:
 
 
 def test_welcome_suggests_small_models_first_with_fit_and_download(qtbot, monkeypatch) -> None:
-    from desktop.ui.views.welcome import WelcomeView
+    from desktop.ui.chat.welcome import WelcomeView
 
     monkeypatch.setenv("DESKTOP_CHAT_FAKE_HW", "ram=16G")
     w = WelcomeView()

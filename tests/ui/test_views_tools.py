@@ -13,11 +13,16 @@ from PySide6.QtWidgets import QFileDialog
 
 from desktop.engine.tools import config as mcp_config
 from desktop.engine.tools.config import ChatServerChoice
-from desktop.engine.tools.permissions import ALLOW_ALWAYS, ALLOW_ONCE, DENY, PermissionRequest
-from desktop.ui.views.attachments import AttachmentChips
-from desktop.ui.views.mcp_settings import McpSettingsDialog
-from desktop.ui.views.tool_calls import CitationsLabel, ToolCallList
-from desktop.ui.views.tool_permission import PermissionBroker, ToolPermissionDialog
+from desktop.engine.tools.permissions import (
+    ALLOW_ALWAYS,
+    ALLOW_ONCE,
+    DENY,
+    PermissionRequest,
+)
+from desktop.ui.chat.attachments import AttachmentChips
+from desktop.ui.tools.call_rows import CitationsLabel, ToolCallList
+from desktop.ui.tools.mcp_settings import McpSettingsDialog
+from desktop.ui.tools.permission_dialog import PermissionBroker, ToolPermissionDialog
 
 REQ = PermissionRequest("calc", "add", {"a": 2, "b": 3}, "call_1")
 
@@ -170,9 +175,14 @@ def test_tool_loop_runs_in_the_background_and_asks_through_the_dialog(qtbot) -> 
     from desktop.engine.inference import protocol as P
     from desktop.engine.inference.client import EngineClient, new_id
     from desktop.engine.tools.config import parse_config
-    from desktop.engine.tools.loop import RemoteTurns, ToolBox, ToolCallFinished, ToolLoop
+    from desktop.engine.tools.loop import (
+        RemoteTurns,
+        ToolBox,
+        ToolCallFinished,
+        ToolLoop,
+    )
     from desktop.engine.tools.mcp_client import McpManager
-    from desktop.ui.views.tool_runner import ToolLoopRunner, tool_provenance
+    from desktop.ui.tools.runner import ToolLoopRunner, tool_provenance
     from tests.fixtures import mcp_server
     from tests.fixtures.openai_server import ToolAskingServer
 

@@ -17,7 +17,7 @@ from desktop.engine import paths
 from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
 from desktop.engine.tools.config import config_path
-from desktop.ui.message_widget import stats_text
+from desktop.ui.chat.message_widget import stats_text
 from tests.fixtures import mcp_server, tool_gguf
 
 PID = "tiny-hermes-tools"
@@ -175,7 +175,7 @@ def test_settings_panel_shows_speculative_setting(qtbot) -> None:
     import dataclasses
 
     from desktop.engine.profiles import ProfileStore
-    from desktop.ui.settings_panel import SettingsPanel
+    from desktop.ui.settings.panel import SettingsPanel
 
     store = ProfileStore()
     panel = SettingsPanel(store)
@@ -194,8 +194,8 @@ def test_paperclip_and_drops_on_the_chat_page_add_chips(qtbot, tmp_path: Path, m
     from PySide6.QtGui import QDragEnterEvent, QDropEvent
     from PySide6.QtWidgets import QFileDialog
 
-    from desktop.ui.chat_model import ChatModel
-    from desktop.ui.views.chat import ChatPage
+    from desktop.ui.chat.message_model import ChatModel
+    from desktop.ui.chat.page import ChatPage
 
     a, b = tmp_path / "a.md", tmp_path / "b.py"
     a.write_text("# A\n", encoding="utf-8")

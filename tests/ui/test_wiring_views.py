@@ -85,7 +85,7 @@ def test_repo_page_download_is_a_job_and_the_views_refresh(qtbot, make_window, h
         v.hub.box.setText(REPO)
         qtbot.keyClick(v.hub.box, Qt.Key.Key_Return)
     assert v.hub_page.currentWidget() is v.repo and v.repo.selected_quant() == "Q8_0"
-    from desktop.ui.download_window import DownloadsController
+    from desktop.ui.library.download_window import DownloadsController
 
     ctrl = DownloadsController.instance()
     with qtbot.waitSignal(ctrl.model_installed, timeout=30000) as done:
@@ -117,7 +117,7 @@ def test_welcome_view_on_an_empty_chat_and_start_chatting_focuses_the_input(qtbo
     # A suggestion's Download queues that profile's download.
     card = w.welcome.cards[0]
     submitted: list[tuple] = []
-    from desktop.ui.download_window import DownloadsController
+    from desktop.ui.library.download_window import DownloadsController
 
     ctrl = DownloadsController.instance()
     monkeypatch_submit = ctrl.manager.submit
@@ -135,7 +135,7 @@ def test_welcome_view_on_an_empty_chat_and_start_chatting_focuses_the_input(qtbo
 
 def test_unknown_prompt_format_asks_and_retries_with_the_choice(qtbot, make_window, monkeypatch, llama3_ok
                                                                 ) -> None:
-    from desktop.ui import model_menu
+    from desktop.ui.shell import model_menu
 
     w = make_window()
     real_import = models.import_model

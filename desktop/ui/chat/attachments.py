@@ -1,0 +1,165 @@
+"""Attachment chips above the composer: file name, token count and a remove button per file.
+
+GUI thread for the widgets; files are read and counted on the thread pool (``ui/workers.py``), never on the
+GUI thread. Files come from the "Attach…" button (a file picker) or by drag-and-drop onto the widget.
+
+Lead wiring: put ``AttachmentChips`` above the composer; before sending, call ``attachments()`` (the loaded
+``desktop.engine.chats.attachments.Attachment`` objects) and build the prompt with ``build_context`` /
+``with_context``; then ``clear()``. ``set_token_counter(fn)`` swaps the estimate for the model's tokenizer.
+Signals: ``changed()`` whenever the list changes (a file loaded or removed), ``failed(str)`` with one
+sentence when a file cannot be attached.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
+
+from desktop.engine.chats.attachments import (
+    Attachment,
+    AttachmentError,
+    load_attachment,
+)
+from desktop.engine.errors import AppError
+from desktop.ui import workers
+
+FILE_FILTER = ("Documents (*.txt *.md *.markdown *.rst *.pdf *.py *.js *.ts *.json *.yaml *.yml *.toml *.c *.h "
+               "*.cpp *.rs *.go *.java *.sh *.html *.css *.csv *.sql);;All files (*)")
+
+
+class Chip(QFrame):
+    """One file: ``name · N tokens`` and ×."""
+
+    remove_clicked = Signal(str)
+
+    def __init__(self, path: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.path = path
+        self.attachment: Attachment | None = None
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setObjectName("attachmentChip")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(6, 1, 2, 1)
+        self.label = QLabel(f"{Path(path).name} · counting…")
+        lay.addWidget(self.label)
+        self.remove_button = QToolButton()
+        self.remove_button.setText("×")
+        self.remove_button.setToolTip(f"Remove {Path(path).name}")
+        self.remove_button.setAutoRaise(True)
+        self.remove_button.clicked.connect(lambda: self.remove_clicked.emit(self.path))
+        lay.addWidget(self.remove_button)
+
+    def set_attachment(self, att: Attachment) -> None:
+        self.attachment = att
+        pages = f", {len(att.sections)} pages" if att.kind == "pdf" else ""
+        self.label.setText(f"{att.name} · {att.tokens:,} tokens{pages}")
+        self.setToolTip(att.path)
+
+
+class AttachmentChips(QWidget):
+    changed = Signal()
+    failed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self._lay = QHBoxLayout(self)
+        self._lay.setContentsMargins(0, 0, 0, 0)
+        self.attach_button = QPushButton("Attach…")
+        self.attach_button.setToolTip("Attach text, Markdown, code or PDF files (or drop them here)")
+        self.attach_button.clicked.connect(self.pick_files)
+        self._lay.addWidget(self.attach_button)
+        self._lay.addStretch(1)
+        self.chips: dict[str, Chip] = {}
+        self._jobs: list[Any] = []
+        self._count: Callable[[str], int] | None = None
+
+    # ------------------------------------------------------------------ API
+
+    def set_token_counter(self, fn: Callable[[str], int] | None) -> None:
+        """Count with ``fn`` (e.g. the model's tokenizer) instead of the estimate; it runs on a worker."""
+        self._count = fn
+
+    def attachments(self) -> list[Attachment]:
+        return [c.attachment for c in self.chips.values() if c.attachment is not None]
+
+    def pending(self) -> int:
+        return sum(1 for c in self.chips.values() if c.attachment is None)
+
+    def total_tokens(self) -> int:
+        return sum(a.tokens for a in self.attachments())
+
+    def add_paths(self, paths: list[str]) -> None:
+        for p in paths:
+            path = str(Path(p).expanduser())
+            if path in self.chips:
+                continue
+            chip = Chip(path, self)
+            chip.remove_clicked.connect(self.remove)
+            self.chips[path] = chip
+            self._lay.insertWidget(self._lay.count() - 1, chip)
+            count = self._count
+            job = workers.start(lambda path=path, count=count: load_attachment(path, count),
+                                lambda att, path=path: self._loaded(path, att),
+                                lambda exc, path=path: self._failed(path, exc), self)
+            self._jobs.append(job)
+
+    def remove(self, path: str) -> None:
+        chip = self.chips.pop(path, None)
+        if chip is not None:
+            chip.setParent(None)
+            chip.deleteLater()
+            self.changed.emit()
+
+    def clear(self) -> None:
+        for path in list(self.chips):
+            self.remove(path)
+
+    def pick_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Attach files", "", FILE_FILTER)
+        if paths:
+            self.add_paths(paths)
+
+    # ------------------------------------------------------------------ results (GUI thread)
+
+    def _loaded(self, path: str, att: Attachment) -> None:
+        chip = self.chips.get(path)
+        if chip is not None:  # not removed meanwhile
+            chip.set_attachment(att)
+            self.changed.emit()
+
+    def _failed(self, path: str, exc: BaseException) -> None:
+        chip = self.chips.pop(path, None)
+        if chip is not None:
+            chip.setParent(None)
+            chip.deleteLater()
+        msg = exc.message if isinstance(exc, (AppError, AttachmentError)) else f"cannot attach {path}: {exc}"
+        self.failed.emit(msg)
+
+    # ------------------------------------------------------------------ drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.add_paths(paths)
+            event.acceptProposedAction()
+
+
+__all__ = ["AttachmentChips", "Chip"]

@@ -1,0 +1,223 @@
+"""The chat page: a slot for the model picker on top, the conversation (or the welcome text), notices, composer.
+
+Everything sits in a centred column of readable width. The page owns widgets only; the window connects
+its signals to the chat session. Keys typed in the message box: Enter sends, Shift+Enter adds a line,
+Esc stops, Up in an empty box edits the last message, Tab/Shift+Tab move focus (never typed), and
+PgUp/PgDn/Ctrl+Home/Ctrl+End scroll the conversation.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.ui.chat.attachments import AttachmentChips
+from desktop.ui.chat.conversation import ChatView
+from desktop.ui.chat.message_model import ChatModel
+from desktop.ui.errors import Banner
+from desktop.ui.theme import COLUMN_MAX, theme
+
+_SCROLL_KEYS = {Qt.Key.Key_PageUp: Qt.Key.Key_PageUp, Qt.Key.Key_PageDown: Qt.Key.Key_PageDown}
+
+
+class MessageInput(QPlainTextEdit):
+    """The message box. It never keeps Tab: focus moves on, and the text stays as it was."""
+
+    send_pressed = Signal()
+    escape_pressed = Signal()
+    up_in_empty = Signal()
+    scroll_key = Signal(int)  # Qt.Key: PageUp/PageDown/Home/End for the conversation
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTabChangesFocus(True)
+        self.setPlaceholderText("Message the model…")
+        self.setAccessibleName("Message")
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        lines = self.fontMetrics().lineSpacing()
+        self.setMinimumHeight(lines * 2 + 12)
+        self.setMaximumHeight(lines * 8 + 12)
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+        self._fit()
+
+    def _fit(self, *_: object) -> None:
+        # Grows with its text up to eight lines, then scrolls.
+        h = int(self.document().size().height() * self.fontMetrics().lineSpacing()) + 14
+        self.setFixedHeight(max(self.minimumHeight(), min(h, self.maximumHeight())))
+
+    def keyPressEvent(self, e) -> None:  # noqa: N802 - Qt's name
+        key, mods = e.key(), e.modifiers()
+        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not mods & Qt.KeyboardModifier.ShiftModifier:
+            self.send_pressed.emit()
+            return
+        if key == Qt.Key.Key_Escape:
+            self.escape_pressed.emit()
+            return
+        if key == Qt.Key.Key_Up and not self.toPlainText():
+            self.up_in_empty.emit()
+            return
+        if key in (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown) or (ctrl and key in (Qt.Key.Key_Home, Qt.Key.Key_End)):
+            self.scroll_key.emit(int(key))
+            return
+        super().keyPressEvent(e)
+
+
+def centred(widget: QWidget, max_width: int = COLUMN_MAX, margins: tuple[int, int, int, int] = (24, 0, 24, 0)
+            ) -> QWidget:
+    """``widget`` in the middle of a row, at most ``max_width`` wide."""
+    widget.setMaximumWidth(max_width)
+    holder = QWidget()
+    lay = QHBoxLayout(holder)
+    lay.setContentsMargins(*margins)
+    lay.addWidget(widget, 1)  # a box layout centres a widget held back by its maximum width
+    return holder
+
+
+class ChatPage(QWidget):
+    def __init__(self, model: ChatModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ChatPage")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        # ---- top bar: the model picker slot, the chat's title, the settings toggle
+        self.top_bar = QWidget()
+        self.top_bar.setObjectName("TopBar")
+        self.top_bar.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        tb = QHBoxLayout(self.top_bar)
+        tb.setContentsMargins(16, 8, 12, 8)
+        self.picker_slot = QHBoxLayout()
+        self.picker_slot.setContentsMargins(0, 0, 0, 0)
+        self.model_label = QLabel("No model loaded")  # until a picker is set
+        self.model_label.setAccessibleName("Current model")
+        self.picker_slot.addWidget(self.model_label)
+        self.picker: QWidget | None = None
+        tb.addLayout(self.picker_slot)
+        tb.addStretch(1)
+        self.settings_btn = QToolButton()
+        self.settings_btn.setCheckable(True)
+        self.settings_btn.setToolTip("Chat settings (Ctrl+,)")
+        self.settings_btn.setAccessibleName("Chat settings")
+        theme.set_icon(self.settings_btn, "mdi6.tune-variant")
+        tb.addWidget(self.settings_btn)
+
+        # ---- the conversation or the welcome text
+        self.view = ChatView(model)
+        self.empty = QLabel()
+        self.empty.setObjectName("EmptyText")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.empty.setTextFormat(Qt.TextFormat.RichText)
+        self.empty.setOpenExternalLinks(False)
+        empty_scroll = QScrollArea()
+        empty_scroll.setObjectName("Empty")
+        empty_scroll.setWidgetResizable(True)
+        empty_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        holder = centred(self.empty, 560)
+        holder.setObjectName("ChatContainer")
+        empty_scroll.setWidget(holder)
+        self.empty_page = empty_scroll
+        self.stack = QStackedWidget()
+        self.stack.addWidget(empty_scroll)
+        self.stack.addWidget(self.view)
+
+        # ---- notices, edit bar, composer
+        self.banner = Banner()
+        self.problems = Banner()  # malformed profile files: stays until dismissed
+        self.edit_bar = QWidget()
+        eb = QHBoxLayout(self.edit_bar)
+        eb.setContentsMargins(4, 0, 4, 0)
+        self.edit_label = QLabel("Editing an earlier message: sending keeps the old version as a branch.")
+        self.edit_label.setProperty("muted", True)
+        self.cancel_edit_btn = QPushButton("Cancel edit")
+        eb.addWidget(self.edit_label, 1)
+        eb.addWidget(self.cancel_edit_btn)
+        self.edit_bar.hide()
+        self.composer = QFrame()
+        self.composer.setObjectName("Composer")
+        cl = QHBoxLayout(self.composer)
+        cl.setContentsMargins(12, 8, 8, 8)
+        cl.setSpacing(8)
+        self.input = MessageInput()
+        # Attachments: a paperclip in the composer opens the file picker; files dropped on the page land here too.
+        self.attach_btn = QToolButton()
+        self.attach_btn.setObjectName("AttachButton")
+        self.attach_btn.setToolTip("Attach files (or drop them on the chat)")
+        self.attach_btn.setAccessibleName("Attach files")
+        self.attach_btn.setFixedSize(36, 36)
+        self.attach_btn.setAutoRaise(True)
+        theme.set_icon(self.attach_btn, "mdi6.paperclip")
+        self.chips = AttachmentChips()
+        self.chips.attach_button.hide()  # the paperclip is the one way in
+        self.attach_btn.clicked.connect(self.chips.pick_files)
+        self.setAcceptDrops(True)
+        self.send_btn = QToolButton()
+        self.send_btn.setObjectName("SendButton")
+        self.send_btn.setToolTip("Send (Enter)")
+        self.send_btn.setAccessibleName("Send")
+        theme.set_icon(self.send_btn, "mdi6.arrow-up", "on_accent")
+        self.stop_btn = QToolButton()
+        self.stop_btn.setObjectName("StopButton")
+        self.stop_btn.setToolTip("Stop generating (Esc)")
+        self.stop_btn.setAccessibleName("Stop")
+        theme.set_icon(self.stop_btn, "mdi6.stop", "bg")
+        for b in (self.send_btn, self.stop_btn):
+            b.setFixedSize(36, 36)
+        self.stop_btn.setEnabled(False)
+        self.stop_btn.hide()
+        cl.addWidget(self.attach_btn, 0, Qt.AlignmentFlag.AlignBottom)
+        cl.addWidget(self.input, 1)
+        cl.addWidget(self.send_btn, 0, Qt.AlignmentFlag.AlignBottom)
+        cl.addWidget(self.stop_btn, 0, Qt.AlignmentFlag.AlignBottom)
+        bottom = QWidget()
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.setSpacing(6)
+        for w in (self.problems, self.banner, self.edit_bar, self.chips, self.composer):
+            bl.addWidget(w)
+        hint = QLabel("Enter sends · Shift+Enter adds a line · Esc stops · answers can be wrong")
+        hint.setProperty("muted", True)
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        bl.addWidget(hint)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.top_bar)
+        lay.addWidget(self.stack, 1)
+        lay.addWidget(centred(bottom, COLUMN_MAX, (24, 4, 24, 10)))
+        self.input.scroll_key.connect(self.view.scroll_key)
+
+    # Files dropped anywhere on the chat page become attachments (the chips read them on a worker).
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.chips.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.chips.dropEvent(event)
+
+    def set_model_picker(self, widget: QWidget) -> None:
+        if self.picker is not None:
+            self.picker_slot.removeWidget(self.picker)
+            self.picker.deleteLater()
+        self.model_label.hide()
+        self.picker = widget
+        self.picker_slot.insertWidget(0, widget)
+
+    def set_busy(self, busy: bool) -> None:
+        self.send_btn.setEnabled(not busy)
+        self.stop_btn.setEnabled(busy)
+        self.send_btn.setVisible(not busy)
+        self.stop_btn.setVisible(busy)
+        self.view.set_busy(busy)
+
+    def show_conversation(self, has_messages: bool) -> None:
+        self.stack.setCurrentWidget(self.view if has_messages else self.empty_page)

@@ -1,0 +1,387 @@
+"""The chat session controller: which chat is open, what the engine is writing, and where it is saved. GUI thread.
+
+Every chat lives in the chat store (SQLite). A user message is written before its generation is
+requested; the answer's row is created at once (state "streaming") and journaled while tokens arrive,
+whichever chat is on screen, so neither a crash of the app nor of the engine loses what was generated.
+The session owns no widgets: it fills the :class:`ChatModel` the chat view shows and tells the window what
+changed through signals.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop.engine.chats import store as chat_store
+from desktop.engine.chats.store import ChatStore
+from desktop.engine.inference import protocol as P
+from desktop.engine.library import registry as models
+from desktop.ui import workers
+from desktop.ui.chat.message_model import ChatMessage, ChatModel
+from desktop.ui.engine_adapter import EngineAdapter
+
+SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
+
+
+@dataclass
+class StreamState:
+    """The answer being generated (in any chat, shown or not)."""
+
+    rid: str  # the engine request id
+    chat_id: int
+    msg_id: int
+    sent_ids: list[int]  # the message ids sent as history, in order (Finished.dropped indexes them)
+    t0: float  # when the request was sent
+    text: str = ""
+    tokens: int = 0
+    first_tokens: int = 0  # tokens in the first chunk (they arrived at t_first, so they take no time)
+    t_first: float | None = None  # when the first chunk arrived
+    extra_prov: dict[str, Any] = field(default_factory=dict)  # tool calls and citations, saved with the answer
+
+    def live_rate(self, now: float | None = None) -> float | None:
+        """Tokens per second since the first chunk, None until a later chunk gives a rate."""
+        if self.t_first is None or self.tokens <= self.first_tokens:
+            return None
+        dt = (now or time.monotonic()) - self.t_first
+        return (self.tokens - self.first_tokens) / dt if dt > 0 else None
+
+
+@dataclass
+class Overrides:
+    """Per-chat parameters set in the settings panel: applied to this session's requests, not saved."""
+
+    sampling: dict[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+
+
+class ChatSession(QObject):
+    chat_changed = Signal(object)  # the open chat id (None: a new, unsaved chat)
+    chats_changed = Signal()  # titles or order changed: the list must refresh
+    busy_changed = Signal(bool)
+    stream_progress = Signal(object)  # StreamState, after each token chunk of the shown chat
+    finished = Signal(object)  # P.Finished of the session's request (stats)
+    failed = Signal(object)  # error dict of the session's request
+    editing_changed = Signal(object)  # the user message being edited, or None
+    notice = Signal(str)  # one sentence for the status line
+
+    def __init__(self, adapter: EngineAdapter, chats: ChatStore, model: ChatModel, parent: QObject | None = None
+                 ) -> None:
+        super().__init__(parent)
+        self.adapter = adapter
+        self.chats = chats
+        self.model = model
+        self.loaded: P.Loaded | None = None
+        self.chat_id: int | None = None
+        self.stream: StreamState | None = None
+        self.editing: int | None = None
+        self.overrides = Overrides()
+        self._hashing: set[str] = set()
+        self._jobs: list[workers.Job] = []
+        # Set by the window (window_tools.py): attachments and MCP tools take over a send when they apply.
+        self.tool_send: Any = None
+        self.attachments: list[Any] = []  # the files to put into the next message's prompt
+        adapter.tokens_counted.connect(self._on_count)
+        adapter.token_received.connect(self._on_token)
+        adapter.generation_finished.connect(self._on_finished)
+        adapter.generation_failed.connect(self._on_failed)
+
+    # ------------------------------------------------------------------ chats
+
+    def new_chat(self) -> None:
+        self.cancel_edit()
+        self.chat_id = None
+        self.model.set_messages([])
+        self.chat_changed.emit(None)
+
+    def open_chat(self, chat_id: int, leaf: int | None = None) -> None:
+        """Show ``chat_id``; with ``leaf`` (a message anywhere in its tree) switch to the branch holding it."""
+        self.cancel_edit()
+        self.chat_id = chat_id
+        if leaf is not None and self.chats.message(leaf) is not None:
+            self.chats.set_current_leaf(chat_id, self.chats.leaf_under(leaf))
+        self.show_thread()
+        self.chat_changed.emit(chat_id)
+
+    def show_thread(self) -> None:
+        msgs = self.chats.thread(self.chat_id) if self.chat_id is not None else []
+        st = self.stream
+        dropped: set[int] = set()
+        out: list[ChatMessage] = []
+        prev_model: str | None = None
+        for m in msgs:
+            text, state = m.content, m.state
+            if st and m.id == st.msg_id:
+                text, state = st.text, "streaming"  # fresher than the journal
+            if m.role == "assistant":
+                dropped = set(m.stats.get("dropped_ids", [])) if m.stats else dropped
+                name = m.provenance.get("profile_name") if m.provenance else None
+                if name and prev_model and name != prev_model:
+                    # A small marker row where the chat switched models (not a message: never sent).
+                    out.append(ChatMessage("marker", f"Switched to {name}", "done"))
+                prev_model = name or prev_model
+            out.append(ChatMessage(m.role, text, state, m.id, (m.sibling_index, m.sibling_count),
+                                   False, m.provenance, m.stats))
+        for cm in out:
+            cm.dimmed = cm.id in dropped
+        self.model.set_messages(out)
+
+    def delete_chat(self, chat_id: int) -> bool:
+        if self.stream and self.stream.chat_id == chat_id:
+            return False
+        self.chats.delete_chat(chat_id)
+        if self.chat_id == chat_id:
+            self.new_chat()
+        self.chats_changed.emit()
+        return True
+
+    def rename_chat(self, chat_id: int, title: str) -> None:
+        self.chats.rename_chat(chat_id, title)
+        self.chats_changed.emit()
+
+    def last_dropped(self) -> list[int]:
+        """Ids of the shown messages that fell out of the context in the last answer shown."""
+        return [m.id for m in self.model.messages if m.dimmed and m.id is not None]
+
+    # ------------------------------------------------------------------ editing, branches
+
+    def edit_message(self, message_id: int) -> str | None:
+        """Start editing a user message; returns its text for the input box (None when not allowed)."""
+        if self.stream:
+            return None
+        m = self.chats.message(message_id)
+        if m is None or m.role != "user":
+            return None
+        self.editing = message_id
+        self.editing_changed.emit(message_id)
+        return m.content
+
+    def cancel_edit(self) -> None:
+        was = self.editing
+        self.editing = None
+        if was is not None:
+            self.editing_changed.emit(None)
+
+    def switch_branch(self, message_id: int, step: int) -> bool:
+        if self.stream:
+            return False
+        if self.chats.switch_branch(message_id, step) is None:
+            return False
+        self.show_thread()
+        return True
+
+    def last_user_message(self) -> int | None:
+        return next((m.id for m in reversed(self.model.messages) if m.role == "user"), None)
+
+    def last_answer_text(self) -> str | None:
+        return next((m.text for m in reversed(self.model.messages) if m.role == "assistant"), None)
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, text: str) -> bool:
+        """Save the user message, then ask the engine for the answer. False when nothing was sent."""
+        text = text.strip()
+        if not text or self.stream or self.adapter.profile is None:
+            return False
+        if self.chat_id is None:
+            first = text.splitlines()[0]
+            self.chat_id = self.chats.create_chat(first[:48] + ("…" if len(first) > 48 else ""))
+            self.chat_changed.emit(self.chat_id)
+        if self.editing is not None:
+            edited = self.chats.message(self.editing)
+            parent = edited.parent_id if edited else None
+        else:
+            parent = self._last_real_id()
+        uid = self.chats.add_message(self.chat_id, parent, "user", text)  # on disk before generation starts
+        if self.editing is None and parent == self._last_real_id():
+            self.model.append("user", text, id=uid)  # appending is cheaper than re-rendering the chat
+        self.cancel_edit()
+        self._generate()
+        self.chats_changed.emit()
+        return True
+
+    def _last_real_id(self) -> int | None:
+        return next((m.id for m in reversed(self.model.messages) if m.id is not None), None)
+
+    def regenerate(self, message_id: int | None = None) -> bool:
+        """A new answer to the user message before the last answer; the old one stays as a branch."""
+        real = [m for m in self.model.messages if m.id is not None]
+        if self.stream or not real:
+            return False
+        last = real[-1]
+        if (message_id is not None and last.id != message_id) or last.role != "assistant":
+            return False
+        m = self.chats.message(last.id)
+        if m is None or m.parent_id is None:
+            return False
+        self.chats.set_current_leaf(self.chat_id, m.parent_id)
+        self._generate()
+        return True
+
+    def _generate(self) -> None:
+        """Start an answer to the chat's current leaf (a user message)."""
+        leaf = self.chats.chat(self.chat_id).current_leaf
+        prov = self.provenance()
+        msg_id = self.chats.add_message(self.chat_id, leaf, "assistant", "", state="streaming", provenance=prov)
+        if self._last_real_id() == leaf:
+            before = next((m for m in reversed(self.model.messages) if m.role == "assistant"), None)
+            name = prov.get("profile_name")
+            if before is not None and name and before.provenance.get("profile_name") not in (None, name):
+                self.model.append("marker", f"Switched to {name}")  # the chat changed models here
+            self.model.append("assistant", "", "streaming", id=msg_id, provenance=prov)
+        else:  # a regeneration or an edit: a new branch, shown with its < n/m > switcher
+            self.show_thread()
+        msgs = [m for m in self.model.messages[:-1] if m.role in ("user", "assistant") and m.text]
+        history = [{"role": m.role, "content": m.text} for m in msgs]
+        atts, self.attachments = self.attachments, []
+        ts = self.tool_send
+        if ts is not None and ts.handles(self.chat_id, atts):
+            rid = ts.start(history, atts, self.request_profile(), dict(self.overrides.sampling))
+        else:
+            rid = self.adapter.send_requested(history, profile=self.request_profile(), **self.overrides.sampling)
+        self.stream = StreamState(rid, self.chat_id, msg_id, [m.id for m in msgs], time.monotonic())
+        self.model.messages[-1].state = "streaming"
+        self.busy_changed.emit(True)
+
+    def request_profile(self) -> Any:
+        """The loaded profile with this chat's system prompt (when the settings panel set one)."""
+        p = self.adapter.profile
+        if p is None or self.overrides.system_prompt is None:
+            return p
+        return dataclasses.replace(p, prompt=dataclasses.replace(p.prompt, system_prompt=self.overrides.system_prompt))
+
+    def stop(self) -> None:
+        if self.tool_send is not None and self.tool_send.active:
+            self.tool_send.stop()
+        else:
+            self.adapter.stop_requested()
+
+    def provenance(self) -> dict[str, Any]:
+        p = self.adapter.profile
+        ld = self.loaded
+        gen = self.adapter.generate_request_preview(**self.overrides.sampling)
+        path = ld.model_path if ld and ld.model_path else ""
+        resolved = str(Path(path).resolve()) if path else ""
+        return {
+            "profile_id": p.id if p else None, "profile_name": p.name if p else None,
+            "model_file": os.path.basename(path) or None, "model_path": resolved or None,
+            "sha256": self.chats.cached_sha256(resolved) if resolved else None,
+            "quant": ld.quant if ld else (p.source.recommended_quant if p else None),
+            "sampling": {k: getattr(gen, k) for k in SAMPLING_KEYS}, "seed": gen.seed,
+            "llama_cpp_version": ld.llama_cpp_version if ld else None,
+            "backend": ld.backend if ld else None, "n_ctx": ld.n_ctx if ld else None,
+        }
+
+    def stream_shown(self, st: StreamState | None = None) -> bool:
+        st = st or self.stream
+        return bool(st and self.model.messages and self.model.messages[-1].id == st.msg_id)
+
+    # ------------------------------------------------------------------ engine events
+
+    def _on_count(self, rid: str, n: int) -> None:
+        st = self.stream
+        if not st or rid != st.rid:
+            return
+        if st.t_first is None:
+            st.t_first = time.monotonic()
+            st.first_tokens = n
+        st.tokens += n
+
+    def _on_token(self, rid: str, text: str) -> None:
+        st = self.stream
+        if not st or rid != st.rid:
+            return
+        if st.t_first is None:  # a client that counts no tokens: chunks then
+            st.t_first, st.first_tokens = time.monotonic(), 1
+            st.tokens = 1
+        st.text += text
+        self.chats.journal(st.msg_id, st.text)  # throttled to ~2 writes a second
+        if self.stream_shown(st):
+            self.model.append_token(text)
+            self.stream_progress.emit(st)
+
+    def _finish(self, state: str, text: str, stats: dict[str, Any] | None) -> StreamState:
+        st = self.stream
+        assert st is not None
+        self.stream = None
+        m = self.chats.message(st.msg_id)
+        prov = dict(m.provenance) if m else {}
+        for k, v in self.provenance().items():  # the model may have finished loading after the message was sent
+            if v is not None and k not in ("sampling", "seed"):
+                prov[k] = v
+        if stats and stats.get("seed", -1) >= 0:
+            prov["seed"] = stats["seed"]
+        prov.update(st.extra_prov)
+        self.chats.finish_message(st.msg_id, text, state, stats=stats, provenance=prov)
+        if self.stream_shown(st):
+            self.model.finish_last(state, text, stats=stats, provenance=prov)
+            if stats is not None:
+                self.model.set_dimmed(set(stats.get("dropped_ids", [])))
+        self.busy_changed.emit(False)
+        return st
+
+    def _on_finished(self, rid: str, ev: P.Finished) -> None:
+        st = self.stream
+        if not st or rid != st.rid:
+            return
+        dropped_ids = [st.sent_ids[i] for i in ev.dropped if 0 <= i < len(st.sent_ids)]
+        stats = {**ev.stats.__dict__, "finish_reason": ev.finish_reason, "dropped_ids": dropped_ids}
+        shown = self.stream_shown(st)
+        self._finish("cancelled" if ev.finish_reason == "cancelled" else "done", ev.text, stats)
+        if shown:
+            self.finished.emit(ev)
+
+    def _on_failed(self, rid: str, error: dict[str, Any]) -> None:
+        st = self.stream
+        if not st or rid != st.rid:
+            return
+        self._finish("error", st.text, None)  # the partial answer stays
+        self.failed.emit(error)
+
+    def finish_on_close(self) -> None:
+        st = self.stream
+        if st:
+            self.adapter.stop_requested()  # else the engine finishes the answer before it reads Shutdown
+            self.chats.finish_message(st.msg_id, st.text, "cancelled")
+            self.stream = None
+
+    # ------------------------------------------------------------------ provenance hash
+
+    def hash_later(self, path: str) -> None:
+        """sha256 of the model for provenance: once per file (cached by size+mtime), off the GUI thread."""
+        resolved = str(Path(path).resolve())
+        if resolved in self._hashing:
+            return
+        self._hashing.add(resolved)
+
+        def lookup() -> tuple[str, str | None]:
+            # Runs on a worker: the registry read and the stat are disk I/O.
+            for entry in models.read_registry().values():  # downloads and imports were hashed when registered
+                if entry.get("sha256") and str(Path(entry.get("path", "")).resolve()) == resolved:
+                    if Path(resolved).stat().st_size == entry.get("size", -1):
+                        return "registry", entry["sha256"]
+            return "hash", None
+
+        def known(res: tuple[str, str | None]) -> None:
+            if res[1] is not None:
+                done(res[1])
+            elif self.chats.cached_sha256(resolved):
+                self._hashing.discard(resolved)
+            else:
+                self._jobs.append(workers.start(lambda: chat_store.hash_file(resolved), done, failed, self))
+
+        def done(digest: str) -> None:
+            self._hashing.discard(resolved)
+            try:
+                self.chats.remember_sha256(resolved, digest)
+            except OSError:
+                pass  # the file went away meanwhile: provenance keeps the name only
+
+        def failed(_exc: BaseException) -> None:
+            self._hashing.discard(resolved)
+
+        self._jobs.append(workers.start(lookup, known, failed, self))

@@ -1,0 +1,264 @@
+"""Sending a message with attachments and/or MCP tools: the work the plain send does not do. GUI thread.
+
+The chat session asks :meth:`ToolSend.handles` before it sends; when the message has attachments or its chat
+has MCP servers enabled, :meth:`ToolSend.start` takes over the answer:
+
+1. on a worker (never disk, tokenizer or server start-up on the GUI thread): the attachments are fitted into
+   the context left by the history (``build_context`` / ``with_context``), and the chat's MCP servers are
+   started and listed (``ToolBox.from_manager``);
+2. back on the GUI thread: with tools, a :class:`ToolLoopRunner` runs the answer (each call asks through the
+   :class:`PermissionBroker` dialog); without, the plain engine request is sent with the new messages.
+
+Streamed text, tool events, the result and errors all go back to the session (``_on_token``, its stream's
+provenance, ``_finish``, ``_on_failed``) under one request id, so the answer grows and is saved like a plain one.
+One :class:`McpManager` lives as long as this object (``close()`` on exit). The MCP config and the per-chat server
+choice are files: they are read on a worker (``refresh``), at start and whenever the Tools dialog changes them.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QWidget
+
+from desktop.engine.chats.attachments import (
+    Attachment,
+    build_context,
+    engine_token_counter,
+    with_context,
+)
+from desktop.engine.errors import AppError
+from desktop.engine.inference import protocol as P
+from desktop.engine.library import registry as models
+from desktop.engine.tools.config import ChatServerChoice, ServerConfig, load_config
+from desktop.engine.tools.loop import ToolBox, ToolLoop, ToolLoopResult, turns_for
+from desktop.engine.tools.mcp_client import McpManager
+from desktop.engine.tools.permissions import PermissionPolicy
+from desktop.ui import workers
+from desktop.ui.chat.message_model import ProvenanceRole
+from desktop.ui.tools.permission_dialog import PermissionBroker
+from desktop.ui.tools.runner import ToolLoopRunner, tool_provenance
+
+if TYPE_CHECKING:
+    from desktop.ui.chat.session import ChatSession
+
+_ids = itertools.count(1)
+MIN_CONTEXT_TOKENS = 64  # below this the attachments are left out rather than cut to nothing
+
+
+@dataclass
+class Prepared:
+    """What the worker made ready: the messages to send, the citations to save, the tools (None: no tools)."""
+
+    messages: list[dict[str, Any]]
+    citations: list[Any] = field(default_factory=list)
+    toolbox: ToolBox | None = None
+    server_errors: dict[str, str] = field(default_factory=dict)
+    turns: Any = None  # how the tool exchange is rendered for this model (reads the GGUF header)
+
+
+def _error_dict(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, AppError):
+        return exc.to_dict()
+    return AppError(f"the tools could not run: {exc}").to_dict()
+
+
+class ToolSend(QObject):
+    def __init__(self, session: "ChatSession", window: QWidget | None = None) -> None:
+        super().__init__(window)
+        self.session = session
+        self.manager: McpManager | None = None
+        self.configs: dict[str, ServerConfig] = {}  # as last read by refresh()
+        self.chosen: dict[str, list[str]] = {}  # chat id -> the servers it uses (absent: every enabled one)
+        self.policy = PermissionPolicy()
+        self.broker = PermissionBroker(window)  # its dialogs are modal to the window
+        self.choice = ChatServerChoice()
+        self.runner: ToolLoopRunner | None = None
+        self.rid: str | None = None
+        self._citations: list[Any] = []
+        self._cancelled = False
+        self._jobs: list[workers.Job] = []
+        self.refresh()
+
+    # ------------------------------------------------------------------ the MCP manager
+
+    def refresh(self) -> None:
+        """Read the MCP config and the per-chat choices again, on a worker."""
+        choice = self.choice
+
+        def read() -> tuple[dict[str, ServerConfig], dict[str, list[str]]]:
+            try:
+                configs = load_config()
+            except AppError:
+                configs = {}  # a broken config is reported by the Tools dialog, not on every message
+            return configs, choice._read()
+
+        def done(res: tuple[dict[str, ServerConfig], dict[str, list[str]]]) -> None:
+            if res[0] != self.configs and self.manager is not None:
+                self._close_manager()  # the servers changed: the next send starts the new ones
+            self.configs, self.chosen = res
+
+        self._jobs.append(workers.start(read, done, lambda _e: None, self))
+
+    def get_manager(self) -> McpManager:
+        if self.manager is None:
+            self.manager = McpManager(self.configs)  # starts nothing yet: servers start when first used
+        return self.manager
+
+    def manager_for(self, servers: dict[str, ServerConfig]) -> McpManager:
+        """The manager for the Tools dialog, which lists the servers in the file it read or just saved."""
+        if servers != self.configs:
+            self._close_manager()
+            self.configs = dict(servers)
+        return self.get_manager()
+
+    def _close_manager(self) -> None:
+        old, self.manager = self.manager, None
+        if old is not None:
+            self._jobs.append(workers.start(old.close, lambda _r: None, lambda _e: None, self))
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.stop()
+        if self.manager is not None:
+            self.manager.close()
+            self.manager = None
+
+    def servers_for(self, chat_id: int | None) -> list[str]:
+        """``ChatServerChoice.enabled``'s rule, on what ``refresh`` read (no file I/O on the GUI thread)."""
+        if chat_id is None:
+            return []
+        names = [n for n, c in self.configs.items() if not c.disabled]
+        chosen = self.chosen.get(str(chat_id))
+        return names if chosen is None else [n for n in names if n in chosen]
+
+    # ------------------------------------------------------------------ one answer
+
+    def handles(self, chat_id: int | None, attachments: list[Attachment]) -> bool:
+        return bool(attachments) or bool(self.servers_for(chat_id))
+
+    @property
+    def active(self) -> bool:
+        return self.rid is not None
+
+    def start(self, history: list[dict[str, Any]], attachments: list[Attachment], profile: Any,
+              sampling: dict[str, Any]) -> str:
+        """Begin the answer; returns its request id (the session's ``StreamState.rid``)."""
+        s = self.session
+        rid = self.rid = f"tools-{next(_ids)}"
+        self._cancelled = False
+        self._citations = []
+        servers = self.servers_for(s.chat_id)
+        manager = self.get_manager() if servers else None
+        client = s.adapter.client
+        loaded = s.loaded
+        n_ctx = (loaded.n_ctx if loaded and loaded.n_ctx else None) or profile.context.default
+        max_tokens = s.adapter.generate_request_preview(**sampling).max_tokens or 0
+        question = history[-1]["content"] if history else ""
+        model_path = loaded.model_path if loaded else None
+
+        def prepare() -> Prepared:  # worker thread
+            messages = history
+            citations: list[Any] = []
+            if attachments:
+                count = engine_token_counter(client)
+                used = count("\n".join(m.get("content", "") for m in history))
+                budget = n_ctx - max_tokens - used - 32  # 32: the chat template's own tokens
+                if budget >= MIN_CONTEXT_TOKENS:
+                    ctx = build_context(attachments, question, budget, count)
+                    messages, citations = with_context(history, ctx), ctx.citations
+            toolbox, errors = (ToolBox.from_manager(manager, servers) if manager is not None else (None, {}))
+            if not toolbox:
+                return Prepared(messages, citations, None, errors)
+            base = models.generate_request(profile, messages, f"{rid}-gen", **sampling)
+            return Prepared(messages, citations, toolbox, errors, turns_for(profile, model_path, base))
+
+        self._jobs.append(workers.start(prepare, lambda p: self._prepared(rid, p, profile, sampling),
+                                        lambda exc: self._failed(rid, exc), self))
+        return rid
+
+    def _prepared(self, rid: str, prep: Prepared, profile: Any, sampling: dict[str, Any]) -> None:
+        if rid != self.rid:
+            return
+        s = self.session
+        self._citations = prep.citations
+        for name, err in prep.server_errors.items():
+            s.notice.emit(f"Tool server {name} did not start: {err}")
+        if self._cancelled:
+            self.rid = None
+            self._result(rid, ToolLoopResult("", "cancelled", [], 0, None, []), tool_provenance(None, prep.citations))
+            return
+        if prep.toolbox is None:  # attachments only: the plain request, under the engine's own id
+            self.rid = None
+            real = s.adapter.send_requested(prep.messages, profile=profile, **sampling)
+            st = s.stream
+            if st and st.rid == rid:  # from now on the session follows the engine's id, as for a plain send
+                st.rid = real
+                st.extra_prov.update(tool_provenance(None, prep.citations))
+            return
+        loop = ToolLoop(s.adapter.client, prep.turns, prep.toolbox, ask=self.broker.ask, policy=self.policy)
+        runner = self.runner = ToolLoopRunner(loop, self)
+        q = Qt.ConnectionType.QueuedConnection  # lambdas: without it PySide would call them on the pool thread
+        runner.signals.text.connect(lambda t: self._text(rid, t), q)
+        runner.signals.tool_event.connect(lambda ev: self._event(rid, ev), q)
+        runner.signals.finished.connect(lambda res: self._done(rid, res), q)
+        runner.signals.failed.connect(lambda exc: self._failed(rid, exc), q)
+        runner.start(prep.messages)
+
+    # Signals of the runner (queued onto the GUI thread: the runner lives here).
+    def _text(self, rid: str, text: str) -> None:
+        if rid == self.rid:
+            self.session._on_token(rid, text)
+
+    def _event(self, rid: str, ev: Any) -> None:
+        st = self.session.stream
+        if rid != self.rid or not st or st.rid != rid:
+            return
+        # A tool call started or ended: shown (collapsed) on the growing answer at once.
+        d = ev.record.to_dict()
+        calls = [c for c in st.extra_prov.get("tool_calls", []) if not d.get("id") or c.get("id") != d.get("id")]
+        st.extra_prov["tool_calls"] = calls + [d]
+        model = self.session.model
+        if self.session.stream_shown(st):
+            model.flush()
+            m = model.messages[-1]
+            m.provenance = {**m.provenance, "tool_calls": st.extra_prov["tool_calls"]}
+            idx = model.index(len(model.messages) - 1)
+            model.dataChanged.emit(idx, idx, [ProvenanceRole])
+
+    def _done(self, rid: str, result: ToolLoopResult) -> None:
+        if rid != self.rid:
+            return
+        self.rid, self.runner = None, None
+        self._result(rid, result, tool_provenance(result, self._citations))
+
+    def _result(self, rid: str, result: ToolLoopResult, extra_prov: dict[str, Any]) -> None:
+        """Save and show the answer like a plain one, with its tool calls and citations in its provenance."""
+        s = self.session
+        st = s.stream
+        if not st or rid != st.rid:
+            return
+        st.extra_prov = {**st.extra_prov, **extra_prov}
+        stats = {**(result.stats.__dict__ if result.stats else {}), "finish_reason": result.finish_reason,
+                 "dropped_ids": [], "tool_rounds": result.rounds}
+        shown = s.stream_shown(st)
+        text = result.text or st.text
+        s._finish("cancelled" if result.finish_reason == "cancelled" else "done", text, stats)
+        if shown and result.stats is not None:
+            s.finished.emit(P.Finished(rid, text, result.finish_reason, result.stats))
+
+    def _failed(self, rid: str, exc: BaseException) -> None:
+        if rid != self.rid:
+            return
+        self.rid, self.runner = None, None
+        self.broker.cancel_all()
+        self.session._on_failed(rid, _error_dict(exc))
+
+    def stop(self) -> None:
+        """Stop: the loop between tokens or calls, and any question still open (answered "deny")."""
+        self._cancelled = True
+        if self.runner is not None:
+            self.runner.stop()
+        self.broker.cancel_all()

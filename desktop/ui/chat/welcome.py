@@ -1,0 +1,187 @@
+"""The first screen: the bundled demo is ready to chat, and what to download next.
+
+Suggestions are the not-yet-installed profiles, small starter models first (``starter: true``), smallest
+first, then the larger seed models; each card has its
+size and a fit badge for this machine and a Download button (``download_requested(profile_id, quant)``).
+Import from disk is one click away (``import_requested``). The profile/fit data is gathered on a worker.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.ui.library.picker_model import PickerEntry, gather
+from desktop.ui.widgets.cards import (
+    apply_style,
+    badge_css,
+    fit_badge,
+    human_size,
+    icon,
+    is_dark,
+)
+from desktop.ui.workers import JobKeeper
+
+
+def suggestions(entries: list[PickerEntry]) -> list[PickerEntry]:
+    """Not installed, downloadable entries (not the demo: it ships with the app): starters by size, then the
+    others by size."""
+    todo = [e for e in entries if not e.installed and not e.remote and e.repo and not e.bundled]
+    size = (lambda e: (e.size or 0, e.name))  # noqa: E731
+    return sorted((e for e in todo if e.starter), key=size) + sorted((e for e in todo if not e.starter), key=size)
+
+
+class SuggestionCard(QFrame):
+    """One suggested download: name, repo, quant and size, a fit badge, and Download."""
+
+    def __init__(self, e: PickerEntry, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entry = e
+        self.setObjectName("panel")
+        name = QLabel(e.name)
+        f = name.font()
+        f.setBold(True)
+        name.setFont(f)
+        size = ("~" if e.size_estimated else "") + human_size(e.size) if e.size else "size unknown"
+        sub = QLabel(f"{e.quant or '?'}  ·  {size}  ·  {e.repo}")
+        sub.setObjectName("muted")
+        for label in (name, sub):  # wrap in a narrow chat column instead of pushing Download out of view
+            label.setWordWrap(True)
+        text, tone = fit_badge(e.fit)
+        self.badge = QLabel(text)
+        self.badge.setStyleSheet(badge_css(tone, is_dark(self)))
+        if e.fit:
+            self.badge.setToolTip(f"{e.fit['verdict']}: {e.fit['explanation']}")
+        self.starter = QLabel("Starter")
+        self.starter.setStyleSheet(badge_css("accent", is_dark(self)))
+        if not e.starter:  # never setVisible(True) here: a parentless label would open as a window
+            self.starter.hide()
+        self.download_btn = QPushButton("Download")
+        self.download_btn.setObjectName("secondary")
+        self.download_btn.setIcon(icon("mdi6.download"))
+        col = QVBoxLayout()
+        col.setSpacing(2)
+        col.addWidget(name)
+        col.addWidget(sub)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(14, 10, 14, 10)
+        lay.addLayout(col, 1)
+        for pill in (self.starter, self.badge):
+            pill.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+            lay.addWidget(pill, 0, Qt.AlignmentFlag.AlignVCenter)
+        lay.addSpacing(6)
+        lay.addWidget(self.download_btn)
+
+
+class WelcomeView(QWidget):
+    start_chat = Signal()
+    import_requested = Signal()
+    download_requested = Signal(str, str)  # profile id, quant
+    refreshed = Signal()
+
+    def __init__(self, parent: QWidget | None = None, store: Any = None, hw: Any = None) -> None:
+        super().__init__(parent)
+        apply_style(self)
+        self.store, self.hw = store, hw
+        self._jobs = JobKeeper(self)
+        self.cards: list[SuggestionCard] = []
+
+        hero = QFrame()
+        hero.setObjectName("panel")
+        hi = QLabel()
+        hi.setPixmap(icon("mdi6.chat-processing-outline", color="#6b52e0").pixmap(48, 48))
+        self.headline = QLabel("Ready to chat")
+        self.headline.setObjectName("title")
+        self.headline.setWordWrap(True)  # a long model name must not widen the page past a small window
+        self.blurb = QLabel("A small demo model is built in and runs on any machine, offline. Start a chat now, "
+                            "and download a bigger model when you want better answers.")
+        self.blurb.setWordWrap(True)
+        self.blurb.setObjectName("muted")
+        self.start_btn = QPushButton("Start chatting")
+        self.start_btn.setObjectName("primary")
+        self.start_btn.setIcon(icon("mdi6.message-text-outline", color="white"))
+        self.import_btn = QPushButton("Import a GGUF from disk…")
+        self.import_btn.setObjectName("secondary")
+        self.import_btn.setIcon(icon("mdi6.folder-open-outline"))
+        btns = QHBoxLayout()
+        btns.addWidget(self.start_btn)
+        btns.addWidget(self.import_btn)
+        btns.addStretch(1)
+        htext = QVBoxLayout()
+        htext.addWidget(self.headline)
+        htext.addWidget(self.blurb)
+        htext.addSpacing(8)
+        htext.addLayout(btns)
+        hl = QHBoxLayout(hero)
+        hl.setContentsMargins(20, 18, 20, 18)
+        hl.setSpacing(16)
+        hl.addWidget(hi, 0, Qt.AlignmentFlag.AlignTop)
+        hl.addLayout(htext, 1)
+
+        sug = QLabel("Suggested downloads")
+        f = sug.font()
+        f.setBold(True)
+        f.setPointSizeF(f.pointSizeF() * 1.15)
+        sug.setFont(f)
+        self.sug_note = QLabel("Sizes and fit are for this machine. Small models first.")
+        self.sug_note.setObjectName("muted")
+        self.cards_box = QVBoxLayout()
+        self.cards_box.setSpacing(8)
+        holder = QWidget()
+        hv = QVBoxLayout(holder)
+        hv.setContentsMargins(0, 0, 0, 0)
+        hv.addLayout(self.cards_box)
+        hv.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(holder)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(28, 24, 28, 18)
+        lay.setSpacing(12)
+        lay.addWidget(hero)
+        lay.addSpacing(6)
+        lay.addWidget(sug)
+        lay.addWidget(self.sug_note)
+        lay.addWidget(scroll, 1)
+
+        self.start_btn.clicked.connect(self.start_chat)
+        self.import_btn.clicked.connect(self.import_requested)
+
+    def refresh(self) -> None:
+        store, hw = self.store, self.hw
+        self._jobs.start(lambda: gather(store, hw), self._on_entries, self._on_failed)
+
+    def _on_entries(self, entries: list[PickerEntry]) -> None:
+        demo = next((e for e in entries if e.bundled and e.installed), None)
+        if demo:
+            self.headline.setText(f"{demo.name} is ready to chat")
+        for c in self.cards:
+            self.cards_box.removeWidget(c)  # not setParent(None): that makes it a window and takes activation
+            c.deleteLater()
+        self.cards = []
+        for e in suggestions(entries):
+            card = SuggestionCard(e, self)  # parented at once: a parentless card would be a window for a moment
+            card.download_btn.clicked.connect(
+                lambda _c=False, pid=e.profile_id, q=e.quant: self.download_requested.emit(pid, q or ""))
+            self.cards_box.addWidget(card)
+            self.cards.append(card)
+        self.sug_note.setText("Sizes and fit are for this machine. Small models first." if self.cards
+                              else "Every suggested model is installed.")
+        self.refreshed.emit()
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self.sug_note.setText(f"Could not list suggestions: {getattr(exc, 'message', None) or exc}")
+        self.refreshed.emit()

@@ -1,0 +1,1 @@
+"""Settings: the side panel and the full profile settings. GUI thread only."""

@@ -1,0 +1,378 @@
+"""The main window: a navigation rail, a stack of pages (Chats first), menus, status bar. GUI thread only.
+
+The window only wires parts that each do one job: the chat session (session.py: the open chat, the answer
+being written, saving), the sidebar (chat list and search), the chat page (views/chat.py: picker slot,
+conversation, composer), the settings side panel, the status bar and the Model menu (model_menu.py).
+Pages are added with :meth:`MainWindow.add_page`, the model picker with :meth:`MainWindow.set_model_picker`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QHBoxLayout,
+    QMainWindow,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.engine.chats.store import ChatStore
+from desktop.engine.inference import protocol as P
+from desktop.engine.library import registry as models
+from desktop.engine.profiles import Profile, ProfileStore
+from desktop.ui.chat.message_model import ChatModel
+from desktop.ui.chat.page import ChatPage
+from desktop.ui.chat.session import ChatSession
+from desktop.ui.chat.sidebar import Sidebar
+from desktop.ui.engine_adapter import EngineAdapter
+from desktop.ui.errors import ErrorPresenter
+from desktop.ui.settings.panel import SettingsPanel
+from desktop.ui.shell import actions
+from desktop.ui.shell import chat_actions as window_chat
+from desktop.ui.shell import help_actions as window_help
+from desktop.ui.shell.model_menu import ModelMenu
+from desktop.ui.shell.model_views import ModelViews
+from desktop.ui.shell.status_bar import StatusBar
+from desktop.ui.theme import theme
+from desktop.ui.widgets.screens import fit_to_screen
+
+
+class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
+    def __init__(self, store: ProfileStore | None = None, chats: ChatStore | None = None) -> None:
+        super().__init__()
+        if theme.applied is None:
+            theme.apply()
+        self.setWindowTitle("Desktop Chat")
+        self.store = store or ProfileStore()
+        self.chats = chats or ChatStore()
+        self.chats.mark_interrupted()  # answers a crash left "streaming" are shown as interrupted
+        self.model = ChatModel(self)
+        self.adapter = EngineAdapter(self)
+        self.session = ChatSession(self.adapter, self.chats, self.model, self)
+        self.loaded: P.Loaded | None = None
+        self._crashed = False
+
+        # ---- the rail, the pages, the chat page with its sidebar and settings panel
+        self.rail = QWidget()
+        self.rail.setObjectName("NavRail")
+        self.rail.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self._rail_layout = QVBoxLayout(self.rail)
+        self._rail_layout.setContentsMargins(8, 12, 8, 12)
+        self._rail_layout.setSpacing(6)
+        self._rail_layout.addStretch(1)
+        self._rail_group = QButtonGroup(self)
+        self._rail_group.setExclusive(True)
+        self.pages = QStackedWidget()
+        self.page_buttons: dict[str, QToolButton] = {}
+        self.sidebar = Sidebar(self.chats)
+        self.chat_page = ChatPage(self.model)
+        self.settings_panel = SettingsPanel(self.store)
+        self.settings_panel.hide()
+        self.splitter = QSplitter()
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setHandleWidth(1)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(self.chat_page)
+        self.splitter.addWidget(self.settings_panel)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([260, 900, 320])
+        central = QWidget()
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.rail)
+        row.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+
+        # ---- shortcuts to the parts (tests and the lead's wiring use these names)
+        cp = self.chat_page
+        self.view, self.input, self.banner, self.edit_bar = cp.view, cp.input, cp.banner, cp.edit_bar
+        self.send_btn, self.stop_btn, self.stack, self.empty = cp.send_btn, cp.stop_btn, cp.stack, cp.empty
+        self.search, self.chat_list = self.sidebar.search, self.sidebar.list
+        self.chat_list_model, self.chat_proxy = self.sidebar.model, self.sidebar.proxy
+        self.status = StatusBar(self)
+        self.setStatusBar(self.status)
+        self.status_model, self.status_backend = self.status.model, self.status.backend
+        self.status_speed, self.status_ctx = self.status.speed, self.status.ctx
+        self.load_label, self.load_cancel = self.status.load_label, self.status.load_cancel
+        self.errors = ErrorPresenter(self, lambda t: self.statusBar().showMessage(t, 15000), self.banner)
+
+        actions.build_menus(self)
+        self.models = ModelMenu(self)
+        self.profile_model = self.models.profile_model
+        self.import_action, self.downloads_action = self.models.import_action, self.models.downloads_action
+        actions.build_help_menu(self)
+        self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
+        # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
+        self.views = ModelViews(self)
+        self.picker, self.welcome = self.views.picker, self.views.welcome
+
+        self._connect()
+        self._show_profile_problems()
+        self._restore()
+
+    # ------------------------------------------------------------------ integration points
+
+    def add_page(self, name: str, icon: str, widget: QWidget, title: str | None = None) -> QToolButton:
+        """Add a page to the window: a button on the left rail (qtawesome ``icon``, e.g. ``"mdi6.magnify"``)
+        that shows ``widget`` in the page stack, and a View ▸ Go to entry with the next Ctrl+<n> shortcut.
+
+        One call per page, e.g. ``win.add_page("hub", "mdi6.magnify", HubView(...), "Hub")``. ``name`` is the
+        page's key for :meth:`show_page`; returns the rail button."""
+        title = title or name.title()
+        btn = QToolButton()
+        btn.setCheckable(True)
+        btn.setToolTip(f"{title} (Ctrl+{len(self.page_buttons) + 1})")
+        btn.setAccessibleName(title)
+        btn.setFixedSize(44, 44)
+        btn.setIconSize(QSize(22, 22))
+        theme.set_icon(btn, icon)
+        self._rail_group.addButton(btn)
+        self._rail_layout.insertWidget(len(self.page_buttons), btn)
+        self.pages.addWidget(widget)
+        self.page_buttons[name] = btn
+        btn.clicked.connect(lambda: self.show_page(name))
+        a = QAction(title, self)
+        a.setShortcut(QKeySequence(f"Ctrl+{len(self.page_buttons)}"))
+        a.triggered.connect(lambda _=False: self.show_page(name))
+        self.go_menu.addAction(a)
+        self.addAction(a)
+        if len(self.page_buttons) == 1:
+            btn.setChecked(True)
+        return btn
+
+    def show_page(self, name: str) -> None:
+        btn = self.page_buttons[name]
+        btn.setChecked(True)
+        self.pages.setCurrentIndex(list(self.page_buttons).index(name))
+
+    def set_model_picker(self, widget: QWidget) -> None:
+        """Put ``widget`` (e.g. ``views.model_picker.ModelPicker``) at the top of the chat column, replacing
+        the plain model label; calling it again replaces the previous picker. The picker loads a model
+        through :meth:`load_profile`."""
+        self.chat_page.set_model_picker(widget)
+
+    # ------------------------------------------------------------------ wiring
+
+    def _connect(self) -> None:
+        s, a, cp = self.session, self.adapter, self.chat_page
+        s.chat_changed.connect(self._on_chat_changed)
+        s.chats_changed.connect(self.sidebar.refresh)
+        s.busy_changed.connect(self._on_busy)
+        s.finished.connect(self._on_answer_finished)
+        s.failed.connect(self._on_answer_failed)
+        s.editing_changed.connect(lambda mid: self.edit_bar.setVisible(mid is not None))
+        self.model.modelReset.connect(self._update_empty)
+        self.profile_model.scanned.connect(self._update_empty)  # the download links follow what is installed
+        self.model.rowsInserted.connect(self._update_empty)
+        a.load_started.connect(self._on_load_started)
+        a.load_progress.connect(self.status.load_progress)
+        a.model_loaded.connect(self._on_loaded)
+        a.load_failed.connect(self._on_load_failed)
+        a.load_cancelled.connect(self._on_load_cancelled)
+        self.status.cancel_load_requested.connect(self.cancel_load)
+        cp.input.send_pressed.connect(self.send)
+        cp.input.escape_pressed.connect(self.escape)
+        cp.input.up_in_empty.connect(self.edit_last)
+        cp.send_btn.clicked.connect(lambda: self.send())
+        cp.stop_btn.clicked.connect(self.stop)
+        cp.cancel_edit_btn.clicked.connect(self.cancel_edit)
+        cp.settings_btn.clicked.connect(lambda on: self.toggle_settings_panel(on))
+        cp.empty.linkActivated.connect(self._on_empty_link)
+        cp.view.branch_requested.connect(self.switch_branch)
+        cp.view.edit_requested.connect(self.edit_message)
+        cp.view.regenerate_requested.connect(self.regenerate)
+        cp.view.copied.connect(lambda what: self.statusBar().showMessage(f"Copied the {what}.", 3000))
+        cp.view.link_clicked.connect(self.open_link)
+        sb = self.sidebar
+        sb.new_chat_requested.connect(self.new_chat)
+        sb.chat_requested.connect(self.open_chat)
+        sb.hit_requested.connect(self.open_hit)
+        sb.rename_requested.connect(self.rename_chat)
+        sb.delete_requested.connect(self.delete_chat)
+        sb.export_requested.connect(self.export_chat)
+        sb.search_cleared.connect(self.focus_input)
+        sp = self.settings_panel
+        sp.sampling_changed.connect(lambda d: setattr(self.session.overrides, "sampling", d))
+        sp.system_prompt_changed.connect(lambda t: setattr(self.session.overrides, "system_prompt", t))
+        sp.reload_requested.connect(self._reload_with)
+        sp.saved.connect(self.on_settings_saved)
+        self._live = self.startTimer(500)  # live tok/s under a streaming answer, twice a second
+
+    def timerEvent(self, e) -> None:  # noqa: N802
+        st = self.session.stream
+        if e.timerId() == self._live and st is not None and self.session.stream_shown(st):
+            self.chat_page.view.set_live_rate(st.live_rate())
+
+    # ------------------------------------------------------------------ models
+
+    def choose_profile(self, profile_id: str) -> None:
+        self.models.choose_profile(profile_id)
+
+    def load_profile(self, profile: Profile) -> None:
+        self.models.load_profile(profile)
+
+    def reload_model(self, profile: Profile) -> None:
+        self._reload_with(int(self.settings_panel.ctx.value()), self.settings_panel._gpu_value(), profile)
+
+    def _reload_with(self, n_ctx: int, gpu_layers: Any, profile: Profile | None = None) -> None:
+        p = profile or self.adapter.loaded_profile or self.adapter.profile
+        if p is not None:
+            self.models.load_profile(p, n_ctx=n_ctx, overrides={"n_gpu_layers": gpu_layers})
+
+    def cancel_load(self) -> None:
+        self.adapter.cancel_load()
+
+    def open_downloads(self, profile_id: str | None, quant: str | None) -> Any:
+        return self.models.open_downloads(profile_id, quant)
+
+    def resume_downloads(self) -> int:
+        return self.models.resume_downloads()
+
+    def import_gguf(self, path: str | None = None) -> Any:
+        return self.models.import_gguf(path)
+
+    def open_settings(self, profile_id: str | None = None) -> Any:
+        return self.models.open_settings(profile_id)
+
+    @property
+    def profile_actions(self) -> dict[str, QAction]:
+        return self.models.profile_actions
+
+    def _fill_model_menu(self) -> None:
+        self.models.fill()
+
+    def on_settings_saved(self, profile_id: str, needs_reload: bool) -> None:
+        self.profile_model.refresh()
+        if self.adapter.profile and self.adapter.profile.id == profile_id:
+            # Sampling, system prompt and stop strings take effect with the next message.
+            self.adapter.profile = self.store.get(profile_id)
+        if needs_reload:
+            self.banner.show_message("The new load settings take effect when the model is reloaded.", None,
+                                     ("Reload now", lambda: self.load_profile(self.store.get(profile_id))))
+        else:
+            self.statusBar().showMessage("Settings saved; they apply to the next message.", 5000)
+
+    def _on_load_started(self, profile: Profile) -> None:
+        self.status.load_started(profile.name)
+        self._update_empty()
+
+    def _on_loaded(self, ev: P.Loaded) -> None:
+        self.status.load_ended()
+        self.loaded = self.session.loaded = ev
+        p = self.adapter.loaded_profile
+        name = p.name if p else Path(ev.model_path).name
+        self.status.model_loaded(name, ev)
+        self.chat_page.model_label.setText(name)
+        if ev.gpu_reason:
+            self.statusBar().showMessage(ev.gpu_reason, 10000)
+        if self._crashed:  # the engine is back: the crash notice is no longer true
+            self._crashed = False
+            self.banner.hide()
+        self.settings_panel.set_profile(p, ev.n_ctx, ev.n_gpu_layers if p and p.load.gpu_layers != "auto"
+                                        else None)
+        self._show_chat_numbers(ev.n_ctx)
+        if ev.model_path and not models.is_remote(p):
+            self.session.hash_later(ev.model_path)
+        self.models.fill()
+        self._update_empty()
+
+    def _on_load_failed(self, error: dict[str, Any]) -> None:
+        self.status.load_ended()
+        self.status.no_model()
+        self.errors.present(error, modal=True)
+        self._update_empty()
+
+    def _on_load_cancelled(self, profile: Profile | None) -> None:
+        prev = self.adapter.profile if self.adapter.loading else None  # the previous model, reloading
+        if prev is None:
+            self.status.load_ended()
+            self.status.no_model()
+        self.statusBar().showMessage(f"Stopped loading {profile.name if profile else 'the model'}." +
+                                     (f" Going back to {prev.name}." if prev else ""), 8000)
+        self._update_empty()
+
+    def _update_empty(self, *_: object) -> None:
+        """An empty chat shows the welcome view (suggested downloads, import) under a line on the model."""
+        if self.model.rowCount():
+            self.chat_page.show_conversation(True)
+            return
+        if getattr(self, "views", None) is not None:
+            self.views.update_welcome()
+        self.chat_page.show_conversation(False)
+
+    # ------------------------------------------------------------------ window state
+
+    def _restore(self) -> None:
+        st = QSettings()
+        geo = st.value("window/geometry")
+        if geo is None or not self.restoreGeometry(geo):
+            self.resize(1180, 760)
+        fit_to_screen(self)
+        last = st.value("window/last_chat", 0, type=int)
+        if last and self.chats.chat(last) is not None:
+            self.open_chat(last)
+        elif self.chat_list_model.rowCount():
+            self.open_chat(self.chat_list_model.chats[0].id)
+        else:
+            self.new_chat()
+
+    def showEvent(self, e) -> None:  # noqa: N802 - the frame is known now: keep it all on the screen
+        super().showEvent(e)
+        if not getattr(self, "_shown_once", False):
+            self._shown_once = True
+            fit_to_screen(self)
+            self._refit = QTimer(self, singleShot=True, interval=200)  # again once the window manager framed it
+            self._refit.timeout.connect(lambda: fit_to_screen(self))
+            self._refit.start()
+            side = max(180, min(260, self.width() // 4))
+            self.splitter.setSizes([side, max(300, self.width() - side), 320])
+
+    def closeEvent(self, e) -> None:  # noqa: N802
+        st = QSettings()
+        st.setValue("window/geometry", self.saveGeometry())
+        st.setValue("window/last_chat", self.chat_id or 0)
+        self.session.finish_on_close()
+        self.adapter.shutdown()
+        super().closeEvent(e)
+
+    def set_theme(self, mode: str) -> None:
+        theme.set_mode(mode)
+        for m, a in self.theme_actions.items():
+            a.setChecked(m == mode)
+        self.session.show_thread()  # code blocks pick their light or dark highlighting again
+
+    def toggle_settings_panel(self, on: bool | None = None) -> None:
+        on = not self.settings_panel.isVisible() if on is None else bool(on)
+        if on and self.settings_panel.profile is None:  # nothing loaded yet: the profile that will be
+            self.settings_panel.set_profile(self.adapter.profile or self.store.default())
+        self.settings_panel.setVisible(on)
+        self.settings_action.setChecked(on)
+        self.chat_page.settings_btn.setChecked(on)
+        if on:
+            self.show_page("chats")
+            self.settings_panel.params["temperature"].spin.setFocus()
+
+    def toggle_sidebar(self) -> None:
+        self.sidebar.setVisible(not self.sidebar.isVisible())
+        self.sidebar_action.setChecked(self.sidebar.isVisible())
+
+    def _show_profile_problems(self) -> None:
+        problems = list(getattr(self.store, "problems", []) or [])
+        if not problems:
+            return
+        lines = [f"{Path(str(getattr(p, 'path', ''))).name}: {getattr(p, 'key', '') or '(file)'} — "
+                 f"{getattr(p, 'message', '')}" for p in problems]
+        self.chat_page.problems.show_message(
+            f"{len(problems)} profile file{'s' if len(problems) > 1 else ''} could not be used and "
+            f"{'were' if len(problems) > 1 else 'was'} skipped: {lines[0]}", "\n".join(lines))
+
+    def _clipboard(self):  # noqa: ANN202 - one place, so tests can read what was copied
+        return QGuiApplication.clipboard()

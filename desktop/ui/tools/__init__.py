@@ -1,0 +1,1 @@
+"""MCP tools in the GUI: server settings, the per-call permission dialog and the tool-call rows. GUI thread only."""
