@@ -1,7 +1,7 @@
 """One message of the conversation: a bubble (the user's) or a full-width answer, its footer and actions."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import (
@@ -39,8 +39,17 @@ from desktop.ui.chat.message_model import (
 from desktop.ui.theme import polish, theme
 from desktop.ui.tools.call_rows import CitationsLabel, ToolCallList
 
-if TYPE_CHECKING:
-    from desktop.ui.chat.conversation import ChatView
+
+
+class Conversation(Protocol):
+    """What a message needs of the view that holds it (the chat view): its signals, and whether it is busy."""
+
+    busy: bool
+    branch_requested: Any
+    edit_requested: Any
+    regenerate_requested: Any
+    copied: Any
+    link_clicked: Any
 
 _TEXT_ROLES = {int(Qt.ItemDataRole.DisplayRole), int(TextRole)}
 _STATE_TAG = {"streaming": "writing…", "cancelled": "stopped", "error": "interrupted"}
@@ -75,7 +84,7 @@ def _tool(icon: str, tip: str) -> QToolButton:
 class MessageWidget(QFrame):
     """One message: a bubble (the user's) or a full-width answer, with its footer of stats and actions."""
 
-    def __init__(self, view: "ChatView", row: int) -> None:
+    def __init__(self, view: Conversation, row: int) -> None:
         super().__init__()
         self.view = view
         self.message_id: int | None = None

@@ -1,79 +1,123 @@
-"""The window's menus and keyboard shortcuts: every action is in a menu, and the menu shows its shortcut."""
+"""The window's actions in one table: menus, keyboard shortcuts and the F1 list all come from :data:`TABLE`.
+
+Each row names an action by key; the window hands :class:`Actions` a handler per key, and the menus are built
+in table order. Keys the composer or a list handles themselves (Enter, Up) are rows without a menu, so the F1
+list still names them. Pages added later (View ▸ Go to, Ctrl+<n>) are registered through :meth:`Actions.add`.
+Nothing here knows the window's type: it takes a parent widget, a menu bar and callables.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
 
 from desktop.ui.theme import MODES, theme
 
-if TYPE_CHECKING:
-    from desktop.ui.shell.main_window import MainWindow
+
+@dataclass(frozen=True)
+class Spec:
+    key: str
+    menu: str  # "Chat", "View", "Help", "" for keys handled by a widget itself (listed in F1 only)
+    text: str
+    shortcut: str | None = None
+    checkable: bool = False
+    separator: bool = False  # a separator before this entry
 
 
-def _act(win: "MainWindow", menu: QMenu, text: str, slot: Callable[[], object], shortcut: str | None = None,
-         *, checkable: bool = False) -> QAction:
-    a = QAction(text, win, checkable=checkable)
-    if shortcut:
-        a.setShortcut(QKeySequence(shortcut))
-        # Window-wide: Esc stops an answer wherever the focus is (after clicking Regenerate, in the list…).
-        a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-    a.triggered.connect(lambda _=False: slot())
-    menu.addAction(a)
-    win.addAction(a)  # its shortcut works before the menu was ever opened
-    return a
+TABLE: tuple[Spec, ...] = (
+    Spec("new_chat", "&Chat", "&New chat", "Ctrl+N"),
+    Spec("find", "&Chat", "&Find in chats", "Ctrl+F"),
+    Spec("focus_input", "&Chat", "&Message box", "Ctrl+L", separator=True),
+    Spec("regenerate", "&Chat", "&Regenerate answer", "Ctrl+R"),
+    Spec("copy_answer", "&Chat", "&Copy last answer", "Ctrl+Shift+C"),
+    Spec("edit_last", "&Chat", "&Edit last message"),
+    Spec("stop", "&Chat", "&Stop answer", "Esc"),
+    Spec("attach", "&Chat", "&Attach files…", "Ctrl+Shift+A", separator=True),
+    Spec("tools", "&Chat", "&Tools…", "Ctrl+T"),
+    Spec("rename", "&Chat", "Re&name…", "F2", separator=True),
+    Spec("delete", "&Chat", "&Delete…", "Del"),
+    Spec("export_md", "&Chat", "Export as &Markdown…", "Ctrl+Shift+E"),
+    Spec("export_json", "&Chat", "Export as &JSON…"),
+    Spec("quit", "&Chat", "&Quit", "Ctrl+Q", separator=True),
+    Spec("settings", "&View", "Chat &settings panel", "Ctrl+,", checkable=True),
+    Spec("sidebar", "&View", "Chat &list", "Ctrl+B", checkable=True),
+    Spec("scroll_up", "&View", "Scroll &up", "PgUp", separator=True),
+    Spec("scroll_down", "&View", "Scroll &down", "PgDown"),
+    Spec("scroll_top", "&View", "To the &top", "Ctrl+Home"),
+    Spec("scroll_end", "&View", "To the &end", "Ctrl+End"),
+    Spec("show_log", "&Help", "Show &log"),
+    Spec("shortcuts", "&Help", "&Keyboard shortcuts", "F1"),
+    Spec("about", "&Help", "&About Desktop Chat"),
+    Spec("send", "", "Send / new line", "Enter / Shift+Enter"),
+    Spec("edit_last_key", "", "Edit the last message (empty box)", "Up"),
+)
+# Menus in the menu bar, in order; other parts (the Model menu) insert theirs before Help.
+MENUS = ("&Chat", "&View", "&Help")
 
 
-def build_menus(win: "MainWindow") -> None:
-    mb = win.menuBar()
-    chat = mb.addMenu("&Chat")
-    win.new_action = _act(win, chat, "&New chat", win.new_chat, "Ctrl+N")
-    win.find_action = _act(win, chat, "&Find in chats", win.focus_search, "Ctrl+F")
-    chat.addSeparator()
-    win.focus_input_action = _act(win, chat, "&Message box", win.focus_input, "Ctrl+L")
-    win.regen_action = _act(win, chat, "&Regenerate answer", win.regenerate, "Ctrl+R")
-    win.copy_answer_action = _act(win, chat, "&Copy last answer", win.copy_last_answer, "Ctrl+Shift+C")
-    win.edit_last_action = _act(win, chat, "&Edit last message", win.edit_last, None)
-    win.stop_action = _act(win, chat, "&Stop answer", win.escape, "Esc")
-    chat.addSeparator()
-    win.attach_action = _act(win, chat, "&Attach files…", win.attach_files, "Ctrl+Shift+A")
-    win.tools_action = _act(win, chat, "&Tools…", win.open_tools, "Ctrl+T")
-    win.setup_tools()
-    chat.addSeparator()
-    win.rename_action = _act(win, chat, "Re&name…", lambda: win.chat_id and win.rename_chat(win.chat_id), "F2")
-    win.delete_action = _act(win, chat, "&Delete…", lambda: win.chat_id and win.delete_chat(win.chat_id), "Del")
-    _act(win, chat, "Export as &Markdown…", lambda: win.chat_id and win.export_chat(win.chat_id, "md"),
-         "Ctrl+Shift+E")
-    _act(win, chat, "Export as &JSON…", lambda: win.chat_id and win.export_chat(win.chat_id, "json"))
-    chat.addSeparator()
-    win.quit_action = _act(win, chat, "&Quit", win.close, "Ctrl+Q")
+class Actions(QObject):
+    """The QActions of :data:`TABLE` for one window, with the menus they live in."""
 
-    view = mb.addMenu("&View")
-    win.settings_action = _act(win, view, "Chat &settings panel", win.toggle_settings_panel, "Ctrl+,",
-                               checkable=True)
-    win.sidebar_action = _act(win, view, "Chat &list", win.toggle_sidebar, "Ctrl+B", checkable=True)
-    win.sidebar_action.setChecked(True)
-    win.go_menu = view.addMenu("&Go to")
-    view.addSeparator()
-    theme_menu = view.addMenu("&Theme")
-    group = QActionGroup(win)
-    win.theme_actions = {}
-    for mode, label in zip(MODES, ("Follow the &system", "&Light", "&Dark")):
-        a = _act(win, theme_menu, label, lambda m=mode: win.set_theme(m), checkable=True)
-        a.setChecked(theme.mode == mode)
-        group.addAction(a)
-        win.theme_actions[mode] = a
-    view.addSeparator()
-    _act(win, view, "Scroll &up", lambda: win.chat_page.view.scroll_key(Qt.Key.Key_PageUp), "PgUp")
-    _act(win, view, "Scroll &down", lambda: win.chat_page.view.scroll_key(Qt.Key.Key_PageDown), "PgDown")
-    _act(win, view, "To the &top", lambda: win.chat_page.view.scroll_key(Qt.Key.Key_Home), "Ctrl+Home")
-    _act(win, view, "To the &end", lambda: win.chat_page.view.scroll_key(Qt.Key.Key_End), "Ctrl+End")
+    def __init__(self, parent: QWidget, menubar: QMenuBar, handlers: Mapping[str, Callable[[], object]]) -> None:
+        super().__init__(parent)
+        self.parent_widget = parent
+        self.by_key: dict[str, QAction] = {}
+        self.menus: dict[str, QMenu] = {name: menubar.addMenu(name) for name in MENUS}
+        self._extra: list[tuple[str, str]] = []  # (text, shortcut) of actions added later, in order
+        for spec in TABLE:
+            if not spec.menu:
+                continue
+            menu = self.menus[spec.menu]
+            if spec.separator:
+                menu.addSeparator()
+            self.by_key[spec.key] = self._make(menu, spec.text, handlers[spec.key], spec.shortcut, spec.checkable)
+            if spec.key == "sidebar":
+                self.go_menu = self.menus["&View"].addMenu("&Go to")
+                self.menus["&View"].addSeparator()
+                self.theme_menu = self.menus["&View"].addMenu("&Theme")
+        self.by_key["sidebar"].setChecked(True)
+        group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        set_theme = handlers["theme"]
+        for mode, label in zip(MODES, ("Follow the &system", "&Light", "&Dark")):
+            a = self._make(self.theme_menu, label, lambda m=mode: set_theme(m), None, True)  # type: ignore[misc]
+            a.setChecked(theme.mode == mode)
+            group.addAction(a)
+            self.theme_actions[mode] = a
 
+    def _make(self, menu: QMenu, text: str, slot: Callable[[], object], shortcut: str | None,
+              checkable: bool) -> QAction:
+        a = QAction(text, self.parent_widget, checkable=checkable)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+            # Window-wide: Esc stops an answer wherever the focus is (after clicking Regenerate, in the list…).
+            a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        a.triggered.connect(lambda _=False: slot())
+        menu.addAction(a)
+        self.parent_widget.addAction(a)  # its shortcut works before the menu was ever opened
+        return a
 
-def build_help_menu(win: "MainWindow") -> None:
-    help_menu = win.menuBar().addMenu("&Help")
-    win.show_log_action = _act(win, help_menu, "Show &log", win.show_log)
-    _act(win, help_menu, "&Keyboard shortcuts", win.show_shortcuts, "F1")
-    win.about_action = _act(win, help_menu, "&About Desktop Chat", win.show_about)
+    def add(self, menu: QMenu, text: str, slot: Callable[[], object], shortcut: str | None = None) -> QAction:
+        """An action that is not in the table (a page's Go to entry): it joins the F1 list too."""
+        a = self._make(menu, text, slot, shortcut, False)
+        if shortcut:
+            self._extra.append((text.replace("&", ""), a.shortcut().toString()))
+        return a
+
+    def adopt(self, action: QAction) -> None:
+        """A QAction built elsewhere (the Model menu's): its shortcut joins the F1 list."""
+        if not action.shortcut().isEmpty():
+            self._extra.append((action.text().replace("&", ""), action.shortcut().toString()))
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """(action, shortcut) for every row with a shortcut, the table first, then the added ones."""
+        rows = []
+        for spec in TABLE:
+            if not spec.shortcut:
+                continue
+            a = self.by_key.get(spec.key)
+            rows.append((spec.text.replace("&", ""), a.shortcut().toString() if a else spec.shortcut))
+        return rows + self._extra

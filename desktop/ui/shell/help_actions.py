@@ -17,22 +17,13 @@ class HelpActions:
         return QDesktopServices.openUrl(QUrl.fromLocalFile(str(logs.log_path().parent)))
 
     def shortcuts(self) -> list[tuple[str, str]]:
-        """(action, shortcut) for every menu action that has one, in menu order."""
-        out = []
-        for menu_action in self.menuBar().actions():
-            menu = menu_action.menu()
-            for a in (menu.actions() if menu else []):
-                for sub in ([a] + (a.menu().actions() if a.menu() else [])):
-                    if not sub.shortcut().isEmpty():
-                        out.append((sub.text().replace("&", ""), sub.shortcut().toString()))
-        return out
+        """(action, shortcut) for every action that has one: the window's one action table."""
+        return self.actions.shortcuts()
 
     def show_shortcuts(self) -> QMessageBox:
         rows = "".join(f"<tr><td>{html.escape(t)}</td><td style='padding-left:16px'><b>{html.escape(k)}</b>"
                        f"</td></tr>" for t, k in self.shortcuts())
-        extra = ("<tr><td>Send / new line</td><td style='padding-left:16px'><b>Enter / Shift+Enter</b></td></tr>"
-                 "<tr><td>Edit the last message (empty box)</td><td style='padding-left:16px'><b>Up</b></td></tr>")
-        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}{extra}</table>",
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>",
                           QMessageBox.StandardButton.Close, self)
         box.open()
         self._shortcuts_box = box

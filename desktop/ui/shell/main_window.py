@@ -8,10 +8,10 @@ Pages are added with :meth:`MainWindow.add_page`, the model picker with :meth:`M
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
@@ -104,11 +104,22 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.load_label, self.load_cancel = self.status.load_label, self.status.load_cancel
         self.errors = ErrorPresenter(self, lambda t: self.statusBar().showMessage(t, 15000), self.banner)
 
-        actions.build_menus(self)
+        self.actions = actions.Actions(self, self.menuBar(), self._action_handlers())
+        a = self.actions.by_key
+        (self.new_action, self.find_action, self.focus_input_action, self.regen_action, self.copy_answer_action,
+         self.edit_last_action, self.stop_action, self.attach_action, self.tools_action, self.rename_action,
+         self.delete_action, self.quit_action, self.settings_action, self.sidebar_action, self.show_log_action,
+         self.about_action) = (a[k] for k in (
+             "new_chat", "find", "focus_input", "regenerate", "copy_answer", "edit_last", "stop", "attach", "tools",
+             "rename", "delete", "quit", "settings", "sidebar", "show_log", "about"))
+        self.theme_actions, self.go_menu = self.actions.theme_actions, self.actions.go_menu
+        self.setup_tools()
         self.models = ModelMenu(self)
+        self.menuBar().insertMenu(self.actions.menus["&Help"].menuAction(), self.models.menu)
         self.profile_model = self.models.profile_model
         self.import_action, self.downloads_action = self.models.import_action, self.models.downloads_action
-        actions.build_help_menu(self)
+        for act in (self.models.reload_action, self.import_action, self.downloads_action):
+            self.actions.adopt(act)
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
         # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
         self.views = ModelViews(self)
@@ -139,11 +150,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.pages.addWidget(widget)
         self.page_buttons[name] = btn
         btn.clicked.connect(lambda: self.show_page(name))
-        a = QAction(title, self)
-        a.setShortcut(QKeySequence(f"Ctrl+{len(self.page_buttons)}"))
-        a.triggered.connect(lambda _=False: self.show_page(name))
-        self.go_menu.addAction(a)
-        self.addAction(a)
+        self.actions.add(self.go_menu, title, lambda: self.show_page(name), f"Ctrl+{len(self.page_buttons)}")
         if len(self.page_buttons) == 1:
             btn.setChecked(True)
         return btn
@@ -158,6 +165,26 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         the plain model label; calling it again replaces the previous picker. The picker loads a model
         through :meth:`load_profile`."""
         self.chat_page.set_model_picker(widget)
+
+    def _action_handlers(self) -> dict[str, Callable[[], object]]:
+        def scroll(key: Qt.Key) -> Callable[[], object]:
+            return lambda: self.chat_page.view.scroll_key(key)
+
+        def for_chat(fn: Callable[[int], object]) -> Callable[[], object]:
+            return lambda: self.chat_id and fn(self.chat_id)
+
+        return {
+            "new_chat": self.new_chat, "find": self.focus_search, "focus_input": self.focus_input,
+            "regenerate": self.regenerate, "copy_answer": self.copy_last_answer, "edit_last": self.edit_last,
+            "stop": self.escape, "attach": self.attach_files, "tools": self.open_tools,
+            "rename": for_chat(self.rename_chat), "delete": for_chat(self.delete_chat),
+            "export_md": for_chat(lambda c: self.export_chat(c, "md")),
+            "export_json": for_chat(lambda c: self.export_chat(c, "json")), "quit": self.close,
+            "settings": self.toggle_settings_panel, "sidebar": self.toggle_sidebar, "theme": self.set_theme,
+            "scroll_up": scroll(Qt.Key.Key_PageUp), "scroll_down": scroll(Qt.Key.Key_PageDown),
+            "scroll_top": scroll(Qt.Key.Key_Home), "scroll_end": scroll(Qt.Key.Key_End),
+            "show_log": self.show_log, "shortcuts": self.show_shortcuts, "about": self.show_about,
+        }
 
     # ------------------------------------------------------------------ wiring
 
