@@ -153,9 +153,3 @@ class ChatModel(QAbstractListModel):
             if m.id == message_id:
                 return row
         return -1
-
-    def history(self, upto: int | None = None) -> list[dict[str, str]]:
-        """What the model is sent: finished, non-empty turns (a stopped or interrupted answer counts)."""
-        msgs = self.messages if upto is None else self.messages[:upto]
-        return [{"role": m.role, "content": m.text} for m in msgs if m.role in ("user", "assistant")
-                and m.state != "streaming" and m.text]

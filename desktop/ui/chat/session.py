@@ -9,6 +9,7 @@ changed through signals.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
@@ -22,17 +23,19 @@ from desktop.engine.chats.store import ChatStore
 from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
 from desktop.ui import workers
-from desktop.ui.chat.message_model import ChatMessage, ChatModel
+from desktop.ui.chat.message_model import ChatMessage, ChatModel, ProvenanceRole
+from desktop.ui.chat.tool_send import SendContext, ToolSend
 from desktop.ui.engine_adapter import EngineAdapter
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
+_send_ids = itertools.count(1)
 
 
 @dataclass
 class StreamState:
     """The answer being generated (in any chat, shown or not)."""
 
-    rid: str  # the engine request id
+    rid: str  # the send's own id (a stage before the engine request, such as the tool loop, reports under it)
     chat_id: int
     msg_id: int
     sent_ids: list[int]  # the message ids sent as history, in order (Finished.dropped indexes them)
@@ -42,6 +45,7 @@ class StreamState:
     first_tokens: int = 0  # tokens in the first chunk (they arrived at t_first, so they take no time)
     t_first: float | None = None  # when the first chunk arrived
     extra_prov: dict[str, Any] = field(default_factory=dict)  # tool calls and citations, saved with the answer
+    engine_rid: str | None = None  # the engine request writing the answer, once the session sent it
 
     def live_rate(self, now: float | None = None) -> float | None:
         """Tokens per second since the first chunk, None until a later chunk gives a rate."""
@@ -82,13 +86,23 @@ class ChatSession(QObject):
         self.overrides = Overrides()
         self._hashing: set[str] = set()
         self._jobs: list[workers.Job] = []
-        # Set by the window (window_tools.py): attachments and MCP tools take over a send when they apply.
-        self.tool_send: Any = None
+        # The attachment and tool stage of a send (set_tool_send), when the window has one.
+        self.tool_send: ToolSend | None = None
         self.attachments: list[Any] = []  # the files to put into the next message's prompt
         adapter.tokens_counted.connect(self._on_count)
         adapter.token_received.connect(self._on_token)
         adapter.generation_finished.connect(self._on_finished)
         adapter.generation_failed.connect(self._on_failed)
+
+    def set_tool_send(self, stage: ToolSend) -> None:
+        """The stage that fits attachments into the prompt and runs MCP tools; it reports through signals."""
+        self.tool_send = stage
+        stage.send_plain.connect(self._send_prepared)
+        stage.text.connect(self._on_stage_text)
+        stage.tool_calls.connect(self._on_tool_calls)
+        stage.done.connect(self._on_stage_done)
+        stage.failed.connect(self._on_stage_failed)
+        stage.notice.connect(self.notice)
 
     # ------------------------------------------------------------------ chats
 
@@ -142,10 +156,6 @@ class ChatSession(QObject):
     def rename_chat(self, chat_id: int, title: str) -> None:
         self.chats.rename_chat(chat_id, title)
         self.chats_changed.emit()
-
-    def last_dropped(self) -> list[int]:
-        """Ids of the shown messages that fell out of the context in the last answer shown."""
-        return [m.id for m in self.model.messages if m.dimmed and m.id is not None]
 
     # ------------------------------------------------------------------ editing, branches
 
@@ -238,14 +248,31 @@ class ChatSession(QObject):
         msgs = [m for m in self.model.messages[:-1] if m.role in ("user", "assistant") and m.text]
         history = [{"role": m.role, "content": m.text} for m in msgs]
         atts, self.attachments = self.attachments, []
+        st = self.stream = StreamState(f"send-{next(_send_ids)}", self.chat_id, msg_id, [m.id for m in msgs],
+                                       time.monotonic())
+        self.model.messages[-1].state = "streaming"
         ts = self.tool_send
         if ts is not None and ts.handles(self.chat_id, atts):
-            rid = ts.start(history, atts, self.request_profile(), dict(self.overrides.sampling))
+            sampling = dict(self.overrides.sampling)
+            profile = self.request_profile()
+            ld = self.loaded
+            ctx = SendContext(self.adapter.client,
+                              (ld.n_ctx if ld and ld.n_ctx else None) or profile.context.default,
+                              self.adapter.generate_request_preview(**sampling).max_tokens or 0,
+                              ld.model_path if ld else None)
+            ts.start(st.rid, self.chat_id, history, atts, profile, sampling, ctx)
         else:
-            rid = self.adapter.send_requested(history, profile=self.request_profile(), **self.overrides.sampling)
-        self.stream = StreamState(rid, self.chat_id, msg_id, [m.id for m in msgs], time.monotonic())
-        self.model.messages[-1].state = "streaming"
+            self._send_prepared(st.rid, history, {})
         self.busy_changed.emit(True)
+
+    def _send_prepared(self, rid: str, messages: list[dict[str, Any]], extra_prov: dict[str, Any]) -> None:
+        """The engine request of the send ``rid``: the one place a chat message reaches the adapter."""
+        st = self.stream
+        if not st or st.rid != rid:
+            return
+        st.extra_prov.update(extra_prov)
+        st.engine_rid = self.adapter.send_requested(messages, profile=self.request_profile(),
+                                                    **self.overrides.sampling)
 
     def request_profile(self) -> Any:
         """The loaded profile with this chat's system prompt (when the settings panel set one)."""
@@ -282,9 +309,13 @@ class ChatSession(QObject):
 
     # ------------------------------------------------------------------ engine events
 
-    def _on_count(self, rid: str, n: int) -> None:
+    def _ours(self, engine_rid: str) -> StreamState | None:
         st = self.stream
-        if not st or rid != st.rid:
+        return st if st is not None and st.engine_rid is not None and st.engine_rid == engine_rid else None
+
+    def _on_count(self, rid: str, n: int) -> None:
+        st = self._ours(rid)
+        if not st:
             return
         if st.t_first is None:
             st.t_first = time.monotonic()
@@ -292,9 +323,16 @@ class ChatSession(QObject):
         st.tokens += n
 
     def _on_token(self, rid: str, text: str) -> None:
+        st = self._ours(rid)
+        if st:
+            self._append(st, text)
+
+    def _on_stage_text(self, rid: str, text: str) -> None:
         st = self.stream
-        if not st or rid != st.rid:
-            return
+        if st and st.rid == rid:
+            self._append(st, text)
+
+    def _append(self, st: StreamState, text: str) -> None:
         if st.t_first is None:  # a client that counts no tokens: chunks then
             st.t_first, st.first_tokens = time.monotonic(), 1
             st.tokens = 1
@@ -325,8 +363,8 @@ class ChatSession(QObject):
         return st
 
     def _on_finished(self, rid: str, ev: P.Finished) -> None:
-        st = self.stream
-        if not st or rid != st.rid:
+        st = self._ours(rid)
+        if not st:
             return
         dropped_ids = [st.sent_ids[i] for i in ev.dropped if 0 <= i < len(st.sent_ids)]
         stats = {**ev.stats.__dict__, "finish_reason": ev.finish_reason, "dropped_ids": dropped_ids}
@@ -336,11 +374,44 @@ class ChatSession(QObject):
             self.finished.emit(ev)
 
     def _on_failed(self, rid: str, error: dict[str, Any]) -> None:
+        st = self._ours(rid)
+        if st:
+            self._fail(error)
+
+    def _on_stage_failed(self, rid: str, error: dict[str, Any]) -> None:
+        st = self.stream
+        if st and st.rid == rid:
+            self._fail(error)
+
+    def _fail(self, error: dict[str, Any]) -> None:
+        self._finish("error", self.stream.text if self.stream else "", None)  # the partial answer stays
+        self.failed.emit(error)
+
+    def _on_tool_calls(self, rid: str, calls: list[dict[str, Any]]) -> None:
+        st = self.stream
+        if not st or st.rid != rid:
+            return
+        st.extra_prov["tool_calls"] = calls
+        if self.stream_shown(st):
+            self.model.flush()
+            m = self.model.messages[-1]
+            m.provenance = {**m.provenance, "tool_calls": calls}
+            idx = self.model.index(len(self.model.messages) - 1)
+            self.model.dataChanged.emit(idx, idx, [ProvenanceRole])
+
+    def _on_stage_done(self, rid: str, result: Any, extra_prov: dict[str, Any]) -> None:
+        """A tool loop's answer: saved and shown like a plain one, with its calls and citations."""
         st = self.stream
         if not st or rid != st.rid:
             return
-        self._finish("error", st.text, None)  # the partial answer stays
-        self.failed.emit(error)
+        st.extra_prov = {**st.extra_prov, **extra_prov}
+        stats = {**(result.stats.__dict__ if result.stats else {}), "finish_reason": result.finish_reason,
+                 "dropped_ids": [], "tool_rounds": result.rounds}
+        shown = self.stream_shown(st)
+        text = result.text or st.text
+        self._finish("cancelled" if result.finish_reason == "cancelled" else "done", text, stats)
+        if shown and result.stats is not None:
+            self.finished.emit(P.Finished(rid, text, result.finish_reason, result.stats))
 
     def finish_on_close(self) -> None:
         st = self.stream

@@ -9,18 +9,19 @@ has MCP servers enabled, :meth:`ToolSend.start` takes over the answer:
 2. back on the GUI thread: with tools, a :class:`ToolLoopRunner` runs the answer (each call asks through the
    :class:`PermissionBroker` dialog); without, the plain engine request is sent with the new messages.
 
-Streamed text, tool events, the result and errors all go back to the session (``_on_token``, its stream's
-provenance, ``_finish``, ``_on_failed``) under one request id, so the answer grows and is saved like a plain one.
+The stage knows nothing of the session: everything goes back through signals carrying the session's send id
+(``send_plain`` hands the prepared messages back for the session's own engine request; ``text``,
+``tool_calls``, ``done`` and ``failed`` feed the answer a tool loop writes), so the answer grows and is saved
+by the session's one path, like a plain one.
 One :class:`McpManager` lives as long as this object (``close()`` on exit). The MCP config and the per-chat server
 choice are files: they are read on a worker (``refresh``), at start and whenever the Tools dialog changes them.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QWidget
 
 from desktop.engine.chats.attachments import (
@@ -30,21 +31,15 @@ from desktop.engine.chats.attachments import (
     with_context,
 )
 from desktop.engine.errors import AppError
-from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
 from desktop.engine.tools.config import ChatServerChoice, ServerConfig, load_config
 from desktop.engine.tools.loop import ToolBox, ToolLoop, ToolLoopResult, turns_for
 from desktop.engine.tools.mcp_client import McpManager
 from desktop.engine.tools.permissions import PermissionPolicy
 from desktop.ui import workers
-from desktop.ui.chat.message_model import ProvenanceRole
 from desktop.ui.tools.permission_dialog import PermissionBroker
 from desktop.ui.tools.runner import ToolLoopRunner, tool_provenance
 
-if TYPE_CHECKING:
-    from desktop.ui.chat.session import ChatSession
-
-_ids = itertools.count(1)
 MIN_CONTEXT_TOKENS = 64  # below this the attachments are left out rather than cut to nothing
 
 
@@ -65,10 +60,27 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
     return AppError(f"the tools could not run: {exc}").to_dict()
 
 
+@dataclass
+class SendContext:
+    """What a send knows when it starts: the engine client (token counts, the tool loop), the context size, the
+    answer's token budget and the model file (its tool format)."""
+
+    client: Any
+    n_ctx: int
+    max_tokens: int
+    model_path: str | None
+
+
 class ToolSend(QObject):
-    def __init__(self, session: "ChatSession", window: QWidget | None = None) -> None:
+    send_plain = Signal(str, object, object)  # send id, the messages to send, provenance to add to the answer
+    text = Signal(str, str)  # send id, a piece of visible answer text
+    tool_calls = Signal(str, object)  # send id, every call so far (dicts), whenever one starts or ends
+    done = Signal(str, object, object)  # send id, ToolLoopResult, provenance to add to the answer
+    failed = Signal(str, object)  # send id, error dict
+    notice = Signal(str)  # one sentence for the status line
+
+    def __init__(self, window: QWidget | None = None) -> None:
         super().__init__(window)
-        self.session = session
         self.manager: McpManager | None = None
         self.configs: dict[str, ServerConfig] = {}  # as last read by refresh()
         self.chosen: dict[str, list[str]] = {}  # chat id -> the servers it uses (absent: every enabled one)
@@ -78,6 +90,7 @@ class ToolSend(QObject):
         self.runner: ToolLoopRunner | None = None
         self.rid: str | None = None
         self._citations: list[Any] = []
+        self._calls: list[dict[str, Any]] = []
         self._cancelled = False
         self._jobs: list[workers.Job] = []
         self.refresh()
@@ -143,21 +156,17 @@ class ToolSend(QObject):
     def active(self) -> bool:
         return self.rid is not None
 
-    def start(self, history: list[dict[str, Any]], attachments: list[Attachment], profile: Any,
-              sampling: dict[str, Any]) -> str:
-        """Begin the answer; returns its request id (the session's ``StreamState.rid``)."""
-        s = self.session
-        rid = self.rid = f"tools-{next(_ids)}"
+    def start(self, rid: str, chat_id: int | None, history: list[dict[str, Any]], attachments: list[Attachment],
+              profile: Any, sampling: dict[str, Any], ctx: SendContext) -> None:
+        """Begin the answer of the session's send ``rid``; its signals carry that id."""
+        self.rid = rid
         self._cancelled = False
         self._citations = []
-        servers = self.servers_for(s.chat_id)
+        self._calls = []
+        servers = self.servers_for(chat_id)
         manager = self.get_manager() if servers else None
-        client = s.adapter.client
-        loaded = s.loaded
-        n_ctx = (loaded.n_ctx if loaded and loaded.n_ctx else None) or profile.context.default
-        max_tokens = s.adapter.generate_request_preview(**sampling).max_tokens or 0
+        client, n_ctx, max_tokens, model_path = ctx.client, ctx.n_ctx, ctx.max_tokens, ctx.model_path
         question = history[-1]["content"] if history else ""
-        model_path = loaded.model_path if loaded else None
 
         def prepare() -> Prepared:  # worker thread
             messages = history
@@ -175,30 +184,24 @@ class ToolSend(QObject):
             base = models.generate_request(profile, messages, f"{rid}-gen", **sampling)
             return Prepared(messages, citations, toolbox, errors, turns_for(profile, model_path, base))
 
-        self._jobs.append(workers.start(prepare, lambda p: self._prepared(rid, p, profile, sampling),
+        self._jobs.append(workers.start(prepare, lambda p: self._prepared(rid, p, client),
                                         lambda exc: self._failed(rid, exc), self))
-        return rid
 
-    def _prepared(self, rid: str, prep: Prepared, profile: Any, sampling: dict[str, Any]) -> None:
+    def _prepared(self, rid: str, prep: Prepared, client: Any) -> None:
         if rid != self.rid:
             return
-        s = self.session
         self._citations = prep.citations
         for name, err in prep.server_errors.items():
-            s.notice.emit(f"Tool server {name} did not start: {err}")
+            self.notice.emit(f"Tool server {name} did not start: {err}")
         if self._cancelled:
             self.rid = None
-            self._result(rid, ToolLoopResult("", "cancelled", [], 0, None, []), tool_provenance(None, prep.citations))
+            self.done.emit(rid, ToolLoopResult("", "cancelled", [], 0, None, []), tool_provenance(None, prep.citations))
             return
-        if prep.toolbox is None:  # attachments only: the plain request, under the engine's own id
+        if prep.toolbox is None:  # attachments only: the session sends the plain request itself
             self.rid = None
-            real = s.adapter.send_requested(prep.messages, profile=profile, **sampling)
-            st = s.stream
-            if st and st.rid == rid:  # from now on the session follows the engine's id, as for a plain send
-                st.rid = real
-                st.extra_prov.update(tool_provenance(None, prep.citations))
+            self.send_plain.emit(rid, prep.messages, tool_provenance(None, prep.citations))
             return
-        loop = ToolLoop(s.adapter.client, prep.turns, prep.toolbox, ask=self.broker.ask, policy=self.policy)
+        loop = ToolLoop(client, prep.turns, prep.toolbox, ask=self.broker.ask, policy=self.policy)
         runner = self.runner = ToolLoopRunner(loop, self)
         q = Qt.ConnectionType.QueuedConnection  # lambdas: without it PySide would call them on the pool thread
         runner.signals.text.connect(lambda t: self._text(rid, t), q)
@@ -210,51 +213,28 @@ class ToolSend(QObject):
     # Signals of the runner (queued onto the GUI thread: the runner lives here).
     def _text(self, rid: str, text: str) -> None:
         if rid == self.rid:
-            self.session._on_token(rid, text)
+            self.text.emit(rid, text)
 
     def _event(self, rid: str, ev: Any) -> None:
-        st = self.session.stream
-        if rid != self.rid or not st or st.rid != rid:
+        if rid != self.rid:
             return
-        # A tool call started or ended: shown (collapsed) on the growing answer at once.
+        # A tool call started or ended: the answer shows it (collapsed) at once.
         d = ev.record.to_dict()
-        calls = [c for c in st.extra_prov.get("tool_calls", []) if not d.get("id") or c.get("id") != d.get("id")]
-        st.extra_prov["tool_calls"] = calls + [d]
-        model = self.session.model
-        if self.session.stream_shown(st):
-            model.flush()
-            m = model.messages[-1]
-            m.provenance = {**m.provenance, "tool_calls": st.extra_prov["tool_calls"]}
-            idx = model.index(len(model.messages) - 1)
-            model.dataChanged.emit(idx, idx, [ProvenanceRole])
+        self._calls = [c for c in self._calls if not d.get("id") or c.get("id") != d.get("id")] + [d]
+        self.tool_calls.emit(rid, list(self._calls))
 
     def _done(self, rid: str, result: ToolLoopResult) -> None:
         if rid != self.rid:
             return
         self.rid, self.runner = None, None
-        self._result(rid, result, tool_provenance(result, self._citations))
-
-    def _result(self, rid: str, result: ToolLoopResult, extra_prov: dict[str, Any]) -> None:
-        """Save and show the answer like a plain one, with its tool calls and citations in its provenance."""
-        s = self.session
-        st = s.stream
-        if not st or rid != st.rid:
-            return
-        st.extra_prov = {**st.extra_prov, **extra_prov}
-        stats = {**(result.stats.__dict__ if result.stats else {}), "finish_reason": result.finish_reason,
-                 "dropped_ids": [], "tool_rounds": result.rounds}
-        shown = s.stream_shown(st)
-        text = result.text or st.text
-        s._finish("cancelled" if result.finish_reason == "cancelled" else "done", text, stats)
-        if shown and result.stats is not None:
-            s.finished.emit(P.Finished(rid, text, result.finish_reason, result.stats))
+        self.done.emit(rid, result, tool_provenance(result, self._citations))
 
     def _failed(self, rid: str, exc: BaseException) -> None:
         if rid != self.rid:
             return
         self.rid, self.runner = None, None
         self.broker.cancel_all()
-        self.session._on_failed(rid, _error_dict(exc))
+        self.failed.emit(rid, _error_dict(exc))
 
     def stop(self) -> None:
         """Stop: the loop between tokens or calls, and any question still open (answered "deny")."""

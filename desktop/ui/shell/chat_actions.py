@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class ChatActions(ToolActions):
-    # ------------------------------------------------------------------ state the tests and the lead read
+    # ------------------------------------------------------------------ the open chat's state
 
     @property
     def chat_id(self) -> int | None:

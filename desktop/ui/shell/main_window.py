@@ -91,7 +91,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         row.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
-        # ---- shortcuts to the parts (tests and the lead's wiring use these names)
+        # ---- short names for the parts the window's actions use
         cp = self.chat_page
         self.view, self.input, self.banner, self.edit_bar = cp.view, cp.input, cp.banner, cp.edit_bar
         self.send_btn, self.stop_btn, self.stack, self.empty = cp.send_btn, cp.stop_btn, cp.stack, cp.empty

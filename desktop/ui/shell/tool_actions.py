@@ -17,8 +17,8 @@ class ToolActions:
     tool_send: ToolSend
 
     def setup_tools(self) -> None:
-        self.tool_send = ToolSend(self.session, self)
-        self.session.tool_send = self.tool_send
+        self.tool_send = ToolSend(self)
+        self.session.set_tool_send(self.tool_send)
         self.session.notice.connect(lambda t: self.statusBar().showMessage(t, 10000))
         chips = self.chat_page.chips
         chips.failed.connect(lambda msg: self.errors.present({"message": msg}))

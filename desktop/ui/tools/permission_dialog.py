@@ -89,7 +89,7 @@ class PermissionBroker(QObject):
     """Bridges a worker thread's blocking question to a dialog on the GUI thread.
 
     Signals: ``asked(PermissionRequest)`` when a dialog opens, ``answered(PermissionRequest, str)`` when the
-    user chose. ``dialog_factory`` makes the dialog (tests and the lead may replace it).
+    user chose. ``dialog_factory`` makes the dialog (tests replace it).
     """
 
     asked = Signal(object)

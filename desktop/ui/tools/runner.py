@@ -9,7 +9,7 @@ or ``failed(Exception)``. ``stop()`` cancels the generation and the loop (and sh
 widget methods (they run on the GUI thread); a plain function or lambda needs ``Qt.QueuedConnection``, or
 PySide runs it on the pool thread.
 
-Saving (lead): ``finish_message(..., provenance={**provenance, **tool_provenance(result, citations)})`` keeps
+Saving: ``finish_message(..., provenance={**provenance, **tool_provenance(result, citations)})`` keeps
 the calls (and the attachments' citations) with the answer, so they are shown collapsed when the chat is
 reopened and are part of the JSON export.
 """
