@@ -183,8 +183,9 @@ class ReasoningSplitter:
     # ------------------------------------------------------------------ internals
 
     def _run(self, text: str, final: bool) -> tuple[str, str]:
-        if self._tags is None:
-            return "", self.answer.add(text)
+        if self._tags is None:  # not a reasoning model: the text passes untouched
+            self.answer.text += text
+            return "", text
         rs: list[str] = []
         ans: list[str] = []
         for kind, s in self._tags.feed(text, final):

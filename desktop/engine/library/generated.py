@@ -59,6 +59,11 @@ def stop_tokens(report: Any) -> list[int]:
     ids = {t.id for t in (report.eos, report.eot) if t is not None}
     specials = getattr(report, "specials", None) or {}
     ids |= {tid for text, tid in specials.items() if text in arch.EOG_TEXTS}
+    if getattr(report, "reasoning_format", "") == "harmony":
+        # <|end|> closes a harmony message, not the turn (llama.cpp drops it from the EOG list too); <|return|>
+        # ends the turn and <|call|> ends it with a tool call.
+        ids.discard(specials.get("<|end|>", -1))
+        ids |= {specials[t] for t in ("<|return|>", "<|call|>") if t in specials}
     if report.is_llama3_vocab:
         ids.add(128009)
     return sorted(ids)
