@@ -147,6 +147,11 @@ def profile_from_report(report: Any, *, repo: str | None = None, quant: str | No
     }
     if arch:
         data["architecture"] = arch
+    if getattr(report, "reasoning_format", ""):
+        # a reasoning model (the Models page marks it): thinking needs room, and the format is on record
+        data["reasoning"] = {"format": report.reasoning_format}
+        data["sampling"] = {"max_tokens": profiles.REASONING_MAX_TOKENS}
+        data["notes"] += f" Thinks before answering ({report.reasoning_format} format)."
     prof = profiles.profile_from_dict(data, f"<generated for {Path(report.path).name}>")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
