@@ -77,3 +77,40 @@ def test_inspect_and_import(qwen3, gpt_oss):
     prof = ProfileStore().get(json.loads(r.stdout)["profile"])
     end_id = gpt_oss.expected_ids[4]  # <|channel|> analysis <|message|> Hmm <|end|>
     assert gpt_oss.eot_id in prof.prompt.stop_tokens and end_id not in prof.prompt.stop_tokens
+
+
+def test_serve_returns_reasoning_content_and_a_remote_profile_reads_it(gpt_oss):
+    """`serve` over the gpt-oss file, asked by the real `openai` client and by the app's own remote backend."""
+    import threading
+
+    import openai
+
+    from desktop.engine.inference.serve import OpenAIServer
+
+    with EngineClient() as local:
+        local.load(registry.load_request(None, gpt_oss.path, new_id("load"), n_ctx=2048))
+        server = OpenAIServer(local, None, "tiny-gpt-oss", "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        try:
+            oa = openai.OpenAI(base_url=url, api_key="none")
+            msgs = [{"role": "user", "content": "Say hi."}]
+            r = oa.chat.completions.create(model="tiny-gpt-oss", messages=msgs, max_tokens=64)
+            msg = r.choices[0].message
+            assert (msg.content, msg.model_extra.get("reasoning_content")) == ("Hi there!", "Hmm")
+            stream = oa.chat.completions.create(model="tiny-gpt-oss", messages=msgs, max_tokens=64, stream=True)
+            deltas = [c.choices[0].delta for c in stream if c.choices]
+            assert "".join(d.content or "" for d in deltas) == "Hi there!"
+            assert "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas) == "Hmm"
+            with EngineClient() as remote:
+                loaded = remote.load(P.Load(id=new_id("load"), model_path="", n_ctx=2048,
+                                            backend={"kind": "openai", "base_url": url, "model": "tiny-gpt-oss"}))
+                gen = registry.generate_request(None, msgs, new_id("gen"), max_tokens=64)
+                evs = list(remote.generate(gen))
+            fin = evs[-1]
+            assert loaded.backend and isinstance(fin, P.Finished), evs
+            assert (fin.text, fin.reasoning) == ("Hi there!", "Hmm")
+            assert "".join(e.reasoning for e in evs if isinstance(e, P.TokenChunk)) == "Hmm"
+        finally:
+            server.shutdown()
+            server.server_close()
