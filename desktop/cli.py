@@ -17,7 +17,9 @@ from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.library import registry as models
 from desktop.engine.inference import prompts
 from desktop.engine.inference import protocol as P
-from desktop.engine.errors import AppError
+from desktop.engine.errors import AppError, GenerationError
+from desktop.engine.inference.reasoning import EFFORTS, STOPPED_THINKING
+from desktop.engine.profiles.schema import REASONING_MAX_TOKENS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,7 +153,9 @@ def cmd_ask(a: argparse.Namespace) -> int:
     client = EngineClient()
     gen = models.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
                                   temperature=a.temperature, seed=a.seed)
+    thinking_controls(gen, a)
     text_parts: list[str] = []
+    thought = False  # some thinking was written to stderr (--show-reasoning)
     interrupted = False
 
     def on_sigint(_sig: int, _frm: Any) -> None:
@@ -164,10 +168,19 @@ def cmd_ask(a: argparse.Namespace) -> int:
         loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx))
         for note in loaded.notes:  # e.g. a context reduced to what fits, with the numbers
             sys.stderr.write(f"note: {note}\n")
+        if loaded.reasoning_format and profile is None and a.max_tokens is None:
+            gen.max_tokens = REASONING_MAX_TOKENS  # thinking is long: a file without a profile gets room for it
         finished: P.Finished | None = None
         for ev in client.generate(gen):
             if isinstance(ev, P.TokenChunk):
                 text_parts.append(ev.text)
+                if ev.reasoning and a.show_reasoning and not a.json:
+                    sys.stderr.write(ev.reasoning)  # thinking to stderr: stdout carries only the answer
+                    sys.stderr.flush()
+                    thought = True
+                if ev.text and thought:
+                    sys.stderr.write("\n")
+                    thought = False
                 if not a.json:
                     sys.stdout.write(ev.text)
                     sys.stdout.flush()
@@ -180,21 +193,35 @@ def cmd_ask(a: argparse.Namespace) -> int:
             elif isinstance(ev, P.Finished):
                 finished = ev
         assert finished is not None
+        if thought:
+            sys.stderr.write("\n")
         if a.json:
-            _print_json({"text": finished.text, "finish_reason": finished.finish_reason,
+            _print_json({"text": finished.text, "reasoning": finished.reasoning,
+                         "finish_reason": finished.finish_reason, "stopped_thinking": finished.stopped_thinking,
                          "stats": asdict(finished.stats), "profile": profile.id if profile else None,
                          "model": str(model_path) if model_path else loaded.description, "backend": loaded.backend,
-                         "dropped": finished.dropped})
+                         "reasoning_format": loaded.reasoning_format, "dropped": finished.dropped})
         else:
             sys.stdout.write("\n")
             if a.stats:
                 s = finished.stats
                 sys.stderr.write(f"[{s.generated_tokens} tokens, {s.tokens_per_s:.1f} tok/s, ttft {s.ttft_s*1000:.0f} ms, "
                                  f"{s.backend}, ctx {s.context_used}/{s.context_total}, {finished.finish_reason}]\n")
+        if finished.stopped_thinking:
+            # no answer, only thinking cut off by max_tokens: not a success
+            raise GenerationError(STOPPED_THINKING)
     finally:
         signal.signal(signal.SIGINT, old)
         client.close()
     return 130 if interrupted else 0
+
+
+def thinking_controls(gen: P.Generate, a: argparse.Namespace) -> None:
+    """``--thinking off`` and ``--effort`` over the profile's reasoning settings (the template's controls)."""
+    if getattr(a, "thinking", None):
+        gen.prompt_spec["enable_thinking"] = None if a.thinking == "on" else False
+    if getattr(a, "effort", None):
+        gen.prompt_spec["reasoning_effort"] = a.effort
 
 
 # ------------------------------------------------------------------------------------------ remote
@@ -362,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--ctx", type=int, help="context length (default: the profile's)")
     x.add_argument("--json", action="store_true")
     x.add_argument("--stats", action="store_true", help="print speed and context use to stderr")
+    x.add_argument("--show-reasoning", action="store_true", help="print a reasoning model's thinking to stderr")
+    x.add_argument("--thinking", choices=("on", "off"), help="ask for thinking or not, where the template allows "
+                   "it (Qwen3's enable_thinking)")
+    x.add_argument("--effort", choices=EFFORTS, help="gpt-oss's reasoning effort (default: the profile's, else medium)")
     from desktop.cli_tools import add_ask_options
 
     add_ask_options(x)

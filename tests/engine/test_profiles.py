@@ -9,6 +9,7 @@ from desktop.engine.errors import ProfileError, UnknownProfileError
 from desktop.engine.profiles import DEFAULT_PROFILE_ID, ProfileStore, load_profile_file, ntk_rope_freq_base
 
 SEED_IDS = {
+    "gpt-oss-20b": "gguf",  # harmony: the file's own template (tests/engine/test_reasoning_profiles.py)
     "smaug-llama-3-70b-instruct": "llama3",
     "smaug-mixtral-v0.1": "mixtral",
     "llama-3-8b-instruct-gradient-1048k": "llama3",

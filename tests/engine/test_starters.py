@@ -21,10 +21,14 @@ STARTERS = {
                             "microsoft_Phi-4-mini-instruct-Q4_K_M.gguf", "phi4mini"),
     "mistral-7b-instruct-v0.3": ("bartowski/Mistral-7B-Instruct-v0.3-GGUF", "Mistral-7B-Instruct-v0.3-Q4_K_M.gguf",
                                  "mistral_v3"),
+    # reasoning models: their own template (enable_thinking, earlier thinking dropped)
+    "qwen3-1.7b": ("unsloth/Qwen3-1.7B-GGUF", "Qwen3-1.7B-Q4_K_M.gguf", "gguf"),
+    "qwen3-4b": ("Qwen/Qwen3-4B-GGUF", "Qwen3-4B-Q4_K_M.gguf", "gguf"),
 }
+QWEN3_TEMPLATE = (Path(__file__).parents[1] / "fixtures" / "chat_templates" / "qwen3.jinja").read_text("utf-8")
 # the end-of-turn text each family's answers end with
 EOT = {"llama31": "<|eot_id|>", "chatml": "<|im_end|>", "gemma": "<end_of_turn>", "phi4mini": "<|end|>",
-       "mistral_v3": "</s>"}
+       "mistral_v3": "</s>", "gguf": "<|im_end|>"}
 LAPTOP_16G = Hardware(16 * GiB, 12 * GiB, 8)
 
 
@@ -50,7 +54,7 @@ def test_starter_profile(store: ProfileStore, pid: str):
     p = store.get(pid)
     assert p.source.repo == repo and p.source.recommended_quant == "Q4_K_M" == quant_of(filename)
     assert p.prompt.format == fmt and p.prompt.stop_tokens
-    assert EOT[fmt] in prompts.format_info(fmt).stop_strings
+    assert EOT[fmt] in (*prompts.format_info(fmt).stop_strings, *p.prompt.stop_strings)
     a = p.architecture
     assert 1.0 <= a.params_b <= 8 and 0.5 < p.approx_size_gb < 5
     assert a.layers and a.embd and a.heads and a.kv_heads and a.head_dim and a.vocab
@@ -74,6 +78,7 @@ def test_starter_prompts_render(store: ProfileStore):
     msgs = [{"role": "user", "content": "Hello"}]
     for pid in STARTERS:
         p = store.get(pid)
+        template = QWEN3_TEMPLATE if p.prompt.format == "gguf" else None
         text = prompts.render(p.prompt.format, msgs, system_prompt=p.prompt.system_prompt,
-                              date_string=p.prompt.date_string)
+                              date_string=p.prompt.date_string, chat_template=template)
         assert "Hello" in text and text.startswith(prompts.format_info(p.prompt.format).bos_text)

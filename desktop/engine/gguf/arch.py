@@ -27,7 +27,9 @@ EOG_TEXTS = (*EOT_TEXTS, "<|eom_id|>", "</s>", "<|END_OF_TURN_TOKEN|>")
 # Special tokens that tell families apart (looked up by text, like the EOT ones).
 MARKER_TEXTS = ("<|start_header_id|>", "<|eom_id|>", "<|im_start|>", "<|im_sep|>", "[INST]", "[SYSTEM_PROMPT]",
                 "<start_of_turn>", "<|system|>", "<|user|>", "<｜User｜>", "<think>",
-                "<|START_OF_TURN_TOKEN|>", "<|CHATBOT_TOKEN|>")
+                "<|START_OF_TURN_TOKEN|>", "<|CHATBOT_TOKEN|>",
+                # reasoning formats (inference.reasoning.detect): a file without a template is judged by these
+                "</think>", "[THINK]", "[/THINK]", "<|channel|>", "<|message|>", "<|return|>", "<|call|>")
 SPECIAL_TEXTS = tuple(dict.fromkeys((*EOG_TEXTS, *MARKER_TEXTS)))
 
 # llama.cpp's sliding-window layer pattern per architecture (llama-model.cpp, set_swa_pattern(n)): within each

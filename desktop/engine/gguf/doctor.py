@@ -80,6 +80,8 @@ class Report:
     specials: dict[str, int] = field(default_factory=dict)
     eot_source: str | None = None  # "metadata" | "text" | None
     detected: dict[str, str] = field(default_factory=dict)
+    # How the model thinks (inference.reasoning: "think", "magistral", "harmony"), "" when it does not.
+    reasoning_format: str = ""
 
     @property
     def is_llama3_vocab(self) -> bool:
@@ -302,6 +304,7 @@ def _inspect(p: Path) -> Report:
         split_no, split_count = int(m.group(1)) - 1, int(m.group(2))
     template = _scalar(reader, "tokenizer.chat_template")
     from desktop.engine.gguf import arch as gguf_arch
+    from desktop.engine.inference import reasoning
 
     specials = gguf_arch.find_specials(tokens)
     eot = _token_info(reader, _scalar(reader, "tokenizer.ggml.eot_token_id"), n_vocab)
@@ -345,6 +348,8 @@ def _inspect(p: Path) -> Report:
         specials=specials,
         eot_source=eot_source,
         detected={"format": det.format, "reason": det.reason} if det else {},
+        reasoning_format=reasoning.detect(template if isinstance(template, str) else None, specials,
+                                          det.format if det and not template else "gguf"),
         _tok128009=tok128009,
     )
     rep.problems = _diagnose(rep, reader)

@@ -22,7 +22,7 @@ SHARD_RE = re.compile(r"^(?P<base>.+)-(?P<idx>\d{5})-of-(?P<n>\d{5})\.gguf$", re
 # ".gguf.part1of2": byte-split parts (mradermacher, for files over the hub's 50 GB limit), concatenated.
 PART_RE = re.compile(r"^(?P<base>.+\.gguf)\.part(?P<idx>\d+)of(?P<n>\d+)$", re.I)
 QUANT_RE = re.compile(
-    r"(?:^|[._\-])(?P<q>(?:I?Q[1-8](?:_[0-9A-Z]+)*)|BF16|F16|FP16|F32)(?=[._\-]|$)", re.I)
+    r"(?:^|[._\-])(?P<q>(?:I?Q[1-8](?:_[0-9A-Z]+)*)|MXFP4|BF16|F16|FP16|F32)(?=[._\-]|$)", re.I)
 HEADER_PREFIX_BYTES = 4 * 1024 * 1024
 HEADER_MAX_BYTES = 64 * 1024 * 1024
 

@@ -32,7 +32,8 @@ class TokenText:
     """Incremental detokenizer: ``llama_token_to_piece`` into one reused buffer, then a UTF-8 incremental
     decoder, so a multi-byte character split over tokens comes out whole and nothing is re-decoded."""
 
-    def __init__(self, llama_cpp: Any, vocab: Any) -> None:
+    def __init__(self, llama_cpp: Any, vocab: Any, special: bool = False) -> None:
+        self._special = special  # render control tokens as their text (reasoning formats' tags)
         self._fn = llama_cpp.llama_token_to_piece
         self._vocab = vocab
         self._size = 128
@@ -40,11 +41,11 @@ class TokenText:
         self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
 
     def piece(self, token: int) -> bytes:
-        n = self._fn(self._vocab, token, self._buf, self._size, 0, False)
+        n = self._fn(self._vocab, token, self._buf, self._size, 0, self._special)
         if n < 0:  # the piece needs -n bytes: grow once and keep the bigger buffer
             self._size = -n
             self._buf = ctypes.create_string_buffer(self._size)
-            n = self._fn(self._vocab, token, self._buf, self._size, 0, False)
+            n = self._fn(self._vocab, token, self._buf, self._size, 0, self._special)
         return self._buf.raw[:n]
 
     def feed(self, token: int) -> str:

@@ -170,6 +170,7 @@ class _Host:
                 self.cancel_event.set()
         interval = max(0.0, req.chunk_interval_ms / 1000.0)
         pending: list[str] = []
+        pending_r: list[str] = []  # thinking, batched alongside the answer
         n_pending = 0
         last = 0.0
         first = True
@@ -177,30 +178,35 @@ class _Host:
             for ev in self.backend.generate(req, self.cancel_event):
                 if isinstance(ev, P.TokenChunk):
                     pending.append(ev.text)
+                    pending_r.append(ev.reasoning)
                     n_pending += ev.n_tokens
                     now = time.perf_counter()
                     # The first chunk goes out at once (time to first token); then one per interval.
                     if first or now - last >= interval:
-                        self.send(P.TokenChunk(req.id, "".join(pending), n_pending))
-                        pending.clear()
+                        self._flush(req.id, pending, pending_r, n_pending)
                         n_pending = 0
                         last = now
                         first = False
                 else:
                     if pending:
-                        self.send(P.TokenChunk(req.id, "".join(pending), n_pending))
+                        self._flush(req.id, pending, pending_r, n_pending)
                     self.send(ev)
         except template_sandbox.RenderStopped:
             self.send(P.Finished(req.id, "", "cancelled", P.GenerationStats()))  # Stop during rendering
         except BaseException:
             # Text generated before a failure (a stream cut mid-answer) reaches the caller ahead of the Failed.
             if pending:
-                self.send(P.TokenChunk(req.id, "".join(pending), n_pending))
+                self._flush(req.id, pending, pending_r, n_pending)
             raise
         finally:
             with self.lock:
                 self.current = None
                 self.cancelled.discard(req.id)
+
+    def _flush(self, rid: str, pending: list[str], pending_r: list[str], n: int) -> None:
+        self.send(P.TokenChunk(rid, "".join(pending), n, "".join(pending_r)))
+        pending.clear()
+        pending_r.clear()
 
 
 def main() -> int:

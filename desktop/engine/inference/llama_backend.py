@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 from desktop.engine.errors import GGUFError, ModelLoadError
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.hub import fit
-from desktop.engine.inference import gpu_select, prompts
+from desktop.engine.inference import gpu_select, prompts, reasoning
 from desktop.engine.inference.llama_generate import Prepared, stream, trim_to_context
 from desktop.engine.inference.llama_load import (
     KV_TYPES,
@@ -119,6 +119,8 @@ class LlamaBackend:
         self._abort: DecodeAbort | None = None
         self._proposer: Any = None  # speculative.DraftModel / PromptLookup, from Load.speculative
         self._n_draft = 0
+        # The end of the last prompt rendered: the reasoning splitter starts inside thinking when it opened a block.
+        self.last_prompt_tail = ""
 
     # ------------------------------------------------------------------ load
 
@@ -203,6 +205,7 @@ class LlamaBackend:
             backend=choice.backend, gpu_layers_total=choice.total_layers, gpu_reason=choice.reason, load_s=load_s,
             eog_ids=sorted(set(eog)), eot_128009_is_eog=eot_ok, kv_overrides=overrides,
             description=llm._model.desc(), notes=notes, llama_cpp_version=version, quant=report.file_type,
+            reasoning_format=report.reasoning_format,
         )
         return self.loaded
 
@@ -241,7 +244,23 @@ class LlamaBackend:
             eos = self.llm.token_eos()
             spec["eos_token"] = spec.get("eos_token") or (
                 token_piece(self.llm._model.vocab, eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
-        return prompts.render(fmt, messages, **spec)
+        text = prompts.render(fmt, messages, **spec)
+        self.last_prompt_tail = text[-200:]
+        return text
+
+    def reasoning_format(self, req: Generate) -> str:
+        """How this request's answer thinks: the profile's choice, else recognised from the template the prompt
+        is rendered with (or the hand-written format, or the file's special tokens)."""
+        spec = req.prompt_spec
+        if spec.get("reasoning_format") is not None:
+            return str(spec["reasoning_format"])
+        fmt = spec.get("fmt", "gguf")
+        report = self._report
+        if req.prompt is None and fmt == "gguf" and spec.get("chat_template"):
+            return reasoning.detect(spec["chat_template"])
+        if req.prompt is None and fmt != "gguf":
+            return reasoning.detect(None, (), fmt)
+        return report.reasoning_format if report is not None else ""
 
     def tokenize(self, text: str) -> list[int]:
         # Formats that write the BOS text themselves must not get a second BOS.
@@ -251,6 +270,8 @@ class LlamaBackend:
 
     def prepare(self, req: Generate, reserve: int) -> Prepared:
         """Render and tokenize; drop the oldest turns (never the system prompt) until it fits."""
+        if req.prompt is not None:
+            self.last_prompt_tail = req.prompt[-200:]
         return trim_to_context(req, self.llm.n_ctx(), reserve, self.tokenize, self._render)
 
     # ------------------------------------------------------------------ generate

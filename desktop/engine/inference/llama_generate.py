@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from desktop.engine.errors import ContextOverflowError, GenerationError
 from desktop.engine.inference import decode_loop
 from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, TokenChunk
+from desktop.engine.inference.reasoning import ReasoningSplitter, starts_thinking
 from desktop.engine.inference.sampler import NativeChain, SamplerSpec
 from desktop.engine.inference.stops import StopScanner
 
@@ -83,7 +84,11 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
     scanner = StopScanner(req.stop_strings)
     seed = req.seed if req.seed is not None and req.seed >= 0 else int.from_bytes(os.urandom(4), "little")
     llm.set_seed(seed)  # llama-cpp-python's own calls on this Llama (e.g. a later sample()) see it too
-    text = decode_loop.TokenText(llama_cpp, vocab)
+    rfmt = backend.reasoning_format(req)
+    # Reasoning formats are markup: their tags (gpt-oss's are control tokens) must be in the text to be split off.
+    text = decode_loop.TokenText(llama_cpp, vocab, special=bool(rfmt))
+    split = ReasoningSplitter(rfmt, thinking=starts_thinking(rfmt, backend.last_prompt_tail))
+    n_thinking = 0
     started = False
     finish = "length"
     stop_token: int | None = None
@@ -117,8 +122,12 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
                         piece = piece.lstrip()
                         started = bool(piece)
                     shown = scanner.feed(piece)
-                    if shown:
-                        yield TokenChunk(req.id, shown, 1)
+                    was_thinking = split.thinking
+                    thought, answer = split.feed(shown) if shown else ("", "")
+                    if was_thinking or split.thinking:
+                        n_thinking += 1
+                    if thought or answer:
+                        yield TokenChunk(req.id, answer, 1, thought)
                     if scanner.stopped:
                         finish = "stop"
                         break
@@ -141,7 +150,12 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
         # stop-string prefix: it is part of the answer.
         rest = scanner.rest(text.flush())
         if rest:
-            yield TokenChunk(req.id, rest, 0)
+            thought, answer = split.feed(rest)
+            if thought or answer:
+                yield TokenChunk(req.id, answer, 0, thought)
+    thought, answer = split.finish()
+    if thought or answer:
+        yield TokenChunk(req.id, answer, 0, thought)
     t_end = time.perf_counter()
     decode_s = t_end - t_first if n_gen > 1 else 0.0
     stats = GenerationStats(
@@ -149,5 +163,9 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
         tokens_per_s=((n_gen - 1) / decode_s) if decode_s > 0 else 0.0, total_s=t_end - t0,
         context_used=int(llm.n_tokens), context_total=n_ctx, backend=backend.loaded.backend,
         gpu_layers=backend.loaded.n_gpu_layers, seed=seed, draft_acceptance=loop_stats.acceptance,
+        reasoning_tokens=n_thinking,
     )
-    yield Finished(req.id, scanner.text[:scanner.emitted], finish, stats, prep.dropped, stop_token)
+    calls = [{"id": f"call_{i}", **c} for i, c in enumerate(split.tool_calls)]
+    yield Finished(req.id, split.answer_text, finish, stats, prep.dropped, stop_token, calls,
+                   reasoning=split.reasoning_text,
+                   stopped_thinking=finish == "length" and split.unfinished_thinking)

@@ -46,7 +46,23 @@ def _check(messages: Iterable[Message]) -> list[dict[str, str]]:
             raise TemplateError(f"message {i} must be an object with string 'role' and 'content'")
         if m["role"] not in ROLES:
             raise TemplateError(f"message {i} has unknown role {m['role']!r} (use system, user or assistant)")
-        out.append({"role": m["role"], "content": m["content"]})
+        msg = {"role": m["role"], "content": m["content"]}
+        if m["role"] == "assistant" and isinstance(m.get("reasoning"), str) and m["reasoning"]:
+            msg["reasoning"] = m["reasoning"]  # an earlier answer's thinking: its template decides whether it goes back
+        out.append(msg)
+    return out
+
+
+def template_messages(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as chat templates read them: an answer's thinking under both names the real templates use
+    (Qwen3 ``reasoning_content``, gpt-oss ``thinking``); the hand-written formats never send it back."""
+    out = []
+    for m in msgs:
+        if m.get("reasoning"):
+            thought = m["reasoning"]
+            m = {k: v for k, v in m.items() if k != "reasoning"}
+            m["reasoning_content"] = m["thinking"] = thought
+        out.append(m)
     return out
 
 
@@ -129,17 +145,28 @@ def _chatml(msgs: list[dict[str, str]], gen: bool) -> str:
 
 
 def render_jinja(template: str, messages: list[dict[str, Any]], *, bos_token: str = "", eos_token: str = "",
-                 add_generation_prompt: bool = True, tools: list[dict[str, Any]] | None = None) -> str:
-    """Render an untrusted chat template (a GGUF's) in Jinja's immutable sandbox, inside time/size budgets."""
+                 add_generation_prompt: bool = True, tools: list[dict[str, Any]] | None = None,
+                 enable_thinking: bool | None = None, reasoning_effort: str | None = None) -> str:
+    """Render an untrusted chat template (a GGUF's) in Jinja's immutable sandbox, inside time/size budgets.
+
+    ``enable_thinking`` (Qwen3) and ``reasoning_effort`` (gpt-oss) are passed only when set: the templates test
+    whether they are defined and fall back to their own defaults."""
     from desktop.engine.inference.template_sandbox import render_chat_template
 
-    return render_chat_template(template, messages=messages, bos_token=bos_token, eos_token=eos_token,
-                                add_generation_prompt=add_generation_prompt, tools=tools)
+    extra: dict[str, Any] = {}
+    if enable_thinking is not None:
+        extra["enable_thinking"] = bool(enable_thinking)
+    if reasoning_effort:
+        extra["reasoning_effort"] = reasoning_effort
+    return render_chat_template(template, messages=template_messages(messages), bos_token=bos_token,
+                                eos_token=eos_token, add_generation_prompt=add_generation_prompt, tools=tools,
+                                **extra)
 
 
 def render(fmt: str, messages: Iterable[Message], *, system_prompt: str = "", add_generation_prompt: bool = True,
            date_string: str = "26 Jul 2024", chat_template: str | None = None, bos_token: str = "",
-           eos_token: str = "") -> str:
+           eos_token: str = "", enable_thinking: bool | None = None, reasoning_effort: str | None = None,
+           reasoning_format: str | None = None) -> str:
     """Render ``messages`` in format ``fmt``; the profile's ``system_prompt`` fills in a missing one."""
     msgs = with_default_system(_check(messages), system_prompt)
     if fmt == "llama3":
@@ -158,7 +185,8 @@ def render(fmt: str, messages: Iterable[Message], *, system_prompt: str = "", ad
         if not chat_template:
             raise TemplateError("this model file has no chat template; choose a profile with a prompt format")
         return render_jinja(chat_template, msgs, bos_token=bos_token, eos_token=eos_token,
-                            add_generation_prompt=add_generation_prompt)
+                            add_generation_prompt=add_generation_prompt, enable_thinking=enable_thinking,
+                            reasoning_effort=reasoning_effort)
     raise TemplateError(f"unknown prompt format {fmt!r}")
 
 
@@ -167,7 +195,14 @@ def format_info(fmt: str) -> FormatInfo:
 
 
 def spec_dict(fmt: str, system_prompt: str = "", date_string: str = "26 Jul 2024",
-              chat_template: str | None = None, bos_token: str = "", eos_token: str = "") -> dict[str, Any]:
-    """A JSON-able description of how to render, for sending to the engine process."""
+              chat_template: str | None = None, bos_token: str = "", eos_token: str = "", *,
+              reasoning_format: str | None = None, enable_thinking: bool | None = None,
+              reasoning_effort: str | None = None) -> dict[str, Any]:
+    """A JSON-able description of how to render, for sending to the engine process.
+
+    ``reasoning_format`` None lets the engine recognise it from the template and tokens ("" turns splitting
+    off); ``enable_thinking`` / ``reasoning_effort`` are the templates' thinking controls (None: their default)."""
     return {"fmt": fmt, "system_prompt": system_prompt, "date_string": date_string,
-            "chat_template": chat_template, "bos_token": bos_token, "eos_token": eos_token}
+            "chat_template": chat_template, "bos_token": bos_token, "eos_token": eos_token,
+            "reasoning_format": reasoning_format, "enable_thinking": enable_thinking,
+            "reasoning_effort": reasoning_effort}

@@ -154,6 +154,9 @@ class Loaded:
     # line for the status bar, e.g. "CUDA: 31/31 layers, 1.2 GiB of 79.1 GiB free".
     gpu_layers_total: int = 0
     gpu_reason: str = ""
+    # How the model thinks (reasoning.REASONING_FORMATS: "think", "magistral", "harmony"; "" when it does not):
+    # the Models page and the chat mark reasoning models by it.
+    reasoning_format: str = ""
 
 
 @dataclass
@@ -171,14 +174,20 @@ class GenerationStats:
     seed: int = -1  # the seed actually used (a random one when the request asked for -1)
     # Speculative decoding: the share of proposed tokens the model sampled itself (None: none were proposed).
     draft_acceptance: float | None = None
+    # Generated tokens spent thinking (part of generated_tokens), for the context meter.
+    reasoning_tokens: int = 0
 
 
 @dataclass
 class TokenChunk:
+    """New text of the answer (``text``) and of the thinking (``reasoning``, reasoning models only); either may
+    be empty. Template markup is never in either."""
+
     TYPE: ClassVar[str] = "chunk"
     id: str
     text: str
     n_tokens: int = 1
+    reasoning: str = ""
 
 
 @dataclass
@@ -190,8 +199,14 @@ class Finished:
     stats: GenerationStats
     dropped: list[int] = field(default_factory=list)  # indices of messages that fell out of the context
     stop_token: int | None = None
-    # Calls a remote backend's model asked for ([{"id", "name", "arguments": JSON text}]); the caller runs them.
+    # Calls the model asked for ([{"id", "name", "arguments": JSON text}]): a remote backend's, or a local
+    # harmony model's (gpt-oss); the caller runs them.
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # The whole thinking, apart from the answer in ``text`` ("" when the model did not think).
+    reasoning: str = ""
+    # The generation ran out of tokens while still thinking, with no answer: not a success
+    # (reasoning.STOPPED_THINKING says what to do).
+    stopped_thinking: bool = False
 
 
 @dataclass

@@ -361,6 +361,7 @@ class RemoteBackend:
         done = False
         stopper = _StopOnCancel(cancel)
         calls: dict[int, dict[str, str]] = {}  # streamed tool_call deltas, by index
+        thought: list[str] = []  # the thinking a server parsed out (llama-server, vLLM, Ollama)
         try:
             with self._client.stream("POST", f"{root}/{endpoint}", json=body) as resp:
                 _raise_for_status(resp, spec, root, self.model)
@@ -394,7 +395,17 @@ class RemoteBackend:
                         slot["id"] = tc.get("id") or slot["id"]
                         slot["name"] += fn.get("name") or ""
                         slot["arguments"] += fn.get("arguments") or ""
-                    piece = (ch.get("delta") or {}).get("content") if endpoint == "chat/completions" else ch.get("text")
+                    delta = ch.get("delta") or {}
+                    # llama-server and DeepSeek send the thinking as reasoning_content, vLLM and Ollama as reasoning
+                    r_piece = delta.get("reasoning_content") or delta.get("reasoning")
+                    if isinstance(r_piece, str) and r_piece:
+                        if n_gen == 0:
+                            t_first = time.perf_counter()
+                            ttft = t_first - t0
+                        n_gen += 1
+                        thought.append(r_piece)
+                        yield TokenChunk(req.id, "", 1, r_piece)
+                    piece = delta.get("content") if endpoint == "chat/completions" else ch.get("text")
                     if piece:
                         if n_gen == 0:
                             t_first = time.perf_counter()
@@ -447,8 +458,11 @@ class RemoteBackend:
             total_s=t_end - t0, context_used=prompt_tokens + generated, context_total=self.loaded.n_ctx,
             backend=BACKEND_NAME, gpu_layers=0, seed=body.get("seed", -1),  # -1: the server picked one
         )
-        yield Finished(req.id, scanner.text[:scanner.emitted], finish, stats, [], None,
-                       [calls[i] for i in sorted(calls) if calls[i]["name"]])
+        answer = scanner.text[:scanner.emitted]
+        reasoning = "".join(thought).strip()
+        yield Finished(req.id, answer, finish, stats, [], None,
+                       [calls[i] for i in sorted(calls) if calls[i]["name"]], reasoning=reasoning,
+                       stopped_thinking=finish == "length" and bool(reasoning) and not answer.strip())
 
 
 __all__ = ["RemoteBackend", "RemoteCheck", "check_connection", "api_root", "api_key", "list_models", "spec_from"]

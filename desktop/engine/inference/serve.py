@@ -245,8 +245,12 @@ class _Handler(BaseHTTPRequestHandler):
                     self.end_headers()
                     self._sse(self._chunk(cid, created, {"role": "assistant", "content": ""}, None))
                     started = True
-                if isinstance(ev, P.TokenChunk) and ev.text:
-                    self._sse(self._chunk(cid, created, {"content": ev.text}, None))
+                if isinstance(ev, P.TokenChunk) and (ev.text or ev.reasoning):
+                    # the thinking in llama-server's (and DeepSeek's) field, which OpenAI-style clients show
+                    delta = {"reasoning_content": ev.reasoning} if ev.reasoning else {}
+                    if ev.text:
+                        delta["content"] = ev.text
+                    self._sse(self._chunk(cid, created, delta, None))
                 elif isinstance(ev, P.Finished) and self.timed_out:
                     self._sse({"error": {"message": self._timeout_message(), "type": "server_error",
                                          "code": "timeout"}})
@@ -277,11 +281,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._app_error(from_dict(last.error))
             return
         assert isinstance(last, P.Finished)
+        message: dict[str, Any] = {"role": "assistant", "content": last.text}
+        if last.reasoning:
+            message["reasoning_content"] = last.reasoning
         self._json(200, {
             "id": f"chatcmpl-{gen.id}", "object": "chat.completion", "created": int(time.time()),
             "model": self.server.model_id,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": last.text},
-                         "finish_reason": _finish_reason(last.finish_reason)}],
+            "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(last.finish_reason)}],
             "usage": _usage(last)})
 
 

@@ -22,6 +22,7 @@ practice); rendering happens on the calling thread.
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 import threading
@@ -119,6 +120,7 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.filters["tojson"] = _tojson
         self.filters = {name: self._checked(name, f) for name, f in self.filters.items()}
 
     @staticmethod
@@ -203,6 +205,16 @@ class _Budget:
         if self.n % _CHECK_EVERY == 0:
             self.check()
         return self.trace
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None,
+            sort_keys: bool = False) -> str:
+    """``tojson`` as Hugging Face renders chat templates: plain JSON text. Jinja's own returns HTML-escaped Markup,
+    and ``'text' + markup`` then escapes the text too (gpt-oss's tool results came out as ``&lt;|end|&gt;``)."""
+    if indent is not None:
+        _check_args((indent,), {})
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent,
+                      separators=tuple(separators) if separators else None, sort_keys=sort_keys)
 
 
 def _raise_exception(message: str) -> None:

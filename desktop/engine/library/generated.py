@@ -59,6 +59,11 @@ def stop_tokens(report: Any) -> list[int]:
     ids = {t.id for t in (report.eos, report.eot) if t is not None}
     specials = getattr(report, "specials", None) or {}
     ids |= {tid for text, tid in specials.items() if text in arch.EOG_TEXTS}
+    if getattr(report, "reasoning_format", "") == "harmony":
+        # <|end|> closes a harmony message, not the turn (llama.cpp drops it from the EOG list too); <|return|>
+        # ends the turn and <|call|> ends it with a tool call.
+        ids.discard(specials.get("<|end|>", -1))
+        ids |= {specials[t] for t in ("<|return|>", "<|call|>") if t in specials}
     if report.is_llama3_vocab:
         ids.add(128009)
     return sorted(ids)
@@ -142,6 +147,11 @@ def profile_from_report(report: Any, *, repo: str | None = None, quant: str | No
     }
     if arch:
         data["architecture"] = arch
+    if getattr(report, "reasoning_format", ""):
+        # a reasoning model (the Models page marks it): thinking needs room, and the format is on record
+        data["reasoning"] = {"format": report.reasoning_format}
+        data["sampling"] = {"max_tokens": profiles.REASONING_MAX_TOKENS}
+        data["notes"] += f" Thinks before answering ({report.reasoning_format} format)."
     prof = profiles.profile_from_dict(data, f"<generated for {Path(report.path).name}>")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")

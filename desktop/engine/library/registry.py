@@ -130,7 +130,8 @@ def generate_request(profile: Profile | None, messages: list[dict[str, str]], re
     base.update(sampling)
     return Generate(
         id=request_id, messages=messages,
-        prompt_spec=prompts.spec_dict(fmt, profile.prompt.system_prompt, profile.prompt.date_string),
+        prompt_spec=prompts.spec_dict(fmt, profile.prompt.system_prompt, profile.prompt.date_string,
+                                      **profile.reasoning.prompt_fields()),
         stop_strings=stops, stop_token_ids=list(profile.prompt.stop_tokens), **base,
     )
 
@@ -139,7 +140,7 @@ def render_for_profile(profile: Profile, messages: list[dict[str, str]], chat_te
                        bos_token: str = "", eos_token: str = "") -> str:
     return prompts.render(profile.prompt.format, messages, system_prompt=profile.prompt.system_prompt,
                           date_string=profile.prompt.date_string, chat_template=chat_template,
-                          bos_token=bos_token, eos_token=eos_token)
+                          bos_token=bos_token, eos_token=eos_token, **profile.reasoning.prompt_fields())
 
 
 # Generated profiles live in library/generated.py; re-exported here for the callers that import them from here.

@@ -26,6 +26,8 @@ from desktop.engine.profiles.schema import (
     Profile,
     PromptFormat,
     PromptSpec,
+    REASONING_MAX_TOKENS,
+    ReasoningSpec,
     RopeScaling,
     RopeSpec,
     Sampling,
@@ -40,5 +42,5 @@ __all__ = [
     "DEFAULT_PROFILE_ID", "KNOWN_FIXES", "Architecture", "BackendKind", "BackendSpec", "ContextSpec", "KVCacheType",
     "LoadSpec", "Profile", "ProfileProblem", "ProfileStore", "PromptFormat", "PromptSpec", "ProfileError", "UnknownProfileError", "RopeScaling", "RopeSpec",
     "Sampling", "Source", "SpeculativeSpec", "load_profile_file", "ntk_rope_freq_base", "profile_from_dict",
-    "reset_override", "save_override",
+    "reset_override", "save_override", "REASONING_MAX_TOKENS", "ReasoningSpec",
 ]

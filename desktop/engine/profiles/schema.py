@@ -15,6 +15,10 @@ PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "ggu
 KVCacheType = Literal["f16", "q8_0", "q4_0"]
 RopeScaling = Literal["none", "linear", "ntk", "yarn", "llama3", "from_gguf"]
 BackendKind = Literal["local", "openai"]
+ReasoningFormat = Literal["auto", "none", "think", "magistral", "harmony"]
+ReasoningEffort = Literal["", "low", "medium", "high"]
+#: the default max_tokens of a reasoning model's profile: thinking alone often takes thousands of tokens
+REASONING_MAX_TOKENS = 8192
 KNOWN_FIXES = ("eot-128009",)
 DEFAULT_PROFILE_ID = "smollm2-135m-instruct"
 
@@ -39,6 +43,20 @@ class PromptSpec:
     stop_tokens: list[int] = field(default_factory=list)
     stop_strings: list[str] = field(default_factory=list)
     date_string: str = "26 Jul 2024"  # llama31 only: the HF template's default "Today Date"
+
+
+@dataclass(frozen=True)
+class ReasoningSpec:
+    """How a reasoning model thinks (inference/reasoning.py) and the template's thinking controls."""
+
+    format: ReasoningFormat = "auto"  # auto: from the chat template and special tokens; none: never split
+    thinking: bool = True  # false: ask for no thinking where the template allows it (Qwen3's enable_thinking)
+    effort: ReasoningEffort = ""  # gpt-oss's reasoning_effort; "": the template's default (medium)
+
+    def prompt_fields(self) -> dict[str, Any]:
+        """The prompt_spec keys these settings become (prompts.spec_dict)."""
+        return {"reasoning_format": None if self.format == "auto" else ("" if self.format == "none" else self.format),
+                "enable_thinking": None if self.thinking else False, "reasoning_effort": self.effort or None}
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,7 @@ class Profile:
     architecture: Architecture = field(default_factory=Architecture)
     backend: BackendSpec = field(default_factory=BackendSpec)
     speculative: SpeculativeSpec = field(default_factory=SpeculativeSpec)
+    reasoning: ReasoningSpec = field(default_factory=ReasoningSpec)
     notes: str = ""
     # A small, widely used model a newcomer can run on a laptop: listed first (welcome page, model menu).
     starter: bool = False
@@ -155,6 +174,11 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def is_reasoning(self) -> bool:
+        """A model that thinks before it answers, as far as the profile says (the Models page marks it)."""
+        return self.reasoning.format not in ("auto", "none")
 
 
 def ntk_rope_freq_base(base: float, factor: float, head_dim: int) -> float:
