@@ -249,7 +249,13 @@ class Sidebar(QWidget):
 
     def apply_search(self) -> None:
         q = self.search.text().strip()
-        self.proxy.set_search(q, self.chats)  # the chat list narrows too (titles and bodies)
+        # The chat list narrows too (titles and bodies). Narrowing moves the list's current row, which must not
+        # open another chat: only a chosen result or a click does that.
+        self._selecting = True
+        try:
+            self.proxy.set_search(q, self.chats)
+        finally:
+            self._selecting = False
         if not q:
             self.pages.setCurrentWidget(self.list)
             self.select(self.current_id)
