@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QPalette, QWheelEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -91,10 +91,17 @@ class FieldRow(QWidget):
         self._shown: Any = None
         self._filling = False
         self.scale = 1
-        self.title = QLabel(f.label + (f" ({f.unit})" if f.unit else ""))
+        unit = f" ({f.unit})" if f.unit and f.unit.lower() not in f.label.lower() else ""
+        self.title = QLabel(f.label + unit)
         self.hint = QLabel(f.help)
         self.hint.setProperty("hint", True)
         self.hint.setWordWrap(True)
+        small = self.hint.font()  # the panel's stylesheet sets its own size; elsewhere a step smaller
+        small.setPointSizeF(small.pointSizeF() * 0.9)
+        self.hint.setFont(small)
+        pal = self.hint.palette()  # muted; a stylesheet's colour (the panel's) still wins
+        pal.setColor(QPalette.ColorRole.WindowText, pal.color(QPalette.ColorRole.PlaceholderText))
+        self.hint.setPalette(pal)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 4, 0, 4)
         lay.setSpacing(2)
@@ -138,6 +145,7 @@ class FieldRow(QWidget):
         else:
             self.spin = SpinBox()
         self.spin.setSingleStep(f.step)  # type: ignore[arg-type]
+        self.spin.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.spin.setAccessibleName(f.label)
         if f.special:
             self.spin.setSpecialValueText(f.special)  # shown at the minimum
@@ -249,6 +257,8 @@ class SettingsForm(QWidget):
             lay.setContentsMargins(0, 0, 0, 0)
             lay.setSpacing(2)
             if title:
+                if self.groups:
+                    lay.addSpacing(8)
                 head = QLabel(title)
                 head.setProperty("subheading", True)
                 head.setWordWrap(True)
@@ -260,6 +270,11 @@ class SettingsForm(QWidget):
                 lay.addWidget(row)
             self.groups[title] = box
             col.addWidget(box)
+        # One column of editors, as wide as the widest needs (its range's longest number, or "random").
+        boxes = [r.spin or r.combo for r in self.rows.values() if r.spin or r.combo]
+        width = max((b.sizeHint().width() for b in boxes), default=0)
+        for b in boxes:
+            b.setFixedWidth(width)
 
     def editor(self, key: str) -> Any:
         return self.rows[key].editor
