@@ -145,7 +145,7 @@ def test_unknown_model_is_404_in_openai_shape(served: Served) -> None:
 
 
 @pytest.mark.parametrize("extra, param", [
-    ({"n": 2}, "n"), ({"n": True}, "n"), ({"temperature": 2.5}, "temperature"), ({"temperature": -0.1}, "temperature"),
+    ({"n": 2}, "n"), ({"n": True}, "n"), ({"temperature": 5.5}, "temperature"), ({"temperature": -0.1}, "temperature"),
     ({"temperature": "hot"}, "temperature"), ({"temperature": True}, "temperature"), ({"max_tokens": 0}, "max_tokens"),
     ({"max_tokens": 1.5}, "max_tokens"), ({"max_tokens": "10"}, "max_tokens"), ({"top_p": 1.5}, "top_p"),
     ({"stream": "yes"}, "stream"), ({"stop": 5}, "stop"), ({"seed": [1]}, "seed"),

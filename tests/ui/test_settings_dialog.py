@@ -1,6 +1,8 @@
 """The profile settings dialog: override YAML with only the changed keys, reset, reload notice."""
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from desktop.engine import paths, profiles
@@ -10,16 +12,21 @@ from desktop.ui.settings.dialog import SettingsDialog
 DEMO = profiles.DEFAULT_PROFILE_ID
 
 
+def _ed(dlg: SettingsDialog, key: str) -> Any:
+    return dlg.form.editor(key)
+
+
 def test_save_writes_only_changed_keys_and_reset_restores(qtbot) -> None:
     store = ProfileStore()
     loaded = store.get(DEMO)
     dlg = SettingsDialog(store, DEMO, loaded)
     qtbot.addWidget(dlg)
-    assert dlg.temperature.value() == 0.2 and dlg.max_tokens.value() == 512 and dlg.seed.text() == "random"
+    assert _ed(dlg, "sampling.temperature").value() == 0.2 and _ed(dlg, "sampling.max_tokens").value() == 512
+    assert _ed(dlg, "sampling.seed").text() == "random"
     assert not dlg.reset_btn.isEnabled() and not dlg.reload_note.isVisibleTo(dlg)
-    dlg.temperature.setValue(0.65)
-    dlg.seed.setValue(42)
-    dlg.stop_strings.setPlainText(dlg.stop_strings.toPlainText() + "\nEND")
+    _ed(dlg, "sampling.temperature").setValue(0.65)
+    _ed(dlg, "sampling.seed").setValue(42)
+    _ed(dlg, "prompt.stop_strings").setPlainText(_ed(dlg, "prompt.stop_strings").toPlainText() + "\nEND")
     assert not dlg.needs_reload()
     saved: list[tuple[str, bool]] = []
     dlg.saved.connect(lambda pid, reload: saved.append((pid, reload)))
@@ -34,11 +41,12 @@ def test_save_writes_only_changed_keys_and_reset_restores(qtbot) -> None:
 
     dlg2 = SettingsDialog(ProfileStore(), DEMO, loaded)
     qtbot.addWidget(dlg2)
-    assert dlg2.temperature.value() == 0.65 and dlg2.reset_btn.isEnabled()
+    assert _ed(dlg2, "sampling.temperature").value() == 0.65 and dlg2.reset_btn.isEnabled()
     assert "saved in" in dlg2.override_note.text()
     dlg2.reset_btn.click()
     assert not path.exists()
-    assert dlg2.temperature.value() == 0.2 and dlg2.seed.value() == -1 and not dlg2.reset_btn.isEnabled()
+    assert _ed(dlg2, "sampling.temperature").value() == 0.2 and _ed(dlg2, "sampling.seed").value() == -1
+    assert not dlg2.reset_btn.isEnabled()
     assert ProfileStore().get(DEMO).sampling.temperature == 0.2
 
 
@@ -47,12 +55,12 @@ def test_load_settings_say_they_need_a_reload(qtbot) -> None:
     dlg = SettingsDialog(store, DEMO, store.get(DEMO))
     qtbot.addWidget(dlg)
     dlg.show()
-    dlg.ctx.setValue(2048)
+    _ed(dlg, "context.default").setValue(2048)
     assert dlg.needs_reload() and dlg.reload_note.isVisible()
-    dlg.ctx.setValue(4096)
+    _ed(dlg, "context.default").setValue(4096)
     assert not dlg.reload_note.isVisible()
-    dlg.kv_type.setCurrentText("q8_0")
-    dlg.gpu_layers.setValue(10)
+    _ed(dlg, "load.kv_cache_type").setCurrentText("q8_0")
+    _ed(dlg, "load.gpu_layers").setValue(10)
     assert dlg.reload_note.isVisible()
     saved: list[bool] = []
     dlg.saved.connect(lambda _pid, reload: saved.append(reload))
@@ -65,8 +73,8 @@ def test_invalid_values_are_refused_and_nothing_is_written(qtbot) -> None:
     store = ProfileStore()
     dlg = SettingsDialog(store, DEMO, None)
     qtbot.addWidget(dlg)
-    dlg.ctx.setMaximum(100000)
-    dlg.ctx.setValue(100000)  # beyond the profile's context.max
+    _ed(dlg, "context.default").setMaximum(100000)
+    _ed(dlg, "context.default").setValue(100000)  # beyond the profile's context.max
     assert not dlg.save()
     assert "context.default" in (dlg.errors.last or "")
     assert not (paths.user_profiles_dir() / f"{DEMO}.yaml").exists()
@@ -76,7 +84,7 @@ def test_settings_apply_to_the_next_message_and_offer_a_reload(qtbot, make_windo
     w = make_window()
     dlg = w.open_settings()
     assert isinstance(dlg, SettingsDialog) and dlg.profile_id == DEMO
-    dlg.max_tokens.setValue(5)
+    _ed(dlg, "sampling.max_tokens").setValue(5)
     dlg.save()
     assert w.adapter.profile.sampling.max_tokens == 5  # no reload needed
     assert w.adapter.generate_request_preview().max_tokens == 5
@@ -85,7 +93,7 @@ def test_settings_apply_to_the_next_message_and_offer_a_reload(qtbot, make_windo
         w.send()
     assert blocker.args[1].stats.generated_tokens <= 5
     dlg = w.open_settings()
-    dlg.ctx.setValue(2048)
+    _ed(dlg, "context.default").setValue(2048)
     dlg.save()
     assert w.banner.isVisibleTo(w) and w.banner.action_btn.text() == "Reload now"
     with qtbot.waitSignal(w.adapter.model_loaded, timeout=60000) as loaded:

@@ -31,7 +31,7 @@ def test_remote_profile_dialog_checks_the_connection_and_saves_the_server(qtbot,
         dlg = SettingsDialog(store, "remote-demo")
         qtbot.addWidget(dlg)
         dlg.show()
-        assert dlg.check_btn.isVisible() and not dlg.ctx.isVisible()  # load settings do not apply remotely
+        assert dlg.check_btn.isVisible() and not dlg.form.editor("context.default").isVisible()  # load settings do not apply remotely
 
         dlg.check_btn.click()  # nothing listens on that port
         qtbot.waitUntil(lambda: dlg.check_btn.isEnabled(), timeout=20000)

@@ -13,9 +13,10 @@ from desktop.engine.errors import AppError
 from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
 from desktop.engine.profiles import Profile
+from desktop.engine.profiles.fields import FIELDS
 
-_FLOAT_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0), "repeat_penalty": (0.0, 10.0)}
-_INTS = ("top_k", "max_tokens", "seed")
+# The request's sampling parameters and their ranges: the settings table's, as in profiles and the settings forms.
+_PARAMS = {f.name: f for f in FIELDS if f.serve}
 
 
 class BadRequest(AppError):
@@ -45,17 +46,12 @@ def generate_from_body(profile: Profile | None, body: Any, request_id: str) -> P
     if body.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
         body = {**body, "max_tokens": body["max_completion_tokens"]}
     sampling: dict[str, Any] = {}
-    for key, (lo, hi) in _FLOAT_RANGES.items():
+    for key, f in _PARAMS.items():
         if body.get(key) is not None:
-            sampling[key] = _number(body, key, False)
-            if not lo <= sampling[key] <= hi:
-                raise BadRequest(f"'{key}' must be between {lo:g} and {hi:g}, not {body[key]!r}", key, "invalid_value")
-    for key in _INTS:
-        if body.get(key) is not None:
-            sampling[key] = _number(body, key, True)
-    if sampling.get("max_tokens", 1) < 1:
-        raise BadRequest(f"'max_tokens' must be at least 1, not {sampling['max_tokens']}", "max_tokens",
-                         "invalid_value")
+            sampling[key] = _number(body, key, f.kind == "int")
+            why = f.problem(sampling[key])
+            if why:
+                raise BadRequest(f"'{key}' {why}", key, "invalid_value")
     if body.get("n") is not None and (isinstance(body["n"], bool) or body["n"] != 1):
         raise BadRequest("only one choice per request is supported ('n' must be 1)", "n", "invalid_value")
     if not isinstance(body.get("stream", False), bool):

@@ -1,13 +1,15 @@
 """The profile's data model: typed, frozen dataclasses for every YAML section (any process).
 
 The field types are the schema: ``validate`` builds these classes from parsed YAML by their type hints, so a
-new key is added here and nowhere else.
+new key is added here. The defaults, ranges and help of the settings a user edits are in ``fields``' table.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from desktop.engine.profiles.fields import default as _default
 
 PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "gguf", "gemma", "mistral_v3",
                        "mistral_tekken", "mistral_v7", "phi3", "phi4mini", "llama2", "deepseek2", "deepseek3",
@@ -62,7 +64,7 @@ class ReasoningSpec:
 @dataclass(frozen=True)
 class ContextSpec:
     native: int = 4096  # what the model was trained for (after its own RoPE extension)
-    default: int = 4096  # what we load by default: fits a workstation
+    default: int = _default("context.default")  # what we load by default: fits a workstation
     max: int | None = None  # the most the user may raise it to (None: native)
 
 
@@ -77,24 +79,24 @@ class RopeSpec:
 
 @dataclass(frozen=True)
 class Sampling:
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    max_tokens: int = 1024
-    seed: int = -1  # -1: random
+    temperature: float = _default("sampling.temperature")
+    top_p: float = _default("sampling.top_p")
+    top_k: int = _default("sampling.top_k")
+    min_p: float = _default("sampling.min_p")
+    repeat_penalty: float = _default("sampling.repeat_penalty")
+    max_tokens: int = _default("sampling.max_tokens")
+    seed: int = _default("sampling.seed")
 
 
 @dataclass(frozen=True)
 class LoadSpec:
-    gpu_layers: int | Literal["auto"] = "auto"
-    batch: int = 512
-    threads: int | Literal["auto"] = "auto"
+    gpu_layers: int | Literal["auto"] = _default("load.gpu_layers")
+    batch: int = _default("load.batch")
+    threads: int | Literal["auto"] = _default("load.threads")
     # "auto" (llama.cpp's default: on where the backend supports it), "on"/"off"; YAML's on/off/true/false
     # arrive as booleans and mean the same.
-    flash_attn: bool | Literal["auto", "on", "off"] = "auto"
-    kv_cache_type: KVCacheType = "f16"  # f16 | q8_0 | q4_0 -> llama.cpp's type_k / type_v
+    flash_attn: bool | Literal["auto", "on", "off"] = _default("load.flash_attn")
+    kv_cache_type: KVCacheType = _default("load.kv_cache_type")  # f16 | q8_0 | q4_0 -> llama.cpp's type_k / type_v
     # Sliding-window layers (Gemma 2/3) keep the whole context unless false; false saves memory, but then an
     # edit further back than the window re-uses cache cells llama.cpp has dropped (see hub.fit).
     swa_full: bool = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from desktop.engine import paths
 from desktop.engine.errors import ProfileError, UnknownProfileError
@@ -49,7 +49,17 @@ class ProfileStore:
         self._raw_bundled: dict[str, tuple[Path, dict[str, Any]]] = {}
         self._profiles: dict[str, Profile] = {}
         self.problems: list[ProfileProblem] = []
+        self._listeners: list[Callable[[], None]] = []
         self.reload()
+
+    def add_listener(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` after each reload, on the thread that reloaded: a saved setting reaches every form that
+        shows it. A GUI listener hands the call to its own thread (a queued signal)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
 
     def reload(self) -> None:
         raw_bundled: dict[str, tuple[Path, dict[str, Any]]] = {}
@@ -80,6 +90,8 @@ class ProfileStore:
                     problems.append(_problem(path, exc))
         # One assignment each: readers on other threads never see a cleared or half-built store.
         self._raw_bundled, self._profiles, self.problems = raw_bundled, profiles, problems
+        for fn in list(self._listeners):
+            fn()
 
     def ids(self) -> list[str]:
         return list(self._profiles)

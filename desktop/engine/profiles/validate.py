@@ -1,6 +1,7 @@
 """Parsed YAML -> :class:`Profile`: the strict typed validator and the safe YAML reader (any process).
 
-Unknown keys and wrong types are rejected with a :class:`ProfileError` that names the file and the dotted key.
+Unknown keys and wrong types are rejected with a :class:`ProfileError` that names the file and the dotted key; so
+is a setting outside the range ``fields``' table gives it (the same range the settings forms and ``serve`` use).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from desktop.engine.errors import ProfileError
+from desktop.engine.profiles.fields import FIELDS, read
 from desktop.engine.profiles.schema import KNOWN_FIXES, Profile
 
 #: keys that would put a secret in YAML; rejected with a pointer to api_key_env / keyring_service
@@ -106,20 +108,12 @@ def _check_semantics(p: Profile, file: str) -> None:
         if fix not in KNOWN_FIXES:
             raise _fail(file, f"fixes[{i}]", f"unknown fix {fix!r} (known: {', '.join(KNOWN_FIXES)})")
     c = p.context
-    if c.native <= 0 or c.default <= 0:
+    if c.native <= 0 or (c.max is not None and c.max <= 0):
         raise _fail(file, "context", "lengths must be positive")
-    limit = c.max or c.native
-    if c.default > limit:
-        raise _fail(file, "context.default", f"{c.default} exceeds the maximum {limit}")
-    s = p.sampling
-    if s.temperature < 0:
-        raise _fail(file, "sampling.temperature", "must be >= 0")
-    if not 0 < s.top_p <= 1:
-        raise _fail(file, "sampling.top_p", "must be in (0, 1]")
-    if not 0 <= s.min_p < 1:
-        raise _fail(file, "sampling.min_p", "must be in [0, 1)")
-    if s.max_tokens <= 0:
-        raise _fail(file, "sampling.max_tokens", "must be positive")
+    for f in FIELDS:  # the ranges the settings forms and serve use too
+        why = f.problem(read(p, f.key), p)
+        if why:
+            raise _fail(file, f.key, why)
     if p.approx_size_gb < 0:
         raise _fail(file, "approx_size_gb", "must be >= 0")
     if p.source.recommended_quant and p.source.quants and p.source.recommended_quant not in p.source.quants:

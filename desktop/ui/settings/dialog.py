@@ -3,7 +3,9 @@
 GUI thread. Saving writes only the keys that differ from the bundled profile (profiles.save_override);
 "Reset to defaults" removes the override. Sampling and prompt changes apply to the next message; load
 settings (context, GPU layers, threads, batch, flash attention, KV cache) need a reload, and the
-dialog says so as soon as one of them differs from what is loaded.
+dialog says so as soon as one of them differs from what is loaded. The rows are every field of the settings
+table (``profiles.fields``), in the form the chat settings panel shows too (``form.SettingsForm``), plus the
+server section of a remote profile.
 """
 from __future__ import annotations
 
@@ -11,19 +13,14 @@ from typing import Any
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
-    QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
     QScrollArea,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -31,27 +28,17 @@ from PySide6.QtWidgets import (
 from desktop.engine import profiles
 from desktop.engine.errors import AppError
 from desktop.engine.profiles import Profile, ProfileStore
+from desktop.engine.profiles.fields import FIELDS, nest, read
 from desktop.ui.errors import ErrorPresenter
+from desktop.ui.settings.form import SettingsForm
 from desktop.ui.widgets.screens import fit_to_screen
 
-LOAD_KEYS = ("context.default", "load.gpu_layers", "load.threads", "load.batch", "load.flash_attn",
-             "load.kv_cache_type")
-
-
-def _dspin(lo: float, hi: float, step: float, decimals: int = 2) -> QDoubleSpinBox:
-    s = QDoubleSpinBox()
-    s.setRange(lo, hi)
-    s.setSingleStep(step)
-    s.setDecimals(decimals)
-    return s
-
-
-def _spin(lo: int, hi: int, special: str | None = None) -> QSpinBox:
-    s = QSpinBox()
-    s.setRange(lo, hi)
-    if special:
-        s.setSpecialValueText(special)  # shown at the minimum
-    return s
+GROUPS = [
+    ("Sampling: applies to the next message", [f for f in FIELDS if f.section == "sampling"]),
+    ("Prompt: applies to the next message", [f for f in FIELDS if f.section == "prompt"]),
+    ("Loading: needs a reload", [f for f in FIELDS if f.reload]),
+]
+LOAD_KEYS = tuple(f.key for f in FIELDS if f.reload)
 
 
 class SettingsDialog(QDialog):
@@ -66,52 +53,8 @@ class SettingsDialog(QDialog):
         p = store.get(profile_id)
         self.setWindowTitle(f"Profile settings: {p.name}")
         self.errors = ErrorPresenter(self, lambda _t: None)
-
-        self.temperature = _dspin(0.0, 5.0, 0.05)
-        self.top_p = _dspin(0.01, 1.0, 0.05)
-        self.top_k = _spin(0, 1000)
-        self.min_p = _dspin(0.0, 0.99, 0.01)
-        self.repeat_penalty = _dspin(0.5, 3.0, 0.05)
-        self.max_tokens = _spin(1, 1_000_000)
-        self.seed = _spin(-1, 2**31 - 1, "random")
-        sampling = QGroupBox("Sampling (applies to the next message)")
-        f = QFormLayout(sampling)
-        f.addRow("Temperature", self.temperature)
-        f.addRow("Top p", self.top_p)
-        f.addRow("Top k", self.top_k)
-        f.addRow("Min p", self.min_p)
-        f.addRow("Repeat penalty", self.repeat_penalty)
-        f.addRow("Max tokens", self.max_tokens)
-        f.addRow("Seed", self.seed)
-
-        limit = p.context.max or p.context.native
-        self.ctx = _spin(256, max(256, limit))
-        self.ctx.setSingleStep(1024)
-        self.gpu_layers = _spin(-1, 999, "auto (all that fit)")
-        self.threads = _spin(0, 512, "auto")
-        self.batch = _spin(1, 16384)
-        # llama.cpp's "auto" turns it on where the backend supports it; a quantized KV cache needs it
-        self.flash_attn = QComboBox()
-        self.flash_attn.addItems(["auto", "on", "off"])
-        self.kv_type = QComboBox()
-        self.kv_type.addItems(["f16", "q8_0", "q4_0"])
-        load = QGroupBox("Loading (needs a reload)")
-        g = QFormLayout(load)
-        g.addRow(f"Context length (max {limit})", self.ctx)
-        g.addRow("GPU layers", self.gpu_layers)
-        g.addRow("Threads", self.threads)
-        g.addRow("Batch size", self.batch)
-        g.addRow("Flash attention", self.flash_attn)
-        g.addRow("KV cache type", self.kv_type)
-
-        self.system_prompt = QPlainTextEdit()
-        self.system_prompt.setPlaceholderText("No system prompt")
-        self.stop_strings = QPlainTextEdit()
-        self.stop_strings.setPlaceholderText("One stop string per line")
-        prompt = QGroupBox("Prompt")
-        h = QFormLayout(prompt)
-        h.addRow("System prompt", self.system_prompt)
-        h.addRow("Extra stop strings", self.stop_strings)
+        self.form = SettingsForm(GROUPS)
+        self.form.changed.connect(self._update_reload_note)
 
         # A remote profile (backend: openai) runs on a server: its load settings do not apply, its server does.
         self.remote = p.backend.kind != "local"
@@ -132,7 +75,7 @@ class SettingsDialog(QDialog):
         sf.addRow("API key env var", self.api_key_env)
         sf.addRow(self.check_btn, self.check_result)
         server.setVisible(self.remote)
-        load.setVisible(not self.remote)
+        self.form.groups[GROUPS[2][0]].setVisible(not self.remote)
         self._check_job: Any = None
 
         self.reload_note = QLabel("Load settings changed: they take effect when the model is reloaded.")
@@ -150,14 +93,10 @@ class SettingsDialog(QDialog):
         # The settings scroll; the notes and Save/Cancel stay visible below them on any screen (HiDPI at 2x
         # on a 1600x1000 screen leaves 800x500 logical pixels).
         content = QWidget()
-        cols = QHBoxLayout(content)
-        left = QVBoxLayout()
-        left.addWidget(sampling)
-        left.addWidget(load)
-        left.addWidget(server)
-        left.addStretch(1)
-        cols.addLayout(left)
-        cols.addWidget(prompt, 1)
+        col = QVBoxLayout(content)
+        col.addWidget(self.form)
+        col.addWidget(server)
+        col.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
@@ -168,14 +107,10 @@ class SettingsDialog(QDialog):
         lay.addWidget(self.reload_note)
         lay.addWidget(self.buttons)
         self._fill(p)
-        for w in (self.ctx, self.gpu_layers, self.threads, self.batch):
-            w.valueChanged.connect(self._update_reload_note)
-        self.flash_attn.currentTextChanged.connect(self._update_reload_note)
-        self.kv_type.currentTextChanged.connect(self._update_reload_note)
         for e in (self.base_url, self.remote_model, self.api_key_env):
             e.textChanged.connect(self._update_reload_note)
         self._update_reload_note()
-        self.resize(760, 560)
+        self.resize(560, 640)
         fit_to_screen(self)
 
     def showEvent(self, e) -> None:  # noqa: N802 - with its frame known, the dialog stays on the screen
@@ -187,26 +122,10 @@ class SettingsDialog(QDialog):
         self._refit.start()
 
     def _fill(self, p: Profile) -> None:
-        s = p.sampling
-        self.temperature.setValue(s.temperature)
-        self.top_p.setValue(s.top_p)
-        self.top_k.setValue(s.top_k)
-        self.min_p.setValue(s.min_p)
-        self.repeat_penalty.setValue(s.repeat_penalty)
-        self.max_tokens.setValue(s.max_tokens)
-        self.seed.setValue(s.seed if s.seed >= 0 else -1)
-        self.ctx.setValue(p.context.default)
-        self.gpu_layers.setValue(-1 if p.load.gpu_layers == "auto" else int(p.load.gpu_layers))
-        self.threads.setValue(0 if p.load.threads == "auto" else int(p.load.threads))
-        self.batch.setValue(p.load.batch)
-        fa = p.load.flash_attn
-        self.flash_attn.setCurrentText({True: "on", False: "off"}.get(fa, fa) if isinstance(fa, bool) else fa)
-        self.kv_type.setCurrentText(p.load.kv_cache_type)
+        self.form.fill({f.key: read(p, f.key) for f in FIELDS}, p)
         self.base_url.setText(p.backend.base_url)
         self.remote_model.setText(p.backend.model)
         self.api_key_env.setText(p.backend.api_key_env or "")
-        self.system_prompt.setPlainText(p.prompt.system_prompt)
-        self.stop_strings.setPlainText("\n".join(p.prompt.stop_strings))
         self.override_note.setText(f"Your changes are saved in {p.overridden_by}." if p.overridden_by else
                                    "Using the bundled values." if not p.origin.startswith(
                                        str(self.store.user_dir)) else f"Your profile: {p.origin}.")
@@ -249,30 +168,15 @@ class SettingsDialog(QDialog):
         return out
 
     def _changes_common(self) -> dict[str, Any]:
-        return {
-            "sampling": {"temperature": round(self.temperature.value(), 4), "top_p": round(self.top_p.value(), 4),
-                         "top_k": self.top_k.value(), "min_p": round(self.min_p.value(), 4),
-                         "repeat_penalty": round(self.repeat_penalty.value(), 4),
-                         "max_tokens": self.max_tokens.value(), "seed": self.seed.value()},
-            "context": {"default": self.ctx.value()},
-            "load": {"gpu_layers": "auto" if self.gpu_layers.value() < 0 else self.gpu_layers.value(),
-                     "threads": "auto" if self.threads.value() == 0 else self.threads.value(),
-                     "batch": self.batch.value(), "flash_attn": self.flash_attn.currentText(),
-                     "kv_cache_type": self.kv_type.currentText()},
-            "prompt": {"system_prompt": self.system_prompt.toPlainText().strip(),
-                       "stop_strings": [s for s in self.stop_strings.toPlainText().split("\n") if s]},
-        }
+        return nest(self.form.values())
 
     def needs_reload(self) -> bool:
         ref = self.loaded_profile
         if ref is None or ref.id != self.profile_id:
             return False
-        c = self.changes()
-        current = {"context.default": ref.context.default, **{f"load.{k}": getattr(ref.load, k) for k in c["load"]}}
-        new = {"context.default": c["context"]["default"], **{f"load.{k}": v for k, v in c["load"].items()}}
         if self.remote:
             return any(getattr(ref.backend, k) != v for k, v in self._backend_changes().items())
-        return any(current[k] != new[k] for k in LOAD_KEYS)
+        return any(self.form.value(k) != read(ref, k) for k in LOAD_KEYS)
 
     def _update_reload_note(self, *_: object) -> None:
         self.reload_note.setVisible(self.needs_reload())

@@ -1,0 +1,106 @@
+"""The settings table drives the profile validator, the schema's defaults and serve's request checks: each is
+checked against the table field by field, so a range changed in the table is changed everywhere."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from desktop.engine.errors import ProfileError
+from desktop.engine.inference.serve_requests import BadRequest, generate_from_body
+from desktop.engine.profiles import ContextSpec, LoadSpec, ProfileStore, Sampling, profile_from_dict
+from desktop.engine.profiles.fields import FIELDS, Field, read
+
+DEMO_YAML = Path("model_profiles/smollm2-135m-instruct.yaml")
+NUMBERS = [f for f in FIELDS if f.kind in ("float", "int")]
+
+
+def _with(key: str, value: Any) -> dict[str, Any]:
+    data = yaml.safe_load(DEMO_YAML.read_text())
+    section, name = key.split(".", 1)
+    data[section] = {**data.get(section, {}), name: value}
+    return data
+
+
+def _edges(f: Field, hi: float) -> tuple[Any, Any]:
+    """The values just outside the range (``None`` below a field whose minimum is its special value)."""
+    step = 1 if f.kind == "int" else f.step
+    below = None if f.special_value == f.lo else f.lo - step
+    return below, hi + step
+
+
+@pytest.mark.parametrize("f", NUMBERS, ids=lambda f: f.key)
+def test_validation_takes_the_tables_range_and_names_the_key(f: Field) -> None:
+    demo = profile_from_dict(yaml.safe_load(DEMO_YAML.read_text()), "demo.yaml")
+    lo, hi = f.bounds(demo)
+    for ok in (f.lo, hi):
+        assert read(profile_from_dict(_with(f.key, ok), "demo.yaml"), f.key) == ok
+    for bad in _edges(f, hi):
+        if bad is None:
+            continue
+        with pytest.raises(ProfileError) as ei:
+            profile_from_dict(_with(f.key, bad), "mine.yaml")
+        assert ei.value.message.startswith(f"mine.yaml: {f.key}: must be between ")
+        assert getattr(ei.value, "key", None) == f.key
+
+
+@pytest.mark.parametrize("f", [f for f in FIELDS if f.kind == "choice"], ids=lambda f: f.key)
+def test_a_choice_outside_the_table_names_the_key(f: Field) -> None:
+    for ok in f.choices:
+        assert read(profile_from_dict(_with(f.key, ok), "demo.yaml"), f.key) == ok
+    with pytest.raises(ProfileError) as ei:  # the type check may speak first (flash_attn also takes true/false)
+        profile_from_dict(_with(f.key, "fastest"), "mine.yaml")
+    assert ei.value.message.startswith(f"mine.yaml: {f.key}: ") and "'fastest'" in ei.value.message
+
+
+def test_the_schema_defaults_are_the_tables() -> None:
+    made = {"sampling": Sampling(), "load": LoadSpec(), "context": ContextSpec()}
+    checked = [f.key for f in FIELDS if f.section in made]
+    for key in checked:
+        section, name = key.split(".", 1)
+        assert getattr(made[section], name) == next(f.default for f in FIELDS if f.key == key), key
+    assert len(checked) >= 12
+
+
+SERVE = [f for f in FIELDS if f.serve]
+
+
+def _body(**extra: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+@pytest.mark.parametrize("f", SERVE, ids=lambda f: f.key)
+def test_serve_accepts_the_tables_range_and_refuses_past_it_naming_the_param(f: Field) -> None:
+    lo, hi = f.bounds()
+    for ok in (f.lo, hi):
+        assert getattr(generate_from_body(None, _body(**{f.name: ok}), "r1"), f.name) == ok
+    for bad in _edges(f, hi):
+        if bad is None:
+            continue
+        with pytest.raises(BadRequest) as ei:
+            generate_from_body(None, _body(**{f.name: bad}), "r1")
+        assert ei.value.param == f.name and ei.value.code == "invalid_value"
+        assert f"between {lo:g} and" in ei.value.message
+
+
+def test_serve_takes_every_sampling_setting_of_the_table() -> None:
+    assert {f.name for f in SERVE} == {f.name for f in FIELDS if f.section == "sampling"}
+    # A temperature the profile dialog saves is one serve takes too (it used to stop at 2).
+    assert generate_from_body(None, _body(temperature=3.0), "r1").temperature == 3.0
+
+
+def test_a_reload_tells_the_listeners(tmp_path: Path) -> None:
+    store = ProfileStore(user_dir=tmp_path / "user")
+    calls: list[int] = []
+
+    def listener() -> None:
+        calls.append(1)
+
+    store.add_listener(listener)
+    store.reload()
+    assert calls == [1]
+    store.remove_listener(listener)
+    store.reload()
+    assert calls == [1]
