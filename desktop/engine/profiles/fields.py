@@ -30,6 +30,8 @@ class Field:
     special: str = ""
     special_value: Any = None
     choices: tuple[str, ...] = ()
+    values: tuple[Any, ...] = ()  # the stored value of each choice, where it differs from the word shown
+    also: tuple[Any, ...] = ()  # values accepted besides the range (llama.cpp's -1: all GPU layers)
     reload: bool = False  # a load setting: takes effect when the model is reloaded
     panel: bool = False  # in the chat settings panel (per chat); every field is in the profile dialog
     serve: bool = False  # an OpenAI request parameter of the same name (the key's last part)
@@ -41,6 +43,16 @@ class Field:
     @property
     def name(self) -> str:
         return self.key.rsplit(".", 1)[-1]
+
+    def shown(self, value: Any) -> str:
+        """The word a form shows for a choice's stored ``value``."""
+        if self.values and value in self.values:
+            return self.choices[self.values.index(value)]
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else str(value)
+
+    def stored(self, word: str) -> Any:
+        """The stored value of a choice's ``word``."""
+        return self.values[self.choices.index(word)] if self.values and word in self.choices else word
 
     def bounds(self, profile: Any = None) -> tuple[float, float]:
         """The inclusive range; a field with no fixed maximum takes it from ``profile`` (the context's limit)."""
@@ -55,6 +67,12 @@ class Field:
     def problem(self, value: Any, profile: Any = None) -> str | None:
         """Why ``value`` is not allowed here (a phrase that follows the key's name), or None when it is."""
         if self.special and self.special_value is not None and value == self.special_value:
+            return None
+        if value in self.also and not isinstance(value, bool):
+            return None
+        if self.kind == "choice" and self.values:
+            if value not in self.values or isinstance(value, bool) != isinstance(self.values[0], bool):
+                return f"must be one of {', '.join(repr(v) for v in self.values)}, not {value!r}"
             return None
         if self.kind == "choice":
             shown = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
@@ -93,11 +111,17 @@ FIELDS: tuple[Field, ...] = (
     Field("prompt.system_prompt", "System prompt", "text", "",
           "Instructions the model sees before the conversation.", panel=True),
     Field("prompt.stop_strings", "Extra stop strings", "lines", (), "The answer ends at any of these (one a line)."),
+    Field("reasoning.thinking", "Thinking", "choice", True,
+          "Think before answering; off asks the model to answer at once, where its template allows it (Qwen3).",
+          choices=("on", "off"), values=(True, False), panel=True),
+    Field("reasoning.effort", "Reasoning effort", "choice", "",
+          "How long gpt-oss thinks (default: the template's own, medium).",
+          choices=("default", "low", "medium", "high"), values=("", "low", "medium", "high"), panel=True),
     Field("context.default", "Context", "int", 4096,
           "Tokens the model keeps in view: more remembers more and uses more memory.",
           1, None, 256, unit="tokens", reload=True, panel=True),
     Field("load.gpu_layers", "GPU layers", "int", "auto", "Layers run on the GPU (auto: as many as fit).",
-          0, 999, special="auto", special_value="auto", reload=True, panel=True),
+          0, 999, special="auto", special_value="auto", also=(-1,), reload=True, panel=True),
     Field("load.threads", "Threads", "int", "auto", "CPU threads for generation (auto: the free cores).",
           1, 512, special="auto", special_value="auto", reload=True),
     Field("load.batch", "Batch size", "int", 512, "Prompt tokens processed at once: more is faster, uses more memory.",

@@ -61,6 +61,7 @@ class Overrides:
 
     sampling: dict[str, Any] = field(default_factory=dict)
     system_prompt: str | None = None
+    reasoning: dict[str, Any] = field(default_factory=dict)  # thinking on/off, effort
 
 
 class ChatSession(QObject):
@@ -275,11 +276,16 @@ class ChatSession(QObject):
                                                     **self.overrides.sampling)
 
     def request_profile(self) -> Any:
-        """The loaded profile with this chat's system prompt (when the settings panel set one)."""
+        """The loaded profile with this chat's system prompt and thinking settings (from the settings panel)."""
         p = self.adapter.profile
-        if p is None or self.overrides.system_prompt is None:
+        o = self.overrides
+        if p is None:
             return p
-        return dataclasses.replace(p, prompt=dataclasses.replace(p.prompt, system_prompt=self.overrides.system_prompt))
+        if o.system_prompt is not None:
+            p = dataclasses.replace(p, prompt=dataclasses.replace(p.prompt, system_prompt=o.system_prompt))
+        if o.reasoning:
+            p = dataclasses.replace(p, reasoning=dataclasses.replace(p.reasoning, **o.reasoning))
+        return p
 
     def stop(self) -> None:
         if self.tool_send is not None and self.tool_send.active:
@@ -301,7 +307,17 @@ class ChatSession(QObject):
             "sampling": {k: getattr(gen, k) for k in SAMPLING_KEYS}, "seed": gen.seed,
             "llama_cpp_version": ld.llama_cpp_version if ld else None,
             "backend": ld.backend if ld else None, "n_ctx": ld.n_ctx if ld else None,
+            "reasoning": self._reasoning_record(),
         }
+
+    def _reasoning_record(self) -> dict[str, Any] | None:
+        """The thinking settings an answer was asked with (None for a model that does not think)."""
+        fmt = self.loaded.reasoning_format if self.loaded else ""
+        p = self.request_profile()
+        if p is None or not (fmt or p.is_reasoning):
+            return None
+        return {"format": fmt or p.reasoning.format, "thinking": p.reasoning.thinking,
+                "effort": p.reasoning.effort or None}
 
     def stream_shown(self, st: StreamState | None = None) -> bool:
         st = st or self.stream
@@ -349,7 +365,7 @@ class ChatSession(QObject):
         m = self.chats.message(st.msg_id)
         prov = dict(m.provenance) if m else {}
         for k, v in self.provenance().items():  # the model may have finished loading after the message was sent
-            if v is not None and k not in ("sampling", "seed"):
+            if v is not None and k not in ("sampling", "seed", "reasoning"):
                 prov[k] = v
         if stats and stats.get("seed", -1) >= 0:
             prov["seed"] = stats["seed"]

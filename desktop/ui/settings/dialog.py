@@ -36,6 +36,7 @@ from desktop.ui.widgets.screens import fit_to_screen
 GROUPS = [
     ("Sampling: applies to the next message", [f for f in FIELDS if f.section == "sampling"]),
     ("Prompt: applies to the next message", [f for f in FIELDS if f.section == "prompt"]),
+    ("Thinking: applies to the next message", [f for f in FIELDS if f.section == "reasoning"]),
     ("Loading: needs a reload", [f for f in FIELDS if f.reload]),
 ]
 LOAD_KEYS = tuple(f.key for f in FIELDS if f.reload)
@@ -75,7 +76,7 @@ class SettingsDialog(QDialog):
         sf.addRow("API key env var", self.api_key_env)
         sf.addRow(self.check_btn, self.check_result)
         server.setVisible(self.remote)
-        self.form.groups[GROUPS[2][0]].setVisible(not self.remote)
+        self.form.groups[GROUPS[3][0]].setVisible(not self.remote)
         self._check_job: Any = None
 
         self.reload_note = QLabel("Load settings changed: they take effect when the model is reloaded.")
@@ -123,6 +124,9 @@ class SettingsDialog(QDialog):
 
     def _fill(self, p: Profile) -> None:
         self.form.fill({f.key: read(p, f.key) for f in FIELDS}, p)
+        # Thinking settings for a model that thinks (or may: "auto" decides from the file's template at load).
+        self.form.groups[GROUPS[2][0]].setVisible(p.reasoning.format != "none" and (
+            p.is_reasoning or p.prompt.format == "gguf"))
         self.base_url.setText(p.backend.base_url)
         self.remote_model.setText(p.backend.model)
         self.api_key_env.setText(p.backend.api_key_env or "")

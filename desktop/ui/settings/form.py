@@ -188,7 +188,7 @@ class FieldRow(QWidget):
                     self.spin.setValue(v)
                 self._sync_slider()
             elif self.combo is not None:
-                self.combo.setCurrentText({True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else str(v))
+                self.combo.setCurrentText(self.field.shown(v))
             elif self.text is not None:
                 self.text.setPlainText("\n".join(v) if self.field.kind == "lines" else str(v or ""))
         finally:
@@ -214,6 +214,8 @@ class FieldRow(QWidget):
             return int(raw) if f.kind == "int" else round(float(raw), self.spin.decimals())
         if f.kind == "lines":
             return [s for s in raw.split("\n") if s]
+        if f.kind == "choice":
+            return f.stored(raw)
         return raw
 
     # ---------------------------------------------------------------- editors

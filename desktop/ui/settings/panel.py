@@ -25,6 +25,7 @@ from desktop.ui.settings.form import SettingsForm
 CHAT_FIELDS = [f for f in panel_fields() if not f.reload]
 LOAD_FIELDS = [f for f in panel_fields() if f.reload]
 SAMPLING_KEYS = [f.key for f in CHAT_FIELDS if f.section == "sampling"]
+REASONING_KEYS = [f.key for f in CHAT_FIELDS if f.section == "reasoning"]
 
 
 def speculative_text(profile: Profile | None) -> str:
@@ -39,6 +40,7 @@ def speculative_text(profile: Profile | None) -> str:
 class SettingsPanel(QFrame):
     sampling_changed = Signal(dict)  # this chat's sampling overrides
     system_prompt_changed = Signal(object)  # str, or None for the profile's own
+    reasoning_changed = Signal(dict)  # this chat's thinking overrides ({"thinking": False, "effort": "high"})
     reload_requested = Signal(int, object)  # n_ctx, gpu layers ("auto" or an int)
     saved = Signal(str, bool)  # profile id, needs a reload (like the dialog's)
     _store_reloaded = Signal()  # queued to the GUI thread from whichever thread reloaded the store
@@ -50,6 +52,7 @@ class SettingsPanel(QFrame):
         self.store = store
         self.profile: Profile | None = None
         self.loaded: dict[str, Any] = {}  # n_ctx and gpu layers the engine runs with
+        self.reasoning_format = ""  # how the loaded model thinks (Loaded.reasoning_format)
         self._job: Any = None
         head = QLabel("Chat settings")
         head.setProperty("heading", True)
@@ -121,9 +124,13 @@ class SettingsPanel(QFrame):
 
     # ---------------------------------------------------------------- values
 
-    def set_profile(self, profile: Profile | None, n_ctx: int | None = None, gpu_layers: Any = None) -> None:
-        """Show ``profile``'s values (a new chat, or another model loaded)."""
+    def set_profile(self, profile: Profile | None, n_ctx: int | None = None, gpu_layers: Any = None,
+                    reasoning_format: str | None = None) -> None:
+        """Show ``profile``'s values (a new chat, or another model loaded: ``reasoning_format`` is how the
+        loaded file thinks, "" for a model that does not)."""
         self.profile = profile
+        if reasoning_format is not None:
+            self.reasoning_format = reasoning_format
         self.speculative.setText(speculative_text(profile))
         if profile is None:
             return
@@ -132,9 +139,17 @@ class SettingsPanel(QFrame):
         self.loaded = {"n_ctx": n_ctx or profile.context.default, "gpu_layers": gl}
         values = {f.key: read(profile, f.key) for f in CHAT_FIELDS}
         self.form.fill({**values, "context.default": self.loaded["n_ctx"], "load.gpu_layers": gl}, profile)
+        self._show_reasoning(profile)
         self._update_reload()
         self.sampling_changed.emit({})  # the profile's values again: no per-chat overrides
         self.system_prompt_changed.emit(None)
+        self.reasoning_changed.emit({})
+
+    def _show_reasoning(self, profile: Profile) -> None:
+        # Thinking controls only for a model that thinks; effort only where the template takes it (harmony).
+        fmt = profile.reasoning.format if profile.is_reasoning else self.reasoning_format
+        self.form.rows["reasoning.thinking"].setVisible(fmt in ("think", "magistral"))
+        self.form.rows["reasoning.effort"].setVisible(fmt == "harmony")
 
     def _on_store_reloaded(self) -> None:
         """Show the profile as saved now, keeping this chat's own changes (and the loaded context, GPU layers)."""
@@ -145,6 +160,7 @@ class SettingsPanel(QFrame):
         except UnknownProfileError:
             return
         mine = {f"sampling.{k}": v for k, v in self.overrides().items()}
+        mine.update({f"reasoning.{k}": v for k, v in self.reasoning_overrides().items()})
         sp = self.system_prompt()
         values = {f.key: read(new, f.key) for f in CHAT_FIELDS}
         self.profile = new
@@ -154,6 +170,14 @@ class SettingsPanel(QFrame):
             self.system.setPlainText(sp)
         self.sampling_changed.emit(self.overrides())
         self.system_prompt_changed.emit(self.system_prompt())
+        self.reasoning_changed.emit(self.reasoning_overrides())
+
+    def reasoning_overrides(self) -> dict[str, Any]:
+        """This chat's thinking settings that differ from the profile's."""
+        if self.profile is None:
+            return {}
+        shown = {k.split(".", 1)[1]: self.form.value(k) for k in REASONING_KEYS}
+        return {k: v for k, v in shown.items() if v != getattr(self.profile.reasoning, k)}
 
     def sampling(self) -> dict[str, Any]:
         return {k.split(".", 1)[1]: self.form.value(k) for k in SAMPLING_KEYS}
@@ -175,6 +199,8 @@ class SettingsPanel(QFrame):
             self.system_prompt_changed.emit(self.system_prompt())
         elif key.startswith("sampling."):
             self.sampling_changed.emit(self.overrides())
+        elif key.startswith("reasoning."):
+            self.reasoning_changed.emit(self.reasoning_overrides())
         else:
             self._update_reload()
 

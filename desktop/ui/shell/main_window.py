@@ -229,6 +229,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         sp = self.settings_panel
         sp.sampling_changed.connect(lambda d: setattr(self.session.overrides, "sampling", d))
         sp.system_prompt_changed.connect(lambda t: setattr(self.session.overrides, "system_prompt", t))
+        sp.reasoning_changed.connect(lambda d: setattr(self.session.overrides, "reasoning", d))
         sp.reload_requested.connect(self._reload_with)
         sp.saved.connect(self.on_settings_saved)
         self._live = self.startTimer(500)  # live tok/s under a streaming answer, twice a second
@@ -304,7 +305,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
             self._crashed = False
             self.banner.hide()
         self.settings_panel.set_profile(p, ev.n_ctx, ev.n_gpu_layers if p and p.load.gpu_layers != "auto"
-                                        else None)
+                                        else None, reasoning_format=ev.reasoning_format)
         self._show_chat_numbers(ev.n_ctx)
         if ev.model_path and not models.is_remote(p):
             self.session.hash_later(ev.model_path)
