@@ -131,7 +131,7 @@ def test_welcome_suggests_small_models_first_with_fit_and_download(qtbot, monkey
     for group in (w.cards[:len(starters)], w.cards[len(starters):]):
         sizes = [c.entry.size for c in group]
         assert sizes == sorted(sizes)
-    assert "Llama 3 8B Instruct Gradient 1048k" in names[len(starters):] and len(w.cards) == len(starters) + 5
+    assert "Llama 3 8B Instruct Gradient 1048k" in names[len(starters):] and len(w.cards) == len(starters) + 6
     assert w.cards[0].badge.text() in {"Fits in RAM", "Fits"}  # ~0.8 GiB on 16 GiB
     assert w.cards[-1].badge.text() == "Won't fit"
     assert "KV" in w.cards[0].badge.toolTip()

@@ -211,6 +211,11 @@ class ChatPage(QWidget):
         self.model_label.hide()
         self.picker = widget
         self.picker_slot.insertWidget(0, widget)
+        if widget.focusProxy() is None:  # Tab and Shift+Tab land on its button, not on the container
+            first = next((c for c in widget.findChildren(QWidget)
+                          if c.focusPolicy() & Qt.FocusPolicy.TabFocus), None)
+            if first is not None:
+                widget.setFocusProxy(first)
 
     def set_busy(self, busy: bool) -> None:
         self.send_btn.setEnabled(not busy)

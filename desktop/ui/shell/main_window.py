@@ -13,7 +13,6 @@ from typing import Any, Callable
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QHBoxLayout,
     QMainWindow,
     QSplitter,
@@ -34,7 +33,7 @@ from desktop.ui.chat.sidebar import Sidebar
 from desktop.ui.engine_adapter import EngineAdapter
 from desktop.ui.errors import ErrorPresenter
 from desktop.ui.settings.panel import SettingsPanel
-from desktop.ui.shell import actions
+from desktop.ui.shell import actions, focus
 from desktop.ui.shell import chat_actions as window_chat
 from desktop.ui.shell import help_actions as window_help
 from desktop.ui.shell.model_menu import ModelMenu
@@ -67,8 +66,6 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self._rail_layout.setContentsMargins(8, 12, 8, 12)
         self._rail_layout.setSpacing(6)
         self._rail_layout.addStretch(1)
-        self._rail_group = QButtonGroup(self)
-        self._rail_group.setExclusive(True)
         self.pages = QStackedWidget()
         self.page_buttons: dict[str, QToolButton] = {}
         self.sidebar = Sidebar(self.chats)
@@ -145,7 +142,6 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         btn.setFixedSize(44, 44)
         btn.setIconSize(QSize(22, 22))
         theme.set_icon(btn, icon)
-        self._rail_group.addButton(btn)
         self._rail_layout.insertWidget(len(self.page_buttons), btn)
         self.pages.addWidget(widget)
         self.page_buttons[name] = btn
@@ -156,8 +152,10 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         return btn
 
     def show_page(self, name: str) -> None:
-        btn = self.page_buttons[name]
-        btn.setChecked(True)
+        # Checked by hand rather than by an exclusive QButtonGroup, which takes all but the checked button out
+        # of the Tab order: every page is a Tab stop on the rail.
+        for key, b in self.page_buttons.items():
+            b.setChecked(key == name)
         self.pages.setCurrentIndex(list(self.page_buttons).index(name))
 
     def set_model_picker(self, widget: QWidget) -> None:
@@ -165,6 +163,13 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         the plain model label; calling it again replaces the previous picker. The picker loads a model
         through :meth:`load_profile`."""
         self.chat_page.set_model_picker(widget)
+
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 - Qt's name
+        """Tab and Shift+Tab in reading order (shell/focus.py): the rail, the sidebar, the page, the panel."""
+        page = self.pages.currentWidget()
+        regions = [self.rail, self.sidebar, self.chat_page, self.settings_panel] if page is self.splitter else [
+            self.rail, page]
+        return focus.move_focus(focus.tab_stops(regions, self), next) or super().focusNextPrevChild(next)
 
     def _action_handlers(self) -> dict[str, Callable[[], object]]:
         def scroll(key: Qt.Key) -> Callable[[], object]:

@@ -62,7 +62,9 @@ FIT_BADGE = {
 
 # Approximate bits per weight of llama.cpp quant types, for a size estimate before the file is listed.
 BITS_PER_WEIGHT = {"Q2_K": 2.6, "Q3_K_M": 3.9, "Q4_0": 4.5, "Q4_1": 5.0, "Q4_K_M": 4.85, "Q4_K_S": 4.6,
-                   "Q5_K_M": 5.7, "Q5_0": 5.5, "Q6_K": 6.6, "Q8_0": 8.5, "F16": 16.0, "BF16": 16.0, "F32": 32.0}
+                   "Q5_K_M": 5.7, "Q5_0": 5.5, "Q6_K": 6.6, "Q8_0": 8.5, "F16": 16.0, "BF16": 16.0, "F32": 32.0,
+                   # gpt-oss's MXFP4 files keep attention and embeddings at 8-16 bits: 12.1 GB for 20.9B weights
+                   "MXFP4": 4.63}
 
 
 def fit_badge(fit: dict[str, Any] | Any | None) -> tuple[str, str]:
