@@ -115,13 +115,13 @@ QScrollBar::add-page, QScrollBar::sub-page {{ background: transparent; }}
 QPushButton {{ background: {c.surface}; color: {c.text}; border: 1px solid {c.border};
                border-radius: {r['sm']}px; padding: 6px 14px; }}
 QPushButton:hover {{ background: {c.hover}; }}
-QPushButton:focus {{ border-color: {c.accent}; }}
+QPushButton:focus {{ border: 2px solid {c.accent}; padding: 5px 13px; }}
 QPushButton:disabled {{ color: {c.muted}; }}
 QPushButton[primary="true"] {{ background: {c.accent}; color: {c.on_accent}; border: none; }}
-QToolButton {{ background: transparent; color: {c.muted}; border: none; border-radius: {r['sm']}px;
-               padding: 4px; }}
+QToolButton {{ background: transparent; color: {c.muted}; border: 2px solid transparent;
+               border-radius: {r['sm']}px; padding: 2px; }}
 QToolButton:hover {{ background: {c.hover}; color: {c.text}; }}
-QToolButton:focus {{ background: {c.hover}; color: {c.text}; }}
+QToolButton:focus {{ background: {c.hover}; color: {c.text}; border-color: {c.accent}; }}
 QToolButton:checked {{ background: {c.accent_soft}; color: {c.accent}; }}
 QLineEdit, QSpinBox, QDoubleSpinBox, QComboBox {{ background: {c.surface}; color: {c.text};
     border: 1px solid {c.border}; border-radius: {r['sm']}px; padding: 5px 8px;
@@ -146,9 +146,11 @@ QLabel[heading="true"] {{ font-size: {f['xl']}px; font-weight: 600; }}
 QLabel[subheading="true"] {{ font-size: {f['lg']}px; font-weight: 600; }}
 
 #NavRail {{ background: {c.sidebar}; border-right: 1px solid {c.border}; }}
-#NavRail QToolButton {{ padding: 8px; border-radius: {r['md']}px; }}
+#NavRail QToolButton {{ padding: 6px; border-radius: {r['md']}px; }}
 #Sidebar {{ background: {c.sidebar}; border-right: 1px solid {c.border}; }}
-#Sidebar QListView {{ background: transparent; border: none; outline: none; }}
+#Sidebar QListView {{ background: transparent; border: 2px solid transparent; border-radius: {r['sm']}px;
+                      outline: none; }}
+#Sidebar QListView:focus {{ border-color: {c.accent}; }}
 #Sidebar QListView::item {{ color: {c.text}; padding: 8px 10px; border-radius: {r['sm']}px; }}
 #Sidebar QListView::item:hover {{ background: {c.hover}; }}
 #Sidebar QListView::item:selected {{ background: {c.accent_soft}; color: {c.text}; }}
@@ -156,6 +158,7 @@ QLabel[subheading="true"] {{ font-size: {f['lg']}px; font-weight: 600; }}
 #NewChat {{ background: {c.accent}; color: {c.on_accent}; border: none; border-radius: {r['md']}px;
             padding: 8px 12px; font-weight: 600; }}
 #NewChat:hover {{ background: {c.accent}; }}
+#NewChat:focus, #SendButton:focus, #StopButton:focus {{ border: 2px solid {c.text}; }}
 #ChatPage, #ChatColumn, #ChatScroll, #ChatContainer {{ background: {c.bg}; }}
 #TopBar {{ background: {c.bg}; border-bottom: 1px solid {c.border}; }}
 #TopBar QLabel {{ font-size: {f['lg']}px; font-weight: 600; }}

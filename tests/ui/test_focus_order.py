@@ -65,3 +65,17 @@ def test_the_settings_panel_comes_after_the_composer_and_other_pages_have_their_
     assert nxt is w.page_buttons["models"]
     (nxt,) = _walk(qtbot, w, Qt.Key.Key_Tab, 1)
     assert hub.isAncestorOf(nxt)  # from the rail into the page, never into the hidden chat page
+
+
+def test_every_stop_shows_that_it_has_the_focus(qtbot) -> None:
+    w = _window(qtbot)
+    w.input.setFocus()
+    stops = _walk(qtbot, w, Qt.Key.Key_Tab, 12)
+    for stop in stops:
+        stop.clearFocus()
+        qtbot.wait(10)
+        before = stop.grab().toImage()
+        stop.setFocus(Qt.FocusReason.TabFocusReason)
+        qtbot.waitUntil(stop.hasFocus, timeout=1000)
+        qtbot.wait(10)
+        assert stop.grab().toImage() != before, f"{type(stop).__name__} {stop.accessibleName()!r} looks the same"

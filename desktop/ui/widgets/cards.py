@@ -163,16 +163,19 @@ QLineEdit#search:focus {{ border: 2px solid {c.accent}; padding: 7px 11px; }}
 QPushButton#primary {{ background: {c.accent}; color: {c.on_accent}; border: none; border-radius: 8px;
                        padding: 7px 16px; font-weight: 600; }}
 QPushButton#primary:disabled {{ background: {c.border}; color: {c.muted}; }}
+QPushButton#primary:focus {{ border: 2px solid {c.text}; padding: 5px 14px; }}
 QPushButton#secondary, QToolButton#secondary {{ border: 1px solid {c.border}; border-radius: 8px;
                         padding: 6px 12px; background: {c.surface}; color: {c.text}; }}
 QPushButton#secondary:hover {{ border-color: {c.accent}; background: {c.hover}; }}
 QPushButton#secondary:disabled {{ color: {c.muted}; }}
+QPushButton#secondary:focus, QToolButton#secondary:focus {{ border: 2px solid {c.accent}; padding: 5px 11px; }}
 QPushButton#link {{ border: none; color: {c.accent}; font-weight: 600; text-align: left; padding: 2px; }}
 QFrame#panel {{ border: 1px solid {c.border}; border-radius: 12px; background: {c.surface}; }}
 QFrame#errorPanel {{ border: 1px solid {c.danger}; border-radius: 12px; background: {c.surface}; }}
 QLabel#title {{ font-size: 18px; font-weight: 700; color: {c.text}; }}
 QLabel#muted {{ color: {c.muted}; }}
-QListView#cards {{ border: none; background: transparent; }}
+QListView#cards {{ border: 2px solid transparent; border-radius: 8px; background: transparent; }}
+QListView#cards:focus {{ border-color: {c.accent}; }}
 QListView#cards QScrollBar:vertical {{ width: 8px; background: transparent; margin: 2px; }}
 QListView#cards QScrollBar::handle:vertical {{ background: {c.border}; border-radius: 3px; min-height: 28px; }}
 QListView#cards QScrollBar::add-line:vertical, QListView#cards QScrollBar::sub-line:vertical {{ height: 0; }}
