@@ -26,7 +26,8 @@ class EngineAdapter(QObject):
     load_cancelled = Signal(object)  # the Profile whose load was cancelled
     load_progress = Signal(float)  # 0..1, when the engine reports it (LoadProgress events)
     tokens_counted = Signal(str, int)  # request id, tokens in the chunk (emitted just before token_received)
-    token_received = Signal(str, str)  # request id, text
+    token_received = Signal(str, str)  # request id, text of the answer
+    reasoning_received = Signal(str, str)  # request id, text of the thinking (reasoning models), never in the answer
     generation_finished = Signal(str, object)  # request id, P.Finished
     generation_failed = Signal(str, object)  # request id, error dict
     _event = Signal(object)
@@ -100,7 +101,10 @@ class EngineAdapter(QObject):
             return
         if isinstance(ev, P.TokenChunk):
             self.tokens_counted.emit(ev.id, ev.n_tokens)
-            self.token_received.emit(ev.id, ev.text)
+            if ev.reasoning:
+                self.reasoning_received.emit(ev.id, ev.reasoning)
+            if ev.text or not ev.reasoning:
+                self.token_received.emit(ev.id, ev.text)
         elif isinstance(ev, P.Finished):
             self.current = None if self.current == ev.id else self.current
             self.generation_finished.emit(ev.id, ev)
