@@ -153,7 +153,7 @@ class MessageWidget(QFrame):
         # Why an answer ended early (max tokens), under its text.
         self.notice = QLabel()
         self.notice.setObjectName("AnswerNotice")
-        self.notice.setWordWrap(True)
+        # One short line: a wrapped label under an alignment gets too little height and cuts its own text.
         self.notice.hide()
         bl.addWidget(self.notice, 0, Qt.AlignmentFlag.AlignLeft)
         # The files a sent message carried, as chips under its text.
