@@ -26,7 +26,8 @@ class EngineAdapter(QObject):
     load_cancelled = Signal(object)  # the Profile whose load was cancelled
     load_progress = Signal(float)  # 0..1, when the engine reports it (LoadProgress events)
     tokens_counted = Signal(str, int)  # request id, tokens in the chunk (emitted just before token_received)
-    token_received = Signal(str, str)  # request id, text
+    token_received = Signal(str, str)  # request id, text of the answer
+    reasoning_received = Signal(str, str)  # request id, text of the thinking (reasoning models), never in the answer
     generation_finished = Signal(str, object)  # request id, P.Finished
     generation_failed = Signal(str, object)  # request id, error dict
     _event = Signal(object)
@@ -78,9 +79,10 @@ class EngineAdapter(QObject):
         self.current = req.id
         return self.client.submit(req)
 
-    def generate_request_preview(self, **sampling: Any) -> P.Generate:
-        """The sampling settings the next message will use (for provenance)."""
-        return models.generate_request(self.profile, [], "preview", **sampling)
+    def generate_request_preview(self, profile: Profile | None = None, **sampling: Any) -> P.Generate:
+        """The request the next message will make, without its messages (for provenance): ``profile`` as
+        ``send_requested`` takes it."""
+        return models.generate_request(profile or self.profile, [], "preview", **sampling)
 
     @Slot()
     def stop_requested(self) -> None:
@@ -100,7 +102,10 @@ class EngineAdapter(QObject):
             return
         if isinstance(ev, P.TokenChunk):
             self.tokens_counted.emit(ev.id, ev.n_tokens)
-            self.token_received.emit(ev.id, ev.text)
+            if ev.reasoning:
+                self.reasoning_received.emit(ev.id, ev.reasoning)
+            if ev.text or not ev.reasoning:
+                self.token_received.emit(ev.id, ev.text)
         elif isinstance(ev, P.Finished):
             self.current = None if self.current == ev.id else self.current
             self.generation_finished.emit(ev.id, ev)

@@ -174,6 +174,14 @@ QLabel[subheading="true"] {{ font-size: {f['lg']}px; font-weight: 600; }}
 #Who {{ font-weight: 600; color: {c.text}; }}
 #MessageStats, #MessageTag {{ color: {c.muted}; font-size: {f['xs']}px; }}
 #Marker {{ color: {c.muted}; font-size: {f['sm']}px; }}
+#Thinking {{ border-left: 2px solid {c.border}; }}
+#Thinking QTextBrowser {{ color: {c.muted}; background: transparent; border: none; }}
+#ThinkingToggle {{ color: {c.muted}; border: 1px solid transparent; padding: 2px 6px; }}
+#ThinkingToggle:focus {{ border: 1px solid {c.accent}; color: {c.text}; }}
+#AttachmentChip {{ color: {c.muted}; background: {c.surface}; border: 1px solid {c.border};
+    border-radius: {r['sm']}px; padding: 1px 6px; font-size: {f['xs']}px; }}
+#AnswerNotice {{ color: {c.notice_text}; background: {c.notice_bg}; border-radius: {r['sm']}px; padding: 2px 8px;
+    font-size: {f['xs']}px; }}
 QTextBrowser#MessageText {{ background: transparent; border: none; }}
 QTextBrowser#StreamTail {{ background: {c.bg}; border: none; }}
 #Bubble[role="user"] QTextBrowser#MessageText {{ background: transparent; }}

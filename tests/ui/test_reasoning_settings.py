@@ -48,13 +48,14 @@ def test_thinking_off_in_the_panel_reaches_the_request_and_the_provenance(qtbot)
     assert w.session.overrides.reasoning == {"thinking": False}
     req = models.generate_request(w.session.request_profile(), [{"role": "user", "content": "hi"}], "r1")
     assert req.prompt_spec["enable_thinking"] is False
-    assert w.session.provenance()["reasoning"] == {"format": "think", "thinking": False, "effort": None}
+    prov = w.session.provenance()
+    assert prov["reasoning_format"] == "think" and prov["enable_thinking"] is False
     # Another model: its own settings again, and the rows follow what it can do.
     demo = w.store.get(profiles.DEFAULT_PROFILE_ID)
     w.adapter.profile = demo
     panel.set_profile(demo, 2048, reasoning_format="")
     assert w.session.overrides.reasoning == {} and not row.isVisible()
-    assert w.session.provenance()["reasoning"] is None
+    assert "reasoning_format" not in w.session.provenance() and "enable_thinking" not in w.session.provenance()
 
 
 def test_effort_for_a_harmony_model_in_the_dialog_and_the_panel(qtbot) -> None:

@@ -44,7 +44,7 @@ def test_search_lists_hits_and_jumps_to_a_hidden_branch(qtbot) -> None:
     qtbot.keyClicks(w.search, "pineapple")
     qtbot.waitUntil(lambda: w.sidebar.pages.currentWidget() is w.sidebar.results, timeout=3000)
     items = [w.sidebar.results.item(i) for i in range(w.sidebar.results.count())]
-    assert [it.data(HitRole) for it in items] == [(a, hidden)]
+    assert [it.data(HitRole) for it in items] == [(a, hidden, False)]
     assert "pineapple</u></b>" in items[0].text() and "Fruit talk" in items[0].text()
     qtbot.keyClick(w.search, Qt.Key.Key_Down)  # into the results
     assert w.sidebar.results.hasFocus()
@@ -73,7 +73,25 @@ def test_a_title_hit_opens_the_chat(qtbot) -> None:
     w.search.setText("Other")
     w.sidebar.apply_search()
     hits = [w.sidebar.results.item(i).data(HitRole) for i in range(w.sidebar.results.count())]
-    assert (b, 0) in hits
-    w.sidebar.results.setCurrentRow(hits.index((b, 0)))
+    assert (b, 0, False) in hits
+    w.sidebar.results.setCurrentRow(hits.index((b, 0, False)))
     w.sidebar.results.itemClicked.emit(w.sidebar.results.currentItem())
     assert w.chat_id == b
+
+
+def test_a_hit_in_the_thinking_opens_its_block(qtbot) -> None:
+    s = ChatStore()
+    c = s.create_chat("Greetings")
+    u = s.add_message(c, None, "user", "Say hi.")
+    ans = s.add_message(c, u, "assistant", "")
+    s.finish_message(ans, "Hi there!", "done", reasoning="Hmm, a marmoset would wave.", stats={"thinking_s": 2.0})
+    s.close()
+    w = _window(qtbot)
+    w.search.setText("marmoset")
+    w.sidebar.apply_search()
+    assert [w.sidebar.results.item(i).data(HitRole) for i in range(w.sidebar.results.count())] == [(c, ans, True)]
+    w.sidebar.results.setCurrentRow(0)
+    w.sidebar.results.itemClicked.emit(w.sidebar.results.currentItem())
+    assert w.chat_id == c
+    block = w.view.widgets[w.model.row_of(ans)].thinking
+    assert not block.isHidden() and block.is_open and block.toggle.text() == "Thought for 2 s"

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from desktop.engine import paths
+from desktop.engine.chats import export
 from desktop.engine.library.registry import hash_file
 
-SCHEMA_VERSION = 1
+# 2: messages.reasoning (a reasoning model's thinking, apart from the answer), indexed for search with the content.
+SCHEMA_VERSION = 2
 JOURNAL_INTERVAL_S = 0.5
 
 _SCHEMA = """
@@ -36,6 +38,7 @@ CREATE TABLE IF NOT EXISTS messages (
     parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
     role TEXT NOT NULL,
     content TEXT NOT NULL DEFAULT '',
+    reasoning TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL DEFAULT 'done',
     created REAL NOT NULL,
     updated REAL NOT NULL,
@@ -53,17 +56,28 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 """
 
 _FTS = """
-CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(content, content='messages', content_rowid='id');
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(content, reasoning, content='messages', content_rowid='id');
 CREATE TRIGGER IF NOT EXISTS messages_ai AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+    INSERT INTO messages_fts(rowid, content, reasoning) VALUES (new.id, new.content, new.reasoning);
 END;
 CREATE TRIGGER IF NOT EXISTS messages_ad AFTER DELETE ON messages BEGIN
-    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    INSERT INTO messages_fts(messages_fts, rowid, content, reasoning)
+        VALUES ('delete', old.id, old.content, old.reasoning);
 END;
-CREATE TRIGGER IF NOT EXISTS messages_au AFTER UPDATE OF content ON messages BEGIN
-    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
-    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+CREATE TRIGGER IF NOT EXISTS messages_au AFTER UPDATE OF content, reasoning ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content, reasoning)
+        VALUES ('delete', old.id, old.content, old.reasoning);
+    INSERT INTO messages_fts(rowid, content, reasoning) VALUES (new.id, new.content, new.reasoning);
 END;
+"""
+
+# Version 1 -> 2: the thinking gets its own column, and the search index (content only before) is rebuilt over both.
+_MIGRATE_2 = """
+ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT '';
+DROP TRIGGER IF EXISTS messages_ai;
+DROP TRIGGER IF EXISTS messages_ad;
+DROP TRIGGER IF EXISTS messages_au;
+DROP TABLE IF EXISTS messages_fts;
 """
 
 
@@ -84,6 +98,7 @@ class Message:
     stats: dict[str, Any] = field(default_factory=dict)
     sibling_index: int = 0  # position among the parent's children (branches), 0-based
     sibling_count: int = 1
+    reasoning: str = ""  # the thinking of a reasoning model's answer ("" for the others)
 
 
 @dataclass
@@ -100,6 +115,7 @@ class SearchHit:
     chat_id: int
     message_id: int
     snippet: str
+    in_reasoning: bool = False  # the words were found in the answer's thinking (the GUI opens its block)
 
 
 def _file_key(path: str | Path) -> tuple[str, int, int]:
@@ -120,12 +136,18 @@ class ChatStore:
         # NORMAL in WAL mode survives an app crash (not a power cut) and keeps journaling cheap.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        existing = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='messages'").fetchone() is not None
+        if existing and version < 2:
+            self.db.executescript("BEGIN;" + _MIGRATE_2 + "COMMIT;")
         self.db.executescript(_SCHEMA)
         try:
             self.db.executescript(_FTS)
             self.fts = True
         except sqlite3.OperationalError:  # an SQLite built without FTS5: search falls back to LIKE
             self.fts = False
+        if self.fts and existing and version < 2:
+            self.db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
         self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._journaled: dict[int, float] = {}
         self.journal_writes = 0
@@ -175,7 +197,7 @@ class ChatStore:
         self.db.execute("UPDATE chats SET current_leaf=?, updated=? WHERE id=?", (mid, now, chat_id))
         return mid
 
-    def journal(self, message_id: int, content: str, *, force: bool = False) -> bool:
+    def journal(self, message_id: int, content: str, *, force: bool = False, reasoning: str = "") -> bool:
         """Save a streaming answer's text so far, at most every JOURNAL_INTERVAL_S unless ``force``.
 
         Returns whether it wrote. Called on every coalesced UI flush; the throttle keeps a 4,000-token answer
@@ -185,15 +207,19 @@ class ChatStore:
         if not force and now - self._journaled.get(message_id, 0.0) < JOURNAL_INTERVAL_S:
             return False
         self._journaled[message_id] = now
-        self.db.execute("UPDATE messages SET content=?, updated=? WHERE id=?", (content, time.time(), message_id))
+        self.db.execute("UPDATE messages SET content=?, reasoning=?, updated=? WHERE id=?",
+                        (content, reasoning, time.time(), message_id))
         self.journal_writes += 1
         return True
 
     def finish_message(self, message_id: int, content: str, state: str, *, stats: dict[str, Any] | None = None,
-                       provenance: dict[str, Any] | None = None) -> None:
+                       provenance: dict[str, Any] | None = None, reasoning: str | None = None) -> None:
         self._journaled.pop(message_id, None)
         sets = ["content=?", "state=?", "updated=?"]
         args: list[Any] = [content, state, time.time()]
+        if reasoning is not None:
+            sets.append("reasoning=?")
+            args.append(reasoning)
         if stats is not None:
             sets.append("stats=?")
             args.append(json.dumps(stats))
@@ -216,7 +242,7 @@ class ChatStore:
     def _msg(self, r: sqlite3.Row) -> Message:
         return Message(r["id"], r["chat_id"], r["parent_id"], r["role"], r["content"], r["state"], r["created"],
                        json.loads(r["provenance"]) if r["provenance"] else {},
-                       json.loads(r["stats"]) if r["stats"] else {})
+                       json.loads(r["stats"]) if r["stats"] else {}, reasoning=r["reasoning"] or "")
 
     def children(self, chat_id: int, parent_id: int | None) -> list[int]:
         if parent_id is None:
@@ -296,18 +322,23 @@ class ChatStore:
             # Each word as a quoted prefix term: user text is never parsed as FTS syntax.
             terms = " ".join('"' + w.replace('"', '""') + '"*' for w in q.split())
             try:
+                # A snippet of each column: the answer's when the words are there, else the thinking's.
                 rows = self.db.execute(
-                    "SELECT m.chat_id, m.id, snippet(messages_fts, 0, ?, ?, '…', 12) AS s FROM messages_fts"
+                    "SELECT m.chat_id, m.id, snippet(messages_fts, 0, ?, ?, '…', 12),"
+                    " snippet(messages_fts, 1, ?, ?, '…', 12) FROM messages_fts"
                     " JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
-                    (marks[0], marks[1], terms, limit)).fetchall()
-                hits = [SearchHit(r[0], r[1], r[2]) for r in rows]
+                    (marks[0], marks[1], marks[0], marks[1], terms, limit)).fetchall()
+                hits = [SearchHit(r[0], r[1], r[2]) if marks[0] in (r[2] or "") or marks[0] not in (r[3] or "")
+                        else SearchHit(r[0], r[1], r[3], in_reasoning=True) for r in rows]
             except sqlite3.OperationalError:
                 hits = []
         if not self.fts:
             like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            rows = self.db.execute("SELECT chat_id, id, content FROM messages WHERE content LIKE ? ESCAPE '\\'"
-                                   " ORDER BY id DESC LIMIT ?", (like, limit)).fetchall()
-            hits = [SearchHit(r[0], r[1], _snippet(r[2], q, marks=marks)) for r in rows]
+            rows = self.db.execute("SELECT chat_id, id, content, reasoning FROM messages WHERE content LIKE ? ESCAPE"
+                                   " '\\' OR reasoning LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?",
+                                   (like, like, limit)).fetchall()
+            hits = [SearchHit(r[0], r[1], _snippet(r[2], q, marks=marks)) if q.lower() in r[2].lower()
+                    else SearchHit(r[0], r[1], _snippet(r[3], q, marks=marks), in_reasoning=True) for r in rows]
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         for r in self.db.execute("SELECT id, title FROM chats WHERE title LIKE ? ESCAPE '\\'", (like,)):
             hits.append(SearchHit(r[0], 0, r[1]))
@@ -366,56 +397,12 @@ class ChatStore:
         return out
 
     def export_json(self, chat_id: int) -> dict[str, Any]:
-        """The whole chat: every branch, each message with ``shown`` (on the branch the app shows) and
-        ``parent_id``, so a reader can rebuild the tree; ``shown_path`` lists the shown branch in order."""
-        c = self.chat(chat_id)
-        if c is None:
-            raise KeyError(chat_id)
-        shown = [m.id for m in self.thread(chat_id)]
-        on_path = set(shown)
-        return {
-            "format": "desktop-chat/2", "id": c.id, "title": c.title, "created": c.created,
-            "branches": "all", "shown_path": shown,
-            "messages": [{"id": m.id, "parent_id": m.parent_id, "role": m.role, "content": m.content,
-                          "state": m.state, "created": m.created, "shown": m.id in on_path,
-                          "version": [m.sibling_index + 1, m.sibling_count],
-                          **({"provenance": m.provenance} if m.provenance else {}),
-                          **({"stats": m.stats} if m.stats else {})} for m in self.tree(chat_id)],
-        }
+        """The whole chat, every branch (:func:`export.chat_json`)."""
+        return export.chat_json(self, chat_id)
 
     def export_markdown(self, chat_id: int) -> str:
-        """Every branch, in tree order; the branch shown in the app is marked, the others say what they answer."""
-        data = self.export_json(chat_id)
-        msgs = data["messages"]
-        branched = any(m["version"][1] > 1 for m in msgs)
-        out = [f"# {data['title']}", ""]
-        if branched:
-            out += ["_All branches are included. Messages of the branch shown in the app are marked ★; "
-                    "the others are earlier versions (edits and regenerations)._", ""]
-        for m in msgs:
-            who = {"user": "You", "assistant": "Assistant", "system": "System"}.get(m["role"], m["role"])
-            state = {"cancelled": " (stopped)", "error": " (interrupted)", "streaming": " (interrupted)"}.get(
-                m["state"], "")
-            mark = ""
-            if branched:
-                i, n = m["version"]
-                mark = (" ★" if m["shown"] else "") + (f" · version {i} of {n}" if n > 1 else "")
-                mark += f" · #{m['id']}" + (f", reply to #{m['parent_id']}" if m["parent_id"] else "")
-            prov = m.get("provenance") or {}
-            out += [f"## {who}{state}{mark}", ""]
-            if prov.get("tool_calls"):  # the answer's tool calls, collapsed, before its text (as in the app)
-                from desktop.engine.tools.loop import records_markdown
-                out.append(records_markdown(prov["tool_calls"]))
-            out += [m["content"], ""]
-            if prov.get("citations"):
-                out += ["Sources: " + "; ".join(dict.fromkeys(c.get("label", "") for c in prov["citations"])), ""]
-            if prov:
-                lines = [f"- {k}: `{v}`" for k, v in prov.items()
-                         if k not in ("sampling", "tool_calls", "citations") and v not in (None, "")]
-                if prov.get("sampling"):
-                    lines.append("- sampling: " + ", ".join(f"{k}={v}" for k, v in prov["sampling"].items()))
-                out += ["<details><summary>Provenance</summary>", "", *lines, "", "</details>", ""]
-        return "\n".join(out).rstrip() + "\n"
+        """Every branch as Markdown (:func:`export.chat_markdown`)."""
+        return export.chat_markdown(self, chat_id)
 
 
 def _snippet(text: str, q: str, width: int = 40, marks: tuple[str, str] = ("[", "]")) -> str:

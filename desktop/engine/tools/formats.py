@@ -9,6 +9,14 @@ Three families, as their chat templates define them:
   results come back as ``<tool_response>…</tool_response>`` in a user turn.
 * ``mistral`` — ``[TOOL_CALLS][{"name": ..., "arguments": {...}}]`` (a control token too); tools are listed in
   ``[AVAILABLE_TOOLS]…[/AVAILABLE_TOOLS]`` and results come back as ``[TOOL_RESULTS]…[/TOOL_RESULTS]``.
+* ``harmony`` — OpenAI's gpt-oss: a call is its own message,
+  ``<|start|>assistant to=functions.NAME<|channel|>commentary json<|message|>{…}<|call|>``, and the result comes
+  back as the ``<|start|>functions.NAME to=assistant<|channel|>commentary<|message|>…<|end|>`` message. The
+  engine's reasoning splitter reads the calls out of the stream (``Finished.tool_calls``), so no markup reaches
+  the text; the thinking before a call goes back as the message's ``thinking`` (the template keeps it there).
+
+Reasoning models think before they call: Qwen3 writes its ``<tool_call>`` (hermes) after its thinking, or
+sometimes inside it; the loop looks in the thinking when the answer has no call.
 
 A file whose chat template knows ``tools`` is rendered with it (``tools`` variable, ``tool_calls`` on assistant
 messages, ``tool`` role). Otherwise the prompt is written here: natively for the profile formats that have a
@@ -28,7 +36,7 @@ from typing import Any
 
 from desktop.engine.inference import prompts
 
-TOOL_FORMATS = ("llama31", "hermes", "mistral")
+TOOL_FORMATS = ("llama31", "hermes", "mistral", "harmony")
 _PROFILE_TO_TOOL = {"llama31": "llama31", "llama3": "llama31", "chatml": "hermes", "mixtral": "mistral"}
 # Tags that open a call anywhere in an answer, and openers that only count at its very start (the control
 # tokens <|python_tag|> and [TOOL_CALLS] are not in the streamed text, so a bare JSON start means a call).
@@ -53,6 +61,8 @@ def format_for(prompt_format: str, chat_template: str | None = None) -> str:
     """The tool format of a profile's prompt format, or of a GGUF's own template."""
     if prompt_format == "gguf":
         t = chat_template or ""
+        if "<|channel|>" in t and "to=" in t:
+            return "harmony"
         if "<tool_call>" in t:
             return "hermes"
         if "[TOOL_CALLS]" in t or "[INST]" in t:
@@ -102,6 +112,9 @@ def call_text(fmt: str, calls: list[dict[str, Any]]) -> str:
         return "<|python_tag|>" + "; ".join(_dumps({"name": c["name"], "parameters": c["arguments"]}) for c in calls)
     if fmt == "mistral":
         return "[TOOL_CALLS]" + _dumps([{"name": c["name"], "arguments": c["arguments"]} for c in calls])
+    if fmt == "harmony":
+        return "".join(f"<|start|>assistant to=functions.{c['name']}<|channel|>commentary json<|message|>"
+                       f"{_dumps(c['arguments'])}<|call|>" for c in calls)
     return "\n".join(f"<tool_call>\n{_dumps({'name': c['name'], 'arguments': c['arguments']})}\n</tool_call>"
                      for c in calls)
 
@@ -206,34 +219,43 @@ def _flatten(fmt: str, msgs: list[dict[str, Any]], specs: list[dict[str, Any]], 
     return out
 
 
-def _template_messages(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages in the shape Hugging Face chat templates read (tool_calls with ``function``)."""
+def _template_messages(msgs: list[dict[str, Any]], harmony: bool = False) -> list[dict[str, Any]]:
+    """Messages in the shape Hugging Face chat templates read (tool_calls with ``function``; an answer's thinking
+    as ``reasoning_content`` and ``thinking``, for its template to keep or drop)."""
     out: list[dict[str, Any]] = []
     for m in msgs:
+        thought = {"reasoning": m["reasoning"]} if m["role"] == "assistant" and m.get("reasoning") else {}
         if m["role"] == "assistant" and m.get("tool_calls"):
-            out.append({"role": "assistant", "content": str(m.get("content") or ""), "tool_calls": [
+            content = str(m.get("content") or "")
+            if harmony and thought and content:  # gpt-oss's template takes a call's thinking or its text, not both
+                thought = {"reasoning": thought["reasoning"] + "\n\n" + content}
+                content = ""
+            out.append({"role": "assistant", "content": content, **thought, "tool_calls": [
                 {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                 for c in m["tool_calls"]]})
         elif m["role"] == "tool":
             out.append({"role": "tool", "content": str(m.get("content") or ""),
                         "tool_call_id": m.get("tool_call_id", ""), "name": m.get("name", "")})
         else:
-            out.append({"role": m["role"], "content": str(m.get("content") or "")})
-    return out
+            out.append({"role": m["role"], "content": str(m.get("content") or ""), **thought})
+    return out  # render_jinja turns ``reasoning`` into the names the templates read
 
 
 def render(prompt_format: str, messages: list[dict[str, Any]], specs: list[dict[str, Any]], *,
            system_prompt: str = "", date_string: str = "26 Jul 2024", chat_template: str | None = None,
-           bos_token: str = "", eos_token: str = "") -> str:
-    """The exact prompt text for a conversation with tool turns, offering ``specs``."""
+           bos_token: str = "", eos_token: str = "", enable_thinking: bool | None = None,
+           reasoning_effort: str | None = None) -> str:
+    """The exact prompt text for a conversation with tool turns, offering ``specs`` (with a reasoning model's
+    thinking controls, ``enable_thinking`` and ``reasoning_effort``, when set)."""
     fmt = format_for(prompt_format, chat_template)
     if prompt_format == "gguf":
         if template_knows_tools(chat_template):
-            msgs = _template_messages(messages)
+            msgs = _template_messages(messages, harmony=fmt == "harmony")
             if system_prompt and not (msgs and msgs[0]["role"] == "system"):
                 msgs = [{"role": "system", "content": system_prompt}, *msgs]
             return prompts.render_jinja(chat_template or "", msgs, bos_token=bos_token, eos_token=eos_token,
-                                        tools=specs or None)
+                                        tools=specs or None, enable_thinking=enable_thinking,
+                                        reasoning_effort=reasoning_effort)
         return prompts.render("gguf", _flatten(fmt, messages, specs, system_prompt), chat_template=chat_template,
                               bos_token=bos_token, eos_token=eos_token)
     if prompt_format in ("llama31", "llama3"):

@@ -75,6 +75,8 @@ class ToolLoopResult:
     rounds: int
     stats: P.GenerationStats | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)  # the whole exchange, tool turns included
+    reasoning: str = ""  # a reasoning model's thinking, every round's, apart from the answer
+    stopped_thinking: bool = False  # the last round ran out of tokens while still thinking
 
 
 # ---------------------------------------------------------------------------------------------- tools
@@ -130,8 +132,10 @@ class LocalTurns:
                  eos_token: str = "") -> None:
         self.base = base
         self.prompt_format = prompt_format
+        spec = base.prompt_spec or {}
         self.kw = dict(system_prompt=system_prompt, date_string=date_string, chat_template=chat_template,
-                       bos_token=bos_token, eos_token=eos_token)
+                       bos_token=bos_token, eos_token=eos_token, enable_thinking=spec.get("enable_thinking"),
+                       reasoning_effort=spec.get("reasoning_effort"))
         self.fmt = formats.format_for(prompt_format, chat_template)
 
     def request(self, messages: list[dict[str, Any]], specs: list[dict[str, Any]]) -> P.Generate:
@@ -140,8 +144,9 @@ class LocalTurns:
         text = formats.render(self.prompt_format, messages, specs, **self.kw)  # type: ignore[arg-type]
         return dataclasses.replace(self.base, id=new_id("gen"), messages=[], prompt=text)
 
-    def parser(self) -> formats.StreamingToolParser:
-        return formats.StreamingToolParser(self.fmt)
+    def parser(self) -> formats.StreamingToolParser | None:
+        # Harmony calls are messages of their own: the engine reads them out of the stream (Finished.tool_calls).
+        return None if self.fmt == "harmony" else formats.StreamingToolParser(self.fmt)
 
 
 def openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -202,7 +207,7 @@ class ToolLoop:
     def __init__(self, client: Any, turns: LocalTurns | RemoteTurns, toolbox: ToolBox, *, ask: AskPermission,
                  policy: PermissionPolicy | None = None, max_rounds: int = DEFAULT_MAX_ROUNDS,
                  on_text: Callable[[str], None] | None = None, on_event: Callable[[Any], None] | None = None,
-                 timeout_s: float | None = None) -> None:
+                 timeout_s: float | None = None, on_reasoning: Callable[[str], None] | None = None) -> None:
         self.client = client
         self.turns = turns
         self.toolbox = toolbox
@@ -210,6 +215,7 @@ class ToolLoop:
         self.policy = policy or PermissionPolicy(persist=False)
         self.max_rounds = max_rounds
         self.on_text = on_text or (lambda _t: None)
+        self.on_reasoning = on_reasoning or (lambda _t: None)  # a reasoning model's thinking, as it streams
         self.on_event = on_event or (lambda _e: None)
         self.timeout_s = timeout_s
         self._cancelled = threading.Event()
@@ -235,6 +241,8 @@ class ToolLoop:
         finished: P.Finished | None = None
         for ev in self._generate(gen):
             if isinstance(ev, P.TokenChunk):
+                if ev.reasoning:
+                    self.on_reasoning(ev.reasoning)
                 text = parser.feed(ev.text) if parser else ev.text
                 if text:
                     shown.append(text)
@@ -255,6 +263,11 @@ class ToolLoop:
             call = formats.call_from(raw)
             if call is not None:
                 calls.append(call)
+        if not calls and parser is not None and finished.reasoning:
+            # Qwen3 sometimes writes its <tool_call> inside its thinking: a call all the same.
+            thought, calls = formats.parse_tool_calls(parser.fmt, finished.reasoning)
+            if calls:
+                finished.reasoning = thought
         return "".join(shown), calls, finished
 
     def _execute(self, call: formats.ToolCall) -> ToolCallRecord:
@@ -286,24 +299,35 @@ class ToolLoop:
         specs = self.toolbox.specs()
         records: list[ToolCallRecord] = []
         texts: list[str] = []
+        thoughts: list[str] = []
         rounds = 0
+
+        def result(reason: str, fin: P.Finished) -> ToolLoopResult:
+            return ToolLoopResult("".join(texts), reason, records, rounds, fin.stats, convo, "\n\n".join(thoughts),
+                                  bool(fin.stopped_thinking))
+
         while True:
             text, calls, fin = self._one_round(convo, specs)
             if text.strip():
                 texts.append(text)
+            thought = {"reasoning": fin.reasoning} if fin.reasoning else {}
+            if fin.reasoning:
+                thoughts.append(fin.reasoning)
             if not calls or fin.finish_reason == "cancelled" or self._cancelled.is_set():
-                convo.append({"role": "assistant", "content": text})
-                return ToolLoopResult("".join(texts), fin.finish_reason, records, rounds, fin.stats, convo)
+                convo.append({"role": "assistant", "content": text, **thought})
+                return result(fin.finish_reason, fin)
             if rounds >= self.max_rounds:
                 for c in calls:
                     rec = ToolCallRecord(c.id, "", c.name, c.arguments, status="round_limit",
                                          result=f"Not run: the limit of {self.max_rounds} tool rounds was reached.")
                     records.append(rec)
                     self.on_event(ToolCallFinished(rec))
-                convo.append({"role": "assistant", "content": text})
-                return ToolLoopResult("".join(texts), "tool_limit", records, rounds, fin.stats, convo)
+                convo.append({"role": "assistant", "content": text, **thought})
+                return result("tool_limit", fin)
             rounds += 1
-            convo.append({"role": "assistant", "content": text, "tool_calls": [c.to_message() for c in calls]})
+            # The thinking before a call goes back with it: the template decides (gpt-oss keeps it).
+            convo.append({"role": "assistant", "content": text, **thought,
+                          "tool_calls": [c.to_message() for c in calls]})
             for c in calls:
                 if self._cancelled.is_set():
                     break
@@ -312,7 +336,7 @@ class ToolLoop:
                 self.on_event(ToolCallFinished(rec))
                 convo.append({"role": "tool", "tool_call_id": c.id, "name": c.name, "content": rec.result})
             if self._cancelled.is_set():
-                return ToolLoopResult("".join(texts), "cancelled", records, rounds, fin.stats, convo)
+                return result("cancelled", fin)
 
 
 def records_markdown(records: list[dict[str, Any]] | list[ToolCallRecord]) -> str:

@@ -1,10 +1,11 @@
-"""The parts of a message body: auto-height text (safe Markdown, nothing fetched) and highlighted code blocks."""
+"""The parts of a message body: auto-height text (safe Markdown, nothing fetched), highlighted code blocks, and a
+reasoning model's thinking (a block that folds)."""
 from __future__ import annotations
 
 import math
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QTextCursor
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -111,3 +112,88 @@ class CodeBlock(QFrame):
 
     def wheelEvent(self, e) -> None:  # noqa: N802
         e.ignore()
+
+
+class _Toggle(QToolButton):
+    """The thinking block's header: a button that Enter and Return press too (Space already does)."""
+
+    def keyPressEvent(self, e) -> None:  # noqa: N802
+        if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.click()
+            return
+        super().keyPressEvent(e)
+
+
+class ThinkingBlock(QFrame):
+    """A reasoning model's thinking, above its answer: streams open under "Thinking…", folds to "Thought for N s"
+    when the answer begins; its header opens and closes it (click, Enter, Space; a Tab stop with visible focus).
+
+    The text is plain (it is the model's scratch work, not its answer): each streamed piece is appended at the
+    end of the document, so the cost per flush does not grow with the thinking.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Thinking")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 0, 0, 0)
+        lay.setSpacing(2)
+        self.toggle = _Toggle()
+        self.toggle.setObjectName("ThinkingToggle")
+        self.toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toggle.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.toggle.setCheckable(True)
+        self.toggle.toggled.connect(self._set_open)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.toggle)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self.text = AutoText()
+        self.text.setObjectName("ThinkingText")
+        self.text.setAccessibleName("Thinking")
+        lay.addWidget(self.text)
+        self.reasoning = ""
+        self.live = False  # still thinking (the answer has not begun)
+        self.seconds: float | None = None
+        self._set_open(False)
+
+    @property
+    def is_open(self) -> bool:
+        return self.toggle.isChecked()
+
+    def set_open(self, on: bool) -> None:
+        self.toggle.setChecked(on)
+        self._set_open(on)
+
+    def _set_open(self, on: bool) -> None:
+        self.text.setVisible(on)
+        theme.set_icon(self.toggle, "mdi6.chevron-down" if on else "mdi6.chevron-right")
+        self.toggle.setAccessibleName(self.toggle.text() + (", open" if on else ", closed"))
+
+    def show_thinking(self, reasoning: str, live: bool, seconds: float | None) -> None:
+        """Show ``reasoning`` (appending when it only grew); ``live``: the model is thinking now (open, and
+        "Thinking…"); else "Thought for N s" (``seconds`` None: "Thought"), folded the moment thinking ends."""
+        if reasoning.startswith(self.reasoning) and self.reasoning:
+            new = reasoning[len(self.reasoning):]
+            if new:
+                cur = QTextCursor(self.text.document())
+                cur.movePosition(QTextCursor.MoveOperation.End)
+                cur.insertText(new)
+        elif reasoning != self.reasoning:
+            self.text.setPlainText(reasoning)
+        self.reasoning = reasoning
+        was_live, self.live, self.seconds = self.live, live, seconds
+        if live:
+            label = "Thinking…"
+        elif seconds is not None:
+            label = f"Thought for {max(1, round(seconds)):,} s"
+        else:
+            label = "Thought"
+        if self.toggle.text() != label:
+            self.toggle.setText(label)
+            self.toggle.setAccessibleName(label + (", open" if self.is_open else ", closed"))
+        if live and not was_live:
+            self.set_open(True)
+        elif was_live and not live:
+            self.set_open(False)  # the answer began: fold

@@ -133,6 +133,11 @@ class ChatView(QScrollArea):
         QTimer.singleShot(0, lambda: self.verticalScrollBar().setValue(max(0, w.y() - 24)))
         return True
 
+    def open_thinking(self, message_id: int) -> bool:
+        """Open the thinking block of a message (a search hit in its thinking); False when it has none."""
+        row = self.model.row_of(message_id)
+        return 0 <= row < len(self.widgets) and self.widgets[row].open_thinking()
+
     # ---------------------------------------------------------------- model changes
 
     def _rebuild(self) -> None:

@@ -69,7 +69,24 @@ def stable_prefix(text: str) -> int:
     A block is finished after a blank line outside a code fence, or after a fence's closing line. Later
     text cannot change how such a prefix renders, so it can be rendered once while the rest streams.
     """
-    cut = 0
+    ends = block_ends(text)
+    return ends[-1] if ends else 0
+
+
+def blocks(text: str) -> list[str]:
+    """``text`` cut after each finished block (:func:`block_ends`), the unfinished rest last: a message shows one
+    widget per block, so a streamed answer and the same answer rendered at once are laid out alike."""
+    out, start = [], 0
+    for end in [*block_ends(text), len(text)]:
+        if text[start:end].strip():
+            out.append(text[start:end])
+        start = end
+    return out
+
+
+def block_ends(text: str) -> list[int]:
+    """Where each finished block of ``text`` ends (see :func:`stable_prefix`), in order."""
+    ends: list[int] = []
     pos = 0
     fence: str | None = None
     lines = text.split("\n")
@@ -81,12 +98,15 @@ def stable_prefix(text: str) -> int:
             if m:
                 fence = m.group("fence")
             elif not stripped and i > 0:
-                cut = end
+                if ends and ends[-1] == pos:  # more blank lines: they stay with the block before
+                    ends[-1] = end
+                else:
+                    ends.append(end)
         elif stripped.startswith(fence) and set(stripped) <= {fence[0]}:
             fence = None
-            cut = end
+            ends.append(end)
         pos = end
-    return cut
+    return ends
 
 
 # ---------------------------------------------------------------------------------------------- highlighting

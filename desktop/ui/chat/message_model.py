@@ -1,7 +1,7 @@
 """The conversation shown (one branch of one chat) as a QAbstractListModel, owned by the GUI thread.
 
-Streamed text is buffered and flushed on a short timer (``FLUSH_MS``, 50 ms), and each flush touches only the
-last row, so a long answer costs the same per update at token 4,000 as at token 1. The model holds
+Streamed text (the answer, and a reasoning model's thinking, kept apart) is buffered and flushed on a short timer
+(``FLUSH_MS``, 50 ms), and each flush touches only the last row, with only the roles that grew, so a long answer costs the same per update at token 4,000 as at token 1. The model holds
 no database handle: the main window fills it from the chat store and journals the stream itself.
 """
 from __future__ import annotations
@@ -28,6 +28,8 @@ BranchRole = Qt.ItemDataRole.UserRole + 5  # (index, count) among the parent's c
 DimmedRole = Qt.ItemDataRole.UserRole + 6  # fell out of the context window in the last generation
 ProvenanceRole = Qt.ItemDataRole.UserRole + 7
 StatsRole = Qt.ItemDataRole.UserRole + 8
+ReasoningRole = Qt.ItemDataRole.UserRole + 9  # the thinking of a reasoning model, apart from the answer
+ThinkingTimeRole = Qt.ItemDataRole.UserRole + 10  # seconds spent thinking before the answer began (None: not yet)
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -45,6 +47,8 @@ class ChatMessage:
     dimmed: bool = False
     provenance: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    reasoning: str = ""
+    thinking_s: float | None = None
 
 
 class ChatModel(QAbstractListModel):
@@ -57,6 +61,7 @@ class ChatModel(QAbstractListModel):
         super().__init__(parent)
         self.messages: list[ChatMessage] = []
         self._pending: list[str] = []
+        self._pending_reasoning: list[str] = []
         self._timer = QTimer(self)
         self._timer.setInterval(self.FLUSH_MS)
         self._timer.setSingleShot(True)
@@ -74,18 +79,20 @@ class ChatModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return f"{_WHO.get(m.role, m.role)}: {m.text}{_SUFFIX.get(m.state, '')}"
         return {RoleRole: m.role, TextRole: m.text, StateRole: m.state, IdRole: m.id, BranchRole: m.branch,
-                DimmedRole: m.dimmed, ProvenanceRole: m.provenance, StatsRole: m.stats}.get(role)
+                DimmedRole: m.dimmed, ProvenanceRole: m.provenance, StatsRole: m.stats, ReasoningRole: m.reasoning,
+                ThinkingTimeRole: m.thinking_s}.get(role)
 
     def roleNames(self) -> dict[int, bytes]:
         return {Qt.ItemDataRole.DisplayRole: b"display", RoleRole: b"role", TextRole: b"text", StateRole: b"state",
                 IdRole: b"messageId", BranchRole: b"branch", DimmedRole: b"dimmed", ProvenanceRole: b"provenance",
-                StatsRole: b"stats"}
+                StatsRole: b"stats", ReasoningRole: b"reasoning", ThinkingTimeRole: b"thinkingSeconds"}
 
     # ------------------------------------------------------------------ changes
 
     def set_messages(self, messages: list[ChatMessage]) -> None:
         self._timer.stop()
         self._pending.clear()
+        self._pending_reasoning.clear()
         self.beginResetModel()
         self.messages = list(messages)
         self.endResetModel()
@@ -99,6 +106,19 @@ class ChatModel(QAbstractListModel):
 
     def append_token(self, text: str) -> None:
         self._pending.append(text)
+        self._schedule()
+
+    def append_reasoning(self, text: str) -> None:
+        """Thinking of the streaming message: coalesced with the answer's text into the same flushes."""
+        self._pending_reasoning.append(text)
+        self._schedule()
+
+    def set_thinking_time(self, seconds: float) -> None:
+        """How long the streaming message thought before its answer began (shown when its thinking folds)."""
+        if self.messages:
+            self.messages[-1].thinking_s = seconds
+
+    def _schedule(self) -> None:
         if self._timer.isActive():
             return
         # Leading edge: the first token after a quiet spell shows at once; later ones wait for the
@@ -111,19 +131,27 @@ class ChatModel(QAbstractListModel):
 
     def flush(self) -> None:
         self._timer.stop()
-        if not self._pending or not self.messages:
+        if not (self._pending or self._pending_reasoning) or not self.messages:
             return
         m = self.messages[-1]
-        m.text += "".join(self._pending)
-        self._pending.clear()
+        roles: list[int] = []
+        if self._pending_reasoning:
+            m.reasoning += "".join(self._pending_reasoning)
+            self._pending_reasoning.clear()
+            roles.append(ReasoningRole)
+        if self._pending:
+            m.text += "".join(self._pending)
+            self._pending.clear()
+            roles += [Qt.ItemDataRole.DisplayRole, TextRole]
         self.flushes += 1
         self._last_flush = time.monotonic()
         idx = self.index(len(self.messages) - 1)
-        self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DisplayRole, TextRole])
-        self.flushed.emit(m.text)
+        self.dataChanged.emit(idx, idx, roles)
+        if TextRole in roles:
+            self.flushed.emit(m.text)
 
     def finish_last(self, state: str, text: str | None = None, *, stats: dict[str, Any] | None = None,
-                    provenance: dict[str, Any] | None = None) -> None:
+                    provenance: dict[str, Any] | None = None, reasoning: str | None = None) -> None:
         self.flush()
         if not self.messages:
             return
@@ -131,13 +159,17 @@ class ChatModel(QAbstractListModel):
         m.state = state
         if text is not None and state in ("done", "cancelled"):
             m.text = text
+        if reasoning is not None and state in ("done", "cancelled"):
+            m.reasoning = reasoning
         if stats is not None:
             m.stats = stats
+            if stats.get("thinking_s") is not None:
+                m.thinking_s = stats["thinking_s"]
         if provenance is not None:
             m.provenance = provenance
         idx = self.index(len(self.messages) - 1)
         self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DisplayRole, TextRole, StateRole, StatsRole,
-                                         ProvenanceRole])
+                                         ProvenanceRole, ReasoningRole, ThinkingTimeRole])
 
     def set_dimmed(self, ids: set[int]) -> None:
         """Mark the messages that fell out of the context window (and un-mark the others)."""

@@ -1,6 +1,7 @@
 """One message of the conversation: a bubble (the user's) or a full-width answer, its footer and actions."""
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol
 
 from PySide6.QtCore import Qt
@@ -23,18 +24,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.ui.chat.blocks import AutoText, CodeBlock
-from desktop.ui.chat.markdown import _FENCE, split_markdown, stable_prefix
+from desktop.ui.chat.blocks import AutoText, CodeBlock, ThinkingBlock
+from desktop.ui.chat.markdown import _FENCE, blocks, split_markdown, stable_prefix
 from desktop.ui.chat.message_model import (
     BranchRole,
     ChatModel,
     DimmedRole,
     IdRole,
     ProvenanceRole,
+    ReasoningRole,
     RoleRole,
     StateRole,
     StatsRole,
     TextRole,
+    ThinkingTimeRole,
 )
 from desktop.ui.theme import polish, theme
 from desktop.ui.tools.call_rows import CitationsLabel, ToolCallList
@@ -52,8 +55,11 @@ class Conversation(Protocol):
     link_clicked: Any
 
 _TEXT_ROLES = {int(Qt.ItemDataRole.DisplayRole), int(TextRole)}
+_STREAM_ROLES = _TEXT_ROLES | {int(ReasoningRole)}  # what a streamed flush changes
+STOPPED_THINKING = "Stopped while thinking: raise max tokens"
 _STATE_TAG = {"streaming": "writing…", "cancelled": "stopped", "error": "interrupted"}
 _STATIC = Qt.WidgetAttribute.WA_StaticContents
+_HARD_BREAK = re.compile(r"(?<=\S)[ \t]*\n(?=[ \t]*\S)")  # a single newline between two written lines
 _GROW_AT_ONCE = QLayout.SizeConstraint.SetMinimumSize
 
 
@@ -64,7 +70,8 @@ def stats_text(provenance: dict, stats: dict, live_rate: float | None = None) ->
     if rate:
         parts.append(f"{rate:.1f} tok/s")
     if stats and stats.get("generated_tokens"):
-        parts.append(f"{stats['generated_tokens']:,} tokens")
+        thinking = stats.get("reasoning_tokens") or 0
+        parts.append(f"{stats['generated_tokens']:,} tokens" + (f" ({thinking:,} thinking)" if thinking else ""))
     if stats and stats.get("ttft_s"):
         parts.append(f"{stats['ttft_s'] * 1000:.0f} ms to first token")
     if stats and stats.get("draft_acceptance") is not None:  # speculative decoding ran
@@ -95,6 +102,7 @@ class MessageWidget(QFrame):
         self.stream: AutoText | None = None  # the plain tail of a streaming answer
         self.streamed_len = 0  # characters in the tail
         self.committed = 0  # characters already rendered as Markdown above the tail
+        self._streamed = ""  # the streaming text shown so far
         self.pinned = False  # actions always shown (the last answer)
         self.setObjectName("Message")
         # Opaque, in the conversation's colour: a streamed flush then repaints this message only, not the column
@@ -130,7 +138,11 @@ class MessageWidget(QFrame):
         head.addWidget(self.tag)
         head.addStretch(1)
         bl.addLayout(head)
-        # Tool calls above the text (collapsed), sources under it: both from the answer's provenance.
+        # A reasoning model's thinking first (folded once the answer begins), then tool calls (collapsed), the text,
+        # and sources under it (from the answer's provenance).
+        self.thinking = ThinkingBlock()
+        self.thinking.hide()
+        bl.addWidget(self.thinking)
         self.tool_calls = ToolCallList()
         self.tool_calls.hide()
         self._tool_records: list = []
@@ -138,6 +150,19 @@ class MessageWidget(QFrame):
         self.body = QVBoxLayout()
         self.body.setSpacing(8)
         bl.addLayout(self.body)
+        # Why an answer ended early (max tokens), under its text.
+        self.notice = QLabel()
+        self.notice.setObjectName("AnswerNotice")
+        # One short line: a wrapped label under an alignment gets too little height and cuts its own text.
+        self.notice.hide()
+        bl.addWidget(self.notice, 0, Qt.AlignmentFlag.AlignLeft)
+        # The files a sent message carried, as chips under its text.
+        self.files = QHBoxLayout()
+        self.files.setContentsMargins(0, 0, 0, 0)
+        self.files.setSpacing(4)
+        self.files.addStretch(1)
+        bl.addLayout(self.files)
+        self._file_names: list[str] = []
         self.citations = CitationsLabel()
         self.citations.setObjectName("MessageStats")
         bl.addWidget(self.citations)
@@ -233,11 +258,14 @@ class MessageWidget(QFrame):
         idx = model.index(row)
         text = model.data(idx, TextRole) or ""
         state = model.data(idx, StateRole)
-        if (roles and set(roles) <= _TEXT_ROLES and state == "streaming" == self.state
+        if (roles and set(roles) <= _STREAM_ROLES and state == "streaming" == self.state
                 and model.data(idx, IdRole) == self.message_id):
-            # A streamed flush: only the text grew. Touching the header repaints the whole message.
+            # A streamed flush: only the text (or the thinking) grew. Touching the header repaints the whole message.
             self.text = text
-            self._stream_to(text)
+            if int(ReasoningRole) in roles or (text and self.thinking.live):
+                self._show_thinking(model, idx, state)
+            if set(roles) & _TEXT_ROLES:
+                self._stream_to(text)
             return
         self.message_id = model.data(idx, IdRole)
         role = model.data(idx, RoleRole)
@@ -253,13 +281,16 @@ class MessageWidget(QFrame):
             self._show_marker(text)
             return
         self._show_tools(prov)
+        self.state = state
+        self._show_thinking(model, idx, state)
+        self._show_files(prov if role == "user" else {})
+        self._show_notice(stats if role == "assistant" else {}, prov)
         self.who.setText({"user": "", "assistant": prov.get("profile_name") or "Assistant",
                           "system": "System"}.get(role, role))
         self.who.setVisible(role != "user")
         if role == "assistant" and prov.get("profile_name"):
             self.who.setToolTip(f"{prov.get('profile_name')} · {prov.get('model_file', '')} · "
                                 f"{prov.get('quant') or ''} · seed {prov.get('seed')}")
-        self.state = state
         dim = bool(model.data(idx, DimmedRole))
         self.tag.setText(" · ".join([t for t in (_STATE_TAG.get(state, ""),
                                                  "not in the model's context" if dim else "") if t]))
@@ -301,6 +332,49 @@ class MessageWidget(QFrame):
             self._tool_records = list(records)
         self.tool_calls.setVisible(bool(records))
         self.citations.set_citations(prov.get("citations") or [])
+
+    def _show_thinking(self, model: ChatModel, idx: Any, state: str) -> None:
+        reasoning = model.data(idx, ReasoningRole) or ""
+        if not reasoning:
+            self.thinking.hide()
+            return
+        text = model.data(idx, TextRole) or ""
+        self.thinking.show_thinking(reasoning, state == "streaming" and not text, model.data(idx, ThinkingTimeRole))
+        self.thinking.show()
+
+    def open_thinking(self) -> bool:
+        """Open the thinking block (a search hit in the thinking); False when the message has none."""
+        if self.thinking.isHidden():
+            return False
+        self.thinking.set_open(True)
+        return True
+
+    def _show_notice(self, stats: dict, prov: dict) -> None:
+        if stats.get("stopped_thinking"):
+            text = STOPPED_THINKING
+        elif stats.get("finish_reason") == "length":
+            limit = (prov.get("sampling") or {}).get("max_tokens")
+            text = f"Cut off at the max tokens limit ({limit:,})" if limit else "Cut off at the max tokens limit"
+        else:
+            text = ""
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
+
+    def _show_files(self, prov: dict) -> None:
+        names = [str(a.get("name", "")) for a in prov.get("attachments") or [] if isinstance(a, dict)]
+        if names == self._file_names:
+            return
+        self._file_names = names
+        while self.files.count() > 1:  # the stretch stays last
+            item = self.files.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        for i, name in enumerate(names):
+            chip = QLabel(name)
+            chip.setObjectName("AttachmentChip")
+            chip.setToolTip(f"Attached: {name}")
+            chip.setAccessibleName(f"Attached file {name}")
+            self.files.insertWidget(i, chip)
 
     def set_live_rate(self, prov: dict, rate: float | None) -> None:
         self.stats_label.setText(stats_text(prov, {}, rate))
@@ -347,10 +421,11 @@ class MessageWidget(QFrame):
             self.stream.setAttribute(_STATIC)
             self.stream.viewport().setAttribute(_STATIC)
             self.body.addWidget(self.stream)
+        self._streamed = text
         pending = text[self.committed:]
         cut = stable_prefix(pending)
         if cut:
-            for w in self._segment_widgets(pending[:cut]):
+            for w in self._block_widgets(pending[:cut]):
                 self.body.insertWidget(self.body.count() - 1, w)
                 # At its final width and shown now (a layout shows new widgets later), so it is laid out in the
                 # same pass as the shorter tail: the message's height barely changes and nothing else moves.
@@ -378,6 +453,11 @@ class MessageWidget(QFrame):
         if self.stream is not None and self.stream.document().defaultFont() != want:
             self.stream.document().setDefaultFont(want)
 
+    def _block_widgets(self, text: str) -> list[QWidget]:
+        """One widget (or a prose and a code widget) per finished block: streamed or rendered at once, an
+        answer gets the same widgets, so nothing moves when its stream ends."""
+        return [w for block in blocks(text) for w in self._segment_widgets(block)]
+
     def _segment_widgets(self, text: str) -> list[QWidget]:
         out: list[QWidget] = []
         for seg in split_markdown(text):
@@ -387,16 +467,34 @@ class MessageWidget(QFrame):
                 out.append(block)
             else:
                 t = AutoText()
-                t.set_markdown(seg.text)
+                # A line break the model wrote stays a line break (as it streamed), not a space.
+                t.set_markdown(_HARD_BREAK.sub("  \n", seg.text))
                 t.anchorClicked.connect(self.view.link_clicked.emit)
                 out.append(t)
         return out
 
     def _render(self, text: str) -> None:
+        if (self.stream is not None and self.role != "user" and text
+                and text.startswith(self.text_committed())):
+            # The stream ended: the finished blocks stay as they are; only the tail becomes Markdown.
+            self.body.removeWidget(self.stream)
+            self.stream.deleteLater()
+            for w in self._block_widgets(text[self.committed:]):
+                self.body.addWidget(w)
+            self.stream = None
+            self.streamed_len = 0
+            self.rendered_text = text
+            return
         self._clear_body()
         self.rendered_text = text
         if not text:
-            placeholder = QLabel("(no text)" if self.state != "error" else "(nothing was generated)")
+            if self.state == "error":
+                words = "(nothing was generated)"
+            elif self.notice.text() == STOPPED_THINKING:
+                words = "(no answer: the model was still thinking)"
+            else:
+                words = "(no text)"
+            placeholder = QLabel(words)
             placeholder.setProperty("muted", True)
             self.body.addWidget(placeholder)
             return
@@ -405,8 +503,12 @@ class MessageWidget(QFrame):
             t.setPlainText(text)  # what the user typed, verbatim
             self.body.addWidget(t)
             return
-        for w in self._segment_widgets(text):
+        for w in self._block_widgets(text):
             self.body.addWidget(w)
+
+    def text_committed(self) -> str:
+        """The streamed text already rendered as finished blocks."""
+        return self._streamed[:self.committed]
 
     def code_blocks(self) -> list[CodeBlock]:
         return [self.body.itemAt(i).widget() for i in range(self.body.count())

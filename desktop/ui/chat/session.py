@@ -41,6 +41,9 @@ class StreamState:
     sent_ids: list[int]  # the message ids sent as history, in order (Finished.dropped indexes them)
     t0: float  # when the request was sent
     text: str = ""
+    reasoning: str = ""  # the thinking so far (reasoning models), never part of ``text``
+    t_think: float | None = None  # when the first thinking arrived
+    thinking_s: float | None = None  # thinking time, once the answer began (or the stream ended)
     tokens: int = 0
     first_tokens: int = 0  # tokens in the first chunk (they arrived at t_first, so they take no time)
     t_first: float | None = None  # when the first chunk arrived
@@ -62,6 +65,21 @@ class Overrides:
     sampling: dict[str, Any] = field(default_factory=dict)
     system_prompt: str | None = None
     reasoning: dict[str, Any] = field(default_factory=dict)  # thinking on/off, effort
+
+
+def thinking_settings(prompt_spec: dict[str, Any], loaded: P.Loaded | None) -> dict[str, Any]:
+    """The thinking settings an answer was asked with (provenance): the request's reasoning format (the loaded
+    model's when the profile leaves it to the engine), ``enable_thinking`` and ``reasoning_effort`` when set."""
+    fmt = prompt_spec.get("reasoning_format")
+    if fmt is None:
+        fmt = loaded.reasoning_format if loaded else None
+    if not fmt:
+        return {}
+    out: dict[str, Any] = {"reasoning_format": fmt}
+    for key in ("enable_thinking", "reasoning_effort"):
+        if prompt_spec.get(key) is not None:
+            out[key] = prompt_spec[key]
+    return out
 
 
 class ChatSession(QObject):
@@ -92,6 +110,7 @@ class ChatSession(QObject):
         self.attachments: list[Any] = []  # the files to put into the next message's prompt
         adapter.tokens_counted.connect(self._on_count)
         adapter.token_received.connect(self._on_token)
+        adapter.reasoning_received.connect(self._on_reasoning)
         adapter.generation_finished.connect(self._on_finished)
         adapter.generation_failed.connect(self._on_failed)
 
@@ -100,6 +119,7 @@ class ChatSession(QObject):
         self.tool_send = stage
         stage.send_plain.connect(self._send_prepared)
         stage.text.connect(self._on_stage_text)
+        stage.reasoning.connect(self._on_stage_reasoning)
         stage.tool_calls.connect(self._on_tool_calls)
         stage.done.connect(self._on_stage_done)
         stage.failed.connect(self._on_stage_failed)
@@ -129,9 +149,9 @@ class ChatSession(QObject):
         out: list[ChatMessage] = []
         prev_model: str | None = None
         for m in msgs:
-            text, state = m.content, m.state
+            text, state, reasoning = m.content, m.state, m.reasoning
             if st and m.id == st.msg_id:
-                text, state = st.text, "streaming"  # fresher than the journal
+                text, state, reasoning = st.text, "streaming", st.reasoning  # fresher than the journal
             if m.role == "assistant":
                 dropped = set(m.stats.get("dropped_ids", [])) if m.stats else dropped
                 name = m.provenance.get("profile_name") if m.provenance else None
@@ -139,8 +159,9 @@ class ChatSession(QObject):
                     # A small marker row where the chat switched models (not a message: never sent).
                     out.append(ChatMessage("marker", f"Switched to {name}", "done"))
                 prev_model = name or prev_model
+            thought = st.thinking_s if st and m.id == st.msg_id else (m.stats or {}).get("thinking_s")
             out.append(ChatMessage(m.role, text, state, m.id, (m.sibling_index, m.sibling_count),
-                                   False, m.provenance, m.stats))
+                                   False, m.provenance, m.stats, reasoning, thought))
         for cm in out:
             cm.dimmed = cm.id in dropped
         self.model.set_messages(out)
@@ -207,9 +228,12 @@ class ChatSession(QObject):
             parent = edited.parent_id if edited else None
         else:
             parent = self._last_real_id()
-        uid = self.chats.add_message(self.chat_id, parent, "user", text)  # on disk before generation starts
+        # The files sent with it are named in its provenance: the message shows them, now and when reopened.
+        prov = {"attachments": [{"name": a.name, "kind": a.kind, "tokens": a.tokens, "size": a.size}
+                                for a in self.attachments]} if self.attachments else None
+        uid = self.chats.add_message(self.chat_id, parent, "user", text, provenance=prov)  # on disk before generating
         if self.editing is None and parent == self._last_real_id():
-            self.model.append("user", text, id=uid)  # appending is cheaper than re-rendering the chat
+            self.model.append("user", text, id=uid, provenance=prov or {})  # cheaper than re-rendering the chat
         self.cancel_edit()
         self._generate()
         self.chats_changed.emit()
@@ -247,7 +271,9 @@ class ChatSession(QObject):
         else:  # a regeneration or an edit: a new branch, shown with its < n/m > switcher
             self.show_thread()
         msgs = [m for m in self.model.messages[:-1] if m.role in ("user", "assistant") and m.text]
-        history = [{"role": m.role, "content": m.text} for m in msgs]
+        # An earlier answer's thinking goes back with it: the model's template decides whether the model sees it.
+        history = [{"role": m.role, "content": m.text, **({"reasoning": m.reasoning} if m.reasoning else {})}
+                   for m in msgs]
         atts, self.attachments = self.attachments, []
         st = self.stream = StreamState(f"send-{next(_send_ids)}", self.chat_id, msg_id, [m.id for m in msgs],
                                        time.monotonic())
@@ -296,7 +322,7 @@ class ChatSession(QObject):
     def provenance(self) -> dict[str, Any]:
         p = self.adapter.profile
         ld = self.loaded
-        gen = self.adapter.generate_request_preview(**self.overrides.sampling)
+        gen = self.adapter.generate_request_preview(self.request_profile(), **self.overrides.sampling)
         path = ld.model_path if ld and ld.model_path else ""
         resolved = str(Path(path).resolve()) if path else ""
         return {
@@ -307,17 +333,8 @@ class ChatSession(QObject):
             "sampling": {k: getattr(gen, k) for k in SAMPLING_KEYS}, "seed": gen.seed,
             "llama_cpp_version": ld.llama_cpp_version if ld else None,
             "backend": ld.backend if ld else None, "n_ctx": ld.n_ctx if ld else None,
-            "reasoning": self._reasoning_record(),
+            **thinking_settings(gen.prompt_spec, ld),
         }
-
-    def _reasoning_record(self) -> dict[str, Any] | None:
-        """The thinking settings an answer was asked with (None for a model that does not think)."""
-        fmt = self.loaded.reasoning_format if self.loaded else ""
-        p = self.request_profile()
-        if p is None or not (fmt or p.is_reasoning):
-            return None
-        return {"format": fmt or p.reasoning.format, "thinking": p.reasoning.thinking,
-                "effort": p.reasoning.effort or None}
 
     def stream_shown(self, st: StreamState | None = None) -> bool:
         st = st or self.stream
@@ -343,36 +360,65 @@ class ChatSession(QObject):
         if st:
             self._append(st, text)
 
+    def _on_reasoning(self, rid: str, text: str) -> None:
+        st = self._ours(rid)
+        if st:
+            self._append(st, text, thinking=True)
+
     def _on_stage_text(self, rid: str, text: str) -> None:
         st = self.stream
         if st and st.rid == rid:
             self._append(st, text)
 
-    def _append(self, st: StreamState, text: str) -> None:
+    def _on_stage_reasoning(self, rid: str, text: str) -> None:
+        st = self.stream
+        if st and st.rid == rid:
+            self._append(st, text, thinking=True)
+
+    def _append(self, st: StreamState, text: str, thinking: bool = False) -> None:
+        now = time.monotonic()
         if st.t_first is None:  # a client that counts no tokens: chunks then
-            st.t_first, st.first_tokens = time.monotonic(), 1
+            st.t_first, st.first_tokens = now, 1
             st.tokens = 1
-        st.text += text
-        self.chats.journal(st.msg_id, st.text)  # throttled to ~2 writes a second
-        if self.stream_shown(st):
-            self.model.append_token(text)
+        shown = self.stream_shown(st)
+        if thinking:
+            st.t_think = now if st.t_think is None else st.t_think
+            st.reasoning += text
+        else:
+            if st.t_think is not None and st.thinking_s is None and text:
+                st.thinking_s = now - st.t_think  # the answer began: the thinking block folds to this time
+                if shown:
+                    self.model.set_thinking_time(st.thinking_s)
+            st.text += text
+        self.chats.journal(st.msg_id, st.text, reasoning=st.reasoning)  # throttled to ~2 writes a second
+        if shown:
+            if thinking:
+                self.model.append_reasoning(text)
+            else:
+                self.model.append_token(text)
             self.stream_progress.emit(st)
 
-    def _finish(self, state: str, text: str, stats: dict[str, Any] | None) -> StreamState:
+    def _finish(self, state: str, text: str, stats: dict[str, Any] | None, reasoning: str | None = None
+                ) -> StreamState:
         st = self.stream
         assert st is not None
         self.stream = None
+        reasoning = st.reasoning if reasoning is None else reasoning
+        if st.t_think is not None and st.thinking_s is None:
+            st.thinking_s = time.monotonic() - st.t_think  # it never got to an answer
+        if stats is not None and st.thinking_s is not None:
+            stats["thinking_s"] = round(st.thinking_s, 2)
         m = self.chats.message(st.msg_id)
         prov = dict(m.provenance) if m else {}
         for k, v in self.provenance().items():  # the model may have finished loading after the message was sent
-            if v is not None and k not in ("sampling", "seed", "reasoning"):
+            if v is not None and k not in ("sampling", "seed", "enable_thinking", "reasoning_effort"):
                 prov[k] = v
         if stats and stats.get("seed", -1) >= 0:
             prov["seed"] = stats["seed"]
         prov.update(st.extra_prov)
-        self.chats.finish_message(st.msg_id, text, state, stats=stats, provenance=prov)
+        self.chats.finish_message(st.msg_id, text, state, stats=stats, provenance=prov, reasoning=reasoning)
         if self.stream_shown(st):
-            self.model.finish_last(state, text, stats=stats, provenance=prov)
+            self.model.finish_last(state, text, stats=stats, provenance=prov, reasoning=reasoning)
             if stats is not None:
                 self.model.set_dimmed(set(stats.get("dropped_ids", [])))
         self.busy_changed.emit(False)
@@ -384,8 +430,11 @@ class ChatSession(QObject):
             return
         dropped_ids = [st.sent_ids[i] for i in ev.dropped if 0 <= i < len(st.sent_ids)]
         stats = {**ev.stats.__dict__, "finish_reason": ev.finish_reason, "dropped_ids": dropped_ids}
+        if ev.stopped_thinking:  # out of tokens while thinking, no answer: said so, never an empty success
+            stats["stopped_thinking"] = True
         shown = self.stream_shown(st)
-        self._finish("cancelled" if ev.finish_reason == "cancelled" else "done", ev.text, stats)
+        self._finish("cancelled" if ev.finish_reason == "cancelled" else "done", ev.text, stats,
+                     reasoning=ev.reasoning or st.reasoning)
         if shown:
             self.finished.emit(ev)
 
@@ -400,7 +449,7 @@ class ChatSession(QObject):
             self._fail(error)
 
     def _fail(self, error: dict[str, Any]) -> None:
-        self._finish("error", self.stream.text if self.stream else "", None)  # the partial answer stays
+        self._finish("error", self.stream.text if self.stream else "", None)  # the partial answer (and thinking) stays
         self.failed.emit(error)
 
     def _on_tool_calls(self, rid: str, calls: list[dict[str, Any]]) -> None:
@@ -423,9 +472,12 @@ class ChatSession(QObject):
         st.extra_prov = {**st.extra_prov, **extra_prov}
         stats = {**(result.stats.__dict__ if result.stats else {}), "finish_reason": result.finish_reason,
                  "dropped_ids": [], "tool_rounds": result.rounds}
+        if getattr(result, "stopped_thinking", False):
+            stats["stopped_thinking"] = True
         shown = self.stream_shown(st)
         text = result.text or st.text
-        self._finish("cancelled" if result.finish_reason == "cancelled" else "done", text, stats)
+        self._finish("cancelled" if result.finish_reason == "cancelled" else "done", text, stats,
+                     reasoning=getattr(result, "reasoning", "") or st.reasoning)
         if shown and result.stats is not None:
             self.finished.emit(P.Finished(rid, text, result.finish_reason, result.stats))
 
@@ -433,7 +485,7 @@ class ChatSession(QObject):
         st = self.stream
         if st:
             self.adapter.stop_requested()  # else the engine finishes the answer before it reads Shutdown
-            self.chats.finish_message(st.msg_id, st.text, "cancelled")
+            self.chats.finish_message(st.msg_id, st.text, "cancelled", reasoning=st.reasoning)
             self.stream = None
 
     # ------------------------------------------------------------------ provenance hash

@@ -40,7 +40,7 @@ from desktop.ui.chat.chat_list import ChatFilterProxy, ChatIdRole, ChatListModel
 from desktop.ui.theme import theme
 
 MARKS = ("\x02", "\x03")  # around each hit in a snippet: characters no message text contains
-HitRole = Qt.ItemDataRole.UserRole + 21  # (chat id, message id)
+HitRole = Qt.ItemDataRole.UserRole + 21  # (chat id, message id, found in the answer's thinking)
 
 
 def snippet_html(snippet: str, title: str) -> str:
@@ -102,7 +102,7 @@ class _ChatList(QListView):
 
 
 class SearchResults(QListWidget):
-    activated_hit = Signal(int, int)  # chat id, message id (0: the title matched)
+    activated_hit = Signal(int, int, bool)  # chat id, message id (0: the title matched), found in the thinking
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -115,8 +115,8 @@ class SearchResults(QListWidget):
         self.itemClicked.connect(self._go)
 
     def _go(self, item: QListWidgetItem) -> None:
-        cid, mid = item.data(HitRole)
-        self.activated_hit.emit(cid, mid)
+        cid, mid, thinking = item.data(HitRole)
+        self.activated_hit.emit(cid, mid, thinking)
 
     def keyPressEvent(self, e) -> None:  # noqa: N802 - Enter jumps (itemActivated is platform dependent)
         if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentItem() is not None:
@@ -142,7 +142,7 @@ class SearchBox(QLineEdit):
 class Sidebar(QWidget):
     new_chat_requested = Signal()
     chat_requested = Signal(int)
-    hit_requested = Signal(int, int)  # chat id, message id
+    hit_requested = Signal(int, int, bool)  # chat id, message id, found in the thinking
     rename_requested = Signal(int)
     delete_requested = Signal(int)
     export_requested = Signal(int, str)  # chat id, "md" or "json"
@@ -266,7 +266,7 @@ class Sidebar(QWidget):
             title = titles.get(hit.chat_id, "")
             text = snippet_html(hit.snippet if hit.message_id else "", title or hit.snippet)
             item = QListWidgetItem(text)
-            item.setData(HitRole, (hit.chat_id, hit.message_id))
+            item.setData(HitRole, (hit.chat_id, hit.message_id, hit.in_reasoning))
             item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{title}: {hit.snippet.replace(MARKS[0], '').replace(MARKS[1], '')}")
             self.results.addItem(item)
         self.pages.setCurrentWidget(self.results if self.results.count() else self.no_results)

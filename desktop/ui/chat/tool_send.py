@@ -74,6 +74,7 @@ class SendContext:
 class ToolSend(QObject):
     send_plain = Signal(str, object, object)  # send id, the messages to send, provenance to add to the answer
     text = Signal(str, str)  # send id, a piece of visible answer text
+    reasoning = Signal(str, str)  # send id, a piece of a reasoning model's thinking
     tool_calls = Signal(str, object)  # send id, every call so far (dicts), whenever one starts or ends
     done = Signal(str, object, object)  # send id, ToolLoopResult, provenance to add to the answer
     failed = Signal(str, object)  # send id, error dict
@@ -205,6 +206,7 @@ class ToolSend(QObject):
         runner = self.runner = ToolLoopRunner(loop, self)
         q = Qt.ConnectionType.QueuedConnection  # lambdas: without it PySide would call them on the pool thread
         runner.signals.text.connect(lambda t: self._text(rid, t), q)
+        runner.signals.reasoning.connect(lambda t: self._reasoning(rid, t), q)
         runner.signals.tool_event.connect(lambda ev: self._event(rid, ev), q)
         runner.signals.finished.connect(lambda res: self._done(rid, res), q)
         runner.signals.failed.connect(lambda exc: self._failed(rid, exc), q)
@@ -214,6 +216,10 @@ class ToolSend(QObject):
     def _text(self, rid: str, text: str) -> None:
         if rid == self.rid:
             self.text.emit(rid, text)
+
+    def _reasoning(self, rid: str, text: str) -> None:
+        if rid == self.rid:
+            self.reasoning.emit(rid, text)
 
     def _event(self, rid: str, ev: Any) -> None:
         if rid != self.rid:

@@ -130,12 +130,15 @@ class ChatActions(ToolActions):
     def open_chat(self, chat_id: int) -> None:
         self.session.open_chat(chat_id)
 
-    def open_hit(self, chat_id: int, message_id: int) -> None:
-        """A search result: open its chat on the branch holding the message, scrolled to it."""
+    def open_hit(self, chat_id: int, message_id: int, in_thinking: bool = False) -> None:
+        """A search result: open its chat on the branch holding the message, scrolled to it (with its thinking
+        open when the words were found there)."""
         if self.chats.chat(chat_id) is None:
             return
         self.session.open_chat(chat_id, leaf=message_id or None)
         if message_id:
+            if in_thinking:
+                self.view.open_thinking(message_id)
             self.view.scroll_to_message(message_id)
 
     def _on_chat_changed(self, chat_id: int | None) -> None:
@@ -155,7 +158,7 @@ class ChatActions(ToolActions):
             self.status.speed.setText(f"{s.get('tokens_per_s', 0):.1f} tok/s · first token "
                                       f"{s.get('ttft_s', 0) * 1000:.0f} ms" if s.get("tokens_per_s") else "")
         self.status.show_context(s.get("context_used"), n_ctx or s.get("context_total"),
-                                 len(s.get("dropped_ids", [])))
+                                 len(s.get("dropped_ids", [])), s.get("reasoning_tokens"))
 
     def rename_chat(self, chat_id: int, title: str | None = None) -> None:
         if title is None:

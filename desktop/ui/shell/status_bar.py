@@ -121,14 +121,17 @@ class StatusBar(QStatusBar):
 
     def answer_finished(self, stats: P.GenerationStats, dropped: int) -> None:
         self.speed.setText(f"{stats.tokens_per_s:.1f} tok/s · first token {stats.ttft_s * 1000:.0f} ms")
-        self.show_context(stats.context_used, stats.context_total, dropped)
+        self.show_context(stats.context_used, stats.context_total, dropped, stats.reasoning_tokens)
 
-    def show_context(self, used: int | None, total: int | None, dropped: int = 0) -> None:
+    def show_context(self, used: int | None, total: int | None, dropped: int = 0, thinking: int | None = 0) -> None:
+        """Context use after the last answer; ``thinking``: how many of its tokens were a reasoning model's
+        thinking (in the context now, though the template may drop them from the next prompt)."""
         if not used or not total:
             self.ctx.setText("")
             return
+        of_it = f", {thinking:,} thinking" if thinking else ""
         left_out = f" · {dropped} earlier messages not in context" if dropped else ""
-        self.ctx.setText(f"context {used:,}/{total:,}{left_out}")
+        self.ctx.setText(f"context {used:,}/{total:,}{of_it}{left_out}")
 
     def clear_chat_numbers(self) -> None:
         self.speed.setText("")

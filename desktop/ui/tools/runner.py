@@ -2,7 +2,7 @@
 
 ``ToolLoopRunner(loop)`` runs ``desktop.engine.tools.loop.ToolLoop.run(messages)`` on a QThreadPool thread.
 The loop's callbacks arrive on the GUI thread as queued signals: ``text(str)`` for each piece of visible
-answer text (raw tool-call text is never among them), ``tool_event(object)`` with ``ToolCallStarted`` /
+answer text (raw tool-call text is never among them), ``reasoning(str)`` for a reasoning model's thinking, ``tool_event(object)`` with ``ToolCallStarted`` /
 ``ToolCallFinished`` (feed ``event.record`` to ``ToolCallList.add_record``), then ``finished(ToolLoopResult)``
 or ``failed(Exception)``. ``stop()`` cancels the generation and the loop (and should be paired with
 ``PermissionBroker.cancel_all()``). The ask callback of the loop must be ``PermissionBroker.ask``. Connect
@@ -35,6 +35,7 @@ def tool_provenance(result: ToolLoopResult | None, citations: list[Citation] | N
 
 class _Signals(QObject):
     text = Signal(str)
+    reasoning = Signal(str)  # a reasoning model's thinking, apart from the answer text
     tool_event = Signal(object)
     finished = Signal(object)
     failed = Signal(object)
@@ -72,6 +73,7 @@ class ToolLoopRunner(QObject):
         self.signals = _Signals(self)
         # The loop's callbacks run on the pool thread: they only emit (queued to this object's thread).
         loop.on_text = lambda t: _emit(self.signals.text, t)
+        loop.on_reasoning = lambda t: _emit(self.signals.reasoning, t)
         loop.on_event = lambda e: _emit(self.signals.tool_event, e)
         self._job: _Job | None = None
 
