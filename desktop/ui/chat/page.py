@@ -187,6 +187,8 @@ class ChatPage(QWidget):
         hint = QLabel("Enter sends · Shift+Enter adds a line · Esc stops · answers can be wrong")
         hint.setProperty("muted", True)
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setWordWrap(True)  # two lines in a narrow window rather than cut at both ends
+        self.hint = hint
         bl.addWidget(hint)
 
         lay = QVBoxLayout(self)
