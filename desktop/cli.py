@@ -221,7 +221,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     import os
 
     from desktop.engine.inference.client import EngineClient, new_id
-    from desktop.engine.inference.serve import OpenAIServer
+    from desktop.engine.server.front import OpenAIServer
 
     profile = None
     if a.profile or not a.model:

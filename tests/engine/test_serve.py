@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import pytest
 
 from desktop.engine.inference.client import EngineClient
-from desktop.engine.inference.serve import OpenAIServer
+from desktop.engine.server.front import OpenAIServer
 from tests.fixtures.fake_engine import FAKE_COMMAND
 
 MODEL = "fake-model"
