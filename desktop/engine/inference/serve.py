@@ -1,4 +1,5 @@
-"""Moved to :mod:`desktop.engine.server`; this name stays for callers that import it from here."""
+"""Moved to :mod:`desktop.engine.server`; this name stays for callers that import the server from here."""
 from __future__ import annotations
 
-from desktop.engine.server.front import OpenAIServer  # noqa: F401
+from desktop.engine.server.config import ServerConfig  # noqa: F401
+from desktop.engine.server.front import LocalServer  # noqa: F401

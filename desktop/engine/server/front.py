@@ -1,60 +1,76 @@
-"""``serve``: the local engine as an OpenAI-compatible endpoint on loopback, for other tools.
+"""The HTTP front of the local server: who may call, bodies, the engine's turn, and the running server.
 
-The reverse of ``remote_backend``: ``GET /v1/models`` and ``POST /v1/chat/completions`` (streamed
-as server-sent events, or whole) are turned into Generate requests on one :class:`EngineClient`, so
-a request gets exactly what the app would do with the profile (its prompt format, GGUF fixes, stop
-tokens and strings). Only the standard library's HTTP server.
+Two APIs share one port: OpenAI's (``/v1/...``, ``openai_routes`` and ``responses_api``) and Ollama's (``/api/...``
+and ``/``, ``ollama_routes``). Each route is a function ``(handler, body)``; this module does what they share.
 
-Who may call: it binds loopback only, and since any web page the user opens can also reach loopback,
-every request must carry a loopback ``Host`` (defeats DNS rebinding) and either no ``Origin`` or one
-given with ``--allow-origin``; anything else gets 403 before its body is read, and a CORS preflight is
-answered only for allowed origins. POST bodies must be ``application/json`` (a cross-site form or
-``text/plain`` fetch cannot be one without a preflight). ``--api-key`` additionally demands
-``Authorization: Bearer <key>``.
+Who may call: bound to loopback, every request must carry a loopback ``Host`` (defeats DNS rebinding) and either
+no ``Origin`` or an allowed one; anything else gets 403 before its body is read, and a CORS preflight is answered
+only for allowed origins. POST bodies must be ``application/json`` (a cross-site form or ``text/plain`` fetch
+cannot be one without a preflight). An API key demands ``Authorization: Bearer <key>``; serving the local network
+(``ServerConfig.lan``) requires one, and then any Host is served.
 
-Threads: each HTTP request runs on its own handler thread of a ``ThreadingHTTPServer`` in the CLI
-process. The engine runs one generation at a time, so requests wait their turn in an explicit FIFO
-queue (``serve_requests.RequestQueue``): bounded (a full queue answers 429 with Retry-After), and every request has a
-deadline (waiting too long: 503 with Retry-After; generating too long: the engine is told to stop).
+Threads: each connection runs on its own handler thread of a ``ThreadingHTTPServer`` in the caller's process (the
+CLI, or the app). The engine runs one request at a time, so requests wait their turn in a bounded FIFO
+(``requests.RequestQueue``: full -> 429, waited too long -> 503), the model they name is loaded in their turn
+(``pool``), and a request past its deadline is stopped (504). A TTL thread unloads an idle model.
 """
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+from desktop.engine.errors import AppError, ContextOverflowError, GrammarError, ModelNotFoundError, TemplateError
 from desktop.engine.inference import protocol as P
-from desktop.engine.inference.client import EngineClient, new_id
-from desktop.engine.server.requests import (
-    BadRequest,
-    QueueFull,
-    QueueTimeout,
-    RequestQueue,
-    generate_from_body,
-)
-from desktop.engine.errors import AppError, ContextOverflowError, TemplateError, from_dict
-from desktop.engine.profiles import Profile
+from desktop.engine.inference.client import EngineClient
+from desktop.engine.server.config import RequestLog, ServerConfig
+from desktop.engine.server.pool import ModelEvent, ModelPool, ServedModel
+from desktop.engine.server.requests import BadRequest, QueueFull, QueueTimeout, RequestQueue
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-MAX_BODY = 8 << 20  # bytes; a chat request is text
-DEFAULT_MAX_QUEUE = 8
-DEFAULT_REQUEST_TIMEOUT_S = 600.0
-def _finish_reason(reason: str) -> str:
-    return "length" if reason == "length" else "stop"
+MAX_BODY = 8 << 20  # bytes; a request is text
+Route = Callable[["Handler", Any], None]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class RequestTimeout(AppError):
+    code = "timeout"
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of a request that failed before its answer started."""
+    if isinstance(exc, (BadRequest, TemplateError, ContextOverflowError, GrammarError)):
+        return 400
+    if isinstance(exc, ModelNotFoundError):
+        return 404
+    if isinstance(exc, QueueFull):
+        return 429
+    if isinstance(exc, QueueTimeout):
+        return 503
+    if isinstance(exc, RequestTimeout):
+        return 504
+    return 500
+
+
+class Handler(BaseHTTPRequestHandler):
     # HTTP/1.0: a streamed body simply ends when the connection closes; no chunked encoding needed.
     protocol_version = "HTTP/1.0"
-    server: "OpenAIServer"
+    server: "_HTTPServer"
     timed_out = False
 
+    @property
+    def app(self) -> "LocalServer":
+        return self.server.app
+
+    @property
+    def api(self) -> str:
+        return "ollama" if self.path == "/" or self.path.startswith("/api/") else "openai"
+
     def log_message(self, fmt: str, *args: Any) -> None:
-        if self.server.verbose:
+        if self.app.config.verbose:
             super().log_message(fmt, *args)
 
     # ------------------------------------------------------------------ who may call
@@ -64,40 +80,40 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _cors_headers(self) -> None:
         origin = self._origin()
-        if origin is not None and origin in self.server.allowed_origins:
+        if origin is not None and origin in self.app.config.allowed_origins:
             self.send_header("Access-Control-Allow-Origin", origin)
             self.send_header("Vary", "Origin")
 
     def _host_ok(self) -> bool:
+        if self.app.config.open_host:
+            return True
         host = (self.headers.get("Host") or "").strip().lower()
         port = str(self.server.server_address[1])
-        for name in ("127.0.0.1", "localhost", "[::1]"):
-            if host in (name, f"{name}:{port}"):
-                return True
-        return False
+        return any(host in (name, f"{name}:{port}") for name in ("127.0.0.1", "localhost", "[::1]"))
 
-    def _allowed(self, check_key: bool = True) -> bool:
+    def _allowed(self) -> bool:
         """Host, Origin and key checks; answers 403/401 itself and returns False when the request is refused."""
         if not self._host_ok():
-            self._error(403, "the Host header must be a loopback address of this server", "forbidden")
+            self.fail(403, "the Host header must be a loopback address of this server", "forbidden")
             return False
         origin = self._origin()
-        if origin is not None and origin not in self.server.allowed_origins:
-            self._error(403, f"requests from the web origin {origin!r} are not allowed (serve --allow-origin)",
-                        "forbidden")
+        if origin is not None and origin not in self.app.config.allowed_origins:
+            self.fail(403, f"requests from the web origin {origin!r} are not allowed (serve --allow-origin)",
+                      "forbidden")
             return False
-        if check_key and self.server.api_key:
+        key = self.app.config.api_key
+        if key:
             auth = self.headers.get("Authorization") or ""
             given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-            if not hmac.compare_digest(given.encode(), self.server.api_key.encode()):
-                self._error(401, "a valid API key is required (Authorization: Bearer <key>)", "invalid_api_key",
-                            etype="authentication_error")
+            if not hmac.compare_digest(given.encode(), key.encode()):
+                self.fail(401, "a valid API key is required (Authorization: Bearer <key>)", "invalid_api_key",
+                          etype="authentication_error")
                 return False
         return True
 
     # ------------------------------------------------------------------ answers
 
-    def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+    def send_json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
         raw = json.dumps(data, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -107,220 +123,318 @@ class _Handler(BaseHTTPRequestHandler):
         self._cors_headers()
         self.end_headers()
         self.wfile.write(raw)
+        self.status = status
 
-    def _error(self, status: int, message: str, code: str, *, param: str | None = None, etype: str | None = None,
-               headers: dict[str, str] | None = None) -> None:
+    def send_text(self, status: int, text: str) -> None:
+        raw = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(raw)))
+        self._cors_headers()
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(raw)
+        self.status = status
+
+    def fail(self, status: int, message: str, code: str, *, param: str | None = None, etype: str | None = None,
+             headers: dict[str, str] | None = None) -> None:
+        """An error in the shape of the API the path belongs to."""
+        self.error_text = message
+        if self.api == "ollama":
+            self.send_json(status, {"error": message}, headers)
+            return
         # OpenAI's error shape, so SDKs raise their usual exceptions.
         etype = etype or ("invalid_request_error" if status < 500 else "server_error")
-        self._json(status, {"error": {"message": message, "type": etype, "param": param, "code": code}}, headers)
+        self.send_json(status, {"error": {"message": message, "type": etype, "param": param, "code": code}}, headers)
 
-    def _app_error(self, err: AppError) -> None:
-        status = 400 if isinstance(err, (TemplateError, ContextOverflowError, BadRequest)) else 500
-        self._error(status, err.message, err.code, param=getattr(err, "param", None))
+    def fail_with(self, exc: BaseException) -> None:
+        status = status_of(exc)
+        retry = None
+        if isinstance(exc, (QueueFull, QueueTimeout)):
+            retry = {"Retry-After": str(max(1, int(self.app.config.request_timeout_s // 10)))}
+        if isinstance(exc, QueueFull):
+            msg, code = f"the server is busy ({self.app.queue.limit} requests are already waiting)", "queue_full"
+        elif isinstance(exc, QueueTimeout):
+            msg, code = f"the request waited {self.app.config.request_timeout_s:g} s for its turn", "queue_timeout"
+        elif isinstance(exc, AppError):
+            msg, code = exc.message, exc.code
+        else:
+            msg, code = str(exc), "internal_error"
+        param = "model" if isinstance(exc, ModelNotFoundError) else getattr(exc, "param", None)
+        self.fail(status, msg, code, param=param, headers=retry)
+
+    def begin_stream(self, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Cache-Control", "no-cache")
+        self._cors_headers()
+        self.end_headers()
+        self.status = 200
+
+    def write(self, data: bytes) -> None:
+        """One piece of a streamed answer; a caller that hung up raises BrokenPipeError/ConnectionResetError."""
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    # ------------------------------------------------------------------ the engine's turn
+
+    @contextlib.contextmanager
+    def turn(self, model: ServedModel, embedding: bool = False) -> Iterator[None]:
+        """Wait for the engine (bounded FIFO), then have ``model`` loaded; the deadline starts now."""
+        self.model_id = model.id
+        cfg = self.app.config
+        self.deadline = time.monotonic() + cfg.request_timeout_s
+        self.app.queue.acquire(cfg.request_timeout_s)
+        try:
+            self.app.pool.ensure(model, embedding)
+            yield
+        finally:
+            self.app.pool.touch()
+            self.app.queue.release()
+
+    def events(self, msg: Any) -> Iterator[Any]:
+        """The request's events; past the deadline the engine is told to stop (its watchdog makes sure)."""
+        client = self.app.client
+        self.timed_out = False
+
+        def expire() -> None:
+            self.timed_out = True
+            client.cancel(msg.id)
+
+        timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            limit = self.app.config.request_timeout_s + 2 * client.stop_grace_s + 5
+            for ev in client.events(msg, timeout=limit):
+                if isinstance(ev, P.Finished):
+                    self.stats = ev.stats
+                yield ev
+        finally:
+            timer.cancel()
+
+    def hung_up(self, msg_id: str, events: Iterator[Any]) -> None:
+        """The caller hung up mid-answer: stop the engine, and let the request end before the turn is given up."""
+        self.app.client.cancel(msg_id)
+        self.status = 499
+        for _ in events:
+            pass
+
+    def timeout_message(self) -> str:
+        return (f"the request took longer than {self.app.config.request_timeout_s:g} s (serve --request-timeout) "
+                "and was stopped")
+
+    # ------------------------------------------------------------------ dispatch
 
     def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's naming
         origin = self._origin()
-        if not self._host_ok() or origin is None or origin not in self.server.allowed_origins:
-            self._error(403, "CORS preflight refused: this origin is not allowed (serve --allow-origin)", "forbidden")
+        if not self._host_ok() or origin is None or origin not in self.app.config.allowed_origins:
+            self.fail(403, "CORS preflight refused: this origin is not allowed (serve --allow-origin)", "forbidden")
             return
         self.send_response(204)
         self._cors_headers()
-        self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.send_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
         self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
         self.send_header("Access-Control-Max-Age", "600")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def do_GET(self) -> None:  # noqa: N802
-        if not self._allowed():
-            return
-        if self.path.rstrip("/") in ("/v1/models", "/models"):
-            self._json(200, {"object": "list", "data": [
-                {"id": self.server.model_id, "object": "model", "owned_by": "desktop-chat", "created": 0}]})
-        else:
-            self._error(404, f"no route {self.path}; this server has /v1/models and /v1/chat/completions",
-                        "not_found")
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch("HEAD")
 
     def do_POST(self) -> None:  # noqa: N802
-        if not self._allowed():
-            return
-        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-            self._error(404, f"no route {self.path}; this server has /v1/models and /v1/chat/completions",
-                        "not_found")
-            return
+        self._dispatch("POST")
+
+    def _read_json(self) -> Any:
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
-            self._error(415, "the body must be sent as Content-Type: application/json", "unsupported_media_type")
-            return
+            raise _Refused(415, "the body must be sent as Content-Type: application/json", "unsupported_media_type")
         try:
             n = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             n = -1
         if not 0 <= n <= MAX_BODY:
-            self._error(413 if n > MAX_BODY else 400, f"the body must have a Content-Length of at most {MAX_BODY} bytes",
-                        "invalid_body")
-            return
+            raise _Refused(413 if n > MAX_BODY else 400,
+                           f"the body must have a Content-Length of at most {MAX_BODY} bytes", "invalid_body")
         try:
-            body = json.loads(self.rfile.read(n) or b"null")
+            return json.loads(self.rfile.read(n) or b"null")
         except ValueError:
-            self._error(400, "the body is not valid JSON", "invalid_json")
-            return
-        model = body.get("model") if isinstance(body, dict) else None
-        if model is not None and model != self.server.model_id:
-            self._error(404, f"the model {model!r} does not exist; this server has {self.server.model_id!r}",
-                        "model_not_found", param="model")
-            return
+            raise _Refused(400, "the body is not valid JSON", "invalid_json") from None
+
+    def _dispatch(self, method: str) -> None:
+        self.t0 = time.monotonic()
+        self.status, self.model_id, self.stats, self.error_text = 0, None, None, ""
+        path = self.path.split("?", 1)[0]
+        route = self.app.routes.get((method if method != "HEAD" else "GET", path.rstrip("/") or "/"))
         try:
-            gen = generate_from_body(self.server.profile, body, new_id("api"))
-        except BadRequest as exc:
-            self._app_error(exc)
-            return
-        deadline = time.monotonic() + self.server.request_timeout_s
-        retry = {"Retry-After": str(max(1, int(self.server.request_timeout_s // 10)))}
-        try:
-            self.server.queue.acquire(self.server.request_timeout_s)
-        except QueueFull:
-            self._error(429, f"the server is busy ({self.server.queue.limit} requests are already waiting)",
-                        "queue_full", headers=retry)
-            return
-        except QueueTimeout:
-            self._error(503, f"the request waited {self.server.request_timeout_s:g} s for its turn", "queue_timeout",
-                        etype="server_error", headers=retry)
-            return
-        try:
-            if body.get("stream"):
-                self._stream(gen, bool((body.get("stream_options") or {}).get("include_usage")), deadline)
-            else:
-                self._whole(gen, deadline)
-        finally:
-            self.server.queue.release()
-
-    # ------------------------------------------------------------------ generation
-
-    def _events(self, gen: P.Generate, deadline: float) -> Iterator[Any]:
-        """The generation's events; past the deadline the engine is told to stop (its watchdog makes sure)."""
-        client = self.server.client
-        self.timed_out = False
-
-        def expire() -> None:
-            self.timed_out = True
-            client.cancel(gen.id)  # the client's watchdog ends it even if the engine is stuck
-
-        timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
-        timer.daemon = True
-        timer.start()
-        try:
-            # A last resort per event, far past the deadline plus the watchdog's grace.
-            yield from client.generate(gen, timeout=self.server.request_timeout_s + 2 * client.stop_grace_s + 5)
-        finally:
-            timer.cancel()
-
-    def _timeout_message(self) -> str:
-        return (f"the request took longer than {self.server.request_timeout_s:g} s (serve --request-timeout) and "
-                "was stopped")
-
-    def _chunk(self, cid: str, created: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": self.server.model_id,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-    def _stream(self, gen: P.Generate, include_usage: bool, deadline: float) -> None:
-        client = self.server.client
-        cid, created = f"chatcmpl-{gen.id}", int(time.time())
-        events = self._events(gen, deadline)
-        started = False
-        try:
-            for ev in events:
-                if isinstance(ev, P.Failed):
-                    err = from_dict(ev.error)
-                    if not started:
-                        self._app_error(err)
-                        return
-                    self._sse({"error": {"message": err.message, "type": "server_error", "code": err.code}})
-                    return
-                if not started:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.send_header("Cache-Control", "no-cache")
-                    self._cors_headers()
-                    self.end_headers()
-                    self._sse(self._chunk(cid, created, {"role": "assistant", "content": ""}, None))
-                    started = True
-                if isinstance(ev, P.TokenChunk) and ev.text:
-                    self._sse(self._chunk(cid, created, {"content": ev.text}, None))
-                elif isinstance(ev, P.Finished) and self.timed_out:
-                    self._sse({"error": {"message": self._timeout_message(), "type": "server_error",
-                                         "code": "timeout"}})
-                elif isinstance(ev, P.Finished):
-                    self._sse(self._chunk(cid, created, {}, _finish_reason(ev.finish_reason)))
-                    if include_usage:
-                        self._sse({**self._chunk(cid, created, {}, None), "choices": [], "usage": _usage(ev)})
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
+            if not self._allowed():
+                return
+            if route is None:
+                self.fail(404, f"no route {method} {path}", "not_found")
+                return
+            body = self._read_json() if method == "POST" else None
+            try:
+                route(self, body)
+            except (AppError, QueueFull, QueueTimeout) as exc:
+                self.fail_with(exc)
+        except _Refused as exc:
+            self.fail(exc.status, exc.message, exc.code)
         except (BrokenPipeError, ConnectionResetError):
-            # The caller hung up (its Stop): stop the engine too, and let the generation end.
-            client.cancel(gen.id)
-            for _ in events:
-                pass
+            self.status = 499
+        finally:
+            self._log(method, path)
 
-    def _sse(self, data: Any) -> None:
-        self.wfile.write(b"data: " + json.dumps(data, ensure_ascii=False).encode("utf-8") + b"\n\n")
-        self.wfile.flush()
-
-    def _whole(self, gen: P.Generate, deadline: float) -> None:
-        last: Any = None
-        for ev in self._events(gen, deadline):
-            last = ev
-        if self.timed_out:
-            self._error(504, self._timeout_message(), "timeout", etype="server_error")
+    def _log(self, method: str, path: str) -> None:
+        cb = self.app.on_request
+        if cb is None or path == "/" or path == "/api/version":
             return
-        if isinstance(last, P.Failed):
-            self._app_error(from_dict(last.error))
-            return
-        assert isinstance(last, P.Finished)
-        self._json(200, {
-            "id": f"chatcmpl-{gen.id}", "object": "chat.completion", "created": int(time.time()),
-            "model": self.server.model_id,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": last.text},
-                         "finish_reason": _finish_reason(last.finish_reason)}],
-            "usage": _usage(last)})
-
-
-def _usage(fin: P.Finished) -> dict[str, int]:
-    s = fin.stats
-    return {"prompt_tokens": s.prompt_tokens, "completion_tokens": s.generated_tokens,
-            "total_tokens": s.prompt_tokens + s.generated_tokens}
-
-
-class OpenAIServer(ThreadingHTTPServer):
-    """The HTTP server; ``client`` must already have the model loaded."""
-
-    daemon_threads = True
-
-    def __init__(self, client: EngineClient, profile: Profile | None, model_id: str, host: str = "127.0.0.1",
-                 port: int = 8080, verbose: bool = False, *, allowed_origins: tuple[str, ...] | list[str] = (),
-                 api_key: str | None = None, max_queue: int = DEFAULT_MAX_QUEUE,
-                 request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> None:
-        if host not in LOOPBACK:
-            raise AppError(f"serve has no authentication, so it only binds loopback ({', '.join(LOOPBACK)}), "
-                           f"not {host!r}")
-        for origin in allowed_origins:
-            if origin == "*" or "://" not in origin or origin.endswith("/"):
-                raise AppError(f"--allow-origin takes an exact origin such as http://localhost:3000, not {origin!r}")
-        if max_queue < 1 or request_timeout_s <= 0:
-            raise AppError("--max-queue must be at least 1 and --request-timeout positive")
-        self.client, self.profile, self.model_id, self.verbose = client, profile, model_id, verbose
-        self.allowed_origins = frozenset(allowed_origins)
-        self.api_key = api_key or None
-        self.queue = RequestQueue(max_queue)
-        self.request_timeout_s = float(request_timeout_s)
-        if ":" in host:
-            self.address_family = socket.AF_INET6
+        s = self.stats
+        entry = RequestLog(
+            self.api, method, path, self.status, self.model_id, s.prompt_tokens if s else 0,
+            s.generated_tokens if s else 0, s.tokens_per_s if s else 0.0, time.monotonic() - self.t0,
+            self.error_text, self.client_address[0] if self.client_address else "")
         try:
-            super().__init__((host, port), _Handler)
+            cb(entry)
+        except Exception:  # noqa: BLE001 - a log display must not break the server
+            pass
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    app: "LocalServer"
+
+
+class LocalServer:
+    """The server: ``start``/``stop`` it on a thread (the app) or ``serve_forever`` (the CLI).
+
+    ``client`` is the one engine, shared with whoever else uses it. ``pinned`` is a model offered besides the
+    installed ones (``serve --model FILE``) and used when a request names none. ``catalog`` lists what is offered
+    (default: every installed model). ``on_request`` gets a :class:`RequestLog` after every request and
+    ``on_model`` a :class:`ModelEvent` whenever the loaded model changes; both run on server threads.
+    """
+
+    def __init__(self, client: EngineClient, config: ServerConfig | None = None, *,
+                 catalog: Callable[[], list[ServedModel]] | None = None, pinned: ServedModel | None = None,
+                 on_request: Callable[[RequestLog], None] | None = None,
+                 on_model: Callable[[ModelEvent], None] | None = None) -> None:
+        from desktop.engine.server import ollama_routes, openai_routes, responses_api
+
+        self.config = config or ServerConfig()
+        self.config.check()
+        self.client = client
+        self.on_request = on_request
+        if catalog is None:
+            from desktop.engine.profiles import ProfileStore
+            from desktop.engine.server.pool import installed_models
+
+            store = ProfileStore()
+            catalog = lambda: installed_models(store)  # noqa: E731
+        self.queue = RequestQueue(self.config.max_queue)
+        self.pool = ModelPool(client, catalog, pinned=pinned, ttl_s=self.config.model_ttl_s, n_ctx=self.config.n_ctx,
+                              on_model=on_model, load_timeout_s=self.config.request_timeout_s)
+        self.routes: dict[tuple[str, str], Route] = {
+            **openai_routes.ROUTES, **responses_api.ROUTES, **ollama_routes.ROUTES}
+        host = self.config.bind_host
+        try:
+            if ":" in host:
+                _HTTPServer.address_family = socket.AF_INET6
+            self.httpd = _HTTPServer((host, self.config.port), Handler)
         except OSError as exc:
-            raise AppError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+            raise AppError(f"cannot listen on {host}:{self.config.port}: {exc.strerror or exc}") from exc
+        finally:
+            _HTTPServer.address_family = socket.AF_INET
+        self.httpd.app = self
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._ttl = threading.Thread(target=self._unload_idle, daemon=True, name="server-ttl")
+        self._ttl.start()
+
+    # ------------------------------------------------------------------ where
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
 
     @property
     def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        """The OpenAI base URL for this machine (``http://127.0.0.1:PORT/v1``); Ollama clients use it without /v1."""
+        host = self.httpd.server_address[0]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}/v1"
+
+    def lan_urls(self) -> list[str]:
+        """Where other machines reach it (serving the local network): one base URL per IPv4 address."""
+        if not self.config.lan:
+            return []
+        addrs: set[str] = set()
+        try:
+            import psutil
+
+            for nics in psutil.net_if_addrs().values():
+                addrs.update(a.address for a in nics if a.family == socket.AF_INET and not a.address.startswith("127."))
+        except Exception:  # noqa: BLE001 - no interface list: nothing to show
+            pass
+        return [f"http://{a}:{self.port}/v1" for a in sorted(addrs)]
+
+    # ------------------------------------------------------------------ running
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def start(self) -> None:
+        """Serve on a background thread (returns at once; the socket already listens)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="server-http")
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and free the port; the engine's model stays loaded (``unload`` frees it)."""
+        self._stop.set()
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(10)
+            self._thread = None
+        self.httpd.server_close()
+
+    def shutdown(self) -> None:  # the http.server name, for callers that run serve_forever on their own thread
+        self.httpd.shutdown()
+
+    def server_close(self) -> None:
+        self._stop.set()
+        self.httpd.server_close()
+
+    @property
+    def loaded_model(self) -> str | None:
+        """The id of the model the engine holds for the server, or None."""
+        return self.pool.loaded
+
+    def unload(self) -> bool:
+        """Unload the server's model now if the engine is free; False when a request holds it."""
+        if not self.queue.try_acquire():
+            return False
+        try:
+            self.pool.unload()
+        finally:
+            self.queue.release()
+        return True
+
+    def _unload_idle(self) -> None:
+        ttl = self.config.model_ttl_s
+        while not self._stop.wait(min(5.0, max(0.05, ttl / 4))):
+            if self.pool.loaded is not None and self.pool.idle_s() >= ttl:
+                self.unload()
+
+
+__all__ = ["Handler", "LocalServer", "MAX_BODY", "RequestTimeout", "status_of"]

@@ -1,6 +1,7 @@
-"""``serve``'s request side: an OpenAI chat-completions body validated into a Generate (400s with OpenAI's
-``param``), and the FIFO queue requests wait in for the one engine. Plain Python; runs on the HTTP handler
-threads of the ``serve`` CLI process."""
+"""The server's request side, shared by its APIs: body fields validated (400 naming the field, as OpenAI's
+``param`` does), a request turned into a Generate for the model it names (messages, tools in the model's own
+format, a JSON schema for constrained output), and the FIFO queue requests wait in for the one engine. Plain
+Python; runs on the server's HTTP handler threads."""
 from __future__ import annotations
 
 import collections
@@ -12,10 +13,8 @@ from typing import Any
 from desktop.engine.errors import AppError
 from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
-from desktop.engine.profiles import Profile
 
 _FLOAT_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0), "repeat_penalty": (0.0, 10.0)}
-_INTS = ("top_k", "max_tokens", "seed")
 
 
 class BadRequest(AppError):
@@ -28,57 +27,184 @@ class BadRequest(AppError):
         self.param = param
 
 
-def _number(body: dict[str, Any], key: str, integer: bool) -> Any:
+def _number(body: dict[str, Any], key: str, integer: bool, prefix: str = "") -> Any:
     v = body[key]
+    name = prefix + key
     # JSON true/false are ints to Python; a string "0.5" is not a number to OpenAI either.
     if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not float(v).is_integer()):
-        raise BadRequest(f"'{key}' must be {'an integer' if integer else 'a number'}, not {v!r}", key, "invalid_type")
+        raise BadRequest(f"'{name}' must be {'an integer' if integer else 'a number'}, not {v!r}", name,
+                         "invalid_type")
     if not math.isfinite(v):
-        raise BadRequest(f"'{key}' must be finite", key, "invalid_value")
+        raise BadRequest(f"'{name}' must be finite", name, "invalid_value")
     return int(v) if integer else float(v)
 
 
-def generate_from_body(profile: Profile | None, body: Any, request_id: str) -> P.Generate:
-    """An OpenAI chat-completions body -> a Generate with the profile's defaults under the body's values."""
-    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
-        raise BadRequest("the body must be a JSON object with a non-empty 'messages' list", "messages")
-    if body.get("max_tokens") is None and body.get("max_completion_tokens") is not None:
-        body = {**body, "max_tokens": body["max_completion_tokens"]}
+def sampling_from(body: dict[str, Any], *, max_key: str = "max_tokens", prefix: str = "") -> dict[str, Any]:
+    """The sampling values of a body, validated (400 naming the field). ``prefix`` names a nested object
+    (Ollama's ``options.``) in the error; ``max_key`` is the API's name for max_tokens."""
     sampling: dict[str, Any] = {}
     for key, (lo, hi) in _FLOAT_RANGES.items():
         if body.get(key) is not None:
-            sampling[key] = _number(body, key, False)
+            sampling[key] = _number(body, key, False, prefix)
             if not lo <= sampling[key] <= hi:
-                raise BadRequest(f"'{key}' must be between {lo:g} and {hi:g}, not {body[key]!r}", key, "invalid_value")
-    for key in _INTS:
+                raise BadRequest(f"'{prefix}{key}' must be between {lo:g} and {hi:g}, not {body[key]!r}",
+                                 prefix + key, "invalid_value")
+    for key in ("top_k", "seed", max_key):
         if body.get(key) is not None:
-            sampling[key] = _number(body, key, True)
+            sampling["max_tokens" if key == max_key else key] = _number(body, key, True, prefix)
     if sampling.get("max_tokens", 1) < 1:
-        raise BadRequest(f"'max_tokens' must be at least 1, not {sampling['max_tokens']}", "max_tokens",
+        raise BadRequest(f"'{prefix}{max_key}' must be at least 1, not {sampling['max_tokens']}", prefix + max_key,
                          "invalid_value")
-    if body.get("n") is not None and (isinstance(body["n"], bool) or body["n"] != 1):
-        raise BadRequest("only one choice per request is supported ('n' must be 1)", "n", "invalid_value")
-    if not isinstance(body.get("stream", False), bool):
+    return sampling
+
+
+def check_stream(body: dict[str, Any], default: bool = False) -> bool:
+    v = body.get("stream", default)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
         raise BadRequest("'stream' must be true or false", "stream", "invalid_type")
-    for i, m in enumerate(body["messages"]):
-        if not isinstance(m, dict):
-            raise BadRequest(f"messages[{i}] must be an object with 'role' and 'content'", f"messages[{i}]",
-                             "invalid_type")
-    messages = [{"role": m.get("role"), "content": _text(m.get("content"))} for m in body["messages"]]
-    gen = models.generate_request(profile, messages, request_id, **sampling)
-    stop = body.get("stop")
-    if stop is not None and not isinstance(stop, (str, list)):
-        raise BadRequest("'stop' must be a string or a list of strings", "stop", "invalid_type")
-    extra = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str)] if isinstance(stop, list) else []
-    gen.stop_strings = list(dict.fromkeys([*gen.stop_strings, *extra]))
-    return gen
+    return v
 
 
-def _text(content: Any) -> Any:
-    # Newer clients send content as a list of parts; only text parts mean anything to a text model.
+def stop_list(value: Any, param: str = "stop") -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v for v in value if v]
+    raise BadRequest(f"'{param}' must be a string or a list of strings", param, "invalid_type")
+
+
+def text_of(content: Any) -> str:
+    """Message content as text: newer clients send a list of parts; only text parts mean anything to a text model."""
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return content
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict)
+                       and p.get("type") in ("text", "input_text", "output_text"))
+    return "" if content is None else str(content)
+
+
+def chat_messages(raw: Any, param: str = "messages") -> list[dict[str, Any]]:
+    """OpenAI or Ollama chat messages in the internal shape of ``tools.formats`` (tool calls with dict arguments,
+    tool results with the call's name)."""
+    from desktop.engine.tools import formats
+
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest(f"'{param}' must be a non-empty list of messages", param, "invalid_value")
+    out: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for i, m in enumerate(raw):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise BadRequest(f"{param}[{i}] must be an object with a 'role'", f"{param}[{i}]", "invalid_type")
+        role = "system" if m["role"] == "developer" else m["role"]
+        msg: dict[str, Any] = {"role": role, "content": text_of(m.get("content"))}
+        if role == "assistant" and m.get("tool_calls"):
+            calls = []
+            for j, c in enumerate(m["tool_calls"] if isinstance(m["tool_calls"], list) else [None]):
+                call = formats.call_from(c)
+                if call is None:
+                    raise BadRequest(f"{param}[{i}].tool_calls[{j}] is not a function call with a name and JSON "
+                                     "arguments", f"{param}[{i}].tool_calls", "invalid_value")
+                calls.append(call.to_message())
+                names[call.id] = call.name
+            msg["tool_calls"] = calls
+        elif role == "tool":
+            cid = str(m.get("tool_call_id") or "")
+            msg.update(tool_call_id=cid, name=str(m.get("name") or m.get("tool_name") or names.get(cid, "")))
+        out.append(msg)
+    return out
+
+
+def schema_from(value: Any, param: str) -> dict[str, Any] | None:
+    """The JSON schema a ``response_format`` (OpenAI chat), ``text.format`` (Responses) or ``format`` (Ollama)
+    asks the output to match: None for plain text, ``{"type": "object"}`` for any JSON object."""
+    if value is None or value == "":
+        return None
+    if value == "json":  # Ollama
+        return {"type": "object"}
+    if not isinstance(value, dict):
+        raise BadRequest(f"'{param}' must be an object", param, "invalid_type")
+    kind = value.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind == "json_schema":
+        inner = value.get("json_schema", value)  # chat nests it; Responses' text.format is flat
+        schema = inner.get("schema") if isinstance(inner, dict) else None
+        if not isinstance(schema, dict):
+            raise BadRequest(f"'{param}' of type json_schema needs a 'schema' object", param, "invalid_value")
+        return schema
+    if "properties" in value or kind == "object":  # Ollama: the schema itself
+        return value
+    raise BadRequest(f"'{param}.type' must be text, json_object or json_schema, not {kind!r}", param, "invalid_value")
+
+
+def function_tools(tools: Any, param: str = "tools") -> list[dict[str, Any]]:
+    """Function tools, given as Chat Completions (``{"type", "function": {...}}``), Responses (flat) or Ollama
+    write them, as the chat-template spec ``{"type": "function", "function": {name, description, parameters}}``."""
+    from desktop.engine.tools import formats
+
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise BadRequest(f"'{param}' must be a list", param, "invalid_type")
+    specs = []
+    for i, t in enumerate(tools):
+        fn = t.get("function", t) if isinstance(t, dict) else None
+        if not isinstance(t, dict) or t.get("type", "function") != "function":
+            raise BadRequest(f"{param}[{i}]: only function tools are supported", f"{param}[{i}].type",
+                             "invalid_value")
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise BadRequest(f"{param}[{i}] needs a function name", f"{param}[{i}].name", "invalid_value")
+        params = fn.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise BadRequest(f"{param}[{i}].parameters must be a JSON schema object", f"{param}[{i}].parameters",
+                             "invalid_type")
+        specs.append(formats.tool_spec(fn["name"], str(fn.get("description") or ""), params))
+    return specs
+
+
+def choose_tools(specs: list[dict[str, Any]], choice: Any, param: str = "tool_choice") -> list[dict[str, Any]]:
+    """The tools a ``tool_choice`` leaves on offer: none for "none", the named one for a named choice."""
+    if choice is None or choice in ("auto", "required"):
+        return specs
+    if choice == "none":
+        return []
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name") if "function" in choice else choice.get("name")
+        picked = [s for s in specs if s["function"]["name"] == name]
+        if not picked:
+            raise BadRequest(f"'{param}' names {name!r}, which is not in 'tools'", param, "invalid_value")
+        return picked
+    raise BadRequest(f"'{param}' must be none, auto, required or a function", param, "invalid_value")
+
+
+def build_generate(model: Any, request_id: str, *, messages: list[dict[str, Any]] | None = None,
+                   prompt: str | None = None, sampling: dict[str, Any] | None = None, stop: list[str] | None = None,
+                   tools: list[dict[str, Any]] | None = None, json_schema: dict[str, Any] | None = None
+                   ) -> tuple[P.Generate, Any]:
+    """The Generate for a request to ``model`` (a ``pool.ServedModel``), and the tool-call parser of its answer
+    (None without tools). Chat messages render with the model's profile; tool turns and offered tools in the
+    model's own tool format (``tools.formats``), as the app's tool loop renders them."""
+    from desktop.engine.tools.loop import turns_for
+
+    profile = model.profile
+    gen = models.generate_request(profile, [], request_id, **(sampling or {}))
+    parser = None
+    if prompt is not None:
+        gen.prompt = prompt
+    elif tools or any(m.get("tool_calls") or m["role"] == "tool" for m in messages or []):
+        turns = turns_for(profile, model.path or None, gen)
+        gen = turns.request(messages or [], tools or [])
+        gen.id = request_id
+        parser = turns.parser() if tools else None
+    else:
+        gen.messages = [{"role": m["role"], "content": m["content"]} for m in messages or []]
+    gen.stop_strings = list(dict.fromkeys([*gen.stop_strings, *(stop or [])]))
+    gen.json_schema = json_schema
+    return gen, parser
 
 
 class QueueFull(Exception):
@@ -118,6 +244,14 @@ class RequestQueue:
             self._waiting.popleft()
             self._busy = True
 
+    def try_acquire(self) -> bool:
+        """Take the turn only if it is free and nobody waits (the idle unloader never makes a request wait)."""
+        with self._cond:
+            if self._busy or self._waiting:
+                return False
+            self._busy = True
+            return True
+
     def release(self) -> None:
         with self._cond:
             self._busy = False
@@ -129,4 +263,5 @@ class RequestQueue:
             return len(self._waiting)
 
 
-__all__ = ["BadRequest", "generate_from_body", "QueueFull", "QueueTimeout", "RequestQueue"]
+__all__ = ["BadRequest", "QueueFull", "QueueTimeout", "RequestQueue", "build_generate", "chat_messages",
+           "check_stream", "choose_tools", "function_tools", "sampling_from", "schema_from", "stop_list", "text_of"]
