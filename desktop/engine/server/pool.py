@@ -39,6 +39,16 @@ class ServedModel:
     quant: str | None = None
     modified: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Listings show the file's size and date; a caller that did not give them gets the file's own.
+        if self.path and (not self.size or not self.modified):
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                return
+            object.__setattr__(self, "size", self.size or st.st_size)
+            object.__setattr__(self, "modified", self.modified or st.st_mtime)
+
 
 @dataclass(frozen=True)
 class ModelEvent:
@@ -59,11 +69,7 @@ def installed_models(store: Any) -> list[ServedModel]:
     for m in registry.list_installed(store):
         if m.status == "missing":
             continue
-        try:
-            modified = os.path.getmtime(m.path)
-        except OSError:
-            modified = 0.0
-        out.append(ServedModel(m.id, m.path, profiles.get(m.profile or ""), m.name, m.size, m.quant, modified))
+        out.append(ServedModel(m.id, m.path, profiles.get(m.profile or ""), m.name, m.size, m.quant))
     return out
 
 
