@@ -223,3 +223,24 @@ def test_ollama_tools_and_format(served: Served) -> None:
     with pytest.raises(ollama.ResponseError) as info:
         served.ollama.chat(model="nope", messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 404 and "nope" in info.value.error
+
+
+def test_bad_input_gets_each_apis_error_and_the_server_keeps_serving(served: Served) -> None:
+    bad_schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "(unclosed"}}}
+    with pytest.raises(openai.BadRequestError) as info:
+        served.openai.chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": "hi"}], max_tokens=5,
+            response_format={"type": "json_schema", "json_schema": {"name": "bad", "schema": bad_schema}})
+    assert info.value.body["param"] == "response_format" and info.value.body["code"] == "invalid_grammar"
+    with pytest.raises(ollama.ResponseError) as oinfo:
+        served.ollama.chat(model="demo", messages=[{"role": "user", "content": "hi"}], format=bad_schema)
+    assert oinfo.value.status_code == 400 and "grammar" in oinfo.value.error
+    huge = "word " * 200_000  # 1 MB, far beyond the 2048-token context
+    with pytest.raises(openai.BadRequestError) as info:
+        served.openai.chat.completions.create(model="demo", messages=[{"role": "user", "content": huge}], max_tokens=5)
+    assert info.value.body["code"] in ("context_overflow", "template_error")
+    with pytest.raises(ollama.ResponseError) as oinfo:
+        served.ollama.generate(model="demo", prompt=huge, options={"num_predict": 5})
+    assert oinfo.value.status_code == 400
+    r = served.openai.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+    assert r.choices[0].message.content is not None

@@ -161,6 +161,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             msg, code = str(exc), "internal_error"
         param = "model" if isinstance(exc, ModelNotFoundError) else getattr(exc, "param", None)
+        if isinstance(exc, GrammarError):
+            param = self.schema_param  # the field that asked for it: response_format, text.format, format
         self.fail(status, msg, code, param=param, headers=retry)
 
     def begin_stream(self, content_type: str) -> None:
@@ -267,6 +269,7 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         self.t0 = time.monotonic()
         self.status, self.model_id, self.stats, self.error_text = 0, None, None, ""
+        self.schema_param: str | None = None
         path = self.path.split("?", 1)[0]
         route = self.app.routes.get((method if method != "HEAD" else "GET", path.rstrip("/") or "/"))
         try:

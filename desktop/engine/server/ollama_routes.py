@@ -171,6 +171,7 @@ def chat(h: Any, body: Any) -> None:
     messages = R.chat_messages(body.get("messages"))
     tools = R.function_tools(body.get("tools"))
     schema = R.schema_from(body.get("format"), "format")
+    h.schema_param = "format"
     gen, parser = R.build_generate(model, new_id("ochat"), messages=messages, sampling=sampling, stop=stop,
                                    tools=tools, json_schema=schema)
     _run(h, model, gen, parser, stream, chat=True)
@@ -191,6 +192,7 @@ def generate(h: Any, body: Any) -> None:
     sampling, stop = _sampling(body)
     stream = R.check_stream(body, default=True)
     schema = R.schema_from(body.get("format"), "format")
+    h.schema_param = "format"
     if body.get("raw"):
         gen, _ = R.build_generate(model, new_id("ogen"), prompt=prompt, sampling=sampling, stop=stop,
                                   json_schema=schema)

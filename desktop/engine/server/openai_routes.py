@@ -70,6 +70,7 @@ def chat(h: Any, body: Any) -> None:
     messages = R.chat_messages(body.get("messages"))
     tools = R.choose_tools(R.function_tools(body.get("tools")), body.get("tool_choice"))
     schema = R.schema_from(body.get("response_format"), "response_format")
+    h.schema_param = "response_format"
     gen, parser = R.build_generate(model, new_id("api"), messages=messages, sampling=sampling,
                                    stop=R.stop_list(body.get("stop")), tools=tools, json_schema=schema)
     cid, created = f"chatcmpl-{gen.id}", int(time.time())

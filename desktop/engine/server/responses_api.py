@@ -56,6 +56,7 @@ def respond(h: Any, body: Any) -> None:
     if text_opts is not None and not isinstance(text_opts, dict):
         raise BadRequest("'text' must be an object", "text", "invalid_type")
     schema = R.schema_from((text_opts or {}).get("format"), "text.format")
+    h.schema_param = "text.format"
     tools = R.choose_tools(R.function_tools(body.get("tools")), body.get("tool_choice"))
     gen, parser = R.build_generate(model, new_id("resp"), messages=_messages(body), sampling=sampling,
                                    tools=tools, json_schema=schema)
