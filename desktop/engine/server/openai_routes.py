@@ -88,8 +88,7 @@ def chat(h: Any, body: Any) -> None:
         if fin is None:
             return
         text, calls = split_calls(parser, fin.text)
-        message: dict[str, Any] = {"role": "assistant", "content": text if (text or not calls) else None,
-                                   "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": text if (text or not calls) else None}
         if calls:
             message["tool_calls"] = openai_calls(calls)
         h.send_json(200, {"id": cid, "object": "chat.completion", "created": created, "model": model.id,

@@ -91,7 +91,7 @@ def chat_messages(raw: Any, param: str = "messages") -> list[dict[str, Any]]:
     from desktop.engine.tools import formats
 
     if not isinstance(raw, list) or not raw:
-        raise BadRequest(f"'{param}' must be a non-empty list of messages", param, "invalid_value")
+        raise BadRequest(f"the body must have a non-empty '{param}' list", param, "invalid_value")
     out: list[dict[str, Any]] = []
     names: dict[str, str] = {}
     for i, m in enumerate(raw):
