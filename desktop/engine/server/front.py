@@ -313,6 +313,8 @@ class _Refused(Exception):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog: socketserver's 5 resets a burst of callers before the queue can answer them 429.
+    request_queue_size = 128
     app: "LocalServer"
 
 
