@@ -8,6 +8,7 @@ is missing or misnamed fails here.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -72,6 +73,9 @@ def test_openai_lists_models_and_chats(served: Served) -> None:
     assert r.choices[0].finish_reason in ("stop", "length")
     assert r.usage.prompt_tokens > 0 and 0 < r.usage.completion_tokens <= 12
     assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    deadline = time.monotonic() + 5  # the log is written just after the answer is sent
+    while not (served.log and served.log[-1].path == "/v1/chat/completions") and time.monotonic() < deadline:
+        time.sleep(0.02)
     entry = served.log[-1]
     assert (entry.api, entry.path, entry.status, entry.model) == ("openai", "/v1/chat/completions", 200, "demo")
     assert entry.completion_tokens == r.usage.completion_tokens and entry.tokens_per_s > 0

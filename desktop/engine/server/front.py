@@ -420,6 +420,16 @@ class LocalServer:
         self._stop.set()
         self.httpd.server_close()
 
+    @contextlib.contextmanager
+    def engine_turn(self, timeout_s: float | None = None) -> Iterator[None]:
+        """Hold the engine between server requests (the app's chat window, when it shares the engine): waits in
+        the same FIFO as requests. QueueFull/QueueTimeout when it cannot get a turn."""
+        self.queue.acquire(self.config.request_timeout_s if timeout_s is None else timeout_s)
+        try:
+            yield
+        finally:
+            self.queue.release()
+
     @property
     def loaded_model(self) -> str | None:
         """The id of the model the engine holds for the server, or None."""
