@@ -222,7 +222,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     from desktop.engine.inference.client import EngineClient
     from desktop.engine.server.config import ServerConfig
-    from desktop.engine.server.front import LocalServer
+    from desktop.engine.server.app import LocalServer
     from desktop.engine.server.pool import ServedModel
 
     pinned = None

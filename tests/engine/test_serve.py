@@ -13,7 +13,7 @@ import pytest
 
 from desktop.engine.inference.client import EngineClient
 from desktop.engine.server.config import ServerConfig
-from desktop.engine.server.front import LocalServer
+from desktop.engine.server.app import LocalServer
 from desktop.engine.server.pool import ServedModel
 from tests.fixtures.fake_engine import FAKE_COMMAND
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel  # noqa: E402
 
 from desktop.engine.inference.client import EngineClient  # noqa: E402
 from desktop.engine.server.config import ServerConfig  # noqa: E402
-from desktop.engine.server.front import LocalServer  # noqa: E402
+from desktop.engine.server.app import LocalServer  # noqa: E402
 from desktop.engine.server.pool import ServedModel  # noqa: E402
 from tests.fixtures import tool_gguf  # noqa: E402
 
@@ -171,6 +171,13 @@ def test_openai_responses_text_stream_and_function_tools(served: Served) -> None
         {"type": "function_call", "call_id": call.call_id, "name": "add", "arguments": call.arguments},
         {"type": "function_call_output", "call_id": call.call_id, "output": "5"}])
     assert r2.output_text == tool_gguf.ANSWER
+    events = list(served.openai.responses.create(model="tools", input="What is 2 + 3?", tools=[tool], temperature=0,
+                                                 stream=True))
+    done = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert len(done) == 1 and json.loads(done[0].arguments) == tool_gguf.CALL_ARGS
+    assert not [e for e in events if e.type == "response.output_text.delta"]  # no call text leaks as text
+    final = events[-1].response
+    assert events[-1].type == "response.completed" and [o.type for o in final.output] == ["function_call"]
 
 
 def test_openai_errors_name_the_field(served: Served) -> None:
@@ -221,6 +228,9 @@ def test_ollama_tools_and_format(served: Served) -> None:
                            options={"temperature": 0})
     (call,) = r.message.tool_calls
     assert call.function.name == "add" and dict(call.function.arguments) == tool_gguf.CALL_ARGS
+    r2 = served.ollama.chat(model="tools", tools=[ADD_TOOL], options={"temperature": 0}, messages=[
+        {"role": "user", "content": "What is 2 + 3?"}, r.message, {"role": "tool", "content": "5", "tool_name": "add"}])
+    assert r2.message.content == tool_gguf.ANSWER and not r2.message.tool_calls
     r = served.ollama.chat(model="demo", messages=[{"role": "user", "content": "Describe Paris."}],
                            format=City.model_json_schema(), options={"temperature": 0, "num_predict": 80})
     assert City.model_validate_json(r.message.content).name

@@ -15,7 +15,7 @@ import pytest
 from desktop.engine.errors import AppError
 from desktop.engine.inference.client import EngineClient
 from desktop.engine.server.config import ServerConfig
-from desktop.engine.server.front import LocalServer
+from desktop.engine.server.app import LocalServer
 from desktop.engine.server.pool import ModelEvent, ServedModel
 from tests.engine.test_serve import Served as _Base
 from tests.fixtures.fake_engine import FAKE_COMMAND
@@ -164,6 +164,15 @@ def test_ollama_probes_and_streams(served: Served) -> None:
     assert "".join(x["message"]["content"] for x in lines) == "0 1 2 " and lines[-1]["done_reason"] == "length"
     status, _, d = served.request("POST", "/api/embed", body={"model": "fast", "input": ["ab", "abcd"]})
     assert status == 200 and d["embeddings"] == [[2.0, 1.0], [4.0, 1.0]] and served.server.pool.loaded_for_embedding
+
+
+def test_ollama_keep_alive_zero_unloads_the_model(served: Served) -> None:
+    status, _, d = served.request("POST", "/api/generate", body={"model": "fast"})  # Ollama's "load it now"
+    assert status == 200 and d["done_reason"] == "load" and served.server.loaded_model == "fast"
+    status, _, d = served.ask("fast", path="/api/chat", stream=False, keep_alive=0)
+    assert status == 200 and d["message"]["content"] == "echo: hi"
+    wait_for(lambda: served.server.loaded_model is None)  # unloaded once the answer is out
+    assert served.server.loaded_model is None and served.models[-1] == ModelEvent("fast", "unloaded")
 
 
 def test_lan_mode_demands_an_api_key_and_then_serves_any_host() -> None:

@@ -2,4 +2,4 @@
 from __future__ import annotations
 
 from desktop.engine.server.config import ServerConfig  # noqa: F401
-from desktop.engine.server.front import LocalServer  # noqa: F401
+from desktop.engine.server.app import LocalServer  # noqa: F401

@@ -107,7 +107,20 @@ def _final(h: Any, model_id: str, fin: P.Finished, key: str, content: Any, t0: f
     return out
 
 
+def _keep_alive_zero(body: dict[str, Any]) -> bool:
+    """``keep_alive: 0`` asks Ollama to unload the model right after the request."""
+    return body.get("keep_alive") in (0, "0", "0s", "0m")
+
+
 def _run(h: Any, model: Any, gen: P.Generate, parser: Any, stream: bool, chat: bool) -> None:
+    try:
+        _answer(h, model, gen, parser, stream, chat)
+    finally:
+        if _keep_alive_zero(h.body):
+            h.app.unload()
+
+
+def _answer(h: Any, model: Any, gen: P.Generate, parser: Any, stream: bool, chat: bool) -> None:
     t0 = time.monotonic()
     key = "message" if chat else "response"
 
@@ -164,7 +177,7 @@ def _run(h: Any, model: Any, gen: P.Generate, parser: Any, stream: bool, chat: b
 
 
 def chat(h: Any, body: Any) -> None:
-    body = _body(body)
+    body = h.body = _body(body)
     model = _model(h, body)
     sampling, stop = _sampling(body)
     stream = R.check_stream(body, default=True)
@@ -178,12 +191,17 @@ def chat(h: Any, body: Any) -> None:
 
 
 def generate(h: Any, body: Any) -> None:
-    body = _body(body)
+    body = h.body = _body(body)
     model = _model(h, body)
     prompt = body.get("prompt", "")
     if not isinstance(prompt, str):
         raise BadRequest("prompt must be a string", "prompt")
-    if not prompt:  # Ollama's way to load a model: answer once it is loaded
+    if not prompt:  # Ollama's way to load a model (or, with keep_alive 0, to unload it)
+        if _keep_alive_zero(body):
+            h.app.unload()
+            h.send_json(200, {"model": model.id, "created_at": _now(), "response": "", "done": True,
+                              "done_reason": "unload"})
+            return
         with h.turn(model):
             pass
         h.send_json(200, {"model": model.id, "created_at": _now(), "response": "", "done": True,
