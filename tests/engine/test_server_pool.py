@@ -104,7 +104,7 @@ def test_an_idle_model_is_unloaded_after_the_ttl() -> None:
     try:
         assert s.ask("fast")[0] == 200 and s.server.loaded_model == "fast"
         deadline = time.monotonic() + 5
-        while s.server.loaded_model is not None and time.monotonic() < deadline:
+        while s.models[-1].state != "unloaded" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert s.server.loaded_model is None and s.models[-1] == ModelEvent("fast", "unloaded")
         assert s.ask("fast")[0] == 200 and s.server.loaded_model == "fast"  # and loads again on demand
@@ -171,7 +171,7 @@ def test_ollama_keep_alive_zero_unloads_the_model(served: Served) -> None:
     assert status == 200 and d["done_reason"] == "load" and served.server.loaded_model == "fast"
     status, _, d = served.ask("fast", path="/api/chat", stream=False, keep_alive=0)
     assert status == 200 and d["message"]["content"] == "echo: hi"
-    wait_for(lambda: served.server.loaded_model is None)  # unloaded once the answer is out
+    wait_for(lambda: served.models[-1].state == "unloaded")  # unloaded once the answer is out
     assert served.server.loaded_model is None and served.models[-1] == ModelEvent("fast", "unloaded")
 
 

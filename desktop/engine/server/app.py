@@ -25,6 +25,10 @@ class _HTTPServer(ThreadingHTTPServer):
     app: "LocalServer"
 
 
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
 class LocalServer:
     """The server: ``start``/``stop`` it on a thread (the app) or ``serve_forever`` (the CLI).
 
@@ -57,13 +61,9 @@ class LocalServer:
             **openai_routes.ROUTES, **responses_api.ROUTES, **ollama_routes.ROUTES}
         host = self.config.bind_host
         try:
-            if ":" in host:
-                _HTTPServer.address_family = socket.AF_INET6
-            self.httpd = _HTTPServer((host, self.config.port), Handler)
+            self.httpd = (_HTTPServer6 if ":" in host else _HTTPServer)((host, self.config.port), Handler)
         except OSError as exc:
             raise AppError(f"cannot listen on {host}:{self.config.port}: {exc.strerror or exc}") from exc
-        finally:
-            _HTTPServer.address_family = socket.AF_INET
         self.httpd.app = self
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
