@@ -96,6 +96,12 @@ class GenerationError(AppError):
     code = "generation_error"
 
 
+class GrammarError(GenerationError):
+    """A JSON schema or GBNF grammar that llama.cpp cannot turn into a grammar sampler."""
+
+    code = "invalid_grammar"
+
+
 class EngineCrashedError(AppError):
     """The engine process died (native crash, OOM kill, SIGKILL)."""
 

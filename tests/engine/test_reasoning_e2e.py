@@ -80,20 +80,22 @@ def test_inspect_and_import(qwen3, gpt_oss):
 
 
 def test_serve_returns_reasoning_content_and_a_remote_profile_reads_it(gpt_oss):
-    """`serve` over the gpt-oss file, asked by the real `openai` client and by the app's own remote backend."""
-    import threading
-
+    """The local server over the gpt-oss file, asked by the real `openai` and `ollama` clients and by the app's
+    own remote backend: the thinking comes apart from the answer in each API's own field."""
+    import ollama
     import openai
 
-    from desktop.engine.inference.serve import OpenAIServer
+    from desktop.engine.server.app import LocalServer
+    from desktop.engine.server.config import ServerConfig
+    from desktop.engine.server.pool import ServedModel
 
+    catalog = [ServedModel("tiny-gpt-oss", str(gpt_oss.path), None, "tiny gpt-oss")]
     with EngineClient() as local:
-        local.load(registry.load_request(None, gpt_oss.path, new_id("load"), n_ctx=2048))
-        server = OpenAIServer(local, None, "tiny-gpt-oss", "127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        server = LocalServer(local, ServerConfig(port=0, n_ctx=2048), catalog=lambda: catalog)
+        server.start()
+        url = server.base_url
         try:
-            oa = openai.OpenAI(base_url=url, api_key="none")
+            oa = openai.OpenAI(base_url=url, api_key="none", max_retries=0)
             msgs = [{"role": "user", "content": "Say hi."}]
             r = oa.chat.completions.create(model="tiny-gpt-oss", messages=msgs, max_tokens=64)
             msg = r.choices[0].message
@@ -102,6 +104,12 @@ def test_serve_returns_reasoning_content_and_a_remote_profile_reads_it(gpt_oss):
             deltas = [c.choices[0].delta for c in stream if c.choices]
             assert "".join(d.content or "" for d in deltas) == "Hi there!"
             assert "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas) == "Hmm"
+            ol = ollama.Client(host=url.removesuffix("/v1"))
+            whole = ol.chat(model="tiny-gpt-oss", messages=msgs, options={"num_predict": 64})
+            assert (whole.message.content, whole.message.thinking) == ("Hi there!", "Hmm")
+            parts = list(ol.chat(model="tiny-gpt-oss", messages=msgs, options={"num_predict": 64}, stream=True))
+            assert "".join(p.message.thinking or "" for p in parts) == "Hmm"
+            assert "".join(p.message.content or "" for p in parts) == "Hi there!"
             with EngineClient() as remote:
                 loaded = remote.load(P.Load(id=new_id("load"), model_path="", n_ctx=2048,
                                             backend={"kind": "openai", "base_url": url, "model": "tiny-gpt-oss"}))
@@ -112,5 +120,4 @@ def test_serve_returns_reasoning_content_and_a_remote_profile_reads_it(gpt_oss):
             assert (fin.text, fin.reasoning) == ("Hi there!", "Hmm")
             assert "".join(e.reasoning for e in evs if isinstance(e, P.TokenChunk)) == "Hmm"
         finally:
-            server.shutdown()
-            server.server_close()
+            server.stop()

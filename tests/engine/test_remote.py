@@ -404,7 +404,11 @@ def test_serve_exposes_the_local_engine_as_an_openai_endpoint(served, server, ma
     assert status == 400 and "unknown role 'wizard'" in d["error"]["message"]
 
 
-def test_serve_refuses_a_non_loopback_address() -> None:
+def test_serve_refuses_a_non_loopback_address_without_an_api_key() -> None:
     r = _cli("serve", "--host", "0.0.0.0", "--port", str(free_port()))
-    assert r.returncode == 1 and r.stderr.startswith("error: serve has no authentication, so it only binds loopback")
+    assert r.returncode == 1 and r.stderr.startswith("error: serving on '0.0.0.0' makes the server reachable from "
+                                                     "other machines, so it needs an API key")
     assert r.stderr.count("\n") == 1
+    r = _cli("serve", "--lan", "--port", str(free_port()))
+    assert r.returncode == 1 and r.stderr == "error: serving on the local network needs an API key (--api-key-env or " \
+        "--api-key)\n"

@@ -12,7 +12,9 @@ from typing import Any, Iterator
 import pytest
 
 from desktop.engine.inference.client import EngineClient
-from desktop.engine.inference.serve import OpenAIServer
+from desktop.engine.server.config import ServerConfig
+from desktop.engine.server.app import LocalServer
+from desktop.engine.server.pool import ServedModel
 from tests.fixtures.fake_engine import FAKE_COMMAND
 
 MODEL = "fake-model"
@@ -22,10 +24,10 @@ GOOD_ORIGIN = "http://localhost:3000"
 class Served:
     def __init__(self, **kw: Any) -> None:
         self.client = EngineClient(command=FAKE_COMMAND)
-        self.server = OpenAIServer(self.client, None, MODEL, "127.0.0.1", 0, allowed_origins=[GOOD_ORIGIN], **kw)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LocalServer(self.client, ServerConfig(port=0, allowed_origins=(GOOD_ORIGIN,), **kw),
+                                  catalog=lambda: [ServedModel(MODEL, "/models/fake.gguf")])
+        self.port = self.server.port
+        self.server.start()
 
     def request(self, method: str, path: str = "/v1/chat/completions", body: Any = None, *,
                 headers: dict[str, str] | None = None, host: str | None = None,
@@ -58,8 +60,7 @@ class Served:
                                           **body})
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
         self.client.close()
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from desktop.engine.errors import ProfileError
-from desktop.engine.inference.serve_requests import BadRequest, generate_from_body
+from desktop.engine.server.requests import BadRequest, sampling_from
 from desktop.engine.profiles import ContextSpec, LoadSpec, ProfileStore, Sampling, profile_from_dict
 from desktop.engine.profiles.fields import FIELDS, Field, read
 
@@ -69,6 +69,11 @@ SERVE = [f for f in FIELDS if f.serve]
 
 def _body(**extra: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+def generate_from_body(_profile: Any, body: dict[str, Any], _rid: str) -> Any:
+    """The sampling values the server takes from ``body`` (as attributes, like a Generate request's)."""
+    return type("Sampling", (), sampling_from(body))
 
 
 @pytest.mark.parametrize("f", SERVE, ids=lambda f: f.key)

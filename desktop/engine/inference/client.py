@@ -169,7 +169,7 @@ class EngineClient:
             self.ready = ev
             self._ready_evt.set()
         rid = getattr(ev, "id", None)
-        if isinstance(ev, (P.Finished, P.Failed, P.Loaded, P.Pong)):
+        if isinstance(ev, P.TERMINAL):
             with self._lock:
                 self._inflight.pop(rid, None)
                 self._stop_killed.discard(rid)
@@ -226,7 +226,7 @@ class EngineClient:
             self._ensure()
             if isinstance(msg, P.Load):
                 self.last_load = msg
-            if isinstance(msg, (P.Load, P.Generate, P.Ping)):
+            if isinstance(msg, (P.Load, P.Generate, P.Ping, P.Embed)):
                 self._inflight[msg.id] = self.proc  # type: ignore[assignment]
             self._write(msg)
         return getattr(msg, "id", "")
@@ -257,7 +257,7 @@ class EngineClient:
             proc.kill()
 
     def events(self, msg: Any, timeout: float | None = None) -> Iterator[Any]:
-        """Send ``msg`` and yield its events until the terminal one (Finished, Failed, Loaded, Pong)."""
+        """Send ``msg`` and yield its events until the terminal one (``protocol.TERMINAL``)."""
         q: queue.Queue[Any] = queue.Queue()
         self._waiters[msg.id] = q
         try:
@@ -268,7 +268,7 @@ class EngineClient:
                 except queue.Empty:
                     raise EngineCrashedError("the engine did not answer in time") from None
                 yield ev
-                if isinstance(ev, (P.Finished, P.Failed, P.Loaded, P.Pong)):
+                if isinstance(ev, P.TERMINAL):
                     return
         finally:
             self._waiters.pop(msg.id, None)

@@ -141,6 +141,10 @@ class _Host:
                     self.backend.close()
                 elif isinstance(msg, P.Generate):
                     self.generate(msg)
+                elif isinstance(msg, P.Embed):
+                    if self.backend.loaded is None or not hasattr(self.backend, "embed"):
+                        raise GenerationError("no local model is loaded in embedding mode")
+                    self.send(self.backend.embed(msg))
                 elif isinstance(msg, P.Tokenize):
                     if self.backend.loaded is None or not hasattr(self.backend, "tokenize"):
                         raise GenerationError("this engine cannot count tokens (no local model is loaded)")

@@ -11,12 +11,16 @@ Split by job: the load path's helpers are in ``llama_load`` and one generation (
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import threading
 import time
 from typing import Any, Callable, Iterator
 
-from desktop.engine.errors import GGUFError, ModelLoadError
+from desktop.engine.errors import (
+    ContextOverflowError, GenerationError, GGUFError, GrammarError, ModelLoadError,
+)
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.hub import fit
 from desktop.engine.inference import gpu_select, prompts, reasoning
@@ -31,7 +35,7 @@ from desktop.engine.inference.llama_load import (
     plan_context,
     with_load_progress,
 )
-from desktop.engine.inference.protocol import Finished, Generate, Load, Loaded, TokenChunk
+from desktop.engine.inference.protocol import Embed, Embeddings, Finished, Generate, Load, Loaded, TokenChunk
 
 
 _LIBRARY: gpu_select.LibraryInfo | None = None
@@ -160,6 +164,11 @@ class LlamaBackend:
             n_threads_batch=n_threads, n_batch=min(req.n_batch, req.n_ctx), flash_attn=flash_attn,
             swa_full=req.swa_full, kv_overrides=overrides or None, verbose=False,
         )
+        if req.embedding:
+            # Pooling stays the GGUF's own (llama.cpp reads it from the file); ``embed`` means the token vectors
+            # of a model that declares none.
+            kwargs["embedding"] = True
+            kwargs["n_ubatch"] = kwargs["n_batch"] = req.n_ctx  # one input is one batch: pooling needs it whole
         if req.rope_freq_base:
             kwargs["rope_freq_base"] = float(req.rope_freq_base)
         if req.rope_freq_scale:
@@ -281,4 +290,52 @@ class LlamaBackend:
         generator itself, so no layer is added per token)."""
         import llama_cpp
 
-        return stream(llama_cpp, self, req, cancel)
+        if self.loaded is not None and self.llm is not None and self.llm.context_params.embeddings:
+            raise GenerationError("this model is loaded in embedding mode; load it again to generate text")
+        return stream(llama_cpp, self, req, cancel, grammar_text(req))
+
+    # ------------------------------------------------------------------ embeddings
+
+    def embed(self, req: Embed) -> Embeddings:
+        """One vector per input, pooled as the GGUF says (mean of the token vectors where it says none)."""
+        import llama_cpp
+
+        llm = self.llm
+        if llm is None or not llm.context_params.embeddings:
+            raise GenerationError("no model is loaded in embedding mode")
+        pooling = int(llm.pooling_type())
+        names = {llama_cpp.LLAMA_POOLING_TYPE_NONE: "none", llama_cpp.LLAMA_POOLING_TYPE_MEAN: "mean",
+                 llama_cpp.LLAMA_POOLING_TYPE_CLS: "cls", llama_cpp.LLAMA_POOLING_TYPE_LAST: "last",
+                 llama_cpp.LLAMA_POOLING_TYPE_RANK: "rank"}
+        vectors: list[list[float]] = []
+        total = 0
+        for text in req.inputs:
+            try:
+                out, n = llm.embed(text or " ", normalize=False, truncate=req.truncate, return_count=True)
+            except ValueError as exc:
+                raise ContextOverflowError(f"an input is too long for the context: {exc}") from exc
+            total += int(n)
+            if pooling == llama_cpp.LLAMA_POOLING_TYPE_NONE:  # one vector per token: their mean
+                rows = out
+                out = [sum(col) / len(rows) for col in zip(*rows)] if rows else []
+            vec = [float(x) for x in out]
+            if req.normalize:
+                norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+                vec = [x / norm for x in vec]
+            vectors.append(vec)
+        name = names.get(pooling, str(pooling))
+        return Embeddings(req.id, vectors, total, "mean" if name == "none" else name)
+
+
+def grammar_text(req: Generate) -> str | None:
+    """The GBNF grammar a Generate asks for: its own, or its JSON schema's (llama-cpp-python's converter)."""
+    if req.grammar:
+        return req.grammar
+    if req.json_schema is None:
+        return None
+    from llama_cpp import llama_grammar
+
+    try:
+        return llama_grammar.json_schema_to_gbnf(json.dumps(req.json_schema))
+    except Exception as exc:  # noqa: BLE001 - the converter raises whatever the schema trips (KeyError, ValueError...)
+        raise GrammarError(f"the JSON schema cannot be turned into a grammar: {exc!r}") from exc

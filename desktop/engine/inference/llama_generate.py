@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from desktop.engine.errors import ContextOverflowError, GenerationError
+from desktop.engine.errors import ContextOverflowError, GenerationError, GrammarError
 from desktop.engine.inference import decode_loop
 from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, TokenChunk
 from desktop.engine.inference.reasoning import ReasoningSplitter, starts_thinking
@@ -68,8 +68,9 @@ def trim_to_context(req: Generate, n_ctx: int, reserve: int, tokenize: Callable[
 
 
 def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
-           cancel: threading.Event) -> Iterator[TokenChunk | Finished]:
-    """Yield one TokenChunk per visible token piece, then one Finished (``LlamaBackend.generate``)."""
+           cancel: threading.Event, grammar: str | None = None) -> Iterator[TokenChunk | Finished]:
+    """Yield one TokenChunk per visible token piece, then one Finished (``LlamaBackend.generate``); ``grammar``
+    (GBNF) constrains the tokens sampled."""
     if backend.llm is None or backend.loaded is None:
         raise GenerationError("no model is loaded")
     llm = backend.llm
@@ -98,12 +99,17 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
     max_new = min(req.max_tokens, n_ctx - len(tokens))
     loop_stats = decode_loop.LoopStats()
     spec = SamplerSpec(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, min_p=req.min_p,
-                       repeat_penalty=req.repeat_penalty, seed=seed, last_n=int(llm.last_n_tokens_size))
+                       repeat_penalty=req.repeat_penalty, seed=seed, last_n=int(llm.last_n_tokens_size),
+                       grammar=grammar)
     cached = 0  # stays 0 when Stop aborts the prompt before prefill returns
     abort = backend._abort
     abort.during_prompt(True, cancel)
     try:
-        with NativeChain(llama_cpp, spec, llm.n_vocab()) as chain:
+        try:
+            chain = NativeChain(llama_cpp, spec, llm.n_vocab(), vocab)
+        except ValueError as exc:
+            raise GrammarError(f"the output grammar cannot be used: {exc}") from exc
+        with chain:
             cached = decode_loop.prefill(llm, tokens)
             gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, backend._proposer,
                                               backend._n_draft)

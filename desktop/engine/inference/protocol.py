@@ -38,6 +38,8 @@ class Load:
     # A profile's `speculative` section: {"draft": profile id or GGUF path, "n_draft": N} or
     # {"prompt_lookup": true, "n_draft": N}; None (or neither key) decodes plainly.
     speculative: dict[str, Any] | None = None
+    # Embedding mode (``Embed`` requests; no generation): pooling is the GGUF's own (mean where it declares none).
+    embedding: bool = False
 
 
 @dataclass
@@ -65,6 +67,21 @@ class Generate:
     # OpenAI-style function tools for a remote backend (local models get them rendered into ``prompt`` by the
     # caller's tool loop, desktop/engine/tools). Messages may then carry tool_calls / the "tool" role.
     tools: list[dict[str, Any]] | None = None
+    # Constrained output: a JSON schema the answer must match (turned into a llama.cpp grammar in the engine), or
+    # a GBNF grammar as text. Applied in the sampler chain, so the output always parses (unless cut by length).
+    json_schema: dict[str, Any] | None = None
+    grammar: str | None = None
+
+
+@dataclass
+class Embed:
+    """Embed each of ``inputs`` with a model loaded in embedding mode; answered by Embeddings."""
+
+    TYPE: ClassVar[str] = "embed"
+    id: str
+    inputs: list[str] = field(default_factory=list)
+    normalize: bool = True  # unit length (what OpenAI's and Ollama's embeddings return)
+    truncate: bool = True  # cut an input to the context (else one that does not fit fails)
 
 
 @dataclass
@@ -224,6 +241,15 @@ class Tokens:
 
 
 @dataclass
+class Embeddings:
+    TYPE: ClassVar[str] = "embeddings"
+    id: str
+    vectors: list[list[float]] = field(default_factory=list)
+    n_tokens: int = 0  # tokens of all inputs together (usage)
+    pooling: str = ""  # how token vectors became one: the GGUF's pooling type ("mean", "cls", "last", ...)
+
+
+@dataclass
 class Pong:
     TYPE: ClassVar[str] = "pong"
     id: str = ""
@@ -235,6 +261,9 @@ MESSAGES: dict[str, type] = {
                 Failed, Pong)
 }
 MESSAGES.update({cls.TYPE: cls for cls in (Tokenize, Tokens)})  # tools/attachments (additive)
+MESSAGES.update({cls.TYPE: cls for cls in (Embed, Embeddings)})  # the server's embeddings (additive)
+#: Events that end a request.
+TERMINAL: tuple[type, ...] = (Finished, Failed, Loaded, Pong, Tokens, Embeddings)
 
 
 def encode(msg: Any) -> bytes:

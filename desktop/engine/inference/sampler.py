@@ -2,7 +2,7 @@
 
 The chain is the one llama-cpp-python's ``Llama._init_sampler`` builds (penalties, then greedy, or top-k ->
 typical(1.0) -> top-p -> min-p -> temp -> dist(seed)), with one addition in front: the repetition-penalty
-prefilter of :func:`penalty_prefilter_k`. Same samplers, same order, same seed: it samples exactly what
+prefilter of :func:`penalty_prefilter_k`; and, for constrained output, a grammar sampler ahead of everything. Same samplers, same order, same seed: it samples exactly what
 ``Llama.generate`` samples (tests/engine/test_native_sampler.py decodes the demo model both ways), but the app's
 own decode loop (``decode_loop``) drives it without llama-cpp-python's per-token bookkeeping.
 
@@ -64,11 +64,13 @@ class SamplerSpec:
     presence_penalty: float = 0.0
     seed: int = 0
     last_n: int = PENALTY_LAST_N
+    # A GBNF grammar the output must match (``Generate.json_schema``/``grammar``); None: unconstrained.
+    grammar: str | None = None
 
 
 def chain_names(spec: SamplerSpec, n_vocab: int) -> list[str]:
     """The samplers of the chain :class:`NativeChain` builds for ``spec``, in order (llama.cpp's names)."""
-    names = []
+    names = ["grammar"] if spec.grammar else []
     if penalty_prefilter_k(spec.top_k, spec.temperature, spec.repeat_penalty, spec.frequency_penalty,
                            spec.presence_penalty, spec.last_n, 0, n_vocab) is not None:
         names.append("top-k")
@@ -87,11 +89,20 @@ class NativeChain:
     decode and accepts the token into the chain (penalty history, RNG state), as ``llama_sampler_sample`` does.
     Not thread-safe; free it with ``close`` (or a ``with`` block)."""
 
-    def __init__(self, llama_cpp: Any, spec: SamplerSpec, n_vocab: int) -> None:
+    def __init__(self, llama_cpp: Any, spec: SamplerSpec, n_vocab: int, vocab: Any = None) -> None:
         self._lc = llama_cpp
         self.spec = spec
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         add = self._add
+        if spec.grammar:
+            # First in the chain: it masks every token the grammar forbids (to -inf) over the whole vocabulary,
+            # so the prefilter and top-k below only ever choose among allowed tokens; the chain's accept advances
+            # the grammar with each sampled token. (``vocab`` is needed only here.)
+            grammar = llama_cpp.llama_sampler_init_grammar(vocab, spec.grammar.encode("utf-8"), b"root")
+            if not grammar:
+                self.close()
+                raise ValueError("llama.cpp could not parse the grammar")
+            add(grammar)
         k = penalty_prefilter_k(spec.top_k, spec.temperature, spec.repeat_penalty, spec.frequency_penalty,
                                 spec.presence_penalty, spec.last_n, 0, n_vocab)
         if k is not None:

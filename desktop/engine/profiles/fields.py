@@ -2,7 +2,7 @@
 
 Each :class:`Field` names its dotted key in the profile YAML, its type, range, default, unit and one-line help,
 and whether it needs a model reload or applies to the next message. The table drives the profile validator
-(``validate``), the schema's defaults (``schema``), ``serve``'s request checks (``inference/serve_requests``),
+(``validate``), the schema's defaults (``schema``), ``serve``'s request checks (``server/requests``),
 and both settings forms in the GUI (``ui/settings``): a range or default changed here changes everywhere.
 """
 from __future__ import annotations
