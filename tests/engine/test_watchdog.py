@@ -145,6 +145,7 @@ def test_cli_bug_is_one_error_line_and_a_traceback_in_the_log(monkeypatch: pytes
     import sys
 
     from desktop import cli
+    from desktop.cli import profiles
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
     monkeypatch.setattr(threading, "excepthook", threading.excepthook)
@@ -152,7 +153,7 @@ def test_cli_bug_is_one_error_line_and_a_traceback_in_the_log(monkeypatch: pytes
     def broken(_args: Any) -> int:
         raise KeyError("a bug in a command")
 
-    monkeypatch.setattr(cli, "cmd_profiles_list", broken)
+    monkeypatch.setattr(profiles, "cmd_profiles_list", broken)
     assert cli.main(["profiles", "list"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: internal error (KeyError") and err.count("\n") == 1 and "Traceback" not in err

@@ -42,7 +42,7 @@ def cmd_ask_tools(a: argparse.Namespace, profile_store: Callable[[], Any]) -> in
     from desktop.engine.chats import attachments as att
     from desktop.engine.inference.client import EngineClient, new_id
 
-    from desktop.cli import ask_target
+    from desktop.cli.chat import ask_target
 
     profile, model_path = ask_target(a, profile_store)
     messages: list[dict[str, Any]] = [{"role": "user", "content": a.text}]

@@ -1,0 +1,158 @@
+"""``desktop-chat prompt`` (the exact prompt text a model would see) and ``ask`` (stream one answer).
+
+``ask`` with tools or attachments hands over to ``desktop.cli.tools``. Runs on the main thread of the CLI
+process; generation happens in the engine process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from desktop.cli.common import _print_json, _store
+from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.library import registry as models
+from desktop.engine.inference import prompts
+from desktop.engine.inference import protocol as P
+from desktop.engine.errors import AppError
+
+
+# ------------------------------------------------------------------------------------------ prompt
+
+
+def _read_messages(path: str) -> list[dict[str, str]]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AppError(f"{path}: cannot read the messages file ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise AppError(f"{path}: not valid JSON ({exc})") from exc
+    if isinstance(data, dict) and "messages" in data:
+        data = data["messages"]
+    if not isinstance(data, list):
+        raise AppError(f"{path}: expected a JSON list of {{role, content}} messages")
+    return data
+
+
+def cmd_prompt(a: argparse.Namespace) -> int:
+    msgs = _read_messages(a.messages)
+    if a.model and not a.profile:
+        rep = gguf_doctor.inspect(a.model)
+        from desktop.engine.library.generated import format_for
+
+        text = prompts.render(format_for(rep)[0], msgs, chat_template=rep.chat_template,
+                              bos_token=rep.bos.text if rep.bos else "", eos_token=rep.eos.text if rep.eos else "")
+    else:
+        store = _store()
+        profile = store.get(a.profile) if a.profile else store.default()
+        template = None
+        if profile.prompt.format == "gguf":
+            rep = gguf_doctor.inspect(a.model or models.resolve_model(profile))
+            template = rep.chat_template
+        text = models.render_for_profile(profile, msgs, chat_template=template)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ ask
+
+
+def ask_target(a: argparse.Namespace, profile_store: Any) -> tuple[Any, Path | None]:
+    """The profile and GGUF file an ``ask`` runs on (``--profile``/``--model``); None as the file for a remote profile."""
+    profile = None
+    if a.profile or not a.model:
+        store = profile_store()
+        profile = store.get(a.profile) if a.profile else store.default()
+    if a.model and models.is_remote(profile):
+        raise AppError(f"profile {profile.id!r} runs on a server ({profile.backend.base_url}); drop --model")
+    model_path = Path(a.model) if a.model else None if models.is_remote(profile) else models.resolve_model(profile)
+    if a.model:
+        gguf_doctor.inspect(model_path)  # fail fast, with the file's own error, before starting the engine
+    return profile, model_path
+
+
+def cmd_ask(a: argparse.Namespace) -> int:
+    from desktop.engine.inference.client import EngineClient, new_id
+
+    if getattr(a, "mcp", None) or getattr(a, "attach", None):
+        from desktop.cli.tools import cmd_ask_tools  # tools (MCP) and attachments
+
+        return cmd_ask_tools(a, _store)
+
+    profile, model_path = ask_target(a, _store)
+    messages = [{"role": "user", "content": a.text}]
+    client = EngineClient()
+    gen = models.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
+                                  temperature=a.temperature, seed=a.seed)
+    text_parts: list[str] = []
+    interrupted = False
+
+    def on_sigint(_sig: int, _frm: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+        client.cancel(gen.id)
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx))
+        for note in loaded.notes:  # e.g. a context reduced to what fits, with the numbers
+            sys.stderr.write(f"note: {note}\n")
+        finished: P.Finished | None = None
+        for ev in client.generate(gen):
+            if isinstance(ev, P.TokenChunk):
+                text_parts.append(ev.text)
+                if not a.json:
+                    sys.stdout.write(ev.text)
+                    sys.stdout.flush()
+            elif isinstance(ev, P.Failed):
+                if text_parts and not a.json:
+                    sys.stdout.write("\n")
+                from desktop.engine.errors import from_dict
+
+                raise from_dict(ev.error)
+            elif isinstance(ev, P.Finished):
+                finished = ev
+        assert finished is not None
+        if a.json:
+            _print_json({"text": finished.text, "finish_reason": finished.finish_reason,
+                         "stats": asdict(finished.stats), "profile": profile.id if profile else None,
+                         "model": str(model_path) if model_path else loaded.description, "backend": loaded.backend,
+                         "dropped": finished.dropped})
+        else:
+            sys.stdout.write("\n")
+            if a.stats:
+                s = finished.stats
+                sys.stderr.write(f"[{s.generated_tokens} tokens, {s.tokens_per_s:.1f} tok/s, ttft {s.ttft_s*1000:.0f} ms, "
+                                 f"{s.backend}, ctx {s.context_used}/{s.context_total}, {finished.finish_reason}]\n")
+    finally:
+        signal.signal(signal.SIGINT, old)
+        client.close()
+    return 130 if interrupted else 0
+
+
+def add_parser(sub: Any) -> None:
+    x = sub.add_parser("prompt", help="print the exact prompt text a model would see")
+    x.add_argument("--profile")
+    x.add_argument("--model", help="a GGUF whose own chat template to use (when no --profile)")
+    x.add_argument("--messages", required=True, help="a JSON file: a list of {role, content}")
+    x.set_defaults(fn=cmd_prompt)
+
+    x = sub.add_parser("ask", help="stream one answer")
+    x.add_argument("--profile")
+    x.add_argument("--model", help="a GGUF file; without --profile its own chat template is used")
+    x.add_argument("--max-tokens", type=int)
+    x.add_argument("--temperature", type=float)
+    x.add_argument("--seed", type=int)
+    x.add_argument("--ctx", type=int, help="context length (default: the profile's)")
+    x.add_argument("--json", action="store_true")
+    x.add_argument("--stats", action="store_true", help="print speed and context use to stderr")
+    from desktop.cli.tools import add_ask_options
+
+    add_ask_options(x)
+    x.add_argument("text")
+    x.set_defaults(fn=cmd_ask)
