@@ -20,8 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.add_parser(sub)
     chat.add_parser(sub)
     serve.add_parser(sub)
-    models.add_parser(sub, _Parser)
-    tools.add_tools_parser(sub, _Parser)
+    models.add_parser(sub)
+    tools.add_parser(sub)
     gguf.add_parser(sub)
     return p
 

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from desktop.cli.common import _print_json, _store
+from desktop.cli.common import _print_json, _store, ask_target
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.library import registry as models
 from desktop.engine.inference import prompts
@@ -60,20 +60,6 @@ def cmd_prompt(a: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------ ask
-
-
-def ask_target(a: argparse.Namespace, profile_store: Any) -> tuple[Any, Path | None]:
-    """The profile and GGUF file an ``ask`` runs on (``--profile``/``--model``); None as the file for a remote profile."""
-    profile = None
-    if a.profile or not a.model:
-        store = profile_store()
-        profile = store.get(a.profile) if a.profile else store.default()
-    if a.model and models.is_remote(profile):
-        raise AppError(f"profile {profile.id!r} runs on a server ({profile.backend.base_url}); drop --model")
-    model_path = Path(a.model) if a.model else None if models.is_remote(profile) else models.resolve_model(profile)
-    if a.model:
-        gguf_doctor.inspect(model_path)  # fail fast, with the file's own error, before starting the engine
-    return profile, model_path
 
 
 def cmd_ask(a: argparse.Namespace) -> int:
