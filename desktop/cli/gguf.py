@@ -10,6 +10,7 @@ from typing import Any
 
 from desktop.cli.common import _Parser, _print_json
 from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.gguf import repair as gguf_repair
 from desktop.engine.library import registry as models
 
 
@@ -57,7 +58,7 @@ def cmd_gguf_fix(a: argparse.Namespace) -> int:
     if not a.dry_run and paths.hf_hub_cache().resolve() in real.parents:
         raise FixError(f"{a.path} is in the shared Hugging Face cache, which the app never changes; it is repaired "
                        "at load time instead (or import a copy with `models import --repair`)")
-    res = gguf_doctor.fix(a.path, dry_run=a.dry_run)
+    res = gguf_repair.fix(a.path, dry_run=a.dry_run)
     entry = None if a.dry_run or not res.changes else models.find_by_path(a.path)
     if entry is not None:  # keep the library's record in step: repaired in place, undoable
         models.update_entry(entry["id"], fixes=res.summary(), repaired_in_place=True,
@@ -81,7 +82,7 @@ def _gguf_revert(a: argparse.Namespace) -> int:
         out: dict[str, Any] = {"path": m.path, "reverted": True, "sha256": m.sha256, "model_id": m.id,
                                "fixes": m.fixes}
     else:
-        res = gguf_doctor.revert(a.path)
+        res = gguf_repair.revert(a.path)
         out = {"path": res.path, "reverted": True, "sha256": models.hash_file(a.path), "model_id": None,
                "fixes": res.summary()}
     if a.json:
