@@ -37,7 +37,7 @@ from desktop.engine.hub.quants import QuantListing, list_quants  # noqa: F401 - 
 from desktop.engine.hub import parallel
 from desktop.engine.hub.parallel import RangesIgnored, fetch_parallel
 from desktop.engine.hub.queue import (  # noqa: F401 - the queue's names, re-exported for the front ends
-    ACTIVE_STATES, FINAL_STATES, INTERRUPTED, DownloadManager, Job,
+    ACTIVE_STATES, FINAL_STATES, INTERRUPTED, DownloadQueue, Job,
 )
 from desktop.engine.hub.targets import (FileTarget, build_targets, drop_partial, expected_hash, library_file,
                                         partial_bytes, repo_dir, resolve_spec)
@@ -346,3 +346,10 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
                             pid, model_id, repo, entry.quant, entry.files, entry.size, fetched, reused, origin)
     prog.emit("done", message="; ".join(result.fixes) or "verified", result=result.to_dict())
     return result
+
+
+class DownloadManager(DownloadQueue):
+    """The download queue (queue.py) running this module's downloads: what the front ends start."""
+
+    def __init__(self, on_event: Callable[[DownloadEvent], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(on_event, run=run_download, discard=discard_partials, **kwargs)
