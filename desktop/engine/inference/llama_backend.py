@@ -112,13 +112,13 @@ class LlamaBackend:
         self.llm: Any = None
         self.loaded: Loaded | None = None
         self._report: gguf_doctor.Report | None = None
-        self._eog_extra: set[int] = set()
+        self.eog_extra: set[int] = set()
         # Set by the host around a load: called with llama.cpp's load progress (0..1), on this thread.
         self.on_progress: Callable[[float], None] | None = None
         # Stop during prompt evaluation: llama.cpp calls the abort callback between graph nodes (set at load).
-        self._abort: DecodeAbort | None = None
-        self._proposer: Any = None  # speculative.DraftModel / PromptLookup, from Load.speculative
-        self._n_draft = 0
+        self.abort: DecodeAbort | None = None
+        self.proposer: Any = None  # speculative.DraftModel / PromptLookup, from Load.speculative
+        self.n_draft = 0
 
     # ------------------------------------------------------------------ load
 
@@ -180,21 +180,21 @@ class LlamaBackend:
                 raise ModelLoadError(
                     f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc2}") from exc2
         load_s = time.perf_counter() - t0
-        self._abort = DecodeAbort(llama_cpp, llm)
+        self.abort = DecodeAbort(llama_cpp, llm)
         self.llm = llm
-        self._proposer, self._n_draft, spec_note = load_speculative(llama_cpp, llm, req, n_threads, n_gpu_layers)
+        self.proposer, self.n_draft, spec_note = load_speculative(llama_cpp, llm, req, n_threads, n_gpu_layers)
         self._report = report
         vocab = llm._model.vocab
         n_vocab = llm.n_vocab()
         eog = [t for t in {llm.token_eos(), llm._model.token_eot()} if 0 <= t < n_vocab]
         notes: list[str] = list(plan_notes) + ([spec_note] if spec_note else [])
         eot_ok: bool | None = None
-        self._eog_extra = set()
+        self.eog_extra = set()
         if report.is_llama3_vocab:
             eot_ok = bool(llama_cpp.llama_vocab_is_eog(vocab, gguf_doctor.LLAMA3_EOT_ID))
             if not eot_ok:
                 # Belt and braces: stop on 128009 ourselves, and say so.
-                self._eog_extra.add(gguf_doctor.LLAMA3_EOT_ID)
+                self.eog_extra.add(gguf_doctor.LLAMA3_EOT_ID)
                 notes.append("llama.cpp does not treat 128009 as end of generation; the app stops on it itself")
             eog.append(gguf_doctor.LLAMA3_EOT_ID)
         self.loaded = Loaded(
@@ -207,9 +207,9 @@ class LlamaBackend:
         return self.loaded
 
     def close(self) -> None:
-        if self._proposer is not None and hasattr(self._proposer, "close"):
-            self._proposer.close()
-        self._proposer = None
+        if self.proposer is not None and hasattr(self.proposer, "close"):
+            self.proposer.close()
+        self.proposer = None
         if self.llm is not None:
             try:
                 self.llm.close()

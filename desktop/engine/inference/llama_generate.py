@@ -10,22 +10,33 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 from desktop.engine.errors import ContextOverflowError, GenerationError
 from desktop.engine.inference import decode_loop
-from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, TokenChunk
+from desktop.engine.inference.llama_load import DecodeAbort
+from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, Loaded, TokenChunk
 from desktop.engine.inference.sampler import NativeChain, SamplerSpec
 from desktop.engine.inference.stops import StopScanner
-
-if TYPE_CHECKING:
-    from desktop.engine.inference.llama_backend import LlamaBackend
-
 
 @dataclass
 class Prepared:
     tokens: list[int]
     dropped: list[int]
+
+
+class LoadedModel(Protocol):
+    """What one generation reads from the loaded model: ``llama_backend.LlamaBackend``, described here so that
+    this module never imports that one back."""
+
+    llm: Any
+    loaded: Loaded | None
+    eog_extra: set[int]  # end-of-generation ids llama.cpp itself does not stop on
+    abort: DecodeAbort | None
+    proposer: Any  # speculative.DraftModel / PromptLookup, or None
+    n_draft: int
+
+    def prepare(self, req: Generate, reserve: int) -> Prepared: ...
 
 
 def trim_to_context(req: Generate, n_ctx: int, reserve: int, tokenize: Callable[[str], list[int]],
@@ -66,7 +77,7 @@ def trim_to_context(req: Generate, n_ctx: int, reserve: int, tokenize: Callable[
         del index[start:start + n]
 
 
-def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
+def stream(llama_cpp: Any, backend: LoadedModel, req: Generate,
            cancel: threading.Event) -> Iterator[TokenChunk | Finished]:
     """Yield one TokenChunk per visible token piece, then one Finished (``LlamaBackend.generate``)."""
     if backend.llm is None or backend.loaded is None:
@@ -79,7 +90,7 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
     tokens = prep.tokens
     vocab = llm._model.vocab
     is_eog = llama_cpp.llama_vocab_is_eog
-    stop_ids = set(req.stop_token_ids) | backend._eog_extra
+    stop_ids = set(req.stop_token_ids) | backend.eog_extra
     scanner = StopScanner(req.stop_strings)
     seed = req.seed if req.seed is not None and req.seed >= 0 else int.from_bytes(os.urandom(4), "little")
     llm.set_seed(seed)  # llama-cpp-python's own calls on this Llama (e.g. a later sample()) see it too
@@ -95,13 +106,13 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
     spec = SamplerSpec(temperature=req.temperature, top_k=req.top_k, top_p=req.top_p, min_p=req.min_p,
                        repeat_penalty=req.repeat_penalty, seed=seed, last_n=int(llm.last_n_tokens_size))
     cached = 0  # stays 0 when Stop aborts the prompt before prefill returns
-    abort = backend._abort
+    abort = backend.abort
     abort.during_prompt(True, cancel)
     try:
         with NativeChain(llama_cpp, spec, llm.n_vocab()) as chain:
             cached = decode_loop.prefill(llm, tokens)
-            gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, backend._proposer,
-                                              backend._n_draft)
+            gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, backend.proposer,
+                                              backend.n_draft)
             try:
                 for tok in gen:
                     if n_gen == 0:
