@@ -41,6 +41,7 @@ from desktop.engine.hub.queue import (  # noqa: F401 - the queue's names, re-exp
 )
 from desktop.engine.hub.targets import (FileTarget, build_targets, drop_partial, expected_hash, library_file,
                                         partial_bytes, repo_dir, resolve_spec)
+from desktop.engine.library import generated
 from desktop.engine.library import registry as models
 from desktop.engine.profiles import ProfileStore
 
@@ -337,7 +338,7 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
         recorded = fixes
     else:
         recorded = list(earlier.get("fixes") or []) if in_place else []
-    pid = profile.id if profile else models.profile_from_report(report, repo=repo, quant=entry.quant).id
+    pid = profile.id if profile else generated.profile_from_report(report, repo=repo, quant=entry.quant).id
     model_id = models.register_model(
         pid, model_path, quant=entry.quant, repo=repo, revision=commit, files=entry.files, size=entry.size,
         sha256=final_sha, source_sha256=source_sha, fixes=recorded, origin=origin, repaired_in_place=in_place,
