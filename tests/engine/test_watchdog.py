@@ -86,6 +86,23 @@ def test_requests_in_flight_fail_before_a_restart(reader_busy_s: float) -> None:
         c.close()
 
 
+def test_an_engine_crash_during_a_token_count_fails_the_count_at_once(fake: EngineClient) -> None:
+    """A Tokenize is in flight like any request: the engine's death fails it, instead of the wait running out."""
+    fake.start()
+    assert fake._ready_evt.wait(10)
+    proc = fake.proc
+    assert proc is not None
+    threading.Timer(0.5, proc.kill).start()  # the fake engine never answers a count: it is still running
+    t0 = time.monotonic()
+    with pytest.raises(EngineCrashedError) as err:
+        fake.count_tokens("hello world", timeout=60)
+    took = time.monotonic() - t0
+    assert took < 5, took
+    assert "engine process" in err.value.message and not fake._inflight
+    # The client stays usable: the next request starts a new engine.
+    assert [e.text for e in fake.generate(_gen("again"), timeout=10) if isinstance(e, P.Finished)] == ["echo: again"]
+
+
 # ---------------------------------------------------------------------------------------------- Stop watchdog
 
 

@@ -137,8 +137,6 @@ class _Host:
                     except AppError as exc:
                         self.last_load_error = exc
                         raise
-                elif isinstance(msg, P.Unload):
-                    self.backend.close()
                 elif isinstance(msg, P.Generate):
                     self.generate(msg)
                 elif isinstance(msg, P.Tokenize):

@@ -83,12 +83,6 @@ class Cancel:
 
 
 @dataclass
-class Unload:
-    TYPE: ClassVar[str] = "unload"
-    id: str = ""
-
-
-@dataclass
 class Shutdown:
     TYPE: ClassVar[str] = "shutdown"
     id: str = ""
@@ -216,10 +210,13 @@ class Pong:
 
 MESSAGES: dict[str, type] = {
     cls.TYPE: cls
-    for cls in (Load, Generate, Cancel, Unload, Shutdown, Ping, Ready, LoadProgress, Loaded, TokenChunk, Finished,
-                Failed, Pong)
+    for cls in (Load, Generate, Tokenize, Cancel, Shutdown, Ping, Ready, LoadProgress, Loaded, TokenChunk, Finished,
+                Failed, Tokens, Pong)
 }
-MESSAGES.update({cls.TYPE: cls for cls in (Tokenize, Tokens)})  # tools/attachments (additive)
+# The requests the engine answers, and the events that end one: each answered request ends with exactly one
+# terminal event (Failed included, also when the engine dies), which is what lets a caller stop waiting.
+ANSWERED_REQUESTS: tuple[type, ...] = (Load, Generate, Tokenize, Ping)
+TERMINAL_EVENTS: tuple[type, ...] = (Loaded, Finished, Tokens, Pong, Failed)
 
 
 def encode(msg: Any) -> bytes:
