@@ -28,8 +28,8 @@ from desktop.engine.inference.llama_load import (
     default_threads,
     devices,
     load_speculative,
+    open_llama,
     plan_context,
-    with_load_progress,
 )
 from desktop.engine.inference.protocol import Finished, Generate, Load, Loaded, TokenChunk
 
@@ -166,7 +166,7 @@ class LlamaBackend:
             kwargs["type_k"] = kwargs["type_v"] = KV_TYPES[req.kv_cache_type]
         t0 = time.perf_counter()
         try:
-            llm = with_load_progress(llama_cpp, self.on_progress, kwargs)
+            llm = open_llama(llama_cpp, kwargs, self.on_progress)
         except (ValueError, RuntimeError, OSError) as exc:
             if n_gpu_layers == 0:
                 raise ModelLoadError(f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc}") from exc
@@ -175,7 +175,7 @@ class LlamaBackend:
                                           f"CPU: loading with {choice.backend} failed ({exc})")
             n_gpu_layers = kwargs["n_gpu_layers"] = 0
             try:
-                llm = with_load_progress(llama_cpp, self.on_progress, kwargs)
+                llm = open_llama(llama_cpp, kwargs, self.on_progress)
             except (ValueError, RuntimeError, OSError) as exc2:
                 raise ModelLoadError(
                     f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc2}") from exc2
