@@ -32,6 +32,7 @@ from desktop.engine.inference.llama_load import (
     plan_context,
 )
 from desktop.engine.inference.protocol import Finished, Generate, Load, Loaded, TokenChunk
+from desktop.engine.inference.threads import ThreadGovernor
 
 
 _LIBRARY: gpu_select.LibraryInfo | None = None
@@ -119,6 +120,8 @@ class LlamaBackend:
         self.abort: DecodeAbort | None = None
         self.proposer: Any = None  # speculative.DraftModel / PromptLookup, from Load.speculative
         self.n_draft = 0
+        # Threads "auto": the count follows the cores other programs leave free, between tokens (threads.py).
+        self.threads: ThreadGovernor | None = None
 
     # ------------------------------------------------------------------ load
 
@@ -182,6 +185,9 @@ class LlamaBackend:
         load_s = time.perf_counter() - t0
         self.abort = DecodeAbort(llama_cpp, llm)
         self.llm = llm
+        if req.n_threads == "auto":
+            ctx = llm._ctx.ctx
+            self.threads = ThreadGovernor(n_threads, lambda n: llama_cpp.llama_set_n_threads(ctx, n, n))
         self.proposer, self.n_draft, spec_note = load_speculative(llama_cpp, llm, req, n_threads, n_gpu_layers)
         self._report = report
         vocab = llm._model.vocab
@@ -210,6 +216,7 @@ class LlamaBackend:
         if self.proposer is not None and hasattr(self.proposer, "close"):
             self.proposer.close()
         self.proposer = None
+        self.threads = None
         if self.llm is not None:
             try:
                 self.llm.close()

@@ -18,6 +18,7 @@ from desktop.engine.inference.llama_load import DecodeAbort
 from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, Loaded, TokenChunk
 from desktop.engine.inference.sampler import NativeChain, SamplerSpec
 from desktop.engine.inference.stops import StopScanner
+from desktop.engine.inference.threads import ThreadGovernor
 
 @dataclass
 class Prepared:
@@ -35,6 +36,7 @@ class LoadedModel(Protocol):
     abort: DecodeAbort | None
     proposer: Any  # speculative.DraftModel / PromptLookup, or None
     n_draft: int
+    threads: ThreadGovernor | None  # None: a fixed thread count
 
     def prepare(self, req: Generate, reserve: int) -> Prepared: ...
 
@@ -107,9 +109,12 @@ def stream(llama_cpp: Any, backend: LoadedModel, req: Generate,
                        repeat_penalty=req.repeat_penalty, seed=seed, last_n=int(llm.last_n_tokens_size))
     cached = 0  # stays 0 when Stop aborts the prompt before prefill returns
     abort = backend.abort
+    threads = backend.threads
     abort.during_prompt(True, cancel)
     try:
         with NativeChain(llama_cpp, spec, llm.n_vocab()) as chain:
+            if threads is not None:
+                threads.tick()
             cached = decode_loop.prefill(llm, tokens)
             gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, backend.proposer,
                                               backend.n_draft)
@@ -139,6 +144,8 @@ def stream(llama_cpp: Any, backend: LoadedModel, req: Generate,
                     if n_gen >= max_new or llm.n_tokens >= n_ctx:
                         finish = "length"
                         break
+                    if threads is not None:
+                        threads.tick()  # between two decodes: follow the cores other programs leave free
             finally:
                 gen.close()  # puts the KV cache back to what was taken (drafted tokens past a stop go)
     except (RuntimeError, ValueError) as exc:
