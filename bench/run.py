@@ -1184,8 +1184,7 @@ def main() -> int:
             demo = None
             model_path, _ = write_scripted_model(tmp / "scripted-smollm2.gguf", "smollm2")
         if demo is not None:
-            write_profiles(demo.id, paths.bundled_profiles_dir() / f"{demo.id}.yaml"
-                           if hasattr(paths, "bundled_profiles_dir") else ROOT / "model_profiles" / f"{demo.id}.yaml")
+            write_profiles(demo.id, paths.bundled_profiles_dir() / f"{demo.id}.yaml")
             store = ProfileStore()
             demo = store.get(demo.id)
         res["machine"] = machine()

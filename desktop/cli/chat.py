@@ -65,7 +65,7 @@ def cmd_prompt(a: argparse.Namespace) -> int:
 def cmd_ask(a: argparse.Namespace) -> int:
     from desktop.engine.inference.client import EngineClient, new_id
 
-    if getattr(a, "mcp", None) or getattr(a, "attach", None):
+    if a.mcp or a.attach:
         from desktop.cli.tools import cmd_ask_tools  # tools (MCP) and attachments
 
         return cmd_ask_tools(a, _store)
