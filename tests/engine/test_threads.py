@@ -108,3 +108,11 @@ def test_the_engine_decodes_on_the_free_cores_between_tokens(tmp_path: Path, mon
         assert b2.threads is None  # a fixed count is the user's: not adapted
     finally:
         b2.close()
+
+
+def test_the_default_count_never_exceeds_the_cores_this_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads.psutil, "cpu_count", lambda logical=True: 16)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1})  # e.g. taskset -c 0,1
+    assert default_threads() == 2
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert default_threads() == 15  # one left for the UI on a big machine

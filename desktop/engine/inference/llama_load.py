@@ -50,13 +50,18 @@ def devices(llama_cpp: Any) -> tuple[tuple[str, ...], tuple[gpu_select.Device, .
 
 
 def default_threads() -> int:
-    # Physical cores beat hyperthreads for token generation; leave one for the UI on big machines.
+    # Physical cores beat hyperthreads for token generation; leave one for the UI on big machines. Never more
+    # than the cores this process may run on (taskset, a container's cpuset).
     n = os.cpu_count() or 2
     try:
         import psutil
 
         n = psutil.cpu_count(logical=False) or n
     except Exception:  # pragma: no cover - psutil is a dependency, but threads must never fail a load
+        pass
+    try:
+        n = min(n, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
         pass
     return max(1, n - 1) if n > 4 else n
 
