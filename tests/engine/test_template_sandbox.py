@@ -132,3 +132,23 @@ def test_big_numbers_as_values_are_fine_only_big_sizes_are_refused() -> None:
 def test_a_wide_format_filter_is_refused() -> None:
     with pytest.raises(TemplateError, match="format width"):
         render_chat_template("{{ '%999999999d'|format(1) }}")
+
+
+def test_llama_cpp_python_never_compiles_the_files_template_at_load(tmp_path: Path) -> None:
+    """Llama() would compile every tokenizer.chat_template* value, unguarded; the engine keeps them from it."""
+    import llama_cpp
+
+    from desktop.engine.inference.llama_backend import LlamaBackend
+    from desktop.engine.inference.protocol import Load
+
+    stock = llama_cpp._internals.LlamaModel.metadata
+    model = tiny_gguf.make_llama3(tmp_path / "m.gguf", chat_template=tiny_gguf.LLAMA3_TEMPLATE)
+    b = LlamaBackend()
+    try:
+        b.load(Load(id="l", model_path=str(model.path), n_ctx=256, n_threads=1))
+        assert b.llm._chat_handlers == {}  # nothing compiled
+        assert not any(k.startswith("tokenizer.chat_template") for k in b.llm.metadata)
+        assert b._report is not None and b._report.chat_template == tiny_gguf.LLAMA3_TEMPLATE  # the app's own copy
+    finally:
+        b.close()
+    assert llama_cpp._internals.LlamaModel.metadata is stock  # restored after the load
