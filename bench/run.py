@@ -6,14 +6,15 @@ interleaved runs (A, B, A, B, ...) and medians. Not a test: it prints numbers an
 
 Sections (issue 6): 1 streaming overhead, 2 multi-turn time to first token, 3 UI responsiveness,
 4 download throughput + resume, 5 start-up, profile switching, RSS, 6 the memory-bandwidth floor; issue 16:
-7 the app beside llama.cpp's own llama-completion / llama-bench, 8 speculative decoding on scripted models.
+7 the app beside llama.cpp's own llama-completion / llama-bench, 8 speculative decoding on scripted models;
+issue 20: 9 decoding with one core busy (threads "auto" against a fixed count).
 This is the one place outside desktop/engine/inference/llama_backend.py that imports llama_cpp: the raw baseline.
 
 Environment knobs: BENCH_PAIRS (interleaved pairs, default 4), BENCH_TOKENS (streaming tokens, default 256),
 BENCH_LONG (the long answer's tokens, default 4000), BENCH_DL_MB (download size, default 300),
 BENCH_DL_PAIRS (download pairs, default 8), BENCH_WARM_MB (memory touched before each download, default 512),
 BENCH_ONLY (comma list of sections:
-pipeline,stream,turns,ui,download,parallel,startup,floor,native,spec), BENCH_NATIVE_SHAPES (random-weight shapes for "native",
+pipeline,stream,turns,ui,download,parallel,startup,floor,native,spec,threads), BENCH_NATIVE_SHAPES (random-weight shapes for "native",
 default llama32-1b; bench/_random_gguf.py), BENCH_BUILD_TOOLS (0: skip the "native" section
 unless scripts/build_llama_tools.sh already built the tools), BENCH_OUT (folder for RESULTS.md and results.json, default
 bench/). Without the demo model only the download and floor sections run, on a scripted GGUF.
@@ -1057,6 +1058,20 @@ def write_results(res: dict[str, Any]) -> str:
                          f"n_draft {sp['n_draft']}, identical text)", "(report; > 1 is a gain)",
                          f"{r['ratio']:.2f} (acceptance {acc}; pairs " + ", ".join(f"{x:.2f}" for x in r["ratios"])
                          + ")", "n/a"))
+    th = res.get("threads")
+    if th:
+        runs = th["runs"]
+        rows.append((f"9 Decode tok/s with one core kept busy by a plain loop ÷ idle, threads \"auto\" (up to "
+                     f"{th['auto_ceiling']}), {th['tokens']} tokens", ">= 0.5",
+                     f"{th['auto_busy_vs_idle']:.2f} (busy {th['tok_s']['auto_busy']:.1f}, idle "
+                     f"{th['tok_s']['auto_idle']:.1f} tok/s; threads used when busy {th['threads_used']['auto_busy']}; "
+                     f"fixed {th['fixed_threads']} threads: {th['fixed_busy_vs_idle']:.2f}; busy pairs auto "
+                     + ", ".join(f"{x:.1f}" for x in runs["auto_busy"]) + " / fixed "
+                     + ", ".join(f"{x:.1f}" for x in runs["fixed_busy"]) + ")", verdict(th["auto_busy_vs_idle"] >= 0.5)))
+        rows.append((f"9 Idle decode tok/s: threads \"auto\" ÷ a fixed {th['fixed_threads']}", ">= 0.95",
+                     f"{th['auto_vs_fixed_idle']:.2f} (pairs auto " + ", ".join(f"{x:.1f}" for x in runs["auto_idle"])
+                     + " / fixed " + ", ".join(f"{x:.1f}" for x in runs["fixed_idle"]) + ")",
+                     verdict(th["auto_vs_fixed_idle"] >= 0.95)))
     g = gpu_results()
     for shape, gm in (g or {}).get("models", {}).items():
         label = {"smollm2": "SmolLM2-135M-shaped Q4_1", "1b": "TinyLlama-1.1B-shaped f16"}.get(shape, shape)
@@ -1132,6 +1147,8 @@ def write_results(res: dict[str, Any]) -> str:
               "with the same CMake flags.",
               "8. bench/_spec.py: scripted target + draft GGUFs (tests/fixtures/spec_gguf.py), greedy, through "
               "LlamaBackend; each mode alternates with plain decoding, text checked identical.",
+              "9. bench/_threads.py: two LlamaBackends of the same file in this process, a fixed thread count and "
+              "threads \"auto\", each idle and beside a `while True: pass` process, alternating pairs; medians.",
               "GPU: `make bench-gpu` (bench/gpu.py) on a machine with a CUDA build: the engine process, protocol and "
               "client against raw `Llama.generate` on the same scripted GGUF, load settings, prompt tokens and "
               "sampler arguments, all layers offloaded; alternating pairs, medians; its JSON is folded in here.",
@@ -1166,8 +1183,7 @@ def main() -> int:
             demo = None
             model_path, _ = write_scripted_model(tmp / "scripted-smollm2.gguf", "smollm2")
         if demo is not None:
-            write_profiles(demo.id, paths.bundled_profiles_dir() / f"{demo.id}.yaml"
-                           if hasattr(paths, "bundled_profiles_dir") else ROOT / "model_profiles" / f"{demo.id}.yaml")
+            write_profiles(demo.id, paths.bundled_profiles_dir() / f"{demo.id}.yaml")
             store = ProfileStore()
             demo = store.get(demo.id)
         res["machine"] = machine()
@@ -1198,6 +1214,11 @@ def main() -> int:
             from bench._spec import bench_spec
 
             bench_spec(res, pairs=PAIRS, threads=THREADS)
+        if want("threads"):
+            print("9. decoding with one core busy", flush=True)
+            from bench._threads import bench_threads
+
+            bench_threads(model_path, res, pairs=PAIRS, tokens=min(N_TOKENS, 128), threads=THREADS)
         if want("native"):
             print("7. app vs llama.cpp's own llama-completion and llama-bench", flush=True)
             from bench._llama_tools import bench_native

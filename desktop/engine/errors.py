@@ -108,10 +108,6 @@ class EngineCrashedError(AppError):
     code = "engine_crashed"
 
 
-class EngineBusyError(AppError):
-    code = "engine_busy"
-
-
 class ModelNotFoundError(AppError):
     """A profile's model file is not installed."""
 

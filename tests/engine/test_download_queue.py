@@ -12,6 +12,7 @@ import pytest
 
 from desktop.engine import paths
 from desktop.engine.hub import downloads
+from desktop.engine.hub.queue import DownloadQueue, Job
 from tests.fixtures import tiny_gguf
 from tests.fixtures.hub_server import HubServer
 
@@ -40,7 +41,7 @@ def test_saving_the_queue_from_many_threads_never_fails(escaped: list[BaseExcept
     mgr = downloads.DownloadManager()
     try:
         for i in range(20):
-            mgr._jobs[f"j{i}"] = downloads.Job(f"j{i}", REPO, "Q4_K_M")
+            mgr._jobs[f"j{i}"] = Job(f"j{i}", REPO, "Q4_K_M")
 
         def hammer() -> None:
             for _ in range(40):
@@ -59,8 +60,7 @@ def test_saving_the_queue_from_many_threads_never_fails(escaped: list[BaseExcept
         mgr.close()
 
 
-def test_the_worker_survives_a_job_that_raises(repo: bytes, monkeypatch: pytest.MonkeyPatch,
-                                               escaped: list[BaseException]) -> None:
+def test_the_worker_survives_a_job_that_raises(repo: bytes, escaped: list[BaseException]) -> None:
     real = downloads.run_download
     calls = {"n": 0}
 
@@ -70,8 +70,7 @@ def test_the_worker_survives_a_job_that_raises(repo: bytes, monkeypatch: pytest.
             raise KeyError("something nobody expected")
         return real(*a, **k)
 
-    monkeypatch.setattr(downloads, "run_download", flaky)
-    mgr = downloads.DownloadManager()
+    mgr = DownloadQueue(run=flaky, discard=downloads.discard_partials)
     real_save = mgr._save
     broke = threading.Event()
 

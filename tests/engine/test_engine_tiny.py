@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.gguf import repair as gguf_repair
 from desktop.engine.library import registry as models
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
@@ -38,7 +38,7 @@ def _ask(client: EngineClient, profile_id: str | None, path: Path, text: str = "
 
 
 def test_after_the_128009_fix_generation_stops_exactly_at_eot(client: EngineClient, llama3_broken) -> None:
-    res = gguf_doctor.fix(llama3_broken.path)
+    res = gguf_repair.fix(llama3_broken.path)
     assert len(res.changes) == 2
     text, fin = _ask(client, "smaug-llama-3-70b-instruct", llama3_broken.path)
     assert text == fin.text == llama3_broken.expected_text == "Hi there!"

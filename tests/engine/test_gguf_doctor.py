@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from desktop.engine.gguf import doctor as gguf_doctor
+from desktop.engine.gguf import repair as gguf_repair
 from desktop.engine.errors import FixError, GGUFError
 from tests.fixtures import tiny_gguf
 
@@ -67,10 +68,10 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, llama3_ok) -> None:
 def test_fix_is_in_place_same_size_and_idempotent(llama3_broken) -> None:
     p = llama3_broken.path
     before = p.read_bytes()
-    dry = gguf_doctor.fix(p, dry_run=True)
+    dry = gguf_repair.fix(p, dry_run=True)
     assert [c.key for c in dry.changes] == ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.token_type[128009]"]
     assert p.read_bytes() == before  # dry run writes nothing
-    res = gguf_doctor.fix(p)
+    res = gguf_repair.fix(p)
     assert "fixed: end-of-turn token 128009 was not the EOS token (EOS was 128001)" in res.summary()
     after = p.read_bytes()
     assert len(after) == len(before)
@@ -79,7 +80,7 @@ def test_fix_is_in_place_same_size_and_idempotent(llama3_broken) -> None:
     rep = gguf_doctor.inspect(p)
     assert rep.eos.id == 128009 and _codes(rep) == set()
     h = hashlib.sha256(after).hexdigest()
-    again = gguf_doctor.fix(p)
+    again = gguf_repair.fix(p)
     assert again.changes == [] and hashlib.sha256(p.read_bytes()).hexdigest() == h
     assert not p.with_name(p.name + ".fixjournal").exists()
 
@@ -98,21 +99,21 @@ def test_a_failed_fix_leaves_the_original_bytes(llama3_broken, monkeypatch: pyte
 
     monkeypatch.setattr(gguf_doctor, "inspect", flaky)
     with pytest.raises(FixError, match="original bytes were restored"):
-        gguf_doctor.fix(p)
+        gguf_repair.fix(p)
     assert p.read_bytes() == before
 
 
 def test_an_interrupted_fix_is_rolled_back_from_its_journal(llama3_broken) -> None:
     p = llama3_broken.path
     before = p.read_bytes()
-    patches, _changes, _rep = gguf_doctor._plan(p)
+    patches, _changes, _rep = gguf_repair._plan(p)
     import json
 
     journal = p.with_name(p.name + ".fixjournal")
     journal.write_text(json.dumps([{"offset": o, "old": a.hex(), "new": b.hex()} for o, a, b in patches]))
-    gguf_doctor._apply(p, patches[:1])  # "crash" after half the edits
+    gguf_repair._apply(p, patches[:1])  # "crash" after half the edits
     assert p.read_bytes() != before
-    assert gguf_doctor.recover_journal(p) is True
+    assert gguf_repair.recover_journal(p) is True
     assert p.read_bytes() == before and not journal.exists()
 
 
@@ -129,7 +130,7 @@ def test_reports_are_cached_on_disk_and_invalidated_by_a_change(llama3_broken, m
     assert [p.code for p in again.problems] == [p.code for p in first.problems]
     monkeypatch.undo()
 
-    gguf_doctor.fix(llama3_broken.path)  # changes the bytes and the mtime
+    gguf_repair.fix(llama3_broken.path)  # changes the bytes and the mtime
     gguf_doctor._CACHE.clear()
     after = gguf_doctor.inspect(llama3_broken.path)
     assert not [p for p in after.problems if p.code.startswith("eot_128009")]
@@ -150,6 +151,6 @@ def test_the_reader_sees_exactly_what_stock_gguf_py_sees_through_a_plain_view(ll
             == [(t.name, int(t.data_offset), t.data.tobytes()) for t in stock.tensors]
     before = gguf.GGUFReader(llama3_broken.path)
     eot = before.fields["tokenizer.ggml.token_type"]
-    assert gguf_doctor.fix(llama3_broken.path).changes
+    assert gguf_repair.fix(llama3_broken.path).changes
     after = gguf.GGUFReader(llama3_broken.path)  # stock gguf-py confirms the patch
     assert int(after.fields["tokenizer.ggml.token_type"].parts[eot.data[128009]][0]) == gguf_doctor.CONTROL

@@ -69,7 +69,7 @@ def test_draft_model_output_is_identical_to_plain_decoding(which: str, n_draft: 
     b = _backend(pair.target, {"draft": str(pair.draft), "n_draft": n_draft})
     try:
         plain, plain_stats = _tokens(b, pair.prompt, len(pair.reply_ids), None, 0)
-        spec, stats = _tokens(b, pair.prompt, len(pair.reply_ids), b._proposer, n_draft)
+        spec, stats = _tokens(b, pair.prompt, len(pair.reply_ids), b.proposer, n_draft)
         assert plain == spec == pair.reply_ids  # the fixture's script, and the same tokens both ways
         assert plain_stats.acceptance is None
         if which == "same":
@@ -91,7 +91,7 @@ def test_draft_model_output_is_identical_to_plain_decoding(which: str, n_draft: 
 def test_half_draft_acceptance_is_about_half_with_one_token_drafts(pair_half: spec_gguf.SpecPair) -> None:
     b = _backend(pair_half.target, {"draft": str(pair_half.draft), "n_draft": 1})
     try:
-        _, stats = _tokens(b, pair_half.prompt, len(pair_half.reply_ids), b._proposer, 1)
+        _, stats = _tokens(b, pair_half.prompt, len(pair_half.reply_ids), b.proposer, 1)
         assert stats.acceptance == pytest.approx(0.5, abs=0.15)
     finally:
         b.close()
@@ -100,9 +100,9 @@ def test_half_draft_acceptance_is_about_half_with_one_token_drafts(pair_half: sp
 def test_prompt_lookup_output_is_identical_and_finds_the_quoted_answer(pair_same: spec_gguf.SpecPair) -> None:
     b = _backend(pair_same.target, {"prompt_lookup": True, "n_draft": 8})
     try:
-        assert isinstance(b._proposer, speculative.PromptLookup)
+        assert isinstance(b.proposer, speculative.PromptLookup)
         plain, _ = _tokens(b, pair_same.prompt, len(pair_same.reply_ids), None, 0)
-        spec, stats = _tokens(b, pair_same.prompt, len(pair_same.reply_ids), b._proposer, 8)
+        spec, stats = _tokens(b, pair_same.prompt, len(pair_same.reply_ids), b.proposer, 8)
         assert spec == plain == pair_same.reply_ids
         assert stats.acceptance is not None and stats.acceptance > 0.8  # the prompt quotes the answer
         fin = _run(b, pair_same.prompt)
@@ -132,7 +132,7 @@ def test_an_unusable_draft_leaves_plain_decoding_and_says_why(pair_same: spec_gg
                                                               llama3_ok: tiny_gguf.TinyModel) -> None:
     b = _backend(pair_same.target, {"draft": str(llama3_ok.path)})  # a 128k-token vocabulary, not the SPM one
     try:
-        assert b._proposer is None
+        assert b.proposer is None
         assert any("speculative decoding is off" in n and "another tokenizer" in n for n in b.loaded.notes)
         fin = _run(b, pair_same.prompt)
         assert fin.text == pair_same.reply and fin.stats.draft_acceptance is None

@@ -91,15 +91,33 @@ def _engine_processes(tag: str) -> list[psutil.Process]:
     return found
 
 
-def test_ask_with_a_gguf_whose_template_is_hostile_fails_fast_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    model = tiny_gguf.make_spm(tmp_path / "hostile.gguf", chat_template=HOSTILE["silent nested loops"])
+def test_compiling_a_template_folds_no_intercepted_constant() -> None:
+    """Jinja folds constant expressions while compiling; the sandbox's intercepted operators must not be folded,
+    or ``{{ 99999999**99999999 }}`` would run inside ``from_string`` before any budget applies."""
+    code = ("import time\nfrom desktop.engine.inference.template_sandbox import BudgetedSandbox\n"
+            f"for t in {list(HOSTILE.values())!r}:\n"
+            "    t0 = time.monotonic()\n"
+            "    BudgetedSandbox(trim_blocks=True, lstrip_blocks=True).from_string(t)\n"
+            "    assert time.monotonic() - t0 < 2, t\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("template,refusal", [
+    (HOSTILE["silent nested loops"], "error: the model's chat template took longer than"),
+    # A constant power: llama-cpp-python's Llama() would compile it, unguarded, while loading the file.
+    (HOSTILE["huge power"] + tiny_gguf.LLAMA3_TEMPLATE, "error: the model's chat template tried an unsafe operation"),
+], ids=["silent nested loops", "constant power"])
+def test_ask_with_a_gguf_whose_template_is_hostile_fails_fast_and_leaves_nothing_behind(
+        tmp_path: Path, template: str, refusal: str) -> None:
+    model = tiny_gguf.make_llama3(tmp_path / "hostile.gguf", chat_template=template)
     tag = uuid.uuid4().hex
     t0 = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "desktop", "ask", "--model", str(model.path), "--ctx", "512", "hi"],
                        capture_output=True, text=True, timeout=60, env=dict(os.environ, DESKTOP_CHAT_TEST_TAG=tag))
     took = time.monotonic() - t0
     assert r.returncode == 1, r.stderr
-    assert r.stderr.startswith("error: the model's chat template took longer than") and r.stderr.count("\n") == 1
+    assert r.stderr.startswith(refusal) and r.stderr.count("\n") == 1, r.stderr
     assert "Traceback" not in r.stderr + r.stdout
     assert took < 30, took
     time.sleep(0.5)
@@ -114,3 +132,23 @@ def test_big_numbers_as_values_are_fine_only_big_sizes_are_refused() -> None:
 def test_a_wide_format_filter_is_refused() -> None:
     with pytest.raises(TemplateError, match="format width"):
         render_chat_template("{{ '%999999999d'|format(1) }}")
+
+
+def test_llama_cpp_python_never_compiles_the_files_template_at_load(tmp_path: Path) -> None:
+    """Llama() would compile every tokenizer.chat_template* value, unguarded; the engine keeps them from it."""
+    import llama_cpp
+
+    from desktop.engine.inference.llama_backend import LlamaBackend
+    from desktop.engine.inference.protocol import Load
+
+    stock = llama_cpp._internals.LlamaModel.metadata
+    model = tiny_gguf.make_llama3(tmp_path / "m.gguf", chat_template=tiny_gguf.LLAMA3_TEMPLATE)
+    b = LlamaBackend()
+    try:
+        b.load(Load(id="l", model_path=str(model.path), n_ctx=256, n_threads=1))
+        assert b.llm._chat_handlers == {}  # nothing compiled
+        assert not any(k.startswith("tokenizer.chat_template") for k in b.llm.metadata)
+        assert b._report is not None and b._report.chat_template == tiny_gguf.LLAMA3_TEMPLATE  # the app's own copy
+    finally:
+        b.close()
+    assert llama_cpp._internals.LlamaModel.metadata is stock  # restored after the load

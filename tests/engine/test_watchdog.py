@@ -86,6 +86,23 @@ def test_requests_in_flight_fail_before_a_restart(reader_busy_s: float) -> None:
         c.close()
 
 
+def test_an_engine_crash_during_a_token_count_fails_the_count_at_once(fake: EngineClient) -> None:
+    """A Tokenize is in flight like any request: the engine's death fails it, instead of the wait running out."""
+    fake.start()
+    assert fake._ready_evt.wait(10)
+    proc = fake.proc
+    assert proc is not None
+    threading.Timer(0.5, proc.kill).start()  # the fake engine never answers a count: it is still running
+    t0 = time.monotonic()
+    with pytest.raises(EngineCrashedError) as err:
+        fake.count_tokens("hello world", timeout=60)
+    took = time.monotonic() - t0
+    assert took < 5, took
+    assert "engine process" in err.value.message and not fake._inflight
+    # The client stays usable: the next request starts a new engine.
+    assert [e.text for e in fake.generate(_gen("again"), timeout=10) if isinstance(e, P.Finished)] == ["echo: again"]
+
+
 # ---------------------------------------------------------------------------------------------- Stop watchdog
 
 
@@ -145,6 +162,7 @@ def test_cli_bug_is_one_error_line_and_a_traceback_in_the_log(monkeypatch: pytes
     import sys
 
     from desktop import cli
+    from desktop.cli import profiles
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
     monkeypatch.setattr(threading, "excepthook", threading.excepthook)
@@ -152,7 +170,7 @@ def test_cli_bug_is_one_error_line_and_a_traceback_in_the_log(monkeypatch: pytes
     def broken(_args: Any) -> int:
         raise KeyError("a bug in a command")
 
-    monkeypatch.setattr(cli, "cmd_profiles_list", broken)
+    monkeypatch.setattr(profiles, "cmd_profiles_list", broken)
     assert cli.main(["profiles", "list"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: internal error (KeyError") and err.count("\n") == 1 and "Traceback" not in err

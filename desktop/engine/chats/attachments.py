@@ -45,19 +45,13 @@ def estimate_tokens(text: str) -> int:
 def engine_token_counter(client: Any, timeout_s: float = 60.0) -> TokenCounter:
     """Count with the engine's loaded model (a ``Tokenize`` request); the estimate where it cannot (a remote
     backend, no model). Blocks while the engine finishes a running generation: call it off the GUI thread."""
-    from desktop.engine.inference import protocol as P
-    from desktop.engine.inference.client import new_id
-
     def count(text: str) -> int:
         if not text:
             return 0
         try:
-            for ev in client.events(P.Tokenize(new_id("tok"), text), timeout=timeout_s):
-                if isinstance(ev, P.Tokens):
-                    return ev.n_tokens
+            return int(client.count_tokens(text, timeout=timeout_s))
         except AppError:
-            pass
-        return estimate_tokens(text)
+            return estimate_tokens(text)
 
     return count
 

@@ -180,9 +180,6 @@ class ChatStore:
     def set_current_leaf(self, chat_id: int, leaf: int | None) -> None:
         self.db.execute("UPDATE chats SET current_leaf=? WHERE id=?", (leaf, chat_id))
 
-    def _touch(self, chat_id: int) -> None:
-        self.db.execute("UPDATE chats SET updated=? WHERE id=?", (time.time(), chat_id))
-
     # ------------------------------------------------------------------ messages
 
     def add_message(self, chat_id: int, parent_id: int | None, role: str, content: str, *, state: str = "done",
@@ -227,9 +224,6 @@ class ChatStore:
             sets.append("provenance=?")
             args.append(json.dumps(provenance))
         self.db.execute(f"UPDATE messages SET {', '.join(sets)} WHERE id=?", (*args, message_id))
-
-    def set_state(self, message_id: int, state: str) -> None:
-        self.db.execute("UPDATE messages SET state=? WHERE id=?", (state, message_id))
 
     def mark_interrupted(self) -> int:
         """At start-up: answers left "streaming" by a crash become "error" (their text is kept)."""

@@ -431,17 +431,3 @@ def load_overrides(rep: Report) -> dict[str, Any]:
         if not rep.pre_tokenizer:
             ov["tokenizer.ggml.pre"] = "llama-bpe"
     return ov
-
-
-# The repairs live in repair.py (journaled same-size edits, undo); reached through this module too, lazily,
-# because repair.py imports this one.
-_REPAIR_NAMES = {"Change", "FixResult", "fix", "revert", "has_undo", "undo_record", "recover_journal",
-                 "load_time_fixes", "journal_path", "_plan", "_apply"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _REPAIR_NAMES:
-        from desktop.engine.gguf import repair
-
-        return getattr(repair, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,10 +37,11 @@ from desktop.engine.hub.quants import QuantListing, list_quants  # noqa: F401 - 
 from desktop.engine.hub import parallel
 from desktop.engine.hub.parallel import RangesIgnored, fetch_parallel
 from desktop.engine.hub.queue import (  # noqa: F401 - the queue's names, re-exported for the front ends
-    ACTIVE_STATES, FINAL_STATES, INTERRUPTED, DownloadManager, Job,
+    ACTIVE_STATES, FINAL_STATES, INTERRUPTED, DownloadQueue, Job,
 )
 from desktop.engine.hub.targets import (FileTarget, build_targets, drop_partial, expected_hash, library_file,
                                         partial_bytes, repo_dir, resolve_spec)
+from desktop.engine.library import generated
 from desktop.engine.library import registry as models
 from desktop.engine.profiles import ProfileStore
 
@@ -337,7 +338,7 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
         recorded = fixes
     else:
         recorded = list(earlier.get("fixes") or []) if in_place else []
-    pid = profile.id if profile else models.profile_from_report(report, repo=repo, quant=entry.quant).id
+    pid = profile.id if profile else generated.profile_from_report(report, repo=repo, quant=entry.quant).id
     model_id = models.register_model(
         pid, model_path, quant=entry.quant, repo=repo, revision=commit, files=entry.files, size=entry.size,
         sha256=final_sha, source_sha256=source_sha, fixes=recorded, origin=origin, repaired_in_place=in_place,
@@ -346,3 +347,10 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
                             pid, model_id, repo, entry.quant, entry.files, entry.size, fetched, reused, origin)
     prog.emit("done", message="; ".join(result.fixes) or "verified", result=result.to_dict())
     return result
+
+
+class DownloadManager(DownloadQueue):
+    """The download queue (queue.py) running this module's downloads: what the front ends start."""
+
+    def __init__(self, on_event: Callable[[DownloadEvent], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(on_event, run=run_download, discard=discard_partials, **kwargs)

@@ -3,7 +3,8 @@
 Public methods may be called from any thread. The worker survives any exception of one job (the job ends
 ``failed``), the queue file is written whole under a lock of its own (never a temp file shared by two
 threads), and cancelling a job deletes only that job's ``.incomplete`` files, never another paused quant's.
-No Qt, no llama_cpp.
+The queue is handed the function that runs one download and the one that deletes a job's partial files
+(downloads.py binds its own as ``DownloadManager``), so it never imports the downloader back. No Qt, no llama_cpp.
 """
 from __future__ import annotations
 
@@ -54,16 +55,21 @@ class Job:
         return dataclasses.asdict(self)
 
 
-class DownloadManager:
+class DownloadQueue:
     """Download jobs run one at a time on a worker thread; the queue is persisted as JSON.
 
-    ``on_event`` is called on the worker thread: a GUI must hand events to its own thread (the Qt
+    ``run(spec, *, quant, filename, target_dir, job_id, on_event, cancel, store, **run_kwargs)`` downloads one
+    job and returns its result (``.to_dict()``, ``.files``, ``.size``, ``.fixes``); ``discard(spec, store, *,
+    quant, filename, keep)`` deletes the partial files of a job that recorded none. ``on_event`` is called on the worker thread: a GUI must hand events to its own thread (the Qt
     adapter does that with a queued signal). Public methods may be called from any thread.
     """
 
-    def __init__(self, on_event: Callable[[DownloadEvent], None] | None = None, *,
-                 state_path: Path | None = None, store: ProfileStore | None = None, **run_kwargs: Any) -> None:
+    def __init__(self, on_event: Callable[[DownloadEvent], None] | None = None, *, run: Callable[..., Any],
+                 discard: Callable[..., Any], state_path: Path | None = None, store: ProfileStore | None = None,
+                 **run_kwargs: Any) -> None:
         self.on_event = on_event
+        self._run_download = run
+        self._discard_partials = discard
         self.state_path = state_path or paths.data_dir() / "downloads.json"
         self.store = store or ProfileStore()
         self.run_kwargs = run_kwargs
@@ -201,8 +207,6 @@ class DownloadManager:
 
     def _discard_files(self, job: Job) -> None:
         """Delete this job's partial files only (another job may be a paused quant of the same repo)."""
-        from desktop.engine.hub.downloads import discard_partials
-
         with self._lock:
             own = list(job.partials)
             busy = {p for j in self._jobs.values() if j.id != job.id and j.state not in {"done", "cancelled"}
@@ -214,7 +218,7 @@ class DownloadManager:
                         for f in (Path(p), Path(p + ".json")):
                             f.unlink(missing_ok=True)
             elif job.quant or job.filename:
-                discard_partials(job.profile_id or job.repo, self.store, quant=job.quant, filename=job.filename,
+                self._discard_partials(job.profile_id or job.repo, self.store, quant=job.quant, filename=job.filename,
                                  keep=busy)
         except (AppError, OSError):
             pass
@@ -267,11 +271,9 @@ class DownloadManager:
     def _run(self, job: Job, cancel: threading.Event) -> None:
         final: DownloadEvent
         try:
-            from desktop.engine.hub.downloads import run_download
-
-            res = run_download(job.profile_id or job.repo, quant=job.quant, filename=job.filename,
-                               target_dir=job.target_dir, job_id=job.id, on_event=self._event, cancel=cancel,
-                               store=self.store, **self.run_kwargs)
+            res = self._run_download(job.profile_id or job.repo, quant=job.quant, filename=job.filename,
+                                     target_dir=job.target_dir, job_id=job.id, on_event=self._event, cancel=cancel,
+                                     store=self.store, **self.run_kwargs)
             with self._lock:
                 job.result, job.files = res.to_dict(), res.files
             final = DownloadEvent(job.id, "done", done=res.size, total=res.size, message="; ".join(res.fixes),

@@ -21,7 +21,7 @@ import weakref
 from typing import Any, Callable, Iterator
 
 from desktop.engine.inference import protocol as P
-from desktop.engine.errors import AppError, EngineCrashedError, from_dict
+from desktop.engine.errors import EngineCrashedError, from_dict
 from desktop.engine.logs import get_logger
 
 EventCallback = Callable[[Any], None]
@@ -169,7 +169,7 @@ class EngineClient:
             self.ready = ev
             self._ready_evt.set()
         rid = getattr(ev, "id", None)
-        if isinstance(ev, P.TERMINAL):
+        if isinstance(ev, P.TERMINAL_EVENTS):
             with self._lock:
                 self._inflight.pop(rid, None)
                 self._stop_killed.discard(rid)
@@ -226,7 +226,7 @@ class EngineClient:
             self._ensure()
             if isinstance(msg, P.Load):
                 self.last_load = msg
-            if isinstance(msg, (P.Load, P.Generate, P.Ping, P.Embed)):
+            if isinstance(msg, P.ANSWERED_REQUESTS):
                 self._inflight[msg.id] = self.proc  # type: ignore[assignment]
             self._write(msg)
         return getattr(msg, "id", "")
@@ -257,7 +257,7 @@ class EngineClient:
             proc.kill()
 
     def events(self, msg: Any, timeout: float | None = None) -> Iterator[Any]:
-        """Send ``msg`` and yield its events until the terminal one (``protocol.TERMINAL``)."""
+        """Send ``msg`` and yield its events until the terminal one (``protocol.TERMINAL_EVENTS``)."""
         q: queue.Queue[Any] = queue.Queue()
         self._waiters[msg.id] = q
         try:
@@ -268,7 +268,7 @@ class EngineClient:
                 except queue.Empty:
                     raise EngineCrashedError("the engine did not answer in time") from None
                 yield ev
-                if isinstance(ev, P.TERMINAL):
+                if isinstance(ev, P.TERMINAL_EVENTS):
                     return
         finally:
             self._waiters.pop(msg.id, None)
@@ -281,6 +281,16 @@ class EngineClient:
             if isinstance(ev, P.Loaded):
                 return ev
         raise EngineCrashedError("the engine ended the load without an answer")  # pragma: no cover
+
+    def count_tokens(self, text: str, timeout: float | None = 60) -> int:
+        """``text``'s length in the loaded model's tokens; the engine's error (engine_crashed when it dies
+        meanwhile) as an AppError."""
+        for ev in self.events(P.Tokenize(new_id("tok"), text), timeout=timeout):
+            if isinstance(ev, P.Failed):
+                raise from_dict(ev.error)
+            if isinstance(ev, P.Tokens):
+                return ev.n_tokens
+        raise EngineCrashedError("the engine ended the count without an answer")  # pragma: no cover
 
     def generate(self, req: P.Generate, timeout: float | None = None) -> Iterator[Any]:
         """Yield TokenChunk events, then Finished or Failed."""
@@ -330,10 +340,4 @@ class EngineClient:
         self.close()
 
 
-def raise_for(ev: Any) -> None:
-    """Turn a Failed event into its AppError."""
-    if isinstance(ev, P.Failed):
-        raise from_dict(ev.error)
-
-
-__all__ = ["EngineClient", "worker_command", "new_id", "raise_for", "AppError"]
+__all__ = ["EngineClient", "worker_command", "new_id"]

@@ -98,7 +98,7 @@ class ModelShape:
     def from_report(cls, report: Any) -> "ModelShape":
         """From a ``gguf_doctor.Report``; a shard of a split model stands for all of its shards."""
         size = int(report.file_size) * max(1, int(report.split_count or 1))
-        n = getattr(report, "numbers", None) or {}
+        n = report.numbers
         return cls(size, int(report.block_count or 0), int(report.embedding_length or 0),
                    int(report.head_count or 0), int(report.head_count_kv or report.head_count or 0),
                    int(n.get("head_dim") or 0), int(n.get("head_dim_v") or 0), int(n.get("sliding_window") or 0),

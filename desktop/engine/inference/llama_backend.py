@@ -32,10 +32,11 @@ from desktop.engine.inference.llama_load import (
     default_threads,
     devices,
     load_speculative,
+    open_llama,
     plan_context,
-    with_load_progress,
 )
 from desktop.engine.inference.protocol import Embed, Embeddings, Finished, Generate, Load, Loaded, TokenChunk
+from desktop.engine.inference.threads import ThreadGovernor
 
 
 _LIBRARY: gpu_select.LibraryInfo | None = None
@@ -116,13 +117,15 @@ class LlamaBackend:
         self.llm: Any = None
         self.loaded: Loaded | None = None
         self._report: gguf_doctor.Report | None = None
-        self._eog_extra: set[int] = set()
+        self.eog_extra: set[int] = set()
         # Set by the host around a load: called with llama.cpp's load progress (0..1), on this thread.
         self.on_progress: Callable[[float], None] | None = None
         # Stop during prompt evaluation: llama.cpp calls the abort callback between graph nodes (set at load).
-        self._abort: DecodeAbort | None = None
-        self._proposer: Any = None  # speculative.DraftModel / PromptLookup, from Load.speculative
-        self._n_draft = 0
+        self.abort: DecodeAbort | None = None
+        self.proposer: Any = None  # speculative.DraftModel / PromptLookup, from Load.speculative
+        self.n_draft = 0
+        # Threads "auto": the count follows the cores other programs leave free, between tokens (threads.py).
+        self.threads: ThreadGovernor | None = None
         # The end of the last prompt rendered: the reasoning splitter starts inside thinking when it opened a block.
         self.last_prompt_tail = ""
 
@@ -177,7 +180,7 @@ class LlamaBackend:
             kwargs["type_k"] = kwargs["type_v"] = KV_TYPES[req.kv_cache_type]
         t0 = time.perf_counter()
         try:
-            llm = with_load_progress(llama_cpp, self.on_progress, kwargs)
+            llm = open_llama(llama_cpp, kwargs, self.on_progress)
         except (ValueError, RuntimeError, OSError) as exc:
             if n_gpu_layers == 0:
                 raise ModelLoadError(f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc}") from exc
@@ -186,26 +189,29 @@ class LlamaBackend:
                                           f"CPU: loading with {choice.backend} failed ({exc})")
             n_gpu_layers = kwargs["n_gpu_layers"] = 0
             try:
-                llm = with_load_progress(llama_cpp, self.on_progress, kwargs)
+                llm = open_llama(llama_cpp, kwargs, self.on_progress)
             except (ValueError, RuntimeError, OSError) as exc2:
                 raise ModelLoadError(
                     f"llama.cpp could not load {os.path.basename(req.model_path)}: {exc2}") from exc2
         load_s = time.perf_counter() - t0
-        self._abort = DecodeAbort(llama_cpp, llm)
+        self.abort = DecodeAbort(llama_cpp, llm)
         self.llm = llm
-        self._proposer, self._n_draft, spec_note = load_speculative(llama_cpp, llm, req, n_threads, n_gpu_layers)
+        if req.n_threads == "auto":
+            ctx = llm._ctx.ctx
+            self.threads = ThreadGovernor(n_threads, lambda n: llama_cpp.llama_set_n_threads(ctx, n, n))
+        self.proposer, self.n_draft, spec_note = load_speculative(llama_cpp, llm, req, n_threads, n_gpu_layers)
         self._report = report
         vocab = llm._model.vocab
         n_vocab = llm.n_vocab()
         eog = [t for t in {llm.token_eos(), llm._model.token_eot()} if 0 <= t < n_vocab]
         notes: list[str] = list(plan_notes) + ([spec_note] if spec_note else [])
         eot_ok: bool | None = None
-        self._eog_extra = set()
+        self.eog_extra = set()
         if report.is_llama3_vocab:
             eot_ok = bool(llama_cpp.llama_vocab_is_eog(vocab, gguf_doctor.LLAMA3_EOT_ID))
             if not eot_ok:
                 # Belt and braces: stop on 128009 ourselves, and say so.
-                self._eog_extra.add(gguf_doctor.LLAMA3_EOT_ID)
+                self.eog_extra.add(gguf_doctor.LLAMA3_EOT_ID)
                 notes.append("llama.cpp does not treat 128009 as end of generation; the app stops on it itself")
             eog.append(gguf_doctor.LLAMA3_EOT_ID)
         self.loaded = Loaded(
@@ -219,9 +225,10 @@ class LlamaBackend:
         return self.loaded
 
     def close(self) -> None:
-        if self._proposer is not None and hasattr(self._proposer, "close"):
-            self._proposer.close()
-        self._proposer = None
+        if self.proposer is not None and hasattr(self.proposer, "close"):
+            self.proposer.close()
+        self.proposer = None
+        self.threads = None
         if self.llm is not None:
             try:
                 self.llm.close()

@@ -10,23 +10,39 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 from desktop.engine.errors import ContextOverflowError, GenerationError, GrammarError
 from desktop.engine.inference import decode_loop
-from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, TokenChunk
+from desktop.engine.inference.llama_load import DecodeAbort
+from desktop.engine.inference.protocol import Finished, Generate, GenerationStats, Loaded, TokenChunk
 from desktop.engine.inference.reasoning import ReasoningSplitter, starts_thinking
 from desktop.engine.inference.sampler import NativeChain, SamplerSpec
 from desktop.engine.inference.stops import StopScanner
-
-if TYPE_CHECKING:
-    from desktop.engine.inference.llama_backend import LlamaBackend
-
+from desktop.engine.inference.threads import ThreadGovernor
 
 @dataclass
 class Prepared:
     tokens: list[int]
     dropped: list[int]
+
+
+class LoadedModel(Protocol):
+    """What one generation reads from the loaded model: ``llama_backend.LlamaBackend``, described here so that
+    this module never imports that one back."""
+
+    llm: Any
+    loaded: Loaded | None
+    eog_extra: set[int]  # end-of-generation ids llama.cpp itself does not stop on
+    abort: DecodeAbort | None
+    proposer: Any  # speculative.DraftModel / PromptLookup, or None
+    n_draft: int
+    threads: ThreadGovernor | None  # None: a fixed thread count
+    last_prompt_tail: str  # the end of the last prompt rendered (a template that opened the thinking block)
+
+    def reasoning_format(self, req: Generate) -> str: ...  # how the model thinks ("" when it does not)
+
+    def prepare(self, req: Generate, reserve: int) -> Prepared: ...
 
 
 def trim_to_context(req: Generate, n_ctx: int, reserve: int, tokenize: Callable[[str], list[int]],
@@ -67,7 +83,7 @@ def trim_to_context(req: Generate, n_ctx: int, reserve: int, tokenize: Callable[
         del index[start:start + n]
 
 
-def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
+def stream(llama_cpp: Any, backend: LoadedModel, req: Generate,
            cancel: threading.Event, grammar: str | None = None) -> Iterator[TokenChunk | Finished]:
     """Yield one TokenChunk per visible token piece, then one Finished (``LlamaBackend.generate``); ``grammar``
     (GBNF) constrains the tokens sampled."""
@@ -81,7 +97,7 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
     tokens = prep.tokens
     vocab = llm._model.vocab
     is_eog = llama_cpp.llama_vocab_is_eog
-    stop_ids = set(req.stop_token_ids) | backend._eog_extra
+    stop_ids = set(req.stop_token_ids) | backend.eog_extra
     scanner = StopScanner(req.stop_strings)
     seed = req.seed if req.seed is not None and req.seed >= 0 else int.from_bytes(os.urandom(4), "little")
     llm.set_seed(seed)  # llama-cpp-python's own calls on this Llama (e.g. a later sample()) see it too
@@ -102,7 +118,8 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
                        repeat_penalty=req.repeat_penalty, seed=seed, last_n=int(llm.last_n_tokens_size),
                        grammar=grammar)
     cached = 0  # stays 0 when Stop aborts the prompt before prefill returns
-    abort = backend._abort
+    abort = backend.abort
+    threads = backend.threads
     abort.during_prompt(True, cancel)
     try:
         try:
@@ -110,9 +127,11 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
         except ValueError as exc:
             raise GrammarError(f"the output grammar cannot be used: {exc}") from exc
         with chain:
+            if threads is not None:
+                threads.tick()
             cached = decode_loop.prefill(llm, tokens)
-            gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, backend._proposer,
-                                              backend._n_draft)
+            gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, backend.proposer,
+                                              backend.n_draft)
             try:
                 for tok in gen:
                     if n_gen == 0:
@@ -143,6 +162,8 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
                     if n_gen >= max_new or llm.n_tokens >= n_ctx:
                         finish = "length"
                         break
+                    if threads is not None:
+                        threads.tick()  # between two decodes: follow the cores other programs leave free
             finally:
                 gen.close()  # puts the KV cache back to what was taken (drafted tokens past a stop go)
     except (RuntimeError, ValueError) as exc:

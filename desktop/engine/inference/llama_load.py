@@ -50,7 +50,8 @@ def devices(llama_cpp: Any) -> tuple[tuple[str, ...], tuple[gpu_select.Device, .
 
 
 def default_threads() -> int:
-    # Physical cores beat hyperthreads for token generation; leave one for the UI on big machines.
+    # Physical cores beat hyperthreads for token generation; leave one for the UI on big machines. Never more
+    # than the cores this process may run on (taskset, a container's cpuset).
     n = os.cpu_count() or 2
     try:
         import psutil
@@ -58,40 +59,55 @@ def default_threads() -> int:
         n = psutil.cpu_count(logical=False) or n
     except Exception:  # pragma: no cover - psutil is a dependency, but threads must never fail a load
         pass
+    try:
+        n = min(n, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        pass
     return max(1, n - 1) if n > 4 else n
 
 
-def with_load_progress(llama_cpp: Any, on_progress: Callable[[float], None] | None, kwargs: dict[str, Any]) -> Any:
-    """``llama_cpp.Llama(**kwargs)`` with llama.cpp's load progress callback reporting to ``on_progress``.
+def open_llama(llama_cpp: Any, kwargs: dict[str, Any], on_progress: Callable[[float], None] | None = None) -> Any:
+    """``llama_cpp.Llama(**kwargs)``, with the file's chat templates kept from it and load progress reported.
 
-    ``Llama()`` takes no progress callback, but it fills its model params from
+    ``Llama()`` compiles every ``tokenizer.chat_template*`` value of the file's metadata in a Jinja environment
+    with no budgets, and Jinja folds constant expressions while compiling: ``{{ 99999999**99999999 }}`` in a
+    downloaded GGUF would run for hours inside the load. The app renders the template itself, in
+    ``template_sandbox`` (read by the GGUF doctor), so for the length of this call the model's metadata is read
+    without those keys. ``Llama()`` also takes no progress callback, but it fills its model params from
     ``llama_cpp.llama_cpp.llama_model_default_params()``; for the length of this call that function returns
-    params whose ``progress_callback`` is set (engine main thread only, restored afterwards).
+    params whose ``progress_callback`` is set. Both are restored afterwards (engine main thread only).
     """
-    if on_progress is None:
-        return llama_cpp.Llama(**kwargs)
+    model_cls = llama_cpp._internals.LlamaModel
+    stock_metadata = model_cls.metadata
+
+    def metadata(model: Any) -> dict[str, str]:
+        return {k: v for k, v in stock_metadata(model).items() if not k.startswith("tokenizer.chat_template")}
+
     low = llama_cpp.llama_cpp
-    stock = low.llama_model_default_params
+    stock_params = low.llama_model_default_params
+    cb = None
+    if on_progress is not None:
+        def progress(fraction: float, _data: Any) -> bool:
+            try:
+                on_progress(fraction)
+            except Exception:  # noqa: BLE001 - an exception cannot cross the C callback; never abort a load for it
+                pass
+            return True
 
-    def progress(fraction: float, _data: Any) -> bool:
-        try:
-            on_progress(fraction)
-        except Exception:  # noqa: BLE001 - an exception cannot cross the C callback; never abort a load for it
-            pass
-        return True
+        cb = low.llama_progress_callback(progress)
 
-    cb = low.llama_progress_callback(progress)
+        def default_params() -> Any:
+            params = stock_params()
+            params.progress_callback = cb
+            return params
 
-    def default_params() -> Any:
-        params = stock()
-        params.progress_callback = cb
-        return params
-
-    low.llama_model_default_params = default_params
+        low.llama_model_default_params = default_params
+    model_cls.metadata = metadata
     try:
         return llama_cpp.Llama(**kwargs)
     finally:
-        low.llama_model_default_params = stock
+        model_cls.metadata = stock_metadata
+        low.llama_model_default_params = stock_params
 
 
 def choose_layers(req: Load, lib: gpu_select.LibraryInfo, report: Any) -> gpu_select.GpuChoice:
@@ -180,7 +196,8 @@ def load_speculative(llama_cpp: Any, llm: Any, req: Load, n_threads: int,
     try:
         if spec.get("draft"):
             path = speculative.resolve_draft(str(spec["draft"]))
-            proposer = speculative.load_draft(llama_cpp, llm, path, n_threads, n_gpu_layers)
+            proposer = speculative.load_draft(llama_cpp, llm, path, n_threads, n_gpu_layers,
+                                               open_model=lambda kw: open_llama(llama_cpp, kw))
             return proposer, n_draft, (f"speculative decoding with draft {os.path.basename(path)}, up to "
                                        f"{n_draft} tokens at a time")
         if spec.get("prompt_lookup"):

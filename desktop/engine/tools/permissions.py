@@ -19,7 +19,6 @@ from desktop.engine import paths
 ALLOW_ONCE = "allow_once"
 ALLOW_ALWAYS = "allow_always"
 DENY = "deny"
-DECISIONS = (ALLOW_ONCE, ALLOW_ALWAYS, DENY)
 
 
 @dataclass(frozen=True)
@@ -82,11 +81,6 @@ class PermissionPolicy:
     def allow_always(self, server: str, tool: str) -> None:
         with self._lock:
             self._always.add((server, tool))
-            self._save()
-
-    def revoke(self, server: str, tool: str) -> None:
-        with self._lock:
-            self._always.discard((server, tool))
             self._save()
 
     def decide(self, req: PermissionRequest, ask: AskPermission) -> bool:

@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any
 
+from desktop.cli.common import _Parser
 from desktop.engine.hub import downloads
 from desktop.engine.library import registry as models
 from desktop.engine.hub.hardware import GiB
@@ -166,9 +167,9 @@ def cmd_remove(a: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: Any, parser_class: type) -> None:
+def add_parser(sub: Any) -> None:
     m = sub.add_parser("models", help="list quants, download, list, import and remove models")
-    msub = m.add_subparsers(dest="sub", required=True, parser_class=parser_class)
+    msub = m.add_subparsers(dest="sub", required=True, parser_class=_Parser)
     x = msub.add_parser("quants", help="a repo's or profile's quants with sizes and a fit estimate")
     x.add_argument("spec", metavar="REPO_OR_PROFILE")
     x.add_argument("--ctx", type=int, help="what-if context length (default: the profile's)")

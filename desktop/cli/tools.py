@@ -1,6 +1,6 @@
 """``ask`` with tools (``--mcp FILE [--allow-tools]``) and attachments (``--attach FILE``, repeatable).
 
-Kept apart from ``cli.py`` so the plain ``ask`` stays as it is: ``cli.cmd_ask`` hands over when either
+Kept apart from ``chat.py`` so the plain ``ask`` stays as it is: ``chat.cmd_ask`` hands over when either
 option is given. Without ``--allow-tools`` every tool call is refused, reported on stderr, and the model is
 told it was denied. ``--json`` adds ``tool_calls: [{"server", "name", "arguments", "result", "status"}]`` and
 ``citations``. Runs on the CLI's main thread; generation happens in the engine process, MCP servers on the
@@ -15,6 +15,7 @@ import sys
 from dataclasses import asdict
 from typing import Any, Callable
 
+from desktop.cli.common import _Parser, ask_target
 from desktop.engine.errors import AppError, from_dict
 from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry as models
@@ -41,8 +42,6 @@ def _refuse(req: Any) -> str:
 def cmd_ask_tools(a: argparse.Namespace, profile_store: Callable[[], Any]) -> int:
     from desktop.engine.chats import attachments as att
     from desktop.engine.inference.client import EngineClient, new_id
-
-    from desktop.cli import ask_target
 
     profile, model_path = ask_target(a, profile_store)
     messages: list[dict[str, Any]] = [{"role": "user", "content": a.text}]
@@ -166,9 +165,9 @@ def cmd_tools_list(a: argparse.Namespace) -> int:
     return 0
 
 
-def add_tools_parser(sub: Any, parser_class: type) -> None:
+def add_parser(sub: Any) -> None:
     t = sub.add_parser("tools", help="MCP servers and their tools")
-    tsub = t.add_subparsers(dest="sub", required=True, parser_class=parser_class)
+    tsub = t.add_subparsers(dest="sub", required=True, parser_class=_Parser)
     x = tsub.add_parser("list", help="start each configured server and list its tools")
     x.add_argument("--mcp", metavar="FILE", help="an mcp.json (default: the one in the config dir)")
     x.add_argument("--json", action="store_true")
