@@ -138,6 +138,31 @@ def ask_target(a: argparse.Namespace, profile_store: Any) -> tuple[Any, Path | N
     return profile, model_path
 
 
+def _ask_images(a: argparse.Namespace, profile: Any, model_path: Path | None, message: dict[str, Any]) -> Path | None:
+    """``--image`` files checked (before the engine starts) and put on ``message``; the projector to load:
+    ``--mmproj``, else the one recorded for the model, else the one beside the file."""
+    from desktop.engine.errors import ImageError
+    from desktop.engine.gguf import projector
+    from desktop.engine.vision import images
+
+    mmproj = Path(a.mmproj) if getattr(a, "mmproj", None) else None
+    paths = [Path(p) for p in (getattr(a, "image", None) or [])]
+    if mmproj is not None and model_path is not None:
+        projector.check_pair(model_path, mmproj)
+    if not paths:
+        return mmproj
+    for p in paths:
+        images.check_image_file(p)
+    message["images"] = [str(p.absolute()) for p in paths]
+    if models.is_remote(profile):
+        return None  # the server decides what it can see
+    mmproj = mmproj or models.projector_for(model_path) or (projector.find_beside(model_path) if model_path else None)
+    if mmproj is None:
+        raise ImageError(f"{model_path.name if model_path else 'this model'} has no vision projector, so it cannot "
+                         "see images; pass --mmproj FILE (an mmproj-*.gguf made for it) or choose a vision model")
+    return mmproj
+
+
 def cmd_ask(a: argparse.Namespace) -> int:
     from desktop.engine.inference.client import EngineClient, new_id
 
@@ -147,7 +172,8 @@ def cmd_ask(a: argparse.Namespace) -> int:
         return cmd_ask_tools(a, _store)
 
     profile, model_path = ask_target(a, _store)
-    messages = [{"role": "user", "content": a.text}]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": a.text}]
+    mmproj = _ask_images(a, profile, model_path, messages[0])
     client = EngineClient()
     gen = models.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
                                   temperature=a.temperature, seed=a.seed)
@@ -161,7 +187,7 @@ def cmd_ask(a: argparse.Namespace) -> int:
 
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
-        loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx))
+        loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx, mmproj=mmproj))
         for note in loaded.notes:  # e.g. a context reduced to what fits, with the numbers
             sys.stderr.write(f"note: {note}\n")
         finished: P.Finished | None = None
@@ -253,6 +279,22 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 def cmd_gguf_inspect(a: argparse.Namespace) -> int:
+    from desktop.engine.gguf import projector
+
+    if projector.is_projector(a.path):
+        info = projector.inspect(a.path)
+        if a.json:
+            _print_json(info.to_dict())
+            return 0
+        side = f"{info.image_size} x {info.image_size}" if info.image_size else "any"
+        print(f"file          {info.path} ({info.file_size / 2**20:.1f} MiB)")
+        print(f"projector     {info.projector_type}   quant {info.file_type}   name {info.name}")
+        print(f"encoder       vision {'yes' if info.has_vision else 'no'}   audio {'yes' if info.has_audio else 'no'}   "
+              f"layers {info.n_layer}   embd {info.n_embd_vision}   heads {info.n_head}")
+        print(f"images        {side} (patch {info.patch_size}); the app scales images to at most {info.max_side} px")
+        print(f"fits          a language model of embedding size {info.n_embd_text or 'unknown'}")
+        print(f"compute       ~{info.compute_bytes() / 2**20:.0f} MiB per image (estimate)")
+        return 0
     rep = gguf_doctor.inspect(a.path)
     if a.json:
         _print_json(rep.to_dict())
@@ -362,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--ctx", type=int, help="context length (default: the profile's)")
     x.add_argument("--json", action="store_true")
     x.add_argument("--stats", action="store_true", help="print speed and context use to stderr")
+    x.add_argument("--image", action="append", default=[], metavar="FILE",
+                   help="an image for a vision model (repeatable); scaled down to what its projector takes")
+    x.add_argument("--mmproj", metavar="FILE", help="the model's multimodal projector (default: the one recorded "
+                   "for the model, else an mmproj-*.gguf beside it)")
     from desktop.cli_tools import add_ask_options
 
     add_ask_options(x)

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-from desktop.engine.errors import GGUFError, ModelLoadError
+from desktop.engine.errors import GGUFError, ImageError, ModelLoadError
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.hub import fit
 from desktop.engine.inference import gpu_select, prompts
@@ -119,6 +119,7 @@ class LlamaBackend:
         self._abort: DecodeAbort | None = None
         self._proposer: Any = None  # speculative.DraftModel / PromptLookup, from Load.speculative
         self._n_draft = 0
+        self.vision: Any = None  # llama_vision.Vision, from Load.mmproj_path
 
     # ------------------------------------------------------------------ load
 
@@ -183,6 +184,8 @@ class LlamaBackend:
         self._abort = DecodeAbort(llama_cpp, llm)
         self.llm = llm
         self._proposer, self._n_draft, spec_note = load_speculative(llama_cpp, llm, req, n_threads, n_gpu_layers)
+        if req.mmproj_path:
+            self.vision = self._load_vision(req.mmproj_path, n_threads, n_gpu_layers != 0, flash_attn)
         self._report = report
         vocab = llm._model.vocab
         n_vocab = llm.n_vocab()
@@ -203,10 +206,31 @@ class LlamaBackend:
             backend=choice.backend, gpu_layers_total=choice.total_layers, gpu_reason=choice.reason, load_s=load_s,
             eog_ids=sorted(set(eog)), eot_128009_is_eog=eot_ok, kv_overrides=overrides,
             description=llm._model.desc(), notes=notes, llama_cpp_version=version, quant=report.file_type,
+            vision=self.vision is not None, image_max_side=self.vision.info.max_side if self.vision else 0,
         )
         return self.loaded
 
+    def _load_vision(self, path: str, n_threads: int, use_gpu: bool, flash_attn: bool) -> Any:
+        """The projector through llama.cpp's mtmd library (built with ``-DLLAVA_BUILD=ON``)."""
+        import llama_cpp
+
+        from desktop.engine.inference.llama_vision import Vision
+
+        try:
+            import llama_cpp.mtmd_cpp as mtmd
+        except (OSError, RuntimeError, FileNotFoundError) as exc:
+            raise ModelLoadError("this llama.cpp build has no multimodal library (mtmd); rebuild "
+                                 f"llama-cpp-python with -DLLAVA_BUILD=ON to use images: {exc}") from exc
+        assert self._abort is not None
+        try:
+            return Vision(llama_cpp, mtmd, self.llm, path, n_threads, use_gpu, self._abort.flag, flash_attn)
+        except GGUFError as exc:
+            raise ModelLoadError(exc.message) from exc
+
     def close(self) -> None:
+        if self.vision is not None:
+            self.vision.close()
+        self.vision = None
         if self._proposer is not None and hasattr(self._proposer, "close"):
             self._proposer.close()
         self._proposer = None
@@ -227,7 +251,7 @@ class LlamaBackend:
             return ""
         return token_piece(llm._model.vocab, bos, special=True).decode("utf-8", "replace")
 
-    def _render(self, req: Generate, messages: list[dict[str, str]]) -> str:
+    def _render(self, req: Generate, messages: list[dict[str, Any]]) -> str:
         spec = dict(req.prompt_spec)
         fmt = spec.pop("fmt", "gguf")
         if fmt == "gguf" and not spec.get("chat_template") and self._report and not self._report.chat_template:
@@ -241,6 +265,12 @@ class LlamaBackend:
             eos = self.llm.token_eos()
             spec["eos_token"] = spec.get("eos_token") or (
                 token_piece(self.llm._model.vocab, eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
+        if self.vision is not None:  # each image's place: mtmd's marker before the message's text
+            marker = self.vision.marker
+            messages = [m if not m.get("images") else {
+                **{k: v for k, v in m.items() if k != "images"},
+                "content": marker * len(m["images"]) + "\n" + str(m.get("content") or "").replace(marker, "")}
+                for m in messages]
         return prompts.render(fmt, messages, **spec)
 
     def tokenize(self, text: str) -> list[int]:
@@ -250,8 +280,48 @@ class LlamaBackend:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
     def prepare(self, req: Generate, reserve: int) -> Prepared:
-        """Render and tokenize; drop the oldest turns (never the system prompt) until it fits."""
-        return trim_to_context(req, self.llm.n_ctx(), reserve, self.tokenize, self._render)
+        """Render and tokenize; drop the oldest turns (never the system prompt) until it fits. With images, the
+        prompt is tokenized by mtmd (``Prepared.media``) and every image counts with the positions it takes."""
+        if not any(m.get("images") for m in req.messages):
+            return trim_to_context(req, self.llm.n_ctx(), reserve, self.tokenize, self._render)
+        if self.vision is None:
+            raise ImageError("this model has no vision projector, so it cannot see images; choose a vision model "
+                             "(one with an mmproj file) or send the message without images")
+        vision = self.vision
+        kept: list[list[str]] = [[]]
+        media: list[Any] = []
+
+        def render(r: Generate, msgs: list[dict[str, Any]]) -> str:
+            kept[0] = [str(p) for m in msgs for p in (m.get("images") or [])]
+            return self._render(r, msgs)
+
+        def tokenize(text: str) -> list[int]:
+            for old in media:
+                old.close()
+            media[:] = [vision.tokenize(text, kept[0])]
+            return media[0].tokens
+
+        try:
+            prep = trim_to_context(req, self.llm.n_ctx(), reserve, tokenize, render)
+        except BaseException:
+            for old in media:
+                old.close()
+            vision.forget_images()
+            raise
+        prep.media = media[0]
+        return prep
+
+    def prefill(self, prep: Prepared) -> int:
+        """Evaluate the prompt (``decode_loop.prefill``, or the image-aware one), returning the reused prefix."""
+        if prep.media is None:
+            from desktop.engine.inference import decode_loop
+
+            return decode_loop.prefill(self.llm, prep.tokens)
+        try:
+            return self.vision.prefill(prep.media)
+        finally:
+            prep.media.close()
+            self.vision.forget_images()
 
     # ------------------------------------------------------------------ generate
 

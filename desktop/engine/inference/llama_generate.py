@@ -26,10 +26,11 @@ if TYPE_CHECKING:
 class Prepared:
     tokens: list[int]
     dropped: list[int]
+    media: Any = None  # llama_vision.MediaPrompt when the prompt holds images
 
 
 def trim_to_context(req: Generate, n_ctx: int, reserve: int, tokenize: Callable[[str], list[int]],
-                    render: Callable[[Generate, list[dict[str, str]]], str]) -> Prepared:
+                    render: Callable[[Generate, list[dict[str, Any]]], str]) -> Prepared:
     """Render and tokenize; drop the oldest turns (never the system prompt) until it fits."""
     budget = n_ctx - reserve
     if req.prompt is not None:
@@ -99,9 +100,10 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
     abort.during_prompt(True, cancel)
     try:
         with NativeChain(llama_cpp, spec, llm.n_vocab()) as chain:
-            cached = decode_loop.prefill(llm, tokens)
-            gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, backend._proposer,
-                                              backend._n_draft)
+            cached = backend.prefill(prep)
+            # Image positions hold pseudo tokens no proposer may draft: images decode plainly.
+            proposer = backend._proposer if prep.media is None else None
+            gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, proposer, backend._n_draft)
             try:
                 for tok in gen:
                     if n_gen == 0:
@@ -149,5 +151,6 @@ def stream(llama_cpp: Any, backend: LlamaBackend, req: Generate,
         tokens_per_s=((n_gen - 1) / decode_s) if decode_s > 0 else 0.0, total_s=t_end - t0,
         context_used=int(llm.n_tokens), context_total=n_ctx, backend=backend.loaded.backend,
         gpu_layers=backend.loaded.n_gpu_layers, seed=seed, draft_acceptance=loop_stats.acceptance,
+        image_tokens=prep.media.image_tokens if prep.media is not None else 0,
     )
     yield Finished(req.id, scanner.text[:scanner.emitted], finish, stats, prep.dropped, stop_token)

@@ -38,15 +38,20 @@ class Load:
     # A profile's `speculative` section: {"draft": profile id or GGUF path, "n_draft": N} or
     # {"prompt_lookup": true, "n_draft": N}; None (or neither key) decodes plainly.
     speculative: dict[str, Any] | None = None
+    # A vision model's multimodal projector (mmproj GGUF); images in a Generate need one.
+    mmproj_path: str | None = None
 
 
 @dataclass
 class Generate:
-    """Stream an answer to ``messages`` (rendered with ``prompt_spec``), or to a raw ``prompt``."""
+    """Stream an answer to ``messages`` (rendered with ``prompt_spec``), or to a raw ``prompt``.
+
+    A message may carry ``"images": [path, ...]``: image files the engine reads itself (the app keeps pasted and
+    received images in its data directory by content hash, ``vision.images.store``), placed before its text."""
 
     TYPE: ClassVar[str] = "generate"
     id: str
-    messages: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     prompt_spec: dict[str, Any] = field(default_factory=dict)
     prompt: str | None = None
     temperature: float = 0.7
@@ -154,6 +159,9 @@ class Loaded:
     # line for the status bar, e.g. "CUDA: 31/31 layers, 1.2 GiB of 79.1 GiB free".
     gpu_layers_total: int = 0
     gpu_reason: str = ""
+    # A projector is loaded: the model takes images, scaled down to ``image_max_side`` on the longest side.
+    vision: bool = False
+    image_max_side: int = 0
 
 
 @dataclass
@@ -171,6 +179,8 @@ class GenerationStats:
     seed: int = -1  # the seed actually used (a random one when the request asked for -1)
     # Speculative decoding: the share of proposed tokens the model sampled itself (None: none were proposed).
     draft_acceptance: float | None = None
+    # KV cells the prompt's images take (included in prompt_tokens / context_used as positions).
+    image_tokens: int = 0
 
 
 @dataclass
