@@ -171,3 +171,55 @@ def test_data_urls_decode_and_remote_urls_are_refused(tmp_path: Path) -> None:
         images.decode_data_url("data:image/png;base64," + base64.b64encode(b"hello").decode())
     stored = images.store(data, tmp_path / "store")
     assert stored.name.endswith(".png") and images.store(data, tmp_path / "store") == stored
+
+
+def test_remote_backends_send_images_as_image_url_data_parts(tmp_path: Path) -> None:
+    from desktop.engine.inference.protocol import Generate
+    from desktop.engine.inference.remote_backend import RemoteBackend
+
+    png = make_png(tmp_path / "red.png", (255, 0, 0))
+    rb = RemoteBackend()
+    rb.model = "vision-model"
+    endpoint, body = rb._body(Generate(id="g", prompt_spec={"system_prompt": "Be brief."}, messages=[
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "What colour?", "images": [str(png)]}]))
+    assert endpoint == "chat/completions"
+    msgs = body["messages"]
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
+    assert msgs[1]["content"] == "Hi" and "images" not in msgs[3]
+    parts = msgs[3]["content"]
+    assert parts[0] == {"type": "text", "text": "What colour?"}
+    assert parts[1]["type"] == "image_url"
+    assert images.decode_data_url(parts[1]["image_url"]["url"]) == png.read_bytes()
+
+
+# ------------------------------------------------------------------------------------------ profiles
+
+VISION_PROFILES = {  # the projector each names, as published in its repo
+    "gemma-3-4b-it": ("bartowski/google_gemma-3-4b-it-GGUF", "mmproj-google_gemma-3-4b-it-f16.gguf"),
+    "qwen2.5-vl-3b-instruct": ("ggml-org/Qwen2.5-VL-3B-Instruct-GGUF", "mmproj-Qwen2.5-VL-3B-Instruct-f16.gguf"),
+    "smolvlm-256m-instruct": ("ggml-org/SmolVLM-256M-Instruct-GGUF", "mmproj-SmolVLM-256M-Instruct-Q8_0.gguf"),
+}
+
+
+@pytest.mark.parametrize("pid", sorted(VISION_PROFILES))
+def test_vision_profiles_name_their_projector(pid: str) -> None:
+    from desktop.engine.profiles import ProfileStore
+
+    p = ProfileStore().get(pid)
+    repo, mm = VISION_PROFILES[pid]
+    assert p.source.repo == repo and p.source.mmproj == mm and projector.is_projector_name(mm)
+    assert p.source.recommended_quant in p.source.quants
+
+
+def test_a_profile_picks_its_projector_among_several(hub_server: HubServer, vision_pair) -> None:
+    from desktop.engine.profiles import ProfileStore
+
+    lm, pj = vision_pair
+    repo, mm = VISION_PROFILES["smolvlm-256m-instruct"]
+    hub_server.add(repo, {"SmolVLM-256M-Instruct-Q8_0.gguf": lm.read_bytes(), mm: pj.read_bytes(),
+                          "mmproj-SmolVLM-256M-Instruct-f16.gguf": pj.read_bytes() + b"\0" * 32})
+    store = ProfileStore()
+    entries = hub_quants.list_quants("smolvlm-256m-instruct", store=store,
+                                     hw=Hardware(int(64 * GiB), int(32 * GiB), 4)).entries
+    assert [e.mmproj for e in entries] == [mm]  # the profile's Q8_0 projector, not the F16 the listing prefers

@@ -243,7 +243,9 @@ def run_download(repo_or_profile: str, *, quant: str | None = None, filename: st
     if on_event:
         on_event(DownloadEvent(job_id, "starting", message=f"listing {repo}"))
     listing = hub.list_files(repo)
-    entry = hub.pick(hub.group_quants(listing.files), quant, filename)
+    entries = hub.group_quants(listing.files)
+    hub.prefer_projector(entries, listing.files, profile.source.mmproj if profile else None)
+    entry = hub.pick(entries, quant, filename)
     if not entry.complete:
         raise DownloadError(f"{entry.quant} in {repo} is missing some of its {entry.split}; the repo is incomplete",
                             code="incomplete_split")

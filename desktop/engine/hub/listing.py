@@ -244,6 +244,14 @@ def group_quants(files: list[RemoteFile]) -> list[QuantEntry]:
     return entries
 
 
+def prefer_projector(entries: list[QuantEntry], files: list[RemoteFile], name: str | None) -> None:
+    """Pair every entry with the projector a profile names (``source.mmproj``), when the repo has it."""
+    f = next((f for f in files if name and f.name == name), None)
+    if f is not None:
+        for e in entries:
+            e.mmproj, e.mmproj_size, e.mmproj_sha256 = f.name, f.size, f.sha256
+
+
 _PROJECTOR_PREFERENCE = ("F16", "BF16", "Q8_0", "F32")
 
 

@@ -43,6 +43,7 @@ def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str 
     repo, profile = resolve_spec(repo_or_profile, store)
     listing = hub.list_files(repo)
     entries = hub.group_quants(listing.files)
+    hub.prefer_projector(entries, listing.files, profile.source.mmproj if profile else None)
     hw = hw or hardware.detect()
     kv_type = kv_type or (profile.load.kv_cache_type if profile else "f16")
     arch: fit.Arch | None = None
