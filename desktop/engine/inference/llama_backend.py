@@ -68,6 +68,8 @@ def _import_llama_cpp() -> tuple[Any, str]:
         for name in [m for m in sys.modules if m == "llama_cpp" or m.startswith("llama_cpp.")]:
             del sys.modules[name]
         os.environ["LLAMA_CPP_LIB_PATH"] = str(cpu_dir)
+        if any(cpu_dir.glob("*mtmd*")):  # llama_cpp.mtmd_cpp reads its own variable
+            os.environ["MTMD_CPP_LIB"] = str(cpu_dir)
         import llama_cpp
 
         return llama_cpp, reason
