@@ -2,6 +2,7 @@
 (tests/fixtures/vision_gguf.py) answer with the colour of the picture."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -69,8 +70,8 @@ def test_the_answer_depends_on_the_image_and_a_second_question_reuses_it(client,
     history = [{"role": "user", "content": "What colour?", "images": [str(vision_files["red"])]},
                {"role": "assistant", "content": "Red"}, {"role": "user", "content": "Sure?"}]
     text2, fin2 = _ask(client, history)
-    assert text2 == "Nothing"  # the last turn holds no image, and the scripted model only reads images ...
-    assert fin2.stats.image_tokens == N_IMAGE_TOKENS  # ... but the first turn's image is still in the prompt
+    assert text2 == "Red"  # the picture is still in the conversation (the scripted attention reads every position)
+    assert fin2.stats.image_tokens == N_IMAGE_TOKENS
     assert fin2.stats.prompt_eval_tokens < fin2.stats.prompt_tokens - first_prompt + N_IMAGE_TOKENS
     assert fin2.stats.prompt_eval_tokens <= fin2.stats.prompt_tokens - first_prompt + 2
 
@@ -110,3 +111,23 @@ def test_a_broken_image_fails_the_request_not_the_engine(client, vision_files, t
     assert isinstance(last, P.Failed) and last.error["code"] == "image_error"
     text, _ = _ask(client, [{"role": "user", "content": "What colour?", "images": [str(vision_files["blue"])]}])
     assert text == "Blue"
+
+
+def test_cli_ask_with_images_finds_the_projector_beside_the_model(vision_files) -> None:
+    from tests.engine.test_downloads import run_cli
+
+    r = run_cli("ask", "--model", str(vision_files["lm"]), "--image", str(vision_files["blue"]), "--json",
+                "--max-tokens", "8", "--temperature", "0", "What colour?")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["text"] == "Blue" and out["stats"]["image_tokens"] == N_IMAGE_TOKENS
+    # Two images (repeatable --image): both are placed and counted.
+    r = run_cli("ask", "--model", str(vision_files["lm"]), "--mmproj", str(vision_files["mmproj"]),
+                "--image", str(vision_files["red"]), "--image", str(vision_files["red"]), "--json",
+                "--max-tokens", "8", "--temperature", "0", "What colour?")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["text"] == "Red" and out["stats"]["image_tokens"] == 2 * N_IMAGE_TOKENS
+    r = run_cli("ask", "--model", str(vision_files["lm"]), "--mmproj", str(vision_files["other"]),
+                "--image", str(vision_files["red"]), "hi")
+    assert r.returncode == 1 and r.stderr.startswith("error:") and "128" in r.stderr

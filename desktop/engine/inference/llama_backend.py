@@ -133,6 +133,13 @@ class LlamaBackend:
             report = gguf_doctor.inspect(req.model_path)
         except GGUFError as exc:
             raise ModelLoadError(exc.message) from exc
+        if req.mmproj_path:  # another model's projector is refused before the weights are read
+            from desktop.engine.gguf import projector as gguf_projector
+
+            try:
+                gguf_projector.check_pair(req.model_path, req.mmproj_path)
+            except GGUFError as exc:
+                raise ModelLoadError(exc.message) from exc
         if report.expert_layout == "separate":
             raise ModelLoadError(next(p.message for p in report.problems if p.code == "mixtral_old_expert_layout"))
         overrides = dict(gguf_doctor.load_overrides(report)) if req.apply_doctor_overrides else {}
@@ -297,10 +304,12 @@ class LlamaBackend:
             kept[0] = [str(p) for m in msgs for p in (m.get("images") or [])]
             return self._render(r, msgs)
 
+        bos_text = self._bos_text()
+
         def tokenize(text: str) -> list[int]:
             for old in media:
                 old.close()
-            media[:] = [vision.tokenize(text, kept[0])]
+            media[:] = [vision.tokenize(text, kept[0], not (bos_text and text.startswith(bos_text)))]
             return media[0].tokens
 
         try:

@@ -118,15 +118,16 @@ class Vision:
 
     # ------------------------------------------------------------------ prompt
 
-    def tokenize(self, text: str, paths: list[str]) -> MediaPrompt:
-        """Split ``text`` (one marker per path, in order) into text and image chunks."""
+    def tokenize(self, text: str, paths: list[str], add_special: bool = True) -> MediaPrompt:
+        """Split ``text`` (one marker per path, in order) into text and image chunks; ``add_special``: let the
+        model's BOS be added (not when the rendered text already starts with it)."""
         mtmd = self._mtmd
         if text.count(self.marker) != len(paths):
             raise ImageError(f"the prompt has {text.count(self.marker)} image places for {len(paths)} images")
         loaded = [self.bitmap(p) for p in paths]
         inp = mtmd.mtmd_input_text()
         raw = text.encode("utf-8")
-        inp.text, inp.text_len, inp.add_special, inp.parse_special = raw, len(raw), True, True
+        inp.text, inp.text_len, inp.add_special, inp.parse_special = raw, len(raw), add_special, True
         chunks = mtmd.mtmd_input_chunks_init()
         prompt = MediaPrompt([], chunks=chunks, _free=mtmd.mtmd_input_chunks_free)
         try:
