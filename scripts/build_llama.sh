@@ -32,14 +32,14 @@ while [ $# -gt 0 ]; do
 done
 
 # Portable x86-64 CPU code (AVX2/FMA/F16C, no AMX: see the Makefile for why) under every variant on x86-64.
-cpu_args="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DMTMD_BUILD=OFF"
+cpu_args="-DGGML_NATIVE=OFF -DLLAVA_BUILD=ON"
 if [ "$(uname -m)" = x86_64 ]; then
   cpu_args="$cpu_args -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
 fi
 case "$variant" in
   cpu) args="$cpu_args" ;;
   cuda) args="-DGGML_CUDA=on $cpu_args${CUDA_ARCHITECTURES:+ -DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHITECTURES}" ;;
-  metal) args="-DGGML_METAL=on -DGGML_METAL_EMBED_LIBRARY=on -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DMTMD_BUILD=OFF" ;;
+  metal) args="-DGGML_METAL=on -DGGML_METAL_EMBED_LIBRARY=on -DGGML_NATIVE=OFF -DLLAVA_BUILD=ON" ;;
   vulkan) args="-DGGML_VULKAN=on $cpu_args" ;;
   *) echo "usage: $0 cpu|cuda|metal|vulkan [--install] [--extract-lib DIR] [--cmake ARGS]" >&2; exit 2 ;;
 esac

@@ -64,6 +64,31 @@ def cmd_prompt(a: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------ ask
 
 
+def _ask_images(a: argparse.Namespace, profile: Any, model_path: Path | None, message: dict[str, Any]) -> Path | None:
+    """``--image`` files checked (before the engine starts) and put on ``message``; the projector to load:
+    ``--mmproj``, else the one recorded for the model, else the one beside the file."""
+    from desktop.engine.errors import ImageError
+    from desktop.engine.gguf import projector
+    from desktop.engine.vision import images
+
+    mmproj = Path(a.mmproj) if getattr(a, "mmproj", None) else None
+    paths = [Path(p) for p in (getattr(a, "image", None) or [])]
+    if mmproj is not None and model_path is not None:
+        projector.check_pair(model_path, mmproj)
+    if not paths:
+        return mmproj
+    for p in paths:
+        images.check_image_file(p)
+    message["images"] = [str(p.absolute()) for p in paths]
+    if models.is_remote(profile):
+        return None  # the server decides what it can see
+    mmproj = mmproj or models.projector_for(model_path) or (projector.find_beside(model_path) if model_path else None)
+    if mmproj is None:
+        raise ImageError(f"{model_path.name if model_path else 'this model'} has no vision projector, so it cannot "
+                         "see images; pass --mmproj FILE (an mmproj-*.gguf made for it) or choose a vision model")
+    return mmproj
+
+
 def cmd_ask(a: argparse.Namespace) -> int:
     from desktop.engine.inference.client import EngineClient, new_id
 
@@ -73,7 +98,8 @@ def cmd_ask(a: argparse.Namespace) -> int:
         return cmd_ask_tools(a, _store)
 
     profile, model_path = ask_target(a, _store)
-    messages = [{"role": "user", "content": a.text}]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": a.text}]
+    mmproj = _ask_images(a, profile, model_path, messages[0])
     client = EngineClient()
     gen = models.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
                                   temperature=a.temperature, seed=a.seed)
@@ -89,7 +115,7 @@ def cmd_ask(a: argparse.Namespace) -> int:
 
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
-        loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx))
+        loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx, mmproj=mmproj))
         for note in loaded.notes:  # e.g. a context reduced to what fits, with the numbers
             sys.stderr.write(f"note: {note}\n")
         if loaded.reasoning_format and profile is None and a.max_tokens is None:
@@ -164,6 +190,10 @@ def add_parser(sub: Any) -> None:
     x.add_argument("--ctx", type=int, help="context length (default: the profile's)")
     x.add_argument("--json", action="store_true")
     x.add_argument("--stats", action="store_true", help="print speed and context use to stderr")
+    x.add_argument("--image", action="append", default=[], metavar="FILE",
+                   help="an image for a vision model (repeatable); scaled down to what its projector takes")
+    x.add_argument("--mmproj", metavar="FILE", help="the model's multimodal projector (default: the one recorded "
+                   "for the model, else an mmproj-*.gguf beside it)")
     from desktop.cli.tools import add_ask_options
 
     add_ask_options(x)

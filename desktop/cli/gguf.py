@@ -18,6 +18,22 @@ from desktop.engine.library import registry as models
 
 
 def cmd_gguf_inspect(a: argparse.Namespace) -> int:
+    from desktop.engine.gguf import projector
+
+    if projector.is_projector(a.path):
+        info = projector.inspect(a.path)
+        if a.json:
+            _print_json(info.to_dict())
+            return 0
+        side = f"{info.image_size} x {info.image_size}" if info.image_size else "any"
+        print(f"file          {info.path} ({info.file_size / 2**20:.1f} MiB)")
+        print(f"projector     {info.projector_type}   quant {info.file_type}   name {info.name}")
+        print(f"encoder       vision {'yes' if info.has_vision else 'no'}   audio {'yes' if info.has_audio else 'no'}   "
+              f"layers {info.n_layer}   embd {info.n_embd_vision}   heads {info.n_head}")
+        print(f"images        {side} (patch {info.patch_size}); the app scales images to at most {info.max_side} px")
+        print(f"fits          a language model of embedding size {info.n_embd_text or 'unknown'}")
+        print(f"compute       ~{info.compute_bytes() / 2**20:.0f} MiB per image (estimate)")
+        return 0
     rep = gguf_doctor.inspect(a.path)
     if a.json:
         _print_json(rep.to_dict())

@@ -111,18 +111,22 @@ def cmd_list(a: argparse.Namespace) -> int:
         print("no models installed; see `desktop-chat models quants PROFILE`")
     for m in items:
         repaired = " (repaired in place; undo: models revert)" if m.can_revert else ""
-        print(f"{m.id:<44} {_gib(m.size):>10}  {m.status:<7} {m.origin:<10} {m.path}{repaired}")
+        vision = " vision" if m.vision else ""
+        print(f"{m.id:<44} {_gib(m.size):>10}  {m.status:<7} {m.origin:<10} {m.path}{repaired}{vision}")
     return 0
 
 
 def cmd_import(a: argparse.Namespace) -> int:
-    m = models.import_model(a.path, a.profile, repair=a.repair, store=_store(), prompt_format=a.format)
+    m = models.import_model(a.path, a.profile, repair=a.repair, store=_store(), prompt_format=a.format,
+                            mmproj=a.mmproj)
     if a.json:
         sys.stdout.write(json.dumps(m.to_dict()) + "\n")
         return 0
     for f in m.fixes:
         print(f)
     print(f"imported {m.path} as {m.id} (profile {m.profile})")
+    if m.mmproj:
+        print(f"vision: projector {m.mmproj}")
     return 0
 
 
@@ -195,6 +199,8 @@ def add_parser(sub: Any) -> None:
     x.add_argument("--profile", help="attach it to this profile (default: make one from its metadata)")
     x.add_argument("--format", help="the prompt format, for a file with no chat template whose family is unknown "
                    "(e.g. llama2, mistral_v3, chatml)")
+    x.add_argument("--mmproj", metavar="FILE", help="the vision model's multimodal projector (default: an "
+                   "mmproj-*.gguf beside the file that fits it)")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_import)
     x = msub.add_parser("search", help="search the Hub for GGUF repositories, most downloaded first")

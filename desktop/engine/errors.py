@@ -78,6 +78,12 @@ class ModelLoadError(AppError):
     code = "model_load_error"
 
 
+class ProjectorMismatchError(ModelLoadError):
+    """A multimodal projector that does not belong to the model (another embedding size, no vision encoder)."""
+
+    code = "projector_mismatch"
+
+
 class ContextTooLargeError(ModelLoadError):
     """The requested context cannot fit in this machine's memory; the message carries the numbers."""
 
@@ -100,6 +106,12 @@ class GrammarError(GenerationError):
     """A JSON schema or GBNF grammar that llama.cpp cannot turn into a grammar sampler."""
 
     code = "invalid_grammar"
+
+
+class ImageError(AppError):
+    """An image cannot be used: not an image, cut short, too large, or sent to a model without vision."""
+
+    code = "image_error"
 
 
 class EngineCrashedError(AppError):

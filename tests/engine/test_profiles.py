@@ -16,6 +16,8 @@ SEED_IDS = {
     "upstage-llama-65b-instruct": "upstage",
     "llama-3.1-nemotron-70b-instruct": "llama31",
     "smollm2-135m-instruct": "chatml",
+    "qwen2.5-vl-3b-instruct": "chatml",  # vision (tests/engine/test_vision_library.py)
+    "smolvlm-256m-instruct": "gguf",
 }
 
 

@@ -64,6 +64,7 @@ class DownloadResult:
     fetched_bytes: int
     reused_bytes: int
     origin: str = "downloaded"  # or "hf-cache": used where another tool put it, never written
+    mmproj: str | None = None  # a vision model's projector, downloaded and verified with it
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -243,17 +244,23 @@ def run_download(repo_or_profile: str, *, quant: str | None = None, filename: st
     if on_event:
         on_event(DownloadEvent(job_id, "starting", message=f"listing {repo}"))
     listing = hub.list_files(repo)
-    entry = hub.pick(hub.group_quants(listing.files), quant, filename)
+    entries = hub.group_quants(listing.files)
+    hub.prefer_projector(entries, listing.files, profile.source.mmproj if profile else None)
+    entry = hub.pick(entries, quant, filename)
     if not entry.complete:
         raise DownloadError(f"{entry.quant} in {repo} is missing some of its {entry.split}; the repo is incomplete",
                             code="incomplete_split")
     commit = listing.commit or "main"
     base = Path(target_dir).expanduser() if target_dir else paths.download_dir()
     targets = build_targets(repo, commit, entry, base)
+    # A vision model's projector comes along, through the same verified, resumable path (into the library).
+    mm_targets = build_targets(repo, commit, hub.QuantEntry(
+        "mmproj", [entry.mmproj], entry.mmproj_size, [entry.mmproj_sha256], [entry.mmproj_size]), base) \
+        if entry.mmproj else []
     kw = dict(stall_after=stall_after, max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max)
 
-    total = sum(t.size for t in targets)
-    prog = Progress(job_id, total, len(targets), on_event)
+    total = sum(t.size for t in targets + mm_targets)
+    prog = Progress(job_id, total, len(targets) + len(mm_targets), on_event)
     # Shards must sit side by side: the HF cache's copies are used only when it holds every file.
     from_cache = not any(t.have() for t in targets) and all(t.cached for t in targets)
     if from_cache and entry.split != "parts":
@@ -264,6 +271,7 @@ def run_download(repo_or_profile: str, *, quant: str | None = None, filename: st
     elif entry.split != "parts":
         from_cache = False
     todo = [t for t in targets if not t.have() and not (from_cache or (entry.split == "parts" and t.cached))]
+    todo += [t for t in mm_targets if not t.have()]
     if on_event:
         on_event(DownloadEvent(job_id, "starting", total=total, message=f"{entry.quant} of {repo}",
                                partials=[str(t.incomplete) for t in todo]))
@@ -295,19 +303,28 @@ def run_download(repo_or_profile: str, *, quant: str | None = None, filename: st
             else:
                 sources.append(t.cached)  # type: ignore[arg-type]
 
+    mmproj: Path | None = None
+    for i, t in enumerate(mm_targets, len(targets) + 1):
+        if t.have():
+            _verify_existing(t, t.final, i, prog, cancel, ours=True)
+        else:
+            fetched += _fetch_one(t, i, prog, cancel, repo=repo, connections=conns, **kw)
+        mmproj = t.final
+
     from_cache = from_cache and entry.split != "parts"  # joined parts are a new file, in the library
     origin = "hf-cache" if from_cache else "downloaded"
     model_path = targets[0].cached if from_cache else targets[0].final
     if entry.split == "parts":
         model_path = _join(sources, entry, repo, base, prog, cancel, targets)
     assert model_path is not None
-    return _install(model_path, origin, entry, targets, repo, commit, profile, prog, cancel, fetched, reused)
+    return _install(model_path, origin, entry, targets, repo, commit, profile, prog, cancel, fetched, reused,
+                    mmproj)
 
 
 def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list[FileTarget], repo: str,
              commit: str, profile: Any, prog: Progress, cancel: threading.Event, fetched: int,
-             reused: int) -> DownloadResult:
-    """Check (and in the library, repair in place) the GGUF, then register it."""
+             reused: int, mmproj: Path | None = None) -> DownloadResult:
+    """Check (and in the library, repair in place) the GGUF and its projector, then register them."""
     prog.emit("repairing", message="checking the GGUF")
     source_sha = [t.sha256 or t.etag for t in targets]
     earlier = models.find_by_path(model_path) or {}
@@ -323,6 +340,14 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
     except AppError as exc:
         raise DownloadError(f"{entry.files[0]} arrived intact but is not a usable GGUF: {exc.message}",
                             code="bad_gguf", details=exc.details) from exc
+    if mmproj is not None:
+        from desktop.engine.gguf import projector
+
+        try:
+            projector.check_pair(model_path, mmproj)
+        except AppError as exc:
+            raise DownloadError(f"{entry.mmproj} arrived intact but does not fit {entry.files[0]}: {exc.message}",
+                                code="bad_projector", details=exc.details) from exc
     in_place = origin == "downloaded" and (bool(fixes) or gguf_repair.has_undo(model_path))
     if fixes:
         prog.emit("verifying", message="hashing the repaired file")
@@ -342,9 +367,11 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
     model_id = models.register_model(
         pid, model_path, quant=entry.quant, repo=repo, revision=commit, files=entry.files, size=entry.size,
         sha256=final_sha, source_sha256=source_sha, fixes=recorded, origin=origin, repaired_in_place=in_place,
-        name=earlier.get("name") or report.name or model_path.stem)
+        name=earlier.get("name") or report.name or model_path.stem,
+        mmproj=str(mmproj) if mmproj else None, vision=mmproj is not None)
     result = DownloadResult(str(model_path), final_sha, source_sha, fixes if repairs_in_place else recorded,
-                            pid, model_id, repo, entry.quant, entry.files, entry.size, fetched, reused, origin)
+                            pid, model_id, repo, entry.quant, entry.files, entry.size, fetched, reused, origin,
+                            str(mmproj) if mmproj else None)
     prog.emit("done", message="; ".join(result.fixes) or "verified", result=result.to_dict())
     return result
 

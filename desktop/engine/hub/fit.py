@@ -20,7 +20,7 @@ Plain Python, any thread.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from desktop.engine.hub.hardware import GiB, Hardware
@@ -134,6 +134,7 @@ class Fit:
     explanation: str
     flash_attn: bool = True
     compute_bytes: int = 0
+    projector_bytes: int = 0  # a vision model's projector: weights + encoder compute buffer (in total_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,9 +150,28 @@ def _gib(n: float) -> str:
     return f"{n / GiB:.1f} GiB"
 
 
+#: A projector's compute buffer when its header has not been read (a SigLIP-class encoder at 896 px takes about
+#: this much with llama.cpp's CPU backend); ``gguf.projector.ProjectorInfo.compute_bytes`` when it has.
+PROJECTOR_COMPUTE_BYTES = 512 * 1024 * 1024
+
+
+def projector_need(file_bytes: int, compute: int | None = None) -> int:
+    """What a vision model's projector adds to the estimate: its weights and its encoder's compute buffer."""
+    return int(file_bytes) + (PROJECTOR_COMPUTE_BYTES if compute is None else int(compute)) if file_bytes else 0
+
+
 def estimate(weights_bytes: int, arch: Arch | None, n_ctx: int, hw: Hardware, kv_type: str = "f16", *,
-             flash_attn: bool | str = "auto", n_ubatch: int = DEFAULT_UBATCH, swa_full: bool = True) -> Fit:
-    """The verdict for a file of ``weights_bytes`` at context ``n_ctx`` on ``hw``."""
+             flash_attn: bool | str = "auto", n_ubatch: int = DEFAULT_UBATCH, swa_full: bool = True,
+             projector_bytes: int = 0) -> Fit:
+    """The verdict for a file of ``weights_bytes`` at context ``n_ctx`` on ``hw``; ``projector_bytes`` (see
+    ``projector_need``) is a vision model's projector, counted with the weights."""
+    if projector_bytes:
+        fit_ = estimate(weights_bytes + projector_bytes, arch, n_ctx, hw, kv_type, flash_attn=flash_attn,
+                        n_ubatch=n_ubatch, swa_full=swa_full)
+        return replace(fit_, weights_bytes=weights_bytes, projector_bytes=projector_bytes,
+                       explanation=fit_.explanation.replace(
+            f"weights {_gib(weights_bytes + projector_bytes)}",
+                           f"weights {_gib(weights_bytes)} + projector {_gib(projector_bytes)}", 1))
     fa = flash_attn_on(flash_attn)
     if arch is None:
         total = weights_bytes + OVERHEAD_BYTES

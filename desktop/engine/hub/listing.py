@@ -46,9 +46,19 @@ class QuantEntry:
     split: str | None = None  # None | "shards" | "parts"
     complete: bool = True
     fit: dict[str, Any] | None = None
+    # A vision model's projector (mmproj-*.gguf of the same repo), downloaded with it: shown as "vision".
+    mmproj: str | None = None
+    mmproj_size: int = 0
+    mmproj_sha256: str | None = None
+
+    @property
+    def vision(self) -> bool:
+        return self.mmproj is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["vision"] = self.vision
+        return d
 
 
 @dataclass
@@ -221,10 +231,43 @@ def group_quants(files: list[RemoteFile]) -> list[QuantEntry]:
         singles.append(QuantEntry(quant_of(members[0][2].name), [m[2].name for m in members],
                                   sum(m[2].size for m in members), [m[2].sha256 for m in members],
                                   [m[2].size for m in members], kind, complete))
-    # Projector files (mmproj) are not chat models on their own.
-    entries = [e for e in singles if "mmproj" not in e.files[0].lower()]
+    # Projector files (mmproj) are not chat models on their own: each quant is paired with one.
+    from desktop.engine.gguf.projector import is_projector_name
+
+    projectors = [f for f in files if is_projector_name(posixpath.basename(f.name))]
+    entries = [e for e in singles if not is_projector_name(posixpath.basename(e.files[0]))]
+    for e in entries:
+        mm = pair_projector(e.files[0], projectors)
+        if mm is not None:
+            e.mmproj, e.mmproj_size, e.mmproj_sha256 = mm.name, mm.size, mm.sha256
     entries.sort(key=lambda e: (e.size, e.quant))
     return entries
+
+
+def prefer_projector(entries: list[QuantEntry], files: list[RemoteFile], name: str | None) -> None:
+    """Pair every entry with the projector a profile names (``source.mmproj``), when the repo has it."""
+    f = next((f for f in files if name and f.name == name), None)
+    if f is not None:
+        for e in entries:
+            e.mmproj, e.mmproj_size, e.mmproj_sha256 = f.name, f.size, f.sha256
+
+
+_PROJECTOR_PREFERENCE = ("F16", "BF16", "Q8_0", "F32")
+
+
+def pair_projector(model_file: str, projectors: list[RemoteFile]) -> RemoteFile | None:
+    """The projector to download with ``model_file``: one in the same folder (else any), F16 before BF16, Q8_0
+    and F32 (llama.cpp's own repos ship F16; the quality loss of a quantized projector is not worth its bytes)."""
+    if not projectors:
+        return None
+    folder = posixpath.dirname(model_file)
+    near = [p for p in projectors if posixpath.dirname(p.name) == folder] or projectors
+
+    def rank(p: RemoteFile) -> tuple[int, str]:
+        q = quant_of(p.name).upper()
+        return (_PROJECTOR_PREFERENCE.index(q) if q in _PROJECTOR_PREFERENCE else len(_PROJECTOR_PREFERENCE), p.name)
+
+    return min(near, key=rank)
 
 
 def pick(entries: list[QuantEntry], quant: str | None = None, filename: str | None = None) -> QuantEntry:

@@ -43,6 +43,7 @@ def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str 
     repo, profile = resolve_spec(repo_or_profile, store)
     listing = hub.list_files(repo)
     entries = hub.group_quants(listing.files)
+    hub.prefer_projector(entries, listing.files, profile.source.mmproj if profile else None)
     hw = hw or hardware.detect()
     kv_type = kv_type or (profile.load.kv_cache_type if profile else "f16")
     arch: fit.Arch | None = None
@@ -68,7 +69,8 @@ def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str 
     fa = profile.load.flash_attn if profile else "auto"
     swa_full = profile.load.swa_full if profile else True
     for e in entries:
-        e.fit = fit.estimate(e.size, arch, n_ctx, hw, kv_type, flash_attn=fa, swa_full=swa_full).to_dict()
+        e.fit = fit.estimate(e.size, arch, n_ctx, hw, kv_type, flash_attn=fa, swa_full=swa_full,
+                             projector_bytes=fit.projector_need(e.mmproj_size)).to_dict()
     rec = (profile.source.recommended_quant or "").upper() if profile else ""
     pick = next((e for e in entries if e.quant.upper() == rec), entries[0] if entries else None)
     advice = [f"{pick.quant}: {line}" for line in fit.advise(pick.size, arch, n_ctx, hw, kv_type, flash_attn=fa)] \

@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from desktop.engine.errors import (
-    ContextOverflowError, GenerationError, GGUFError, GrammarError, ModelLoadError,
+    ContextOverflowError, GenerationError, GGUFError, GrammarError, ImageError, ModelLoadError,
 )
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.hub import fit
@@ -73,6 +73,8 @@ def _import_llama_cpp() -> tuple[Any, str]:
         for name in [m for m in sys.modules if m == "llama_cpp" or m.startswith("llama_cpp.")]:
             del sys.modules[name]
         os.environ["LLAMA_CPP_LIB_PATH"] = str(cpu_dir)
+        if any(cpu_dir.glob("*mtmd*")):  # llama_cpp.mtmd_cpp reads its own variable
+            os.environ["MTMD_CPP_LIB"] = str(cpu_dir)
         import llama_cpp
 
         return llama_cpp, reason
@@ -128,6 +130,7 @@ class LlamaBackend:
         self.threads: ThreadGovernor | None = None
         # The end of the last prompt rendered: the reasoning splitter starts inside thinking when it opened a block.
         self.last_prompt_tail = ""
+        self.vision: Any = None  # llama_vision.Vision, from Load.mmproj_path
 
     # ------------------------------------------------------------------ load
 
@@ -139,6 +142,13 @@ class LlamaBackend:
             report = gguf_doctor.inspect(req.model_path)
         except GGUFError as exc:
             raise ModelLoadError(exc.message) from exc
+        if req.mmproj_path:  # another model's projector is refused before the weights are read
+            from desktop.engine.gguf import projector as gguf_projector
+
+            try:
+                gguf_projector.check_pair(req.model_path, req.mmproj_path)
+            except GGUFError as exc:
+                raise ModelLoadError(exc.message) from exc
         if report.expert_layout == "separate":
             raise ModelLoadError(next(p.message for p in report.problems if p.code == "mixtral_old_expert_layout"))
         overrides = dict(gguf_doctor.load_overrides(report)) if req.apply_doctor_overrides else {}
@@ -200,6 +210,8 @@ class LlamaBackend:
             ctx = llm._ctx.ctx
             self.threads = ThreadGovernor(n_threads, lambda n: llama_cpp.llama_set_n_threads(ctx, n, n))
         self.proposer, self.n_draft, spec_note = load_speculative(llama_cpp, llm, req, n_threads, n_gpu_layers)
+        if req.mmproj_path:
+            self.vision = self._load_vision(req.mmproj_path, n_threads, n_gpu_layers != 0, flash_attn)
         self._report = report
         vocab = llm._model.vocab
         n_vocab = llm.n_vocab()
@@ -221,10 +233,31 @@ class LlamaBackend:
             eog_ids=sorted(set(eog)), eot_128009_is_eog=eot_ok, kv_overrides=overrides,
             description=llm._model.desc(), notes=notes, llama_cpp_version=version, quant=report.file_type,
             reasoning_format=report.reasoning_format,
+            vision=self.vision is not None, image_max_side=self.vision.info.max_side if self.vision else 0,
         )
         return self.loaded
 
+    def _load_vision(self, path: str, n_threads: int, use_gpu: bool, flash_attn: bool) -> Any:
+        """The projector through llama.cpp's mtmd library (built with ``-DLLAVA_BUILD=ON``)."""
+        import llama_cpp
+
+        from desktop.engine.inference.llama_vision import Vision
+
+        try:
+            import llama_cpp.mtmd_cpp as mtmd
+        except (OSError, RuntimeError, FileNotFoundError) as exc:
+            raise ModelLoadError("this llama.cpp build has no multimodal library (mtmd); rebuild "
+                                 f"llama-cpp-python with -DLLAVA_BUILD=ON to use images: {exc}") from exc
+        assert self.abort is not None
+        try:
+            return Vision(llama_cpp, mtmd, self.llm, path, n_threads, use_gpu, self.abort.flag, flash_attn)
+        except GGUFError as exc:
+            raise ModelLoadError(exc.message) from exc
+
     def close(self) -> None:
+        if self.vision is not None:
+            self.vision.close()
+        self.vision = None
         if self.proposer is not None and hasattr(self.proposer, "close"):
             self.proposer.close()
         self.proposer = None
@@ -246,7 +279,7 @@ class LlamaBackend:
             return ""
         return token_piece(llm._model.vocab, bos, special=True).decode("utf-8", "replace")
 
-    def _render(self, req: Generate, messages: list[dict[str, str]]) -> str:
+    def _render(self, req: Generate, messages: list[dict[str, Any]]) -> str:
         spec = dict(req.prompt_spec)
         fmt = spec.pop("fmt", "gguf")
         if fmt == "gguf" and not spec.get("chat_template") and self._report and not self._report.chat_template:
@@ -260,6 +293,12 @@ class LlamaBackend:
             eos = self.llm.token_eos()
             spec["eos_token"] = spec.get("eos_token") or (
                 token_piece(self.llm._model.vocab, eos, special=True).decode("utf-8", "replace") if eos >= 0 else "")
+        if self.vision is not None:  # each image's place: mtmd's marker before the message's text
+            marker = self.vision.marker
+            messages = [m if not m.get("images") else {
+                **{k: v for k, v in m.items() if k != "images"},
+                "content": marker * len(m["images"]) + "\n" + str(m.get("content") or "").replace(marker, "")}
+                for m in messages]
         text = prompts.render(fmt, messages, **spec)
         self.last_prompt_tail = text[-200:]
         return text
@@ -285,10 +324,52 @@ class LlamaBackend:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
     def prepare(self, req: Generate, reserve: int) -> Prepared:
-        """Render and tokenize; drop the oldest turns (never the system prompt) until it fits."""
+        """Render and tokenize; drop the oldest turns (never the system prompt) until it fits. With images, the
+        prompt is tokenized by mtmd (``Prepared.media``) and every image counts with the positions it takes."""
         if req.prompt is not None:
             self.last_prompt_tail = req.prompt[-200:]
-        return trim_to_context(req, self.llm.n_ctx(), reserve, self.tokenize, self._render)
+        if not any(m.get("images") for m in req.messages):
+            return trim_to_context(req, self.llm.n_ctx(), reserve, self.tokenize, self._render)
+        if self.vision is None:
+            raise ImageError("this model has no vision projector, so it cannot see images; choose a vision model "
+                             "(one with an mmproj file) or send the message without images")
+        vision = self.vision
+        kept: list[list[str]] = [[]]
+        media: list[Any] = []
+
+        def render(r: Generate, msgs: list[dict[str, Any]]) -> str:
+            kept[0] = [str(p) for m in msgs for p in (m.get("images") or [])]
+            return self._render(r, msgs)
+
+        bos_text = self._bos_text()
+
+        def tokenize(text: str) -> list[int]:
+            for old in media:
+                old.close()
+            media[:] = [vision.tokenize(text, kept[0], not (bos_text and text.startswith(bos_text)))]
+            return media[0].tokens
+
+        try:
+            prep = trim_to_context(req, self.llm.n_ctx(), reserve, tokenize, render)
+        except BaseException:
+            for old in media:
+                old.close()
+            vision.forget_images()
+            raise
+        prep.media = media[0]
+        return prep
+
+    def prefill(self, prep: Prepared) -> int:
+        """Evaluate the prompt (``decode_loop.prefill``, or the image-aware one), returning the reused prefix."""
+        if prep.media is None:
+            from desktop.engine.inference import decode_loop
+
+            return decode_loop.prefill(self.llm, prep.tokens)
+        try:
+            return self.vision.prefill(prep.media)
+        finally:
+            prep.media.close()
+            self.vision.forget_images()
 
     # ------------------------------------------------------------------ generate
 

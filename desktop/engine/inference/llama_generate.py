@@ -25,6 +25,7 @@ from desktop.engine.inference.threads import ThreadGovernor
 class Prepared:
     tokens: list[int]
     dropped: list[int]
+    media: Any = None  # llama_vision.MediaPrompt when the prompt holds images
 
 
 class LoadedModel(Protocol):
@@ -44,9 +45,11 @@ class LoadedModel(Protocol):
 
     def prepare(self, req: Generate, reserve: int) -> Prepared: ...
 
+    def prefill(self, prep: Prepared) -> int: ...  # evaluates the prompt (images too); the reused prefix
+
 
 def trim_to_context(req: Generate, n_ctx: int, reserve: int, tokenize: Callable[[str], list[int]],
-                    render: Callable[[Generate, list[dict[str, str]]], str]) -> Prepared:
+                    render: Callable[[Generate, list[dict[str, Any]]], str]) -> Prepared:
     """Render and tokenize; drop the oldest turns (never the system prompt) until it fits."""
     budget = n_ctx - reserve
     if req.prompt is not None:
@@ -129,9 +132,10 @@ def stream(llama_cpp: Any, backend: LoadedModel, req: Generate,
         with chain:
             if threads is not None:
                 threads.tick()
-            cached = decode_loop.prefill(llm, tokens)
-            gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, backend.proposer,
-                                              backend.n_draft)
+            cached = backend.prefill(prep)
+            # Image positions hold pseudo tokens no proposer may draft: images decode plainly.
+            proposer = backend.proposer if prep.media is None else None
+            gen = decode_loop.generate_tokens(llama_cpp, llm, chain, loop_stats, proposer, backend.n_draft)
             try:
                 for tok in gen:
                     if n_gen == 0:
@@ -191,6 +195,7 @@ def stream(llama_cpp: Any, backend: LoadedModel, req: Generate,
         context_used=int(llm.n_tokens), context_total=n_ctx, backend=backend.loaded.backend,
         gpu_layers=backend.loaded.n_gpu_layers, seed=seed, draft_acceptance=loop_stats.acceptance,
         reasoning_tokens=n_thinking,
+        image_tokens=prep.media.image_tokens if prep.media is not None else 0,
     )
     calls = [{"id": f"call_{i}", **c} for i, c in enumerate(split.tool_calls)]
     yield Finished(req.id, split.answer_text, finish, stats, prep.dropped, stop_token, calls,

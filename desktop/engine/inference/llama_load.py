@@ -150,7 +150,7 @@ class DecodeAbort:
     def __init__(self, llama_cpp: Any, llm: Any) -> None:
         low = self._low = llama_cpp.llama_cpp
         self._ctx = llm._ctx.ctx
-        self._abort_flag = ctypes.create_string_buffer(2)
+        self._abort_flag = self.flag = ctypes.create_string_buffer(2)  # also read by the projector (llama_vision)
         self._no_abort = low.ggml_abort_callback()  # NULL: no callback
         self._watch_done = threading.Event()
         try:

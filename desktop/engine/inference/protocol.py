@@ -40,15 +40,20 @@ class Load:
     speculative: dict[str, Any] | None = None
     # Embedding mode (``Embed`` requests; no generation): pooling is the GGUF's own (mean where it declares none).
     embedding: bool = False
+    # A vision model's multimodal projector (mmproj GGUF); images in a Generate need one.
+    mmproj_path: str | None = None
 
 
 @dataclass
 class Generate:
-    """Stream an answer to ``messages`` (rendered with ``prompt_spec``), or to a raw ``prompt``."""
+    """Stream an answer to ``messages`` (rendered with ``prompt_spec``), or to a raw ``prompt``.
+
+    A message may carry ``"images": [path, ...]``: image files the engine reads itself (the app keeps pasted and
+    received images in its data directory by content hash, ``vision.images.store``), placed before its text."""
 
     TYPE: ClassVar[str] = "generate"
     id: str
-    messages: list[dict[str, str]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     prompt_spec: dict[str, Any] = field(default_factory=dict)
     prompt: str | None = None
     temperature: float = 0.7
@@ -176,6 +181,9 @@ class Loaded:
     # How the model thinks (reasoning.REASONING_FORMATS: "think", "magistral", "harmony"; "" when it does not):
     # the Models page and the chat mark reasoning models by it.
     reasoning_format: str = ""
+    # A projector is loaded: the model takes images, scaled down to ``image_max_side`` on the longest side.
+    vision: bool = False
+    image_max_side: int = 0
 
 
 @dataclass
@@ -195,6 +203,8 @@ class GenerationStats:
     draft_acceptance: float | None = None
     # Generated tokens spent thinking (part of generated_tokens), for the context meter.
     reasoning_tokens: int = 0
+    # KV cells the prompt's images take (included in prompt_tokens / context_used as positions).
+    image_tokens: int = 0
 
 
 @dataclass

@@ -229,6 +229,28 @@ def check_connection(profile: Profile | BackendSpec) -> RemoteCheck:
 # ---------------------------------------------------------------------------------------------- backend
 
 
+def _with_image_parts(msgs: list[dict[str, Any]], source: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages whose source carries ``images`` get OpenAI content parts: the text, then one ``image_url`` data
+    URL per image (the server decides whether its model can see; a text-only one answers with its own error)."""
+    if not any(m.get("images") for m in source):
+        return msgs
+    from desktop.engine.vision import images
+
+    offset = len(msgs) - len(source)  # a default system prompt may have been put in front
+    out = []
+    for i, m in enumerate(msgs):
+        src = source[i - offset] if i >= offset else {}
+        m = {k: v for k, v in m.items() if k != "images"}
+        if src.get("images"):
+            parts: list[dict[str, Any]] = [{"type": "text", "text": str(m.get("content") or "")}]
+            for path in src["images"]:
+                url = images.to_data_url(images.read_image_file(path))
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+            m["content"] = parts
+        out.append(m)
+    return out
+
+
 def _sse_data(lines: Iterator[str]) -> Iterator[str | None]:
     """The ``data:`` payloads of an event stream; None for comments/keep-alives (a chance to cancel)."""
     for line in lines:
@@ -338,7 +360,7 @@ class RemoteBackend:
                 body["tools"] = req.tools
         else:
             msgs = prompts.with_default_system(prompts._check(req.messages), req.prompt_spec.get("system_prompt", ""))
-        body["messages"] = msgs
+        body["messages"] = _with_image_parts(msgs, req.messages)
         return "chat/completions", body
 
     def generate(self, req: Generate, cancel: threading.Event) -> Iterator[TokenChunk | Finished]:

@@ -10,18 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from desktop.engine.errors import ModelNotFoundError
+from desktop.engine.errors import GGUFError, ModelNotFoundError
 from desktop.engine.library import entries as reg_entries
 from desktop.engine.library.hashing import hash_file
 from desktop.engine.library.installed import InstalledModel, _installed
 
 
 def import_model(path: str | Path, profile_id: str | None = None, *, repair: bool = False,
-                 store: Any = None, prompt_format: str | None = None) -> InstalledModel:
+                 store: Any = None, prompt_format: str | None = None,
+                 mmproj: str | Path | None = None) -> InstalledModel:
     """Register a local GGUF (see the module doc). With ``profile_id`` the file becomes that profile's model;
     without, a profile is made from the file's metadata (FormatUnknownError, with the choices, when the file has
     no template and its family is unknown: ask the user and call again with ``prompt_format``). A second file with the same metadata name gets an
-    id of its own; importing the same file again updates its entry."""
+    id of its own; importing the same file again updates its entry.
+
+    A vision model's projector is ``mmproj``, else an ``mmproj`` file beside the model that fits it; it is
+    recorded (``mmproj``, ``vision``) and left where it is. One made for another model is refused
+    (ProjectorMismatchError with both embedding sizes) before anything is registered."""
     from desktop.engine.gguf import doctor
     from desktop.engine.gguf import repair as gguf_repair
     from desktop.engine.library.generated import profile_from_report
@@ -32,6 +37,15 @@ def import_model(path: str | Path, profile_id: str | None = None, *, repair: boo
         raise ModelNotFoundError(f"{p}: no such file")
     gguf_repair.recover_journal(p)
     report = doctor.inspect(p)  # GGUFError for anything that is not a sound GGUF
+    from desktop.engine.gguf import projector
+
+    if report.architecture == "clip":
+        raise GGUFError(f"{p.name} is a multimodal projector, not a model: import the model with --mmproj {p}")
+    if mmproj is not None:
+        projector.check_pair(p, Path(mmproj).expanduser())
+        mm: Path | None = Path(mmproj).expanduser().absolute()
+    else:
+        mm = projector.find_beside(p)
     store = store or ProfileStore()
     if profile_id:
         store.get(profile_id)  # raises UnknownProfileError with the known ids
@@ -53,5 +67,6 @@ def import_model(path: str | Path, profile_id: str | None = None, *, repair: boo
         fixes, in_place, digest = gguf_repair.load_time_fixes(report), False, source_sha
     model_id = reg_entries.register_model(
         pid, p, quant=report.file_type, size=p.stat().st_size, sha256=digest, source_sha256=source_sha,
-        fixes=fixes, origin="imported", repaired_in_place=in_place, name=report.name or p.stem)
+        fixes=fixes, origin="imported", repaired_in_place=in_place, name=report.name or p.stem,
+        mmproj=str(mm) if mm else None, vision=mm is not None)
     return _installed(reg_entries.read_registry()[model_id])

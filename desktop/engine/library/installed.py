@@ -46,6 +46,9 @@ class InstalledModel:
     source_sha256: list[str | None] | str | None = None  # the Hub's (or the original file's) hash
     status: str = "ok"  # "ok" | "fixed" | "missing"
     files: list[str] = dataclasses.field(default_factory=list)
+    # A vision model: its multimodal projector (the Models page and the picker mark it "vision").
+    mmproj: str | None = None
+    vision: bool = False
 
     @property
     def profile_id(self) -> str | None:  # the name earlier callers used
@@ -74,7 +77,8 @@ def _installed(entry: dict[str, Any]) -> InstalledModel:
         origin=entry.get("origin", "downloaded"), fixes=fixes, repaired_in_place=in_place,
         can_revert=in_place and exists and repair.has_undo(p), profile=entry.get("profile", entry["id"]),
         sha256=entry.get("sha256"), source_repo=entry.get("repo"), source_sha256=entry.get("source_sha256"),
-        status="missing" if not exists else ("fixed" if fixes else "ok"), files=list(entry.get("files") or []))
+        status="missing" if not exists else ("fixed" if fixes else "ok"), files=list(entry.get("files") or []),
+        mmproj=entry.get("mmproj"), vision=bool(entry.get("mmproj")))
 
 
 def _slug(text: str) -> str:

@@ -77,10 +77,26 @@ def is_remote(profile: Profile | None) -> bool:
     return profile is not None and profile.backend.kind != "local"
 
 
+def projector_for(model_path: str | Path | None) -> Path | None:
+    """The multimodal projector recorded for an installed model file (``mmproj`` in its registry entry), when
+    the file is still there."""
+    if not model_path:
+        return None
+    entry = find_by_path(model_path)
+    mm = (entry or {}).get("mmproj")
+    return Path(mm) if mm and Path(mm).is_file() else None
+
+
 def load_request(profile: Profile | None, model_path: str | Path | None, request_id: str, *,
-                 n_ctx: int | None = None, overrides: dict[str, Any] | None = None) -> Load:
-    """A Load for ``profile``; ``model_path`` is ignored (may be None) when the profile is remote."""
+                 n_ctx: int | None = None, overrides: dict[str, Any] | None = None,
+                 mmproj: str | Path | None = None) -> Load:
+    """A Load for ``profile``; ``model_path`` is ignored (may be None) when the profile is remote. ``mmproj``
+    (else the projector recorded for the file) makes a vision model see."""
     o = overrides or {}
+    if not is_remote(profile):
+        mm = mmproj or projector_for(model_path)
+        if mm:
+            o = {**o, "mmproj_path": str(Path(mm).absolute())}
     if profile is None:
         return Load(id=request_id, model_path=str(model_path), n_ctx=n_ctx or 4096, **o)
     if is_remote(profile):
@@ -96,7 +112,7 @@ def load_request(profile: Profile | None, model_path: str | Path | None, request
     return Load(id=request_id, model_path=str(model_path), n_ctx=n_ctx or profile.context.default, **fields)
 
 
-def generate_request(profile: Profile | None, messages: list[dict[str, str]], request_id: str,
+def generate_request(profile: Profile | None, messages: list[dict[str, Any]], request_id: str,
                      **sampling: Any) -> Generate:
     """A Generate for ``messages``; keyword arguments override the profile's sampling defaults."""
     sampling = {k: v for k, v in sampling.items() if v is not None}

