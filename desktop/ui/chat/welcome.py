@@ -1,9 +1,12 @@
-"""The first screen: the bundled demo is ready to chat, and what to download next.
+"""The first screen: which model answers, and what to download next.
 
-Suggestions are the not-yet-installed profiles, small starter models first (``starter: true``), smallest
-first, then the larger seed models; each card has its
-size and a fit badge for this machine and a Download button (``download_requested(profile_id, quant)``).
-Import from disk is one click away (``import_requested``). The profile/fit data is gathered on a worker.
+The headline says a model "is ready" only when it is the loaded one and no load runs (:meth:`set_model`);
+a load's progress and Cancel are the status bar's, not repeated here. Suggestions are the not-yet-installed
+profiles, small starter models first (``starter: true``), smallest first, then the larger seed models; each
+card has its size and a fit badge for this machine and a Download button
+(``download_requested(profile_id, quant)``), and, once queued, the download's own state from the queue
+(Downloading 40 %, or Failed with the reason and Retry). Import from disk is one click away
+(``import_requested``). The data is the app's one scan (``installed.InstalledModels``).
 """
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.ui.library.picker_model import PickerEntry, gather
+from desktop.engine.hub.queue import ACTIVE_STATES, Job
+from desktop.ui.library.download_models import job_state_text
+from desktop.ui.library.installed import InstalledModels
+from desktop.ui.library.picker_model import PickerEntry
 from desktop.ui.widgets.cards import (
     apply_style,
     badge_css,
@@ -30,7 +36,6 @@ from desktop.ui.widgets.cards import (
     icon,
     is_dark,
 )
-from desktop.ui.workers import JobKeeper
 
 
 def suggestions(entries: list[PickerEntry]) -> list[PickerEntry]:
@@ -55,7 +60,10 @@ class SuggestionCard(QFrame):
         size = ("~" if e.size_estimated else "") + human_size(e.size) if e.size else "size unknown"
         sub = QLabel(f"{e.quant or '?'}  ·  {size}  ·  {e.repo}")
         sub.setObjectName("muted")
-        for label in (name, sub):  # wrap in a narrow chat column instead of pushing Download out of view
+        self.state = QLabel()  # the download's state, once there is one
+        self.state.setObjectName("muted")
+        self.state.hide()
+        for label in (name, sub, self.state):  # wrap in a narrow chat column instead of pushing Download out of view
             label.setWordWrap(True)
         text, tone = fit_badge(e.fit)
         self.badge = QLabel(text)
@@ -69,10 +77,17 @@ class SuggestionCard(QFrame):
         self.download_btn = QPushButton("Download")
         self.download_btn.setObjectName("secondary")
         self.download_btn.setIcon(icon("mdi6.download"))
+        self.download_btn.setToolTip(f"Download {e.quant or 'the recommended quant'} now")
+        self.quants_btn = QPushButton("Other quants…")  # the repo page: the one place to choose a quant
+        self.quants_btn.setObjectName("link")
+        self.quants_btn.setFlat(True)
+        self.quants_btn.setCursor(Qt.CursorShape.PointingHandCursor)
         col = QVBoxLayout()
         col.setSpacing(2)
         col.addWidget(name)
         col.addWidget(sub)
+        col.addWidget(self.state)
+        col.addWidget(self.quants_btn, 0, Qt.AlignmentFlag.AlignLeft)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(14, 10, 14, 10)
         lay.addLayout(col, 1)
@@ -82,19 +97,36 @@ class SuggestionCard(QFrame):
         lay.addSpacing(6)
         lay.addWidget(self.download_btn)
 
+    def set_job(self, job: Job | None) -> None:
+        """Show the queue's state of this card's download: running, failed (with the reason, and Retry)."""
+        if job is None or job.state in {"cancelled", "done"}:
+            self.state.hide()
+            self.download_btn.setText("Download")
+            self.download_btn.setEnabled(True)
+            return
+        self.state.setText(job_state_text(job))
+        self.state.setVisible(True)
+        active = job.state in ACTIVE_STATES
+        self.download_btn.setText("Retry" if job.state == "failed" else "Resume" if job.state == "paused"
+                                  else "Downloading…")
+        self.download_btn.setEnabled(not active)
+
 
 class WelcomeView(QWidget):
     start_chat = Signal()
     import_requested = Signal()
     download_requested = Signal(str, str)  # profile id, quant
+    repo_requested = Signal(str, str)  # profile id, quant: its repo page, to choose another quant
     refreshed = Signal()
 
-    def __init__(self, parent: QWidget | None = None, store: Any = None, hw: Any = None) -> None:
+    def __init__(self, parent: QWidget | None = None, store: Any = None, hw: Any = None,
+                 source: InstalledModels | None = None, downloads: Any = None) -> None:
         super().__init__(parent)
         apply_style(self)
-        self.store, self.hw = store, hw
-        self._jobs = JobKeeper(self)
+        self.source = source or InstalledModels(store, hw, parent=self)
+        self.downloads = downloads  # a DownloadsController: its jobs' states show on the cards
         self.cards: list[SuggestionCard] = []
+        self._model: tuple[str | None, str | None] = (None, None)
 
         hero = QFrame()
         hero.setObjectName("panel")
@@ -159,15 +191,40 @@ class WelcomeView(QWidget):
 
         self.start_btn.clicked.connect(self.start_chat)
         self.import_btn.clicked.connect(self.import_requested)
+        self.source.changed.connect(lambda: self._on_entries(self.source.entries))
+        self.source.failed.connect(self._on_failed)
+        if downloads is not None:
+            downloads.event_received.connect(lambda _ev: self._show_jobs())
+        if self.source.scanned:
+            self._on_entries(self.source.entries)
+        self.set_model(None, None)
 
     def refresh(self) -> None:
-        store, hw = self.store, self.hw
-        self._jobs.start(lambda: gather(store, hw), self._on_entries, self._on_failed)
+        self.source.refresh()
+
+    def set_model(self, loaded: str | None, loading: str | None) -> None:
+        """The headline for the model state: ``loaded`` (a name) answers now; ``loading`` is being loaded."""
+        self._model = (loaded, loading)
+        if loading:
+            self.headline.setText(f"Loading {loading}…")
+            self.blurb.setText("You can type your first message meanwhile; it is answered once the model is "
+                               "ready. The status bar shows the progress.")
+        elif loaded:
+            self.headline.setText(f"{loaded} is ready to chat")
+            self.blurb.setText("It runs on this computer, offline. Download a bigger model below when you want "
+                               "better answers.")
+        else:
+            self.headline.setText("Choose a model to chat with")
+            self.blurb.setText("No model is loaded. Pick one with the model picker above, download one below, or "
+                               "import a GGUF from disk.")
+
+    def _show_jobs(self) -> None:
+        if self.downloads is None:
+            return
+        for c in self.cards:
+            c.set_job(self.downloads.latest(profile_id=c.entry.profile_id))
 
     def _on_entries(self, entries: list[PickerEntry]) -> None:
-        demo = next((e for e in entries if e.bundled and e.installed), None)
-        if demo:
-            self.headline.setText(f"{demo.name} is ready to chat")
         for c in self.cards:
             self.cards_box.removeWidget(c)  # not setParent(None): that makes it a window and takes activation
             c.deleteLater()
@@ -176,10 +233,13 @@ class WelcomeView(QWidget):
             card = SuggestionCard(e, self)  # parented at once: a parentless card would be a window for a moment
             card.download_btn.clicked.connect(
                 lambda _c=False, pid=e.profile_id, q=e.quant: self.download_requested.emit(pid, q or ""))
+            card.quants_btn.clicked.connect(
+                lambda _c=False, pid=e.profile_id, q=e.quant: self.repo_requested.emit(pid, q or ""))
             self.cards_box.addWidget(card)
             self.cards.append(card)
         self.sug_note.setText("Sizes and fit are for this machine. Small models first." if self.cards
                               else "Every suggested model is installed.")
+        self._show_jobs()
         self.refreshed.emit()
 
     def _on_failed(self, exc: BaseException) -> None:

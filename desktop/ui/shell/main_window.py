@@ -105,13 +105,18 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.errors = ErrorPresenter(self, lambda t: self.statusBar().showMessage(t, 15000), self.banner)
 
         actions.build_menus(self)
-        self.models = ModelMenu(self)
+        self.models = ModelMenu(self, self.menuBar().addMenu("&Model"), self.adapter, self.store, self.errors,
+                                self.banner, self.status.showMessage)
+        self.models.reload_requested.connect(self.reload_model)
+        self.models.settings_saved.connect(self.on_settings_saved)
         self.profile_model = self.models.profile_model
         self.import_action, self.downloads_action = self.models.import_action, self.models.downloads_action
         actions.build_help_menu(self)
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
         # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
-        self.views = ModelViews(self)
+        self.views = ModelViews(self.models, self.chat_page, self.adapter, add_page=self.add_page,
+                                show_page=self.show_page, focus_input=self.focus_input, notify=self.status.showMessage)
+        self.views.names_changed.connect(self.status.set_model)
         self.picker, self.welcome = self.views.picker, self.views.welcome
 
         self._connect()
@@ -268,8 +273,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.status.load_ended()
         self.loaded = self.session.loaded = ev
         p = self.adapter.loaded_profile
-        name = p.name if p else Path(ev.model_path).name
-        self.status.model_loaded(name, ev)
+        name, quant = self.views.describe_loaded(ev)  # the model's one name, and its quant label
+        self.status.model_loaded(name, ev, quant)
         self.chat_page.model_label.setText(name)
         if ev.gpu_reason:
             self.statusBar().showMessage(ev.gpu_reason, 10000)
