@@ -179,3 +179,24 @@ def test_undo_repair(qtbot, downloaded) -> None:
         qtbot.mouseClick(v.revert_btn, Qt.MouseButton.LeftButton)
     v.select(v.downloaded.model_id)
     assert not v.selected().can_revert
+
+
+def test_a_narrow_page_puts_the_details_under_the_list_instead_of_scrolling_sideways(qtbot, library) -> None:
+    """Fault 4: at QT_SCALE_FACTOR=2 the Models page was wider than the window (a horizontal scroll bar)."""
+    from PySide6.QtWidgets import QBoxLayout
+
+    v = library
+    v.select(v.imported.id)
+    v.resize(1000, 600)
+    qtbot.waitUntil(lambda: v.body.direction() == QBoxLayout.Direction.LeftToRight, timeout=2000)
+    v.resize(560, 700)  # a 1120-pixel-wide page at 2x
+    qtbot.waitUntil(lambda: v.body.direction() == QBoxLayout.Direction.TopToBottom, timeout=2000)
+    assert v.minimumSizeHint().width() <= 560
+    qtbot.wait(50)  # the layout takes its new minimum
+    v.resize(560, 700)  # what the page's scroll area does once the minimum shrank
+    qtbot.wait(50)
+    assert v.width() == 560, v.width()
+    assert v.details.geometry().top() > v.list.geometry().bottom(), (v.list.geometry(), v.details.geometry())
+    assert v.details.geometry().right() <= v.width()
+    # The file's long path wraps or is cut inside the panel; it never widens the page.
+    assert v.fields["File"].geometry().right() <= v.details.width()

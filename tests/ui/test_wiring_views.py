@@ -159,6 +159,33 @@ def test_welcome_view_on_an_empty_chat_and_start_chatting_focuses_the_input(qtbo
         ctrl.manager.cancel(j.id)
 
 
+def test_welcome_says_ready_only_for_the_loaded_model_with_one_progress_bar(qtbot, make_window, tiny_profiles
+                                                                            ) -> None:
+    """Fault 6: the card said the demo "is ready" while another model was loaded, or while the demo was still
+    loading, and a load showed two progress bars with two Cancel buttons."""
+    from PySide6.QtWidgets import QProgressBar, QPushButton
+
+    w = make_window("tiny-llama3")
+    w.new_chat()
+    qtbot.waitUntil(lambda: w.welcome.headline.text() == "Tiny Llama 3 is ready to chat", timeout=15000)
+    demo = w.store.default()
+    bars: list[int] = []
+    cancels: list[int] = []
+    headlines: list[str] = []
+
+    def during_load(_p) -> None:
+        headlines.append(w.welcome.headline.text())
+        bars.append(len([b for b in w.findChildren(QProgressBar) if b.isVisibleTo(w)]))
+        cancels.append(len([b for b in w.findChildren(QPushButton) if b.isVisibleTo(w) and b.text() == "Cancel"]))
+
+    w.adapter.load_started.connect(during_load, Qt.ConnectionType.QueuedConnection)  # after every view updated
+    with qtbot.waitSignal(w.adapter.model_loaded, timeout=60000):
+        w.load_profile(demo)
+    assert headlines == [f"Loading {demo.name}…"] and bars == [1] and cancels == [1]  # the status bar's only
+    qtbot.waitUntil(lambda: w.welcome.headline.text() == f"{demo.name} is ready to chat", timeout=5000)
+    assert "is ready" not in w.welcome.blurb.text()
+
+
 def test_unknown_prompt_format_asks_and_retries_with_the_choice(qtbot, make_window, monkeypatch, llama3_ok
                                                                 ) -> None:
     from desktop.ui.shell import model_menu

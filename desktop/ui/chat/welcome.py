@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -46,6 +45,29 @@ def suggestions(entries: list[PickerEntry]) -> list[PickerEntry]:
     return sorted((e for e in todo if e.starter), key=size) + sorted((e for e in todo if not e.starter), key=size)
 
 
+class ElidedLabel(QLabel):
+    """One line, cut with … at the card's edge (the whole text in the tooltip). A wrapped label in a scroll
+    area gets the height of one line, not of its wrapped text, and was drawn over the next line."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, _e: Any) -> None:  # noqa: N802
+        from PySide6.QtGui import QPainter
+
+        p = QPainter(self)
+        p.setPen(self.palette().color(self.foregroundRole()))
+        r = self.contentsRect()
+        p.drawText(r, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                   self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, r.width()))
+
+
 class SuggestionCard(QFrame):
     """One suggested download: name, repo, quant and size, a fit badge, and Download."""
 
@@ -53,18 +75,15 @@ class SuggestionCard(QFrame):
         super().__init__(parent)
         self.entry = e
         self.setObjectName("panel")
-        name = QLabel(e.name)
+        name = ElidedLabel(e.name)
         f = name.font()
         f.setBold(True)
         name.setFont(f)
         size = ("~" if e.size_estimated else "") + human_size(e.size) if e.size else "size unknown"
-        sub = QLabel(f"{e.quant or '?'}  ·  {size}  ·  {e.repo}")
+        sub = ElidedLabel(f"{e.quant or '?'}  ·  {size}  ·  {e.repo}")
         sub.setObjectName("muted")
-        self.state = QLabel()  # the download's state, once there is one
-        self.state.setObjectName("muted")
+        self.state = ElidedLabel()  # the download's state, once there is one (the whole reason in its tooltip)
         self.state.hide()
-        for label in (name, sub, self.state):  # wrap in a narrow chat column instead of pushing Download out of view
-            label.setWordWrap(True)
         text, tone = fit_badge(e.fit)
         self.badge = QLabel(text)
         self.badge.setStyleSheet(badge_css(tone, is_dark(self)))
@@ -82,26 +101,31 @@ class SuggestionCard(QFrame):
         self.quants_btn.setObjectName("link")
         self.quants_btn.setFlat(True)
         self.quants_btn.setCursor(Qt.CursorShape.PointingHandCursor)
-        col = QVBoxLayout()
-        col.setSpacing(2)
-        col.addWidget(name)
-        col.addWidget(sub)
-        col.addWidget(self.state)
-        col.addWidget(self.quants_btn, 0, Qt.AlignmentFlag.AlignLeft)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(14, 10, 14, 10)
-        lay.addLayout(col, 1)
+        # Name and pills on top, the wrapping details under them across the whole card, the actions last:
+        # in a narrow chat column (2x scaling) the text keeps its width and nothing is cut.
+        top = QHBoxLayout()
+        top.addWidget(name, 1)
         for pill in (self.starter, self.badge):
             pill.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-            lay.addWidget(pill, 0, Qt.AlignmentFlag.AlignVCenter)
-        lay.addSpacing(6)
-        lay.addWidget(self.download_btn)
+            top.addWidget(pill, 0, Qt.AlignmentFlag.AlignVCenter)
+        actions = QHBoxLayout()
+        actions.addWidget(self.quants_btn)
+        actions.addStretch(1)
+        actions.addWidget(self.download_btn)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(14, 10, 14, 10)
+        lay.setSpacing(4)
+        lay.addLayout(top)
+        lay.addWidget(sub)
+        lay.addWidget(self.state)
+        lay.addLayout(actions)
 
     def set_job(self, job: Job | None) -> None:
         """Show the queue's state of this card's download: running, failed (with the reason, and Retry)."""
         if job is None or job.state in {"cancelled", "done"}:
             self.state.hide()
             self.download_btn.setText("Download")
+            self.download_btn.setIcon(icon("mdi6.download"))
             self.download_btn.setEnabled(True)
             return
         self.state.setText(job_state_text(job))
@@ -109,6 +133,7 @@ class SuggestionCard(QFrame):
         active = job.state in ACTIVE_STATES
         self.download_btn.setText("Retry" if job.state == "failed" else "Resume" if job.state == "paused"
                                   else "Downloading…")
+        self.download_btn.setIcon(icon("mdi6.refresh" if job.state == "failed" else "mdi6.download"))
         self.download_btn.setEnabled(not active)
 
 
@@ -169,16 +194,13 @@ class WelcomeView(QWidget):
         self.sug_note.setObjectName("muted")
         self.cards_box = QVBoxLayout()
         self.cards_box.setSpacing(8)
+        # No scroll area of its own: the page around the welcome view scrolls (one scroll bar, and the cards
+        # are never squeezed into a strip at 2x).
         holder = QWidget()
         hv = QVBoxLayout(holder)
         hv.setContentsMargins(0, 0, 0, 0)
         hv.addLayout(self.cards_box)
         hv.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(holder)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(28, 24, 28, 18)
@@ -187,7 +209,7 @@ class WelcomeView(QWidget):
         lay.addSpacing(6)
         lay.addWidget(sug)
         lay.addWidget(self.sug_note)
-        lay.addWidget(scroll, 1)
+        lay.addWidget(holder, 1)
 
         self.start_btn.clicked.connect(self.start_chat)
         self.import_btn.clicked.connect(self.import_requested)

@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QBoxLayout,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -126,12 +127,18 @@ class LibraryView(QWidget):
         dl.addWidget(self.message)
         dl.addLayout(actions)
 
-        body = QHBoxLayout()
+        # Side by side when there is room, the details under the list when not (a small window, 2x scaling):
+        # the page never needs a horizontal scroll bar. Cards elide, details wrap.
+        self.body = body = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         body.setSpacing(16)
         grid.setColumnStretch(1, 1)
         self.list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.details.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.details.setMinimumWidth(400)
+        self.list.setMinimumWidth(240)
+        self.details.setMinimumWidth(260)
+        for v in self.fields.values():
+            v.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            v.setMinimumWidth(120)
         body.addWidget(self.list, 5)
         body.addWidget(self.details, 4)
         lay = QVBoxLayout(self)
@@ -152,6 +159,16 @@ class LibraryView(QWidget):
         if self.source.scanned:
             self._on_items(self.source.items)
         self._show_details()
+
+    NARROW = 720  # below this width the details go under the list
+
+    def resizeEvent(self, e: Any) -> None:  # noqa: N802
+        super().resizeEvent(e)
+        want = (QBoxLayout.Direction.TopToBottom if self.width() < self.NARROW
+                else QBoxLayout.Direction.LeftToRight)
+        if self.body.direction() != want:
+            self.body.setDirection(want)
+            self.list.setMinimumHeight(160 if want == QBoxLayout.Direction.TopToBottom else 0)
 
     # -- data -------------------------------------------------------------------------------------
     def refresh(self) -> None:

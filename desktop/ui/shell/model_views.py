@@ -143,6 +143,7 @@ class ModelViews(QObject):
         # the one scan; the loaded model's name and quant are told to the window once it is in.
         self.installed.changed.connect(self._announce_names)
         self.installed.changed.connect(self.downloads_panel.sync)
+        self.downloads.event_received.connect(self._on_download_event)
 
     def _hub_focus(self) -> QWidget:
         return self.hub.box if self.hub_page.currentWidget() is self.hub else self.repo.list
@@ -184,6 +185,17 @@ class ModelViews(QObject):
         name = self._job_name(job)
         self.notify(f"Downloading {name}… (Model ▸ Downloads… shows progress)", 8000)
         return job
+
+    def _on_download_event(self, ev: Any) -> None:
+        """A failed download says so on the status line (replacing "Downloading…"), with where to retry."""
+        if ev.state != "failed":
+            return
+        try:
+            job = self.downloads.manager.job(ev.job_id)
+        except KeyError:
+            return
+        reason = (ev.error or {}).get("message") or ev.message or "unknown error"
+        self.notify(f"Download of {self._job_name(job)} failed: {reason} (Model ▸ Downloads… to retry)", 15000)
 
     def refresh(self) -> None:
         self.installed.refresh()
