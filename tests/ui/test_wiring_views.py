@@ -186,6 +186,52 @@ def test_welcome_says_ready_only_for_the_loaded_model_with_one_progress_bar(qtbo
     assert "is ready" not in w.welcome.blurb.text()
 
 
+def test_one_scan_feeds_every_view_and_a_rename_reaches_the_status_bar(qtbot, make_window, tiny_profiles,
+                                                                       monkeypatch) -> None:
+    import threading
+
+    from desktop.ui.library import scan
+
+    scans: list[bool] = []
+    real = scan.scan
+
+    def counted(*a, **kw):
+        scans.append(threading.current_thread() is threading.main_thread())
+        return real(*a, **kw)
+
+    monkeypatch.setattr(scan, "scan", counted)
+    w = make_window("tiny-llama3")
+    v = w.views
+    qtbot.waitUntil(lambda: v.installed.scanned and bool(v.library.model.items) and bool(v.picker.model.entries)
+                    and w.profile_model.installed("tiny-llama3") is True, timeout=15000)
+    w.new_chat()
+    qtbot.waitUntil(lambda: bool(w.welcome.cards), timeout=5000)
+    # The picker, the Models page, the Model menu's flags and the welcome page: one scan, on a worker.
+    assert scans == [False]
+    assert w.status_model.text() == "Tiny Llama 3 · F16" and "Tiny Llama 3" in w.welcome.headline.text()
+    item = next(i for i in v.library.model.items if i.profile_id == "tiny-llama3")
+    v.library.select(item.id)
+    v.library.rename_selected("Renamed Llama")
+    qtbot.waitUntil(lambda: w.status_model.text() == "Renamed Llama · F16", timeout=15000)
+    assert v.picker.button.text().startswith("Renamed Llama") and "Renamed Llama" in w.welcome.headline.text()
+    assert len(scans) == 2 and not any(scans)  # the rename asked for one more
+
+
+def test_a_missing_model_and_the_welcome_page_open_the_repo_page(qtbot, make_window) -> None:
+    w = make_window()
+    with qtbot.waitSignal(w.views.repo.listing_finished, timeout=30000):
+        w.load_profile(w.store.get("smaug-mixtral-v0.1"))  # not downloaded: ModelNotFoundError on load
+    assert w.pages.currentWidget() is w.views.hub_scroll and w.views.repo.spec == "smaug-mixtral-v0.1"
+    assert w.adapter.loaded_profile.id == w.store.default().id  # the loaded model stays
+    w.show_page("chats")
+    w.new_chat()
+    qtbot.waitUntil(lambda: bool(w.welcome.cards), timeout=15000)
+    card = w.welcome.cards[1]
+    with qtbot.waitSignal(w.views.repo.listing_finished, timeout=30000):
+        qtbot.mouseClick(card.quants_btn, Qt.MouseButton.LeftButton)
+    assert w.pages.currentWidget() is w.views.hub_scroll and w.views.repo.spec == card.entry.profile_id
+
+
 def test_unknown_prompt_format_asks_and_retries_with_the_choice(qtbot, make_window, monkeypatch, llama3_ok
                                                                 ) -> None:
     from desktop.ui.shell import model_menu

@@ -50,10 +50,6 @@ class Page(QScrollArea):
             w.setFocus(Qt.FocusReason.OtherFocusReason)
 
 
-def scrolled(widget: QWidget) -> QScrollArea:
-    return Page(widget)
-
-
 class ModelViews(QObject):
     names_changed = Signal(str, str)  # the loaded model's one name and quant label, when a scan or rename changes them
 
@@ -112,8 +108,7 @@ class ModelViews(QObject):
         # The picker's button names the model; in a narrow window it is cut rather than widening the window.
         self.picker.button.setMinimumWidth(160)
 
-        self._connect(focus_input)
-        self.installed.refresh()
+        self._connect(focus_input)  # the Model menu's profile list started the first scan
 
     def _connect(self, focus_input: Callable[[], None]) -> None:
         m, a = self.menu, self.adapter
