@@ -126,6 +126,7 @@ def test_repo_page_download_is_a_job_and_the_views_refresh(qtbot, make_window, h
     w.models.menu.aboutToShow.emit()
     assert w.profile_actions[pid].text() == "My Tiny Llama"  # the Model menu too
     assert v.downloads_panel.job_row(job.id)["name"] == "My Tiny Llama Q8_0"
+    assert v.repo.title.text() == f"My Tiny Llama  ·  {REPO}"  # the repo page names it the same way
     # Back returns to the search results.
     qtbot.mouseClick(v.repo.back_btn, Qt.MouseButton.LeftButton)
     assert v.hub_page.currentWidget() is v.hub

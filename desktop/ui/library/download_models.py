@@ -100,7 +100,8 @@ class JobsModel(_Table):
 
     def _from_job(self, j: downloads.Job) -> dict[str, Any]:
         fixes = (j.result or {}).get("fixes") or []
-        message = (j.error or {}).get("message") if j.state == "failed" else None
+        message = ((j.error or {}).get("message") if j.state == "failed"
+                   else "verified (sha256 matches the Hub)" if j.state == "done" else None)
         return {"id": j.id, "name": self.name_of(j), "state": j.state, "state_text": job_state_text(j),
                 "done": j.done, "total": j.total, "speed": 0.0, "eta": None,
                 "message": "; ".join(fixes) if fixes else (message or j.message or ""), "fixes": fixes,

@@ -75,6 +75,7 @@ class RepoPage(QWidget):
         self.back_btn.setIcon(icon("mdi6.arrow-left"))
         self.title = QLabel("")
         self.title.setObjectName("title")
+        self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         head = QHBoxLayout()
         head.addWidget(self.back_btn)
@@ -154,7 +155,22 @@ class RepoPage(QWidget):
         return {(i.quant or "").upper() for i in self.source.items
                 if (i.source_repo or "").lower() == repo and i.status != "missing"}
 
+    def model_name(self) -> str | None:
+        """The one name of this repo's model: its installed file's (which follows a rename), else its profile's."""
+        repo = (self._repo() or "").lower()
+        if self.source is None or not repo:
+            return None
+        item = next((i for i in self.source.items if (i.source_repo or "").lower() == repo), None)
+        if item is not None:
+            return item.name
+        pid = self.listing.profile_id if self.listing else None
+        return self.source.name_of(pid) or None
+
     def _show_states(self) -> None:
+        name = self.model_name()
+        repo = self._repo()
+        if repo:
+            self.title.setText(f"{name}  ·  {repo}" if name and name != repo else repo)
         states: dict[str, tuple[str, str]] = {}
         installed = self.installed_quants()
         for e in self.quants.entries:
