@@ -32,6 +32,21 @@ class Library:
         return next((i for i in self.items if real and os.path.realpath(i.path) == real), None)
 
 
+def profile_installed(profile: Any) -> bool:
+    """Whether one profile's model is there to load (a server-backed profile always is). A file lookup, never a
+    hash; for the one check at start-up, before the first scan is in."""
+    from desktop.engine.errors import AppError
+    from desktop.engine.library import registry
+
+    if registry.is_remote(profile):
+        return True
+    try:
+        registry.resolve_model(profile)
+        return True
+    except AppError:
+        return False
+
+
 def scan(store: Any = None, hw: Any = None) -> Library:
     """Worker thread: the registry and HF cache read once, every installed file's header type, every profile."""
     from desktop.engine.library import registry
