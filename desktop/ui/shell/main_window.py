@@ -236,7 +236,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.adapter.cancel_load()
 
     def open_downloads(self, profile_id: str | None, quant: str | None) -> Any:
-        return self.models.open_downloads(profile_id, quant)
+        return self.models.open_repo_page(profile_id, quant)  # the repo page (the one quant picker)
 
     def resume_downloads(self) -> int:
         return self.models.resume_downloads()

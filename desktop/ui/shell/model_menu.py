@@ -111,7 +111,7 @@ class ModelMenu(QObject):
         """Load it, or open its repo page (to download it) when its model is not downloaded."""
         profile = self.store.get(profile_id)
         if self.profile_model.installed(profile_id) is False and not models.is_remote(profile):
-            self.open_downloads(profile.id, profile.source.recommended_quant)
+            self.open_repo_page(profile.id, profile.source.recommended_quant)
             self.check_current()  # keep the check mark on what is actually loaded
             return
         self.load_profile(profile)
@@ -124,7 +124,7 @@ class ModelMenu(QObject):
         try:
             a.load_requested(profile, n_ctx=n_ctx, overrides=overrides)
         except ModelNotFoundError:
-            self.open_downloads(profile.id, profile.source.recommended_quant)
+            self.open_repo_page(profile.id, profile.source.recommended_quant)
             self.check_current()
             return
         except AppError as exc:
@@ -139,7 +139,7 @@ class ModelMenu(QObject):
 
     # ---------------------------------------------------------------- downloads
 
-    def open_downloads(self, profile_id: str | None, quant: str | None) -> None:
+    def open_repo_page(self, profile_id: str | None, quant: str | None) -> None:
         """The repo page of ``profile_id`` with ``quant`` selected (the one quant picker); without a profile,
         the Downloads page."""
         if profile_id:
