@@ -167,7 +167,8 @@ class HubView(QWidget):
         if rows:
             self.stack.setCurrentIndex(0)
             self.list.setCurrentIndex(self.results.index(0))
-            self.status.setText(f"{len(rows)} GGUF repositories" + (f" matching “{query}”" if query else "")
+            self.status.setText(f"{len(rows)} GGUF {'repository' if len(rows) == 1 else 'repositories'}"
+                                + (f" matching “{query}”" if query else "")
                                 + " · most downloaded first")
         else:
             self.status.setText("")
