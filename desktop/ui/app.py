@@ -16,12 +16,12 @@ EXIT_AFTER_ENV = "DESKTOP_CHAT_EXIT_AFTER_S"
 
 def start_profile(win) -> Profile:
     """The profile used last, if it is still there and installed; else the bundled demo (works offline)."""
-    from desktop.ui.library.profile_list import ProfileListModel
+    from desktop.ui.library.scan import profile_installed
 
     pid = QSettings().value("last_profile", "", type=str)
     if pid and pid in win.store.ids():
         p = win.store.get(pid)
-        if ProfileListModel._installed(p):
+        if profile_installed(p):
             return p
     return win.store.default()
 

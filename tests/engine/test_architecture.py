@@ -146,10 +146,6 @@ def _desktop_cycles() -> list[list[str]]:
     return _cycles(_import_graph(ENGINE_DIR.parent.parent, "desktop"))
 
 
-def _is_ui(module: str) -> bool:
-    return module == "desktop.ui" or module.startswith("desktop.ui.")
-
-
 def test_the_cycle_finder_counts_imports_in_functions_and_type_checking_blocks(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
@@ -162,13 +158,7 @@ def test_the_cycle_finder_counts_imports_in_functions_and_type_checking_blocks(t
     assert _cycles(_import_graph(tmp_path, "pkg")) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
 
 
-def test_no_import_cycle_in_desktop_outside_the_ui() -> None:
-    """One-way dependencies: every cycle that touches a module outside desktop.ui is a failure."""
-    outside = [c for c in _desktop_cycles() if not all(_is_ui(m) for m in c)]
-    assert outside == []
-
-
-@pytest.mark.xfail(strict=True, reason="desktop.ui still has two import cycles: chat_view<->message_widget and "
-                   "actions/main_window/model_menu/window_models (issue 20); remove this mark once they are gone")
-def test_no_import_cycle_in_desktop_ui() -> None:
-    assert [c for c in _desktop_cycles() if all(_is_ui(m) for m in c)] == []
+def test_no_import_cycle_in_desktop() -> None:
+    """One-way dependencies everywhere, the GUI included: a lower module is handed what it needs (a callable, a
+    Protocol) rather than importing back up."""
+    assert _desktop_cycles() == []

@@ -89,7 +89,7 @@ def window(make_window, short_demo) -> Iterator:
 @pytest.fixture(autouse=True)
 def _fresh_downloads_controller():
     """The app-wide download controller is per process; each test gets its own (over its own dirs)."""
-    from desktop.ui.library.download_window import DownloadsController
+    from desktop.ui.library.downloads_page import DownloadsController
 
     DownloadsController._instance = None
     yield

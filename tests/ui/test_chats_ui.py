@@ -1,7 +1,7 @@
 """Chat list actions, shortcuts, the empty state, and messages dimmed when they leave the context."""
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 
 from desktop.engine.chats.store import ChatStore
@@ -75,25 +75,9 @@ def test_open_rename_delete_and_search(qtbot) -> None:
 
 
 def test_download_finishing_refreshes_the_menu_and_offers_the_model(qtbot, monkeypatch, tiny_profiles) -> None:
-    import sys
-    import types
-
-    class Ctl(QObject):
-        model_installed = Signal(str)
-
-    class DW:
-        def __init__(self, parent=None) -> None:
-            self.controller = Ctl()
-
-        def show_for(self, *_a) -> None:
-            pass
-
-    fake = types.ModuleType("desktop.ui.library.download_window")
-    fake.DownloadWindow = DW
-    monkeypatch.setitem(sys.modules, "desktop.ui.library.download_window", fake)
     w = _window(qtbot)
-    dl = w.open_downloads(None, None)
-    dl.controller.model_installed.emit(TINY_LLAMA3)
+    w.models.downloads.model_installed.emit(TINY_LLAMA3)  # what the one download manager says when a job is done
+    qtbot.waitUntil(lambda: "is downloaded" in w.banner.label.text(), timeout=15000)  # after the scan names it
     assert w.banner.isVisibleTo(w) and "Tiny Llama 3 is downloaded" in w.banner.label.text()
     assert w.banner.action_btn.text() == "Load it"
     w.close()

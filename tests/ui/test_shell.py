@@ -222,7 +222,7 @@ def test_opening_the_model_menu_touches_no_disk_on_the_gui_thread(qtbot, monkeyp
 
     monkeypatch.setattr(models, "resolve_model", spy)
     w = _window(qtbot)
-    qtbot.waitUntil(lambda: bool(calls) and w.profile_model._job is None, timeout=10000)  # the start-up scan
+    qtbot.waitUntil(lambda: bool(calls) and w.models.installed.scanned, timeout=10000)  # the start-up scan
     assert calls and not any(calls)  # it ran on a worker
     calls.clear()
     for _ in range(3):

@@ -83,7 +83,7 @@ def test_lists_origin_provenance_and_fixes_and_removes_a_download(qtbot, downloa
     assert f["Origin"].text() == "Downloaded" and f["Source"].text() == REPO
     sha = v.downloaded.sha256
     assert f["SHA-256"].toolTip() == sha and f["SHA-256"].text() == f"{sha[:16]}…{sha[-16:]}"
-    assert f["Quant"].text() == "Q8_0"
+    assert f["Quant"].text() == "F16 (repo: Q8_0)"  # the file's own type first, the repo's name beside it
     assert "128009" in f["Repairs"].text()  # the broken Llama-3 GGUF was fixed on arrival
     badges = v.model.index(v.model.row_of(v.downloaded.model_id)).data(BadgesRole)
     assert ("Downloaded", "ok") in badges and any(t in {"Repaired", "Fixed at load"} for t, _ in badges)
@@ -132,8 +132,32 @@ def test_cancel_in_the_confirmation_removes_nothing(qtbot, library) -> None:
     assert v.imported.id in registry.read_registry()
 
 
-@pytest.mark.skipif(not hasattr(registry, "rename_model"), reason="registry.rename_model arrives with the "
-                    "library branch; the lead runs this after the merge")
+def test_remove_asks_with_cancel_as_the_default_and_focus_then_stays_on_the_list(qtbot, library, llama3_ok,
+                                                                               tmp_path: Path) -> None:
+    v = library
+    other = tmp_path / "other" / "other.gguf"
+    other.parent.mkdir()
+    shutil.copyfile(llama3_ok.path, other)
+    second = registry.import_model(other)
+    with qtbot.waitSignal(v.refreshed, timeout=15000):
+        v.refresh()
+    v.activateWindow()
+    v.select(v.imported.id)
+    v.remove_btn.setFocus()
+    qtbot.keyClick(v.remove_btn, Qt.Key.Key_Space)
+    box = v.confirm_box
+    assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+    qtbot.keyClick(box, Qt.Key.Key_Return)  # Enter answers the default: nothing is removed
+    qtbot.waitUntil(lambda: not box.isVisible(), timeout=2000)
+    assert v.imported.id in registry.read_registry()
+    v.select(v.imported.id)
+    qtbot.keyClick(v.remove_btn, Qt.Key.Key_Space)
+    confirm(qtbot, v)
+    # The next model is selected now; focus is on the list, not on that model's Remove button.
+    assert v.selected() is not None and v.selected().id in {second.id, "smollm2-135m-instruct"}
+    qtbot.waitUntil(lambda: v.focusWidget() is v.list, timeout=2000)
+
+
 def test_rename_through_the_dialog(qtbot, library) -> None:
     v = library
     v.select(v.imported.id)
@@ -147,8 +171,6 @@ def test_rename_through_the_dialog(qtbot, library) -> None:
     assert v.name.text() == "My favourite model"
 
 
-@pytest.mark.skipif(not hasattr(registry, "revert_repair"), reason="registry.revert_repair arrives with the "
-                    "library branch; the lead runs this after the merge")
 def test_undo_repair(qtbot, downloaded) -> None:
     v = downloaded
     v.select(v.downloaded.model_id)
@@ -157,3 +179,24 @@ def test_undo_repair(qtbot, downloaded) -> None:
         qtbot.mouseClick(v.revert_btn, Qt.MouseButton.LeftButton)
     v.select(v.downloaded.model_id)
     assert not v.selected().can_revert
+
+
+def test_a_narrow_page_puts_the_details_under_the_list_instead_of_scrolling_sideways(qtbot, library) -> None:
+    """Fault 4: at QT_SCALE_FACTOR=2 the Models page was wider than the window (a horizontal scroll bar)."""
+    from PySide6.QtWidgets import QBoxLayout
+
+    v = library
+    v.select(v.imported.id)
+    v.resize(1000, 600)
+    qtbot.waitUntil(lambda: v.body.direction() == QBoxLayout.Direction.LeftToRight, timeout=2000)
+    v.resize(560, 700)  # a 1120-pixel-wide page at 2x
+    qtbot.waitUntil(lambda: v.body.direction() == QBoxLayout.Direction.TopToBottom, timeout=2000)
+    assert v.minimumSizeHint().width() <= 560
+    qtbot.wait(50)  # the layout takes its new minimum
+    v.resize(560, 700)  # what the page's scroll area does once the minimum shrank
+    qtbot.wait(50)
+    assert v.width() == 560, v.width()
+    assert v.details.geometry().top() > v.list.geometry().bottom(), (v.list.geometry(), v.details.geometry())
+    assert v.details.geometry().right() <= v.width()
+    # The file's long path wraps or is cut inside the panel; it never widens the page.
+    assert v.fields["File"].geometry().right() <= v.details.width()

@@ -367,7 +367,7 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
     model_id = models.register_model(
         pid, model_path, quant=entry.quant, repo=repo, revision=commit, files=entry.files, size=entry.size,
         sha256=final_sha, source_sha256=source_sha, fixes=recorded, origin=origin, repaired_in_place=in_place,
-        name=earlier.get("name") or report.name or model_path.stem,
+        name=earlier.get("name") or (profile.name if profile else None) or report.name or model_path.stem,
         mmproj=str(mmproj) if mmproj else None, vision=mmproj is not None)
     result = DownloadResult(str(model_path), final_sha, source_sha, fixes if repairs_in_place else recorded,
                             pid, model_id, repo, entry.quant, entry.files, entry.size, fetched, reused, origin,

@@ -1,9 +1,12 @@
-"""The first screen: the bundled demo is ready to chat, and what to download next.
+"""The first screen: which model answers, and what to download next.
 
-Suggestions are the not-yet-installed profiles, small starter models first (``starter: true``), smallest
-first, then the larger seed models; each card has its
-size and a fit badge for this machine and a Download button (``download_requested(profile_id, quant)``).
-Import from disk is one click away (``import_requested``). The profile/fit data is gathered on a worker.
+The headline says a model "is ready" only when it is the loaded one and no load runs (:meth:`set_model`);
+a load's progress and Cancel are the status bar's, not repeated here. Suggestions are the not-yet-installed
+profiles, small starter models first (``starter: true``), smallest first, then the larger seed models; each
+card has its size and a fit badge for this machine and a Download button
+(``download_requested(profile_id, quant)``), and, once queued, the download's own state from the queue
+(Downloading 40 %, or Failed with the reason and Retry). Import from disk is one click away
+(``import_requested``). The data is the app's one scan (``installed.InstalledModels``).
 """
 from __future__ import annotations
 
@@ -15,13 +18,15 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
-from desktop.ui.library.picker_model import PickerEntry, gather
+from desktop.engine.hub.queue import ACTIVE_STATES, Job
+from desktop.ui.library.download_models import job_state_text
+from desktop.ui.library.installed import InstalledModels
+from desktop.ui.library.picker_model import PickerEntry
 from desktop.ui.widgets.cards import (
     apply_style,
     badge_css,
@@ -30,7 +35,6 @@ from desktop.ui.widgets.cards import (
     icon,
     is_dark,
 )
-from desktop.ui.workers import JobKeeper
 
 
 def suggestions(entries: list[PickerEntry]) -> list[PickerEntry]:
@@ -41,6 +45,29 @@ def suggestions(entries: list[PickerEntry]) -> list[PickerEntry]:
     return sorted((e for e in todo if e.starter), key=size) + sorted((e for e in todo if not e.starter), key=size)
 
 
+class ElidedLabel(QLabel):
+    """One line, cut with … at the card's edge (the whole text in the tooltip). A wrapped label in a scroll
+    area gets the height of one line, not of its wrapped text, and was drawn over the next line."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, _e: Any) -> None:  # noqa: N802
+        from PySide6.QtGui import QPainter
+
+        p = QPainter(self)
+        p.setPen(self.palette().color(self.foregroundRole()))
+        r = self.contentsRect()
+        p.drawText(r, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                   self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, r.width()))
+
+
 class SuggestionCard(QFrame):
     """One suggested download: name, repo, quant and size, a fit badge, and Download."""
 
@@ -48,15 +75,15 @@ class SuggestionCard(QFrame):
         super().__init__(parent)
         self.entry = e
         self.setObjectName("panel")
-        name = QLabel(e.name)
+        name = ElidedLabel(e.name)
         f = name.font()
         f.setBold(True)
         name.setFont(f)
         size = ("~" if e.size_estimated else "") + human_size(e.size) if e.size else "size unknown"
-        sub = QLabel(f"{e.quant or '?'}  ·  {size}  ·  {e.repo}")
+        sub = ElidedLabel(f"{e.quant or '?'}  ·  {size}  ·  {e.repo}")
         sub.setObjectName("muted")
-        for label in (name, sub):  # wrap in a narrow chat column instead of pushing Download out of view
-            label.setWordWrap(True)
+        self.state = ElidedLabel()  # the download's state, once there is one (the whole reason in its tooltip)
+        self.state.hide()
         text, tone = fit_badge(e.fit)
         self.badge = QLabel(text)
         self.badge.setStyleSheet(badge_css(tone, is_dark(self)))
@@ -69,32 +96,62 @@ class SuggestionCard(QFrame):
         self.download_btn = QPushButton("Download")
         self.download_btn.setObjectName("secondary")
         self.download_btn.setIcon(icon("mdi6.download"))
-        col = QVBoxLayout()
-        col.setSpacing(2)
-        col.addWidget(name)
-        col.addWidget(sub)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(14, 10, 14, 10)
-        lay.addLayout(col, 1)
+        self.download_btn.setToolTip(f"Download {e.quant or 'the recommended quant'} now")
+        self.quants_btn = QPushButton("Other quants…")  # the repo page: the one place to choose a quant
+        self.quants_btn.setObjectName("link")
+        self.quants_btn.setFlat(True)
+        self.quants_btn.setCursor(Qt.CursorShape.PointingHandCursor)
+        # Name and pills on top, the wrapping details under them across the whole card, the actions last:
+        # in a narrow chat column (2x scaling) the text keeps its width and nothing is cut.
+        top = QHBoxLayout()
+        top.addWidget(name, 1)
         for pill in (self.starter, self.badge):
             pill.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-            lay.addWidget(pill, 0, Qt.AlignmentFlag.AlignVCenter)
-        lay.addSpacing(6)
-        lay.addWidget(self.download_btn)
+            top.addWidget(pill, 0, Qt.AlignmentFlag.AlignVCenter)
+        actions = QHBoxLayout()
+        actions.addWidget(self.quants_btn)
+        actions.addStretch(1)
+        actions.addWidget(self.download_btn)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(14, 10, 14, 10)
+        lay.setSpacing(4)
+        lay.addLayout(top)
+        lay.addWidget(sub)
+        lay.addWidget(self.state)
+        lay.addLayout(actions)
+
+    def set_job(self, job: Job | None) -> None:
+        """Show the queue's state of this card's download: running, failed (with the reason, and Retry)."""
+        if job is None or job.state in {"cancelled", "done"}:
+            self.state.hide()
+            self.download_btn.setText("Download")
+            self.download_btn.setIcon(icon("mdi6.download"))
+            self.download_btn.setEnabled(True)
+            return
+        self.state.setText(job_state_text(job))
+        self.state.setVisible(True)
+        active = job.state in ACTIVE_STATES
+        self.download_btn.setText("Retry" if job.state == "failed" else "Resume" if job.state == "paused"
+                                  else "Downloading…")
+        self.download_btn.setIcon(icon("mdi6.refresh" if job.state == "failed" else "mdi6.download"))
+        self.download_btn.setEnabled(not active)
 
 
 class WelcomeView(QWidget):
     start_chat = Signal()
     import_requested = Signal()
     download_requested = Signal(str, str)  # profile id, quant
+    repo_requested = Signal(str, str)  # profile id, quant: its repo page, to choose another quant
     refreshed = Signal()
 
-    def __init__(self, parent: QWidget | None = None, store: Any = None, hw: Any = None) -> None:
+    def __init__(self, parent: QWidget | None = None, store: Any = None, hw: Any = None,
+                 source: InstalledModels | None = None, downloads: Any = None) -> None:
         super().__init__(parent)
         apply_style(self)
-        self.store, self.hw = store, hw
-        self._jobs = JobKeeper(self)
+        self.source = source or InstalledModels(store, hw, parent=self)
+        self.downloads = downloads  # a DownloadsController: its jobs' states show on the cards
         self.cards: list[SuggestionCard] = []
+        self._model: tuple[str | None, str | None] = (None, None)
 
         hero = QFrame()
         hero.setObjectName("panel")
@@ -137,16 +194,13 @@ class WelcomeView(QWidget):
         self.sug_note.setObjectName("muted")
         self.cards_box = QVBoxLayout()
         self.cards_box.setSpacing(8)
+        # No scroll area of its own: the page around the welcome view scrolls (one scroll bar, and the cards
+        # are never squeezed into a strip at 2x).
         holder = QWidget()
         hv = QVBoxLayout(holder)
         hv.setContentsMargins(0, 0, 0, 0)
         hv.addLayout(self.cards_box)
         hv.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(holder)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(28, 24, 28, 18)
@@ -155,19 +209,44 @@ class WelcomeView(QWidget):
         lay.addSpacing(6)
         lay.addWidget(sug)
         lay.addWidget(self.sug_note)
-        lay.addWidget(scroll, 1)
+        lay.addWidget(holder, 1)
 
         self.start_btn.clicked.connect(self.start_chat)
         self.import_btn.clicked.connect(self.import_requested)
+        self.source.changed.connect(lambda: self._on_entries(self.source.entries))
+        self.source.failed.connect(self._on_failed)
+        if downloads is not None:
+            downloads.event_received.connect(lambda _ev: self._show_jobs())
+        if self.source.scanned:
+            self._on_entries(self.source.entries)
+        self.set_model(None, None)
 
     def refresh(self) -> None:
-        store, hw = self.store, self.hw
-        self._jobs.start(lambda: gather(store, hw), self._on_entries, self._on_failed)
+        self.source.refresh()
+
+    def set_model(self, loaded: str | None, loading: str | None) -> None:
+        """The headline for the model state: ``loaded`` (a name) answers now; ``loading`` is being loaded."""
+        self._model = (loaded, loading)
+        if loading:
+            self.headline.setText(f"Loading {loading}…")
+            self.blurb.setText("You can type your first message meanwhile; it is answered once the model is "
+                               "ready. The status bar shows the progress.")
+        elif loaded:
+            self.headline.setText(f"{loaded} is ready to chat")
+            self.blurb.setText("It runs on this computer, offline. Download a bigger model below when you want "
+                               "better answers.")
+        else:
+            self.headline.setText("Choose a model to chat with")
+            self.blurb.setText("No model is loaded. Pick one with the model picker above, download one below, or "
+                               "import a GGUF from disk.")
+
+    def _show_jobs(self) -> None:
+        if self.downloads is None:
+            return
+        for c in self.cards:
+            c.set_job(self.downloads.latest(profile_id=c.entry.profile_id))
 
     def _on_entries(self, entries: list[PickerEntry]) -> None:
-        demo = next((e for e in entries if e.bundled and e.installed), None)
-        if demo:
-            self.headline.setText(f"{demo.name} is ready to chat")
         for c in self.cards:
             self.cards_box.removeWidget(c)  # not setParent(None): that makes it a window and takes activation
             c.deleteLater()
@@ -176,10 +255,13 @@ class WelcomeView(QWidget):
             card = SuggestionCard(e, self)  # parented at once: a parentless card would be a window for a moment
             card.download_btn.clicked.connect(
                 lambda _c=False, pid=e.profile_id, q=e.quant: self.download_requested.emit(pid, q or ""))
+            card.quants_btn.clicked.connect(
+                lambda _c=False, pid=e.profile_id, q=e.quant: self.repo_requested.emit(pid, q or ""))
             self.cards_box.addWidget(card)
             self.cards.append(card)
         self.sug_note.setText("Sizes and fit are for this machine. Small models first." if self.cards
                               else "Every suggested model is installed.")
+        self._show_jobs()
         self.refreshed.emit()
 
     def _on_failed(self, exc: BaseException) -> None:

@@ -1,10 +1,10 @@
-"""The download window's tables: a repo's quants with their fit, and the download queue with live progress.
+"""The download queue as a table with live progress (the Downloads page's model).
 
-Qt models fed on the GUI thread (the window hands them listings and ``DownloadEvent``s); no I/O here.
+A Qt model fed on the GUI thread with the manager's jobs and ``DownloadEvent``s; no I/O here.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -48,6 +48,17 @@ def human_eta(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def job_state_text(job: downloads.Job) -> str:
+    """One line for a job's state, as the Downloads page, the repo page and the welcome cards say it."""
+    state = STATE_TEXT.get(job.state, job.state)
+    if job.state == "failed":
+        reason = (job.error or {}).get("message") or job.message
+        return f"Failed: {reason}" if reason else "Failed"
+    if job.state in downloads.ACTIVE_STATES and job.total:
+        return f"{state} {job.done / job.total:.0%}"
+    return state
+
+
 class _Table(QAbstractTableModel):
     """A flat table over ``self.rows`` with fixed column ``HEADERS``."""
 
@@ -66,59 +77,15 @@ class _Table(QAbstractTableModel):
         return None
 
 
-class QuantTableModel(_Table):
-    """The quants of one repo (``hub.QuantEntry`` rows with their fit verdict)."""
-
-    @property
-    def entries(self) -> list[Any]:
-        return self.rows
-
-    HEADERS = ("Quant", "Size", "Files", "Needs (weights + KV + overhead)", "Fit on this machine")
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.rows: list[Any] = []
-        self.recommended: str | None = None
-
-    def set_entries(self, entries: list[Any], recommended: str | None) -> None:
-        self.beginResetModel()
-        self.rows, self.recommended = list(entries), recommended
-        self.endResetModel()
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.rows):
-            return None
-        e = self.rows[index.row()]
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
-                star = "  ★ recommended" if self.recommended and e.quant.upper() == self.recommended.upper() else ""
-                return e.quant + star
-            if col == 1:
-                return human_size(e.size)
-            if col == 2:
-                return str(len(e.files)) + (f" {e.split}" if e.split else "")
-            if col == 3:
-                return human_size(e.fit["total_bytes"]) if e.fit else ""
-            if col == 4:
-                return e.fit["verdict"] if e.fit else "unknown"
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if col in (3, 4) and e.fit:
-                return e.fit["explanation"]
-            return "\n".join(e.files)
-        if role == Qt.ItemDataRole.UserRole:
-            return e.quant
-        return None
-
-
 class JobsModel(_Table):
     """Download jobs and their live progress, fed by DownloadEvents on the GUI thread."""
 
     HEADERS = ("Model", "State", "Progress", "Speed", "ETA", "Details")
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, name_of: Callable[[downloads.Job], str] | None = None) -> None:
         super().__init__(parent)
         self.rows: list[dict[str, Any]] = []
+        self.name_of = name_of or (lambda j: f"{j.repo} {j.quant or j.filename or ''}".strip())
 
     def _row(self, job_id: str) -> int:
         for i, r in enumerate(self.rows):
@@ -131,12 +98,13 @@ class JobsModel(_Table):
         self.rows = [self._from_job(j) for j in jobs]
         self.endResetModel()
 
-    @staticmethod
-    def _from_job(j: downloads.Job) -> dict[str, Any]:
+    def _from_job(self, j: downloads.Job) -> dict[str, Any]:
         fixes = (j.result or {}).get("fixes") or []
-        return {"id": j.id, "name": f"{j.repo} {j.quant or j.filename or ''}".strip(), "state": j.state,
+        message = ((j.error or {}).get("message") if j.state == "failed"
+                   else "verified (sha256 matches the Hub)" if j.state == "done" else None)
+        return {"id": j.id, "name": self.name_of(j), "state": j.state, "state_text": job_state_text(j),
                 "done": j.done, "total": j.total, "speed": 0.0, "eta": None,
-                "message": "; ".join(fixes) if fixes else (j.message or ""), "fixes": fixes,
+                "message": "; ".join(fixes) if fixes else (message or j.message or ""), "fixes": fixes,
                 "result": j.result, "error": j.error}
 
     def add_job(self, j: downloads.Job) -> None:
@@ -146,27 +114,24 @@ class JobsModel(_Table):
         self.rows.append(self._from_job(j))
         self.endInsertRows()
 
-    def apply(self, ev: downloads.DownloadEvent) -> None:
-        i = self._row(ev.job_id)
+    def update_job(self, j: downloads.Job, ev: downloads.DownloadEvent | None = None) -> None:
+        """The row of ``j`` as the manager has it now (added if new); ``ev`` adds its speed, ETA and file."""
+        i = self._row(j.id)
         if i < 0:
-            return
-        r = self.rows[i]
-        r["state"] = ev.state
-        if ev.total:
-            r["done"], r["total"] = ev.done, ev.total
-        r["speed"], r["eta"] = ev.speed, ev.eta
-        if ev.result:
-            r["result"] = ev.result
-            r["fixes"] = list(ev.result.get("fixes") or [])
-        if ev.error:
-            r["error"] = ev.error
-        if ev.state == "done":
-            r["message"] = "; ".join(r["fixes"]) if r["fixes"] else "verified (sha256 matches the Hub)"
-        elif ev.message:
-            r["message"] = ev.message
-        elif ev.state == "downloading" and ev.file:
-            r["message"] = f"file {ev.file_index} of {ev.n_files}: {ev.file}" if ev.n_files > 1 else ev.file
-        # Only this row changes: the rest of the table is not repainted.
+            self.add_job(j)
+            i = self._row(j.id)
+        old = self.rows[i]
+        new = self._from_job(j)
+        if ev is not None:
+            new["speed"], new["eta"] = ev.speed, ev.eta
+            if ev.state == "done":
+                new["message"] = "; ".join(new["fixes"]) if new["fixes"] else "verified (sha256 matches the Hub)"
+            elif ev.state == "downloading" and ev.file and not ev.message:
+                new["message"] = (f"file {ev.file_index} of {ev.n_files}: {ev.file}" if ev.n_files > 1
+                                  else ev.file)
+        elif old["state"] == new["state"]:
+            new["speed"], new["eta"] = old["speed"], old["eta"]
+        self.rows[i] = new
         self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.HEADERS) - 1))
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -212,5 +177,4 @@ class ProgressDelegate(QStyledItemDelegate):
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, opt, painter, option.widget)
 
 
-__all__ = ["STATE_TEXT", "FractionRole", "JobIdRole", "JobsModel", "ProgressDelegate", "QuantTableModel", "human_eta",
-           "human_size"]
+__all__ = ["STATE_TEXT", "FractionRole", "JobIdRole", "JobsModel", "ProgressDelegate", "human_eta", "job_state_text", "human_size"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -96,7 +97,19 @@ class HubView(QWidget):
         self.list.doubleClicked.connect(self._open_index)
         self.error_panel.retry_clicked.connect(self.retry)
         self.error_panel.import_clicked.connect(self.import_requested)
+        self.box.installEventFilter(self)
+        self.setFocusProxy(self.box)
         self._show_empty("Type to search, or press Enter for the most downloaded GGUF models.")
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802
+        # Down in the search box moves into the results (the first one, or the one already current).
+        if obj is self.box and ev.type() == QEvent.Type.KeyPress and isinstance(ev, QKeyEvent) \
+                and ev.key() == Qt.Key.Key_Down and self.stack.currentIndex() == 0 and self.results.rowCount():
+            if not self.list.currentIndex().isValid():
+                self.list.setCurrentIndex(self.results.index(0))
+            self.list.setFocus(Qt.FocusReason.TabFocusReason)
+            return True
+        return super().eventFilter(obj, ev)
 
     @staticmethod
     def _centered(w: QWidget) -> QWidget:
@@ -154,7 +167,8 @@ class HubView(QWidget):
         if rows:
             self.stack.setCurrentIndex(0)
             self.list.setCurrentIndex(self.results.index(0))
-            self.status.setText(f"{len(rows)} GGUF repositories" + (f" matching “{query}”" if query else "")
+            self.status.setText(f"{len(rows)} GGUF {'repository' if len(rows) == 1 else 'repositories'}"
+                                + (f" matching “{query}”" if query else "")
                                 + " · most downloaded first")
         else:
             self.status.setText("")

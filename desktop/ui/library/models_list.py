@@ -1,7 +1,7 @@
 """Installed models (``registry.list_installed()``) as cards: name, quant, size, origin, repairs. GUI thread.
 
-The registry's ``InstalledModel`` is growing new fields (name, profile, source_repo, can_revert, ...) on
-another branch; :func:`view_of` reads every field with a fallback so this model works with both shapes.
+:func:`items_of` turns the registry's ``InstalledModel`` rows into the view's ``LibraryItem`` (on the scan's
+worker, scan.py: it reads each file's GGUF header for its own quant type).
 """
 from __future__ import annotations
 
@@ -43,6 +43,13 @@ class LibraryItem:
     sha256: str | None = None
     source_repo: str | None = None
     status: str = "ok"
+    file_type: str | None = None  # the GGUF header's own type (``quant`` is the name the repo gave the file)
+
+    @property
+    def quant_label(self) -> str | None:
+        from desktop.ui.library.labels import quant_label
+
+        return quant_label(self.file_type, self.quant)
 
     @property
     def removable(self) -> bool:
@@ -55,25 +62,23 @@ class LibraryItem:
 
 
 def view_of(m: Any, names: dict[str, str] | None = None) -> LibraryItem:
-    profile = getattr(m, "profile", None) or getattr(m, "profile_id", None)
-    name = getattr(m, "name", None) or (names or {}).get(profile or "") or Path(m.path).stem
-    origin_raw = getattr(m, "origin", "download")
+    """Worker thread (reads the file's header)."""
+    from desktop.ui.library.labels import file_type_of
+
+    # The registry falls back to the file's stem for an entry it has no name for: the profile's name reads
+    # better there; a name given at download or by Rename wins.
+    stem = Path(m.path).stem
+    name = (m.name if m.name and m.name != stem else None) or (names or {}).get(m.profile or "") or stem
     return LibraryItem(
-        str(m.id), str(name), profile, str(m.path), int(getattr(m, "size", 0) or 0), getattr(m, "quant", None),
-        ORIGIN_TEXT.get(origin_raw, origin_raw), list(getattr(m, "fixes", None) or []),
-        bool(getattr(m, "repaired_in_place", False)), bool(getattr(m, "can_revert", False)),
-        getattr(m, "sha256", None), getattr(m, "source_repo", None) or getattr(m, "repo", None),
-        str(getattr(m, "status", "ok")))
+        str(m.id), str(name), m.profile, str(m.path), int(m.size or 0), m.quant,
+        ORIGIN_TEXT.get(m.origin, m.origin), list(m.fixes or []), bool(m.repaired_in_place), bool(m.can_revert),
+        m.sha256, m.source_repo, str(m.status), file_type_of(m.path))
 
 
-def gather(store: Any = None) -> list[LibraryItem]:
+def items_of(installed: list[Any], store: Any) -> list[LibraryItem]:
     """Worker thread: the installed models, named after their profiles where the registry has no name."""
-    from desktop.engine.library import registry
-    from desktop.engine.profiles import ProfileStore
-
-    store = store or ProfileStore()
     names = {p.id: p.name for p in store.all()}
-    items = [view_of(m, names) for m in registry.list_installed(store)]
+    items = [view_of(m, names) for m in installed]
     return sorted(items, key=lambda i: (i.origin == "Bundled demo", i.name.lower()))
 
 
@@ -95,7 +100,7 @@ class LibraryModel(QAbstractListModel):
 
     @staticmethod
     def subtitle(m: LibraryItem) -> str:
-        parts = [m.quant or "?", human_size(m.size)]
+        parts = [m.quant_label or "?", human_size(m.size)]
         if m.source_repo:
             parts.append(m.source_repo)
         if m.status == "missing":

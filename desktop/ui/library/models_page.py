@@ -4,7 +4,8 @@ Cards on the left (``models.library``), the selected model's details and actions
 (``load_requested(profile_id)``), Rename, Reveal in the file manager, Undo repair (where the registry can
 revert an in-place repair), and Remove, which follows ``models remove``'s ownership rules (a file the user
 imported, or found in the shared HF cache, is only unregistered, never deleted) and says so before acting.
-Listing, removing, renaming and reverting touch the disk, so they run on workers.
+The list is the app's one scan (``installed.InstalledModels``); removing, renaming and reverting touch the
+disk, so they run on workers, and then ask that scan to run again so every view follows.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QBoxLayout,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -31,7 +33,8 @@ from PySide6.QtWidgets import (
 from desktop.engine.errors import AppError
 from desktop.engine.library import registry
 from desktop.ui.errors import error_text
-from desktop.ui.library.models_list import LibraryItem, LibraryModel, gather
+from desktop.ui.library.installed import InstalledModels
+from desktop.ui.library.models_list import LibraryItem, LibraryModel
 from desktop.ui.widgets.cards import CardDelegate, apply_style, human_size, icon
 from desktop.ui.workers import JobKeeper
 
@@ -42,10 +45,11 @@ class LibraryView(QWidget):
     refreshed = Signal()  # the list was (re)read
     action_finished = Signal(str)  # "removed" | "renamed" | "reverted" | "failed"
 
-    def __init__(self, parent: QWidget | None = None, store: Any = None) -> None:
+    def __init__(self, parent: QWidget | None = None, store: Any = None,
+                 source: InstalledModels | None = None) -> None:
         super().__init__(parent)
         apply_style(self)
-        self.store = store
+        self.source = source or InstalledModels(store, parent=self)
         self._jobs = JobKeeper(self)
         self.confirm_box: QMessageBox | None = None
         self.rename_dialog: QInputDialog | None = None
@@ -123,12 +127,18 @@ class LibraryView(QWidget):
         dl.addWidget(self.message)
         dl.addLayout(actions)
 
-        body = QHBoxLayout()
+        # Side by side when there is room, the details under the list when not (a small window, 2x scaling):
+        # the page never needs a horizontal scroll bar. Cards elide, details wrap.
+        self.body = body = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         body.setSpacing(16)
         grid.setColumnStretch(1, 1)
         self.list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.details.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.details.setMinimumWidth(400)
+        self.list.setMinimumWidth(240)
+        self.details.setMinimumWidth(260)
+        for v in self.fields.values():
+            v.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            v.setMinimumWidth(120)
         body.addWidget(self.list, 5)
         body.addWidget(self.details, 4)
         lay = QVBoxLayout(self)
@@ -144,12 +154,25 @@ class LibraryView(QWidget):
         self.reveal_btn.clicked.connect(self.reveal_selected)
         self.revert_btn.clicked.connect(self.revert_selected)
         self.remove_btn.clicked.connect(self.remove_selected)
+        self.source.changed.connect(lambda: self._on_items(self.source.items))
+        self.source.failed.connect(self._on_failed)
+        if self.source.scanned:
+            self._on_items(self.source.items)
         self._show_details()
+
+    NARROW = 720  # below this width the details go under the list
+
+    def resizeEvent(self, e: Any) -> None:  # noqa: N802
+        super().resizeEvent(e)
+        want = (QBoxLayout.Direction.TopToBottom if self.width() < self.NARROW
+                else QBoxLayout.Direction.LeftToRight)
+        if self.body.direction() != want:
+            self.body.setDirection(want)
+            self.list.setMinimumHeight(160 if want == QBoxLayout.Direction.TopToBottom else 0)
 
     # -- data -------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        store = self.store
-        self._jobs.start(lambda: gather(store), self._on_items, self._on_failed)
+        self.source.refresh()
 
     def _on_items(self, items: list[LibraryItem]) -> None:
         keep = self.selected()
@@ -165,7 +188,6 @@ class LibraryView(QWidget):
     def _on_failed(self, exc: BaseException) -> None:
         self.message.setText(error_text(exc)[0])
         self.refreshed.emit()
-        self.action_finished.emit("failed")
 
     def selected(self) -> LibraryItem | None:
         idx = self.list.currentIndex()
@@ -184,7 +206,7 @@ class LibraryView(QWidget):
         self.name.setText(m.name)
         f = self.fields
         f["Origin"].setText(m.origin)
-        f["Quant"].setText(m.quant or "unknown")
+        f["Quant"].setText(m.quant_label or "unknown")
         f["Size"].setText(human_size(m.size))
         f["Profile"].setText(m.profile_id or "none")
         f["Source"].setText(m.source_repo or "a file from disk")
@@ -194,9 +216,9 @@ class LibraryView(QWidget):
         f["File"].setText(m.path)
         f["Repairs"].setText("\n".join(m.fixes) or "none needed")
         self.load_btn.setEnabled(bool(m.profile_id) and m.status != "missing")
-        self.rename_btn.setEnabled(hasattr(registry, "rename_model") and m.origin != "Bundled demo")
+        self.rename_btn.setEnabled(m.origin != "Bundled demo")
         self.revert_btn.setVisible(m.can_revert)
-        self.revert_btn.setEnabled(m.can_revert and hasattr(registry, "revert_repair"))
+        self.revert_btn.setEnabled(m.can_revert)
         self.remove_btn.setEnabled(m.removable)
         self.remove_btn.setToolTip("Deletes the downloaded file" if m.deletes_file
                                    else "Unregisters it; the file stays where it is")
@@ -207,6 +229,9 @@ class LibraryView(QWidget):
 
         def ok(_res: Any) -> None:
             self.message.setText(done_text)
+            if what == "removed":
+                # The next model's card is selected now: focus stays on the list, not on that model's Remove.
+                self.list.setFocus()
             self.action_finished.emit(what)
             self.refresh()
 
@@ -229,7 +254,7 @@ class LibraryView(QWidget):
     def rename_selected(self, name: str | None = None) -> None:
         """Rename to ``name``; without one, ask in a (non-blocking) dialog."""
         m = self.selected()
-        if m is None or not hasattr(registry, "rename_model"):
+        if m is None:
             return
         if name is None:
             dlg = QInputDialog(self)
@@ -245,7 +270,7 @@ class LibraryView(QWidget):
 
     def revert_selected(self) -> None:
         m = self.selected()
-        if m is None or not m.can_revert or not hasattr(registry, "revert_repair"):
+        if m is None or not m.can_revert:
             return
         model_id = m.id
         self._act("reverted", lambda: registry.revert_repair(model_id),
@@ -265,10 +290,14 @@ class LibraryView(QWidget):
         box = QMessageBox(QMessageBox.Icon.Question, "Remove model", text,
                           QMessageBox.StandardButton.Cancel, self)
         remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        # Enter must not delete a file: Cancel is the default (and Esc's answer).
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
         model_id = m.id
 
         def answered() -> None:
             if box.clickedButton() is remove:
+                self.list.setFocus()
                 self._act("removed", lambda: registry.remove_model(model_id), f"Removed {m.name}.")
 
         box.finished.connect(lambda _r: answered())

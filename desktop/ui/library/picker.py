@@ -1,10 +1,10 @@
 """The model picker at the top of the chat: a button naming the current model that opens a searchable
 popup of profiles (installed first) with quant, size and a fit badge; typing filters, Enter or a click
-chooses. Not-downloaded entries ask for a download instead. While a model loads, the button shows the
-percentage and a Cancel button.
+chooses. Not-downloaded entries ask for a download instead (the repo page opens on them). While a model
+loads, the button says so with the percentage; the one progress bar and its Cancel are the status bar's.
 
-The data (profiles, registry, HF cache, hardware, fit) is gathered on a worker (``library_picker.gather``);
-the GUI thread only shows the answer.
+The data (profiles, registry, HF cache, hardware, fit) is the app's one scan (``installed.InstalledModels``);
+the picker only shows its answer.
 """
 from __future__ import annotations
 
@@ -19,21 +19,19 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.ui.library.installed import InstalledModels
 from desktop.ui.library.picker_model import (
     EntryRole,
     PickerEntry,
     PickerFilter,
     PickerModel,
-    gather,
 )
 from desktop.ui.widgets.cards import CardDelegate, apply_style, icon
-from desktop.ui.workers import JobKeeper
 
 
 class _Popup(QFrame):
@@ -66,34 +64,25 @@ class _Popup(QFrame):
 class ModelPicker(QWidget):
     profile_chosen = Signal(str)
     download_requested = Signal(str, str)  # profile id, quant
-    cancel_requested = Signal()
     refreshed = Signal()  # the entries were (re)gathered
 
-    def __init__(self, parent: QWidget | None = None, store: Any = None, hw: Any = None) -> None:
+    def __init__(self, parent: QWidget | None = None, store: Any = None, hw: Any = None,
+                 source: InstalledModels | None = None) -> None:
         super().__init__(parent)
         apply_style(self)
-        self.store, self.hw = store, hw
+        self.source = source or InstalledModels(store, hw, parent=self)
         self.current: str | None = None
         self.current_quant: str | None = None
-        self._jobs = JobKeeper(self)
+        self.loading: float | None = None
 
         self.button = QPushButton("Choose a model")
         self.button.setObjectName("secondary")
         self.button.setIcon(icon("mdi6.cube-outline"))
         self.button.setToolTip("Choose the model to chat with")
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(140)
-        self.progress.setFormat("Loading %p%")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setObjectName("secondary")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.button)
-        lay.addWidget(self.progress)
-        lay.addWidget(self.cancel_btn)
         lay.addStretch(1)
-        self.set_loading(None)
 
         self.model = PickerModel(self)
         self.proxy = PickerFilter(self)
@@ -106,13 +95,15 @@ class ModelPicker(QWidget):
         self.popup.list.clicked.connect(self.choose)
         self.popup.list.activated.connect(self.choose)
         self.button.clicked.connect(self.open_popup)
-        self.cancel_btn.clicked.connect(self.cancel_requested)
+        self.source.changed.connect(lambda: self._on_entries(self.source.entries))
+        self.source.failed.connect(self._on_failed)
+        if self.source.scanned:
+            self._on_entries(self.source.entries)
 
     # -- public API ------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Gather the profiles again (on a worker); the popup updates when the answer arrives."""
-        store, hw = self.store, self.hw
-        self._jobs.start(lambda: gather(store, hw), self._on_entries, self._on_failed)
+        """Scan again (on a worker); the popup updates when the answer arrives."""
+        self.source.refresh()
 
     def set_current(self, profile_id: str | None, quant: str | None = None) -> None:
         self.current, self.current_quant = profile_id, quant
@@ -120,13 +111,11 @@ class ModelPicker(QWidget):
         self._update_button()
 
     def set_loading(self, fraction: float | None) -> None:
-        """``None``: idle. A fraction in [0, 1]: loading, shown as a percentage with Cancel."""
-        loading = fraction is not None
-        self.progress.setVisible(loading)
-        self.cancel_btn.setVisible(loading)
-        self.button.setEnabled(not loading)
-        if loading:
-            self.progress.setValue(int(1000 * max(0.0, min(1.0, float(fraction)))))
+        """``None``: idle. A fraction in [0, 1]: loading; the button says so (the bar and Cancel are the
+        status bar's: one of each in the window)."""
+        self.loading = None if fraction is None else max(0.0, min(1.0, float(fraction)))
+        self.button.setEnabled(fraction is None)
+        self._update_button()
 
     def entry(self, profile_id: str | None) -> PickerEntry | None:
         return next((e for e in self.model.entries if e.profile_id == profile_id), None)
@@ -135,7 +124,10 @@ class ModelPicker(QWidget):
     def _update_button(self) -> None:
         e = self.entry(self.current)
         name = e.name if e else (self.current or "Choose a model")
-        quant = self.current_quant or (e.quant if e else None)
+        if self.loading is not None:
+            self.button.setText(f"Loading {name}… {self.loading:.0%}")
+            return
+        quant = self.current_quant or (e.quant_label or e.quant if e else None)
         self.button.setText(f"{name}  ·  {quant}  ▾" if quant and self.current else f"{name}  ▾")
 
     def _on_entries(self, entries: list[PickerEntry]) -> None:
@@ -192,7 +184,7 @@ class ModelPicker(QWidget):
             return
         self.popup.hide()
         if e.installed:
-            self.set_current(e.profile_id, e.quant)
+            self.set_current(e.profile_id)
             self.profile_chosen.emit(e.profile_id)
         else:
             self.download_requested.emit(e.profile_id, e.quant or "")

@@ -1,8 +1,8 @@
 """Profiles as pickable cards: name, quant, file size, installed or not, and a fit badge for this machine.
 
-:func:`gather` does the slow part (profile files, registry and HF-cache lookups, hardware detection, the
-fit estimate) and runs on a worker thread; the list model only holds its answer (GUI thread). The model
-picker and the welcome view both use it.
+:func:`entries_of` does the slow part (profile files, registry and HF-cache lookups, hardware detection, the
+fit estimate) on the one scan's worker (scan.py); the list model only holds its answer (GUI thread). The
+model picker, the welcome view and the Model menu all read it.
 """
 from __future__ import annotations
 
@@ -50,10 +50,12 @@ class PickerEntry:
     starter: bool = False
     repo: str | None = None
     bundled: bool = False
+    quant_label: str | None = None  # the file's own type, with the repo's name beside it when they differ
+    model_id: str | None = None  # the installed file it runs on (registry id)
 
     @property
     def search_text(self) -> str:
-        return f"{self.name} {self.profile_id} {self.quant or ''} {self.repo or ''}".lower()
+        return f"{self.name} {self.profile_id} {self.quant_label or self.quant or ''} {self.repo or ''}".lower()
 
 
 def _arch(p: Any, path: Any = None) -> fit.Arch | None:
@@ -74,14 +76,18 @@ def _arch(p: Any, path: Any = None) -> fit.Arch | None:
         return None
 
 
-def gather(store: Any = None, hw: Any = None) -> list[PickerEntry]:
-    """Every profile as a PickerEntry, installed first, then by name. Disk lookups: call on a worker."""
-    from desktop.engine.hub import hardware
-    from desktop.engine.profiles import ProfileStore
+def entries_of(store: Any, hw: Any, installed_models: list[Any], items: list[Any]) -> list[PickerEntry]:
+    """Every profile as a PickerEntry, installed first, then by name. Disk lookups: call on a worker.
 
-    store = store or ProfileStore()
+    ``installed_models`` is ``registry.list_installed()``'s answer and ``items`` its LibraryItems (scan.py):
+    a profile whose file is installed is named, and its quant labelled, as that file's item."""
+    import os
+
+    from desktop.engine.hub import hardware
+
     hw = hw or hardware.detect()
-    installed = {m.profile_id: m for m in registry.list_installed(store)}
+    installed = {m.profile_id: m for m in installed_models}
+    by_path = {os.path.realpath(i.path): i for i in items}
     out: list[PickerEntry] = []
     for p in store.all():
         remote = registry.is_remote(p)
@@ -92,7 +98,10 @@ def gather(store: Any = None, hw: Any = None) -> list[PickerEntry]:
             except AppError:
                 path = None
         m = installed.get(p.id)
-        quant = (m.quant if m and m.quant else None) or p.source.recommended_quant
+        item = by_path.get(os.path.realpath(path)) if path is not None else None
+        quant = (item.quant if item and item.quant else None) or (m.quant if m and m.quant else None) \
+            or p.source.recommended_quant
+        label = item.quant_label if item else quant
         size: int | None = None
         estimated = False
         if path is not None:
@@ -105,8 +114,9 @@ def gather(store: Any = None, hw: Any = None) -> list[PickerEntry]:
             fit_d = fit.estimate(size, _arch(p, path), p.context.default, hw, p.load.kv_cache_type).to_dict()
         params_b = float(p.architecture.params_b or 0.0)
         starter = bool(p.starter)  # the bundled starter profiles (`starter: true`)
-        out.append(PickerEntry(p.id, p.name, quant, size, estimated, remote or path is not None, remote, fit_d,
-                               params_b, starter, p.source.repo, bool(p.source.bundled)))
+        out.append(PickerEntry(p.id, item.name if item else p.name, quant, size, estimated,
+                               remote or path is not None, remote, fit_d, params_b, starter, p.source.repo,
+                               bool(p.source.bundled), label, item.id if item else None))
     out.sort(key=lambda e: (not e.installed, e.name.lower()))
     return out
 
@@ -134,7 +144,7 @@ class PickerModel(QAbstractListModel):
     def subtitle(e: PickerEntry) -> str:
         if e.remote:
             return "runs on a server"
-        parts = [e.quant or "?"]
+        parts = [e.quant_label or e.quant or "?"]
         if e.size:
             parts.append(("~" if e.size_estimated else "") + human_size(e.size))
         parts.append("installed" if e.installed else "not downloaded")

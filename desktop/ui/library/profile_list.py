@@ -1,7 +1,6 @@
 """The profile list as a QAbstractListModel, with its sort proxy (installed first). GUI thread.
 
-Installed-or-not is decided by ``models.resolve_model`` (a file lookup, never a hash) on a worker thread, and
-cached.
+Installed-or-not comes from the app's one scan (``installed.InstalledModels``), never from a lookup of its own.
 """
 from __future__ import annotations
 
@@ -17,9 +16,8 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from desktop.engine.errors import AppError
-from desktop.engine.library import registry as models
 from desktop.engine.profiles import Profile, ProfileStore
+from desktop.ui.library.installed import InstalledModels
 
 Index = QModelIndex | QPersistentModelIndex
 ProfileIdRole = Qt.ItemDataRole.UserRole + 11
@@ -29,66 +27,47 @@ ProfileRole = Qt.ItemDataRole.UserRole + 14
 
 
 class ProfileListModel(QAbstractListModel):
-    """Every profile, with whether its model is installed.
+    """Every profile, with whether its model is installed and its one name.
 
-    Whether a model is installed is a look into the registry and the Hugging Face cache (disk I/O), so
-    :meth:`refresh` lists the profiles at once with the installed flags it knew, and re-checks them on a
-    worker thread; ``scanned`` fires when the fresh flags are in. Opening a menu never touches the disk.
+    The flags are the shared scan's (``source``): :meth:`refresh` re-reads the profiles at once with the flags
+    known so far and asks the source for a fresh scan; ``scanned`` fires when its answer is in. Opening a menu
+    never touches the disk.
     """
 
     scanned = Signal()
 
-    def __init__(self, store: ProfileStore, parent: QObject | None = None) -> None:
+    def __init__(self, store: ProfileStore, parent: QObject | None = None,
+                 source: InstalledModels | None = None) -> None:
         super().__init__(parent)
         self.store = store
-        self.rows: list[tuple[Profile, bool]] = []
-        self._job: Any = None
-        self._again = False
-        self.refresh()
+        self.source = source or InstalledModels(store, parent=self)
+        self.rows: list[tuple[Profile, bool, str]] = []
+        self.source.changed.connect(self._on_scanned)
+        self.source.failed.connect(lambda _e: self.scanned.emit())
+        self._set_rows()
+        self.source.refresh()
 
     def refresh(self) -> None:
-        known = {p.id: inst for p, inst in self.rows}
-        profiles = self.store.all()
-        self._set_rows([(p, known.get(p.id, False)) for p in profiles])
-        if self._job is not None:
-            self._again = True  # a scan is running: one more after it, for what changed meanwhile
-            return
-        from desktop.ui import workers
+        self._set_rows()
+        self.source.refresh()
 
-        self._job = workers.start(lambda: [(p, self._installed(p)) for p in profiles], self._scanned,
-                                  self._scan_failed, self)
-
-    def _set_rows(self, rows: list[tuple[Profile, bool]]) -> None:
+    def _set_rows(self) -> None:
+        src = self.source
+        rows = []
+        for p in self.store.all():
+            e = src.entry(p.id)
+            rows.append((p, bool(e.installed) if e else False, e.name if e else p.name))
         self.beginResetModel()
         self.rows = rows
         self.endResetModel()
 
-    def _scanned(self, rows: list[tuple[Profile, bool]]) -> None:
-        self._job = None
-        self._set_rows(rows)
-        if self._again:
-            self._again = False
-            self.refresh()
-            return
-        self.scanned.emit()
-
-    def _scan_failed(self, _exc: BaseException) -> None:
-        self._job = None
+    def _on_scanned(self) -> None:
+        self._set_rows()
         self.scanned.emit()
 
     def installed(self, profile_id: str) -> bool | None:
-        """The cached flag (None: not known yet)."""
-        return next((inst for p, inst in self.rows if p.id == profile_id), None)
-
-    @staticmethod
-    def _installed(p: Profile) -> bool:
-        if models.is_remote(p):
-            return True
-        try:
-            models.resolve_model(p)
-            return True
-        except AppError:
-            return False
+        """The scanned flag (None: not known yet)."""
+        return self.source.installed(profile_id)
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.rows)
@@ -96,9 +75,9 @@ class ProfileListModel(QAbstractListModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self.rows):
             return None
-        p, installed = self.rows[index.row()]
+        p, installed, name = self.rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return p.name if installed else f"{p.name}  (not downloaded)"
+            return name if installed else f"{name}  (not downloaded)"
         if role == Qt.ItemDataRole.ToolTipRole:
             return p.description or p.name
         if role == ProfileIdRole:

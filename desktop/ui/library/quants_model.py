@@ -83,6 +83,15 @@ class QuantsModel(QAbstractListModel):
         super().__init__(parent)
         self.entries: list[QuantEntry] = []
         self.recommended: str | None = None
+        self.states: dict[str, tuple[str, str]] = {}  # QUANT -> (badge text, tone): installed, downloading…
+
+    def set_states(self, states: dict[str, tuple[str, str]]) -> None:
+        """Each quant's download or install state, as a badge (``{"Q8_0": ("Installed", "ok")}``)."""
+        if states == self.states:
+            return
+        self.states = dict(states)
+        if self.entries:
+            self.dataChanged.emit(self.index(0), self.index(len(self.entries) - 1), [BadgesRole])
 
     def set_entries(self, entries: list[QuantEntry], recommended: str | None) -> None:
         self.beginResetModel()
@@ -113,6 +122,9 @@ class QuantsModel(QAbstractListModel):
             return "  ·  ".join(parts)
         if role == BadgesRole:
             badges = [("★ Recommended", "star")] if rec else []
+            state = self.states.get(e.quant.upper())
+            if state:
+                badges.append(state)
             text, tone = fit_badge(e.fit)
             if e.fit and e.fit.get("kind") == "partial":
                 text = f"Partial offload {e.fit['gpu_layers']}/{e.fit['total_layers']}"

@@ -4,6 +4,11 @@
 thread pool through ``downloads.list_quants``. The slider re-evaluates the verdicts on the GUI thread from
 the cached listing (``models.quants.refit``: arithmetic only, no network). Download emits
 ``download_requested(repo, quant)``; the caller queues it. Errors show in the shared ErrorPanel.
+
+This is the app's one quant picker: the Hub's results, the Model menu, the picker, a missing model and the
+welcome page all open it. With :meth:`RepoPage.attach` it follows the one DownloadManager's events and the
+one installed-model scan: each quant card says Installed, Queued, Downloading 40 % or Failed, and the
+button under the list becomes Retry (a failed job), Resume, or is off while the quant downloads.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop.engine.errors import AppError
 from desktop.engine.hub import downloads
+from desktop.ui.library.download_models import job_state_text
 from desktop.ui.library.quants_model import QuantsModel, recommend, refit
 from desktop.ui.widgets.cards import CardDelegate, apply_style, human_size, icon
 from desktop.ui.widgets.error_panel import ErrorPanel
@@ -60,12 +66,16 @@ class RepoPage(QWidget):
         self._seq = 0
         self._jobs = JobKeeper(self)
         self._steps: list[int] = list(CONTEXT_STEPS)
+        self._want: str | None = None  # a quant asked for by whoever opened the page
+        self.controller: Any = None  # DownloadsController (attach)
+        self.source: Any = None  # InstalledModels (attach)
 
         self.back_btn = QPushButton("Back")
         self.back_btn.setObjectName("secondary")
         self.back_btn.setIcon(icon("mdi6.arrow-left"))
         self.title = QLabel("")
         self.title.setObjectName("title")
+        self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         head = QHBoxLayout()
         head.addWidget(self.back_btn)
@@ -99,6 +109,7 @@ class RepoPage(QWidget):
         self.download_btn.setEnabled(False)
         self.pick_label = QLabel()
         self.pick_label.setObjectName("muted")
+        self.pick_label.setWordWrap(True)
         foot = QHBoxLayout()
         foot.addWidget(self.pick_label, 1)
         foot.addWidget(self.download_btn)
@@ -121,13 +132,66 @@ class RepoPage(QWidget):
         self.error_panel.retry_clicked.connect(self.reload)
         self.error_panel.import_clicked.connect(self.import_requested)
 
+    def attach(self, controller: Any, source: Any) -> None:
+        """Follow the downloads (a DownloadsController) and the installed models (InstalledModels)."""
+        self.controller, self.source = controller, source
+        controller.event_received.connect(lambda _ev: self._show_states())
+        source.changed.connect(self._show_states)
+
+    def _repo(self) -> str | None:
+        return self.listing.repo if self.listing else None
+
+    def job_of(self, quant: str | None) -> downloads.Job | None:
+        """The newest download job of ``quant`` of this page's repo."""
+        repo = self._repo()
+        if self.controller is None or not repo or not quant:
+            return None
+        return self.controller.latest(repo=repo, quant=quant)
+
+    def installed_quants(self) -> set[str]:
+        repo = (self._repo() or "").lower()
+        if self.source is None or not repo:
+            return set()
+        return {(i.quant or "").upper() for i in self.source.items
+                if (i.source_repo or "").lower() == repo and i.status != "missing"}
+
+    def model_name(self) -> str | None:
+        """The one name of this repo's model: its installed file's (which follows a rename), else its profile's."""
+        repo = (self._repo() or "").lower()
+        if self.source is None or not repo:
+            return None
+        item = next((i for i in self.source.items if (i.source_repo or "").lower() == repo), None)
+        if item is not None:
+            return item.name
+        pid = self.listing.profile_id if self.listing else None
+        return self.source.name_of(pid) or None
+
+    def _show_states(self) -> None:
+        name = self.model_name()
+        repo = self._repo()
+        if repo:
+            self.title.setText(f"{name}  ·  {repo}" if name and name != repo else repo)
+        states: dict[str, tuple[str, str]] = {}
+        installed = self.installed_quants()
+        for e in self.quants.entries:
+            q = e.quant.upper()
+            job = self.job_of(e.quant)
+            if job is not None and job.state not in {"done", "cancelled"}:
+                text = "Failed" if job.state == "failed" else job_state_text(job)
+                states[q] = (text, "bad" if job.state == "failed" else "accent")
+            elif q in installed:
+                states[q] = ("Installed", "ok")
+        self.quants.set_states(states)
+        self._update()
+
     # -- loading --------------------------------------------------------------------------------
-    def open_repo(self, spec: str | None) -> None:
-        """List ``spec`` (a repo id or a profile id). Empty or None does nothing."""
+    def open_repo(self, spec: str | None, quant: str | None = None) -> None:
+        """List ``spec`` (a repo id or a profile id), with ``quant`` selected once listed. Empty or None does
+        nothing."""
         spec = (spec or "").strip()
         if not spec or spec == "None":
             return
-        self.spec = spec
+        self.spec, self._want = spec, quant
         self.title.setText(spec)
         self.reload()
 
@@ -163,6 +227,10 @@ class RepoPage(QWidget):
         self.ctx.blockSignals(False)
         self.ctx.setEnabled(bool(listing.entries))
         self._show(listing, select_recommended=True)
+        if self._want and self.quants.row_of(self._want) >= 0:
+            self.list.setCurrentIndex(self.quants.index(self.quants.row_of(self._want)))
+        self._want = None
+        self._show_states()
         self.listing_finished.emit()
 
     def _on_failed(self, seq: int, exc: BaseException) -> None:
@@ -211,11 +279,20 @@ class RepoPage(QWidget):
 
     def _update(self) -> None:
         q = self.selected_quant()
-        self.download_btn.setEnabled(q is not None and self.listing is not None)
         e = self.quants.entries[self.quants.row_of(q)] if q else None
-        self.pick_label.setText(f"{q} · {human_size(e.size)} · {e.fit['verdict']}" if e and e.fit else "")
+        job = self.job_of(q)
+        state = job.state if job is not None and job.state not in {"done", "cancelled"} else None
+        installed = bool(q) and q.upper() in self.installed_quants() and state is None
+        text = {"failed": "Retry", "paused": "Resume"}.get(state or "", "Installed" if installed else "Download")
+        self.download_btn.setText(text if state not in downloads.ACTIVE_STATES else "Downloading…")
+        self.download_btn.setEnabled(q is not None and self.listing is not None and not installed
+                                     and state not in downloads.ACTIVE_STATES)
+        line = f"{q} · {human_size(e.size)} · {e.fit['verdict']}" if e and e.fit else ""
+        if job is not None and state is not None:
+            line = f"{line} · {job_state_text(job)}" if line else job_state_text(job)
+        self.pick_label.setText(line)
 
     def download_selected(self) -> None:
         q = self.selected_quant()
-        if q and self.listing:
+        if q and self.listing and self.download_btn.isEnabled():
             self.download_requested.emit(self.listing.repo, q)

@@ -208,11 +208,6 @@ class ChatActions(ToolActions):
 
     # ------------------------------------------------------------------ welcome text, links
 
-    def _on_empty_link(self, link: str) -> None:
-        if link.startswith("dl:"):
-            p = self.store.get(link[3:])
-            self.open_downloads(p.id, p.source.recommended_quant)
-
     def open_link(self, url: QUrl) -> bool:
         """A link in an answer: http(s) only, after the user confirmed."""
         return confirm_link(self, url)

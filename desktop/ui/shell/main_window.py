@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QMainWindow,
+    QMenu,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -111,15 +112,21 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
              "rename", "delete", "quit", "settings", "sidebar", "show_log", "about"))
         self.theme_actions, self.go_menu = self.actions.theme_actions, self.actions.go_menu
         self.setup_tools()
-        self.models = ModelMenu(self)
-        self.menuBar().insertMenu(self.actions.menus["&Help"].menuAction(), self.models.menu)
+        model_menu = QMenu("&Model", self)
+        self.menuBar().insertMenu(self.actions.menus["&Help"].menuAction(), model_menu)
+        self.models = ModelMenu(self, model_menu, self.adapter, self.store, self.errors,
+                                self.banner, self.status.showMessage)
+        self.models.reload_requested.connect(self.reload_model)
+        self.models.settings_saved.connect(self.on_settings_saved)
         self.profile_model = self.models.profile_model
         self.import_action, self.downloads_action = self.models.import_action, self.models.downloads_action
         for act in (self.models.reload_action, self.import_action, self.downloads_action):
             self.actions.adopt(act)
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
         # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
-        self.views = ModelViews(self)
+        self.views = ModelViews(self.models, self.chat_page, self.adapter, add_page=self.add_page,
+                                show_page=self.show_page, focus_input=self.focus_input, notify=self.status.showMessage)
+        self.views.names_changed.connect(self.status.set_model)
         self.picker, self.welcome = self.views.picker, self.views.welcome
 
         self._connect()
@@ -217,7 +224,6 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         cp.stop_btn.clicked.connect(self.stop)
         cp.cancel_edit_btn.clicked.connect(self.cancel_edit)
         cp.settings_btn.clicked.connect(lambda on: self.toggle_settings_panel(on))
-        cp.empty.linkActivated.connect(self._on_empty_link)
         cp.view.branch_requested.connect(self.switch_branch)
         cp.view.edit_requested.connect(self.edit_message)
         cp.view.regenerate_requested.connect(self.regenerate)
@@ -264,7 +270,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.adapter.cancel_load()
 
     def open_downloads(self, profile_id: str | None, quant: str | None) -> Any:
-        return self.models.open_downloads(profile_id, quant)
+        return self.models.open_repo_page(profile_id, quant)  # the repo page (the one quant picker)
 
     def resume_downloads(self) -> int:
         return self.models.resume_downloads()
@@ -301,8 +307,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.status.load_ended()
         self.loaded = self.session.loaded = ev
         p = self.adapter.loaded_profile
-        name = p.name if p else Path(ev.model_path).name
-        self.status.model_loaded(name, ev)
+        name, quant = self.views.describe_loaded(ev)  # the model's one name, and its quant label
+        self.status.model_loaded(name, ev, quant)
         self.chat_page.model_label.setText(name)
         if ev.gpu_reason:
             self.statusBar().showMessage(ev.gpu_reason, 10000)

@@ -1,68 +1,95 @@
-"""The model views in the main window: the picker on top of the chat, the Hub and Models pages, the welcome
-screen of an empty chat. GUI thread only; each view gathers its data on its own workers.
+"""The model views in the main window: the picker on top of the chat, the Hub (with the repo page), Models and
+Downloads pages, the welcome screen of an empty chat. GUI thread only.
 
-Everything goes through the window's existing paths: a chosen profile loads with ``win.choose_profile``
-(which offers the download window when the model is not downloaded), downloads are jobs of the app's one
-DownloadManager (``DownloadsController.instance()``, the one the Downloads window shows), imports are
-``win.import_gguf`` (on a worker, asking for the prompt format when the file cannot tell).
+They share the Model menu's parts (``ModelMenu``): its one installed-model scan (``installed``), the one
+DownloadManager (``downloads``), choosing a profile (which opens the repo page when the model is not
+downloaded) and importing a GGUF. The window hands in what places them: ``add_page`` (a rail page) and
+``show_page``, the chat page (for the picker and the welcome screen), the engine adapter, ``focus_input``
+and the status line (``notify``). Nothing here reaches into the window.
 """
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
 from desktop.engine.errors import AppError
+from desktop.engine.hub.queue import ACTIVE_STATES, Job
 from desktop.ui.chat.welcome import WelcomeView
+from desktop.ui.library.downloads_page import DownloadsPanel
 from desktop.ui.library.hub_page import HubView
 from desktop.ui.library.models_page import LibraryView
 from desktop.ui.library.picker import ModelPicker
 from desktop.ui.library.repo_page import RepoPage
-
-if TYPE_CHECKING:
-    from desktop.engine.hub.queue import Job
-    from desktop.ui.shell.main_window import MainWindow
+from desktop.ui.shell.model_menu import ModelMenu
 
 
-def scrolled(widget: QWidget) -> QScrollArea:
-    """``widget`` in a frameless scroll area: a small window (800x500 at 2x) scrolls it instead of having
-    to grow to the page's minimum size."""
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setWidget(widget)
-    return area
+class Page(QScrollArea):
+    """A rail page: ``widget`` in a frameless scroll area (a small window, 800x500 at 2x, scrolls it instead of
+    growing to the page's minimum size) that only scrolls down (its content wraps and elides), and that puts
+    the focus on ``focus()``'s widget each time it is shown (Ctrl+2 lands in the Hub's search box)."""
+
+    def __init__(self, widget: QWidget, focus: Callable[[], QWidget | None] | None = None) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(widget)
+        self._focus = focus
+
+    def event(self, e: QEvent) -> bool:
+        if e.type() == QEvent.Type.Show and self._focus is not None:
+            QTimer.singleShot(0, self._take_focus)  # after the stack made it current
+        return super().event(e)
+
+    def _take_focus(self) -> None:
+        w = self._focus() if self._focus else None
+        if w is not None and self.isVisible():
+            w.setFocus(Qt.FocusReason.OtherFocusReason)
 
 
 class ModelViews(QObject):
-    def __init__(self, win: "MainWindow") -> None:
-        super().__init__(win)
-        self.win = win
-        store = win.store
+    names_changed = Signal(str, str)  # the loaded model's one name and quant label, when a scan or rename changes them
+
+    def __init__(self, menu: ModelMenu, chat_page: Any, adapter: Any, *, add_page: Callable[..., Any],
+                 show_page: Callable[[str], None], focus_input: Callable[[], None],
+                 notify: Callable[..., None]) -> None:
+        super().__init__(menu)
+        self.menu, self.chat_page, self.adapter = menu, chat_page, adapter
+        self.show_page, self.notify = show_page, notify
+        self._loaded_ev: Any = None  # the last P.Loaded: the file's path and its own quant type
+        self.installed, self.downloads = menu.installed, menu.downloads
+        store = menu.store
         # ---- the picker replaces the plain model label at the top of the chat
-        self.picker = ModelPicker(store=store)
-        win.set_model_picker(self.picker)
+        self.picker = ModelPicker(source=self.installed)
+        chat_page.set_model_picker(self.picker)
 
         # ---- Hub: search, and a repo's quants on the same page (Back returns to the results)
         self.hub = HubView()
         self.repo = RepoPage(store=store)
+        self.repo.attach(self.downloads, self.installed)
         self.hub_page = QStackedWidget()
         self.hub_page.setObjectName("HubPage")
         self.hub_page.addWidget(self.hub)
         self.hub_page.addWidget(self.repo)
-        self.hub_scroll = scrolled(self.hub_page)
-        win.add_page("hub", "mdi6.magnify", self.hub_scroll, "Hub")
+        self.hub_scroll = Page(self.hub_page, self._hub_focus)
+        add_page("hub", "mdi6.magnify", self.hub_scroll, "Hub")
 
         # ---- Models: what is installed
-        self.library = LibraryView(store=store)
-        self.library_scroll = scrolled(self.library)
-        win.add_page("models", "mdi6.cube-outline", self.library_scroll, "Models")
+        self.library = LibraryView(source=self.installed)
+        self.library_scroll = Page(self.library, lambda: self.library.list)
+        add_page("models", "mdi6.cube-outline", self.library_scroll, "Models")
+
+        # ---- Downloads: the queue (it opens nothing on its own)
+        self.downloads_panel = DownloadsPanel(self.downloads, name_of=self._job_name)
+        self.downloads_scroll = Page(self.downloads_panel, lambda: self.downloads_panel.view)
+        add_page("downloads", "mdi6.download-outline", self.downloads_scroll, "Downloads")
 
         # ---- the welcome screen where the chat is empty: one line on the model, then the WelcomeView
-        self.welcome = WelcomeView(store=store)
-        cp = win.chat_page
+        self.welcome = WelcomeView(source=self.installed, downloads=self.downloads)
+        cp = chat_page
         old = cp.empty_page
         page = QWidget()
         page.setObjectName("WelcomePage")
@@ -73,8 +100,7 @@ class ModelViews(QObject):
         cp.empty.setContentsMargins(28, 0, 28, 0)
         lay.addWidget(cp.empty)
         lay.addWidget(self.welcome, 1)
-        holder = scrolled(page)
-        holder.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # it wraps; only scrolls down
+        holder = Page(page)
         cp.stack.insertWidget(cp.stack.indexOf(old), holder)
         cp.stack.removeWidget(old)
         old.deleteLater()
@@ -82,98 +108,143 @@ class ModelViews(QObject):
         # The picker's button names the model; in a narrow window it is cut rather than widening the window.
         self.picker.button.setMinimumWidth(160)
 
-        self._connect()
-        for v in (self.picker, self.library, self.welcome):
-            v.refresh()
+        self._connect(focus_input)  # the Model menu's profile list started the first scan
 
-    def _connect(self) -> None:
-        w, a = self.win, self.win.adapter
-        self.picker.profile_chosen.connect(self.choose)
-        self.picker.download_requested.connect(lambda pid, q: w.open_downloads(pid, q or None))
-        self.picker.cancel_requested.connect(w.cancel_load)
+    def _connect(self, focus_input: Callable[[], None]) -> None:
+        m, a = self.menu, self.adapter
+        self.picker.profile_chosen.connect(m.choose_profile)
+        self.picker.download_requested.connect(self.open_repo)
         a.load_started.connect(self._on_load_started)
         a.load_progress.connect(self.picker.set_loading)
-        a.model_loaded.connect(self._on_load_ended)
+        a.model_loaded.connect(self._on_loaded)
         a.load_failed.connect(self._on_load_ended)
         a.load_cancelled.connect(self._on_load_ended)
+        m.repo_requested.connect(self.open_repo)
+        m.downloads_requested.connect(lambda: self.show_page("downloads"))
 
         self.hub.repo_opened.connect(self.open_repo)
-        self.hub.import_requested.connect(self.import_gguf)
+        self.hub.import_requested.connect(m.import_gguf)
         self.repo.back_requested.connect(lambda: self.hub_page.setCurrentWidget(self.hub))
-        self.repo.import_requested.connect(self.import_gguf)
+        self.repo.import_requested.connect(m.import_gguf)
         self.repo.download_requested.connect(self.download)
         self.library.load_requested.connect(self.load_from_library)
-        self.library.import_requested.connect(self.import_gguf)
-        self.welcome.start_chat.connect(w.focus_input)
-        self.welcome.import_requested.connect(self.import_gguf)
-        self.welcome.download_requested.connect(lambda pid, q: self.download(pid, q))
+        self.library.import_requested.connect(m.import_gguf)
+        self.library.action_finished.connect(lambda _what: m.store.reload())
+        self.welcome.start_chat.connect(focus_input)
+        self.welcome.import_requested.connect(m.import_gguf)
+        self.welcome.download_requested.connect(self.download)
+        self.welcome.repo_requested.connect(self.open_repo)
+        # A rename, a removal, a download or an import changes names and what is installed: every view follows
+        # the one scan; the loaded model's name and quant are told to the window once it is in.
+        self.installed.changed.connect(self._announce_names)
+        self.installed.changed.connect(self.downloads_panel.sync)
+        self.downloads.event_received.connect(self._on_download_event)
 
-        # A finished download or import, or saved settings, change what is installed: every view re-reads.
-        w.profile_model.scanned.connect(self.refresh)
+    def _hub_focus(self) -> QWidget:
+        return self.hub.box if self.hub_page.currentWidget() is self.hub else self.repo.list
+
+    def _job_name(self, job: Job) -> str:
+        pid = job.profile_id or (job.result or {}).get("profile_id")  # a repo's download makes its profile
+        name = self.installed.name_of(pid, "") if pid else ""
+        what = job.quant or job.filename or ""
+        return f"{name or job.repo} {what}".strip()
 
     # ---------------------------------------------------------------- actions
 
-    def choose(self, profile_id: str) -> None:
-        self.win.choose_profile(profile_id)
-
     def load_from_library(self, profile_id: str) -> None:
-        self.win.show_page("chats")
-        self.win.choose_profile(profile_id)
+        self.show_page("chats")
+        self.menu.choose_profile(profile_id)
 
-    def open_repo(self, repo: str) -> None:
-        self.repo.open_repo(repo)
+    def open_repo(self, spec: str, quant: str | None = None) -> None:
+        """The repo page (the one quant picker) of ``spec`` (a repo or a profile id), ``quant`` selected."""
+        self.repo.open_repo(spec, quant or None)
         self.hub_page.setCurrentWidget(self.repo)
+        self.show_page("hub")
 
-    def import_gguf(self) -> None:
-        self.win.import_gguf()
-
-    def download(self, spec: str, quant: str) -> "Job | None":
-        """Queue ``quant`` of ``spec`` (a profile id or a repo) with the app's download manager; the Downloads
-        window opens on it so the progress is in view."""
-        from desktop.ui.library.download_window import DownloadsController
-
-        ctrl = DownloadsController.instance()
-        self.win.models.watch_downloads(ctrl)
+    def download(self, spec: str, quant: str) -> Job | None:
+        """Queue ``quant`` of ``spec`` (a profile id or a repo) with the app's one download manager. A failed,
+        paused or cancelled job of the same quant is resumed rather than queued twice; a running one is left
+        alone. Opens nothing: the repo page, the welcome card and the Downloads page show its progress."""
+        store, ctrl = self.menu.store, self.downloads
+        key = {"profile_id": spec} if spec in store.ids() else {"repo": spec}
+        job = ctrl.latest(**key, quant=quant or None) if quant else None
         try:
-            job = ctrl.manager.submit(spec, quant=quant or None)
+            if job is not None and job.state in {"failed", "paused", "cancelled"}:
+                ctrl.manager.resume(job.id)
+            elif job is None or job.state not in ACTIVE_STATES:
+                job = ctrl.manager.submit(spec, quant=quant or None)
         except AppError as exc:
-            self.win.errors.present(exc)
+            self.menu.errors.present(exc)
             return None
-        self.win.statusBar().showMessage(f"Downloading {quant + ' of ' if quant else ''}{spec}… "
-                                         "(Model ▸ Downloads… shows progress)", 8000)
-        dl = self.win.open_downloads(None, None)
-        if dl is not None and hasattr(dl, "jobs"):
-            try:
-                if dl.jobs._row(job.id) < 0:
-                    dl.jobs.add_job(job)
-            except (AttributeError, KeyError):  # an older window: its events add the row
-                pass
+        self.downloads_panel.show_job(job.id)
+        name = self._job_name(job)
+        self.notify(f"Downloading {name}… (Model ▸ Downloads… shows progress)", 8000)
         return job
 
+    def _on_download_event(self, ev: Any) -> None:
+        """A failed download says so on the status line (replacing "Downloading…"), with where to retry."""
+        if ev.state != "failed":
+            return
+        try:
+            job = self.downloads.manager.job(ev.job_id)
+        except KeyError:
+            return
+        reason = (ev.error or {}).get("message") or ev.message or "unknown error"
+        self.notify(f"Download of {self._job_name(job)} failed: {reason} (Model ▸ Downloads… to retry)", 15000)
+
     def refresh(self) -> None:
-        for v in (self.picker, self.library, self.welcome):
-            v.refresh()
+        self.installed.refresh()
 
     # ---------------------------------------------------------------- the loaded model
 
     def _on_load_started(self, profile) -> None:  # noqa: ANN001 - Profile
         self.picker.set_current(profile.id)
         self.picker.set_loading(0.0)
+        self.update_welcome()
+
+    def _on_loaded(self, ev: Any) -> None:
+        self._loaded_ev = ev
+        self._on_load_ended()
 
     def _on_load_ended(self, *_: object) -> None:
         self.picker.set_loading(None)
-        p = self.win.adapter.loaded_profile
-        self.picker.set_current(p.id if p else None)
+        p = self.adapter.loaded_profile
+        self.picker.set_current(p.id if p else None, self.describe_loaded()[1] if p else None)
+        self.update_welcome()
+
+    def describe_loaded(self, ev: Any = None) -> tuple[str, str | None]:
+        """(name, quant label) of the loaded model: its one name, and the file's own type with the repo's name
+        beside it when they differ."""
+        a = self.adapter
+        p = a.loaded_profile
+        loaded = ev if ev is not None else self._loaded_ev
+        path = getattr(loaded, "model_path", None)
+        ftype = getattr(loaded, "quant", None)
+        fallback = p.name if p else (path or "")
+        return self.installed.describe(p.id if p else None, path, ftype, fallback)
+
+    def _announce_names(self) -> None:
+        p = self.adapter.loaded_profile
+        if p is not None and not self.adapter.loading:
+            name, quant = self.describe_loaded()
+            self.picker.set_current(p.id, quant)
+            self.names_changed.emit(name, quant or "")
+        self.update_welcome()
 
     def update_welcome(self) -> None:
-        """The line over the welcome view: which model answers (the suggestions are the view's)."""
-        a = self.win.adapter
-        if a.loading and a.profile is not None:
-            who = f"<b>{html.escape(a.profile.name)}</b> is loading; you can type meanwhile."
-        elif a.loaded_profile is not None:
-            who = f"You are chatting with <b>{html.escape(a.loaded_profile.name)}</b>, on this computer."
+        """The line over the welcome view, and its headline: which model answers (the suggestions are the
+        view's). "Ready" only for the loaded model, and not while a load runs."""
+        a = self.adapter
+        loading = a.profile if a.loading and a.profile is not None else None
+        loaded = a.loaded_profile if not loading else None
+        loading_name = self.installed.name_of(loading.id, loading.name) if loading else None
+        loaded_name = self.describe_loaded()[0] if loaded else None
+        if loading_name:
+            who = f"<b>{html.escape(loading_name)}</b> is loading; you can type meanwhile."
+        elif loaded_name:
+            who = f"You are chatting with <b>{html.escape(loaded_name)}</b>, on this computer."
         else:
             who = "No model is loaded yet: choose one with the picker above."
-        self.win.empty.setText(f"<p style='font-size:20px; font-weight:600'>Start a conversation</p>"
-                               f"<p>{who} Type below and press Enter.</p>")
-
+        self.chat_page.empty.setText(f"<p style='font-size:20px; font-weight:600'>Start a conversation</p>"
+                                     f"<p>{who} Type below and press Enter.</p>")
+        self.welcome.set_model(loaded_name, loading_name)

@@ -129,8 +129,9 @@ class StatusBar(QStatusBar):
 
     # ---------------------------------------------------------------- model and answers
 
-    def model_loaded(self, name: str, ev: P.Loaded) -> None:
-        self.model.setText(f"{name} · {ev.quant}" if ev.quant else name)
+    def model_loaded(self, name: str, ev: P.Loaded, quant: str | None = None) -> None:
+        """``quant``: the label to show (the file's type with the repo's name beside it); else ``ev.quant``."""
+        self.set_model(name, quant or ev.quant)
         self.model.setToolTip(f"{ev.model_path}\nllama.cpp {ev.llama_cpp_version}\n" + "\n".join(ev.notes))
         layers = (f"{ev.n_gpu_layers}/{ev.gpu_layers_total} GPU layers" if ev.gpu_layers_total
                   else f"{ev.n_gpu_layers} GPU layers")
@@ -139,6 +140,10 @@ class StatusBar(QStatusBar):
         self.backend.setToolTip(ev.gpu_reason or ev.description)
         self.speed.setText("")
         self.ctx.setText("")  # unknown until an answer in this chat says how much it used
+
+    def set_model(self, name: str, quant: str | None = None) -> None:
+        """The loaded model's name and quant label (again, after a rename)."""
+        self.model.setText(f"{name} · {quant}" if quant else name)
 
     def no_model(self, text: str = "No model loaded") -> None:
         self.model.setText(text)
