@@ -22,7 +22,7 @@ from desktop.engine.hub import fit
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.hub import listing as hub
 from desktop.engine.library import registry as models
-from desktop.engine.errors import DiskSpaceError, DownloadCancelled, DownloadError, VerificationError
+from desktop.engine.errors import DiskSpaceError, DownloadCancelled, DownloadError
 from desktop.engine.hub.hardware import GPU, GiB, Hardware
 from tests.fixtures import tiny_gguf
 from tests.fixtures.hub_server import HubServer

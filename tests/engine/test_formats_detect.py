@@ -3,7 +3,6 @@
 their format came from."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.engine import paths, profiles
 from desktop.engine.profiles import ProfileStore
-from desktop.engine.profiles.fields import FIELDS, Field, panel_fields, read
+from desktop.engine.profiles.fields import FIELDS, Field, panel_fields
 from desktop.ui.settings.dialog import SettingsDialog
 from desktop.ui.settings.form import SettingsForm
 from desktop.ui.settings.panel import SettingsPanel
