@@ -8,7 +8,7 @@ installed; without it the shot streams scripted text through the same model/view
 
 Shots: first-start, streaming, dark, hidpi-2x (a second process at QT_SCALE_FACTOR=2, which also checks that
 the window and the settings dialog fit the 800x500 logical screen with Save visible), settings-panel,
-search-results, plus the ``EXTRA_SHOTS`` hook for views other branches add (model picker, hub, library).
+search-results, plus the ``EXTRA_SHOTS`` hook for views shot from the real window (model picker, hub, library).
 """
 from __future__ import annotations
 
