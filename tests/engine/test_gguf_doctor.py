@@ -65,6 +65,21 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, llama3_ok) -> None:
         gguf_doctor.inspect(tiny_gguf.make_truncated(tmp_path / "trunc.gguf", llama3_ok.path))
 
 
+@pytest.mark.parametrize("head, says", [
+    (b"PK\x03\x04" + bytes(40), "it is a ZIP archive"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(40), "it is a PNG image"),
+    (b"\x8d\xcc%9\x00\xff" + bytes(40), "it does not start with the GGUF signature"),
+    (b"just some notes, not a model at all\n", "it is a text file"),
+    ((123).to_bytes(8, "little") + b'{"__metadata__": {}}' + bytes(20), "safetensors"),
+])
+def test_a_file_that_is_not_a_gguf_is_named_in_words_never_raw_bytes(tmp_path: Path, head: bytes, says: str) -> None:
+    f = tmp_path / "model.gguf"
+    f.write_bytes(head)
+    with pytest.raises(GGUFError) as ei:
+        gguf_doctor.inspect(f)
+    assert says in ei.value.message and "b'" not in ei.value.message and "\\x" not in ei.value.message
+
+
 def test_fix_is_in_place_same_size_and_idempotent(llama3_broken) -> None:
     p = llama3_broken.path
     before = p.read_bytes()

@@ -109,6 +109,26 @@ class Report:
 _READER: Any = None
 
 
+
+# What a file is, from its first bytes, for the one sentence that says it is not a GGUF (never raw bytes).
+_MAGICS = ((b"PK\x03\x04", "a ZIP archive"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+           (b"%PDF", "a PDF document"), (b"GGML", "an old GGML model"), (b"lmgg", "an old GGML model"),
+           (b"tjgg", "an old GGJT model (convert it to GGUF)"), (b"\x7fELF", "a program"),
+           (b"\x1f\x8b", "a gzip archive"), (b"7z\xbc\xaf", "a 7-Zip archive"))
+
+
+def what_file(head: bytes) -> str:
+    """A few words on what a file that is not a GGUF looks like."""
+    for magic, what in _MAGICS:
+        if head.startswith(magic):
+            return f"it is {what}"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "it looks like a safetensors file (convert it to GGUF with llama.cpp's converter)"
+    if head and all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        return "it is a text file"
+    return "it does not start with the GGUF signature"
+
+
 def _reader_class() -> Any:
     """gguf-py's ``GGUFReader``, holding the file as a plain ndarray view of its ``np.memmap``.
 
@@ -147,9 +167,9 @@ def _open(path: str | Path, mode: str = "r"):
     if size < 24:
         raise GGUFError(f"{p}: not a GGUF file (only {size} bytes)")
     with p.open("rb") as fh:
-        magic = fh.read(4)
-    if magic != b"GGUF":
-        raise GGUFError(f"{p}: not a GGUF file (bad magic {magic!r})")
+        head = fh.read(16)
+    if head[:4] != b"GGUF":
+        raise GGUFError(f"{p}: not a GGUF file ({what_file(head)})")
     try:
         reader = GGUFReader(p, mode)  # type: ignore[arg-type]
     except (ValueError, IndexError, KeyError, OverflowError, UnicodeDecodeError, MemoryError, TypeError) as exc:
