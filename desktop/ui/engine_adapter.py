@@ -30,6 +30,7 @@ class EngineAdapter(QObject):
     reasoning_received = Signal(str, str)  # request id, text of the thinking (reasoning models), never in the answer
     generation_finished = Signal(str, object)  # request id, P.Finished
     generation_failed = Signal(str, object)  # request id, error dict
+    restarting = Signal(object)  # Profile: the engine died; this request starts it again and reloads the model
     _event = Signal(object)
 
     def __init__(self, parent: QObject | None = None, client: EngineClient | None = None) -> None:
@@ -77,7 +78,13 @@ class EngineAdapter(QObject):
         """``profile``: the loaded profile with per-chat changes (system prompt); default the loaded one."""
         req = models.generate_request(profile or self.profile, messages, new_id("gen"), **sampling)
         self.current = req.id
-        return self.client.submit(req)
+        c = self.client
+        # A dead engine is started again by this request and reloads its model first (a few seconds): say so.
+        restart = c.proc is not None and not c.alive() and c.last_load is not None
+        rid = c.submit(req)
+        if restart and (self.loaded_profile or self.profile) is not None:
+            self.restarting.emit(self.loaded_profile or self.profile)
+        return rid
 
     def generate_request_preview(self, profile: Profile | None = None, **sampling: Any) -> P.Generate:
         """The request the next message will make, without its messages (for provenance): ``profile`` as

@@ -136,7 +136,13 @@ def test_killed_engine_keeps_partial_answer_and_recovers(qtbot, make_window, lon
     assert w.banner.isVisible() and "killed" in w.banner.label.text()
     assert "Traceback" not in w.banner.label.text()
     with qtbot.waitSignal(w.adapter.model_loaded, timeout=120000):  # a new engine, the model reloaded
-        _send_and_wait(qtbot, w, "Say hello.")
+        with qtbot.waitSignal(w.adapter.generation_finished, timeout=120000):
+            w.input.setPlainText("Say hello.")
+            assert w.send()
+            # The few seconds of restarting and reloading show, with the load bar, until the model is back.
+            assert w.status.loading and "restarting the engine" in w.status.load_label.text()
+    qtbot.waitUntil(lambda: not w._stream, timeout=5000)
+    assert not w.status.loading
     assert w.model.rowCount() == 4 and w.model.data(w.model.index(3), StateRole) == "done"
     assert "SmolLM2" in w.status_model.text()
     assert not w.banner.isVisible()  # the crash notice went away with the recovery

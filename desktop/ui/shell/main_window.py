@@ -212,6 +212,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.profile_model.scanned.connect(self._update_empty)  # the download links follow what is installed
         self.model.rowsInserted.connect(self._update_empty)
         a.load_started.connect(self._on_load_started)
+        a.restarting.connect(lambda p: self.status.load_started(f"{p.name} (restarting the engine)"))
         a.load_progress.connect(self.status.load_progress)
         a.model_loaded.connect(self._on_loaded)
         a.load_failed.connect(self._on_load_failed)
