@@ -143,6 +143,9 @@ class ChatView(QScrollArea):
     def _rebuild(self) -> None:
         for w in self.widgets:
             self.column.removeWidget(w)
+            # Hidden at once: deleteLater waits for the event loop, and until then the old message would still
+            # paint where the new ones are laid out (text over text on the first paint of a reopened chat).
+            w.hide()
             w.deleteLater()
         self.widgets = []
         self._inserted(QModelIndex(), 0, self.model.rowCount() - 1)

@@ -368,6 +368,7 @@ class MessageWidget(QFrame):
         while self.files.count() > 1:  # the stretch stays last
             item = self.files.takeAt(0)
             if item.widget():
+                item.widget().hide()  # gone from this paint on, not when the event loop deletes it
                 item.widget().deleteLater()
         for i, name in enumerate(names):
             chip = QLabel(name)
@@ -395,6 +396,7 @@ class MessageWidget(QFrame):
         while self.body.count():
             item = self.body.takeAt(0)
             if item.widget():
+                item.widget().hide()  # gone from this paint on, not when the event loop deletes it
                 item.widget().deleteLater()
         self.stream = None
         self.streamed_len = 0
@@ -478,6 +480,7 @@ class MessageWidget(QFrame):
                 and text.startswith(self.text_committed())):
             # The stream ended: the finished blocks stay as they are; only the tail becomes Markdown.
             self.body.removeWidget(self.stream)
+            self.stream.hide()
             self.stream.deleteLater()
             for w in self._block_widgets(text[self.committed:]):
                 self.body.addWidget(w)
