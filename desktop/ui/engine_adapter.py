@@ -79,8 +79,7 @@ class EngineAdapter(QObject):
         req = models.generate_request(profile or self.profile, messages, new_id("gen"), **sampling)
         self.current = req.id
         c = self.client
-        # A dead engine is started again by this request and reloads its model first (a few seconds): say so.
-        restart = c.proc is not None and not c.alive() and c.last_load is not None
+        restart = c.needs_restart()  # this request starts the engine again and reloads first (seconds): say so
         rid = c.submit(req)
         if restart and (self.loaded_profile or self.profile) is not None:
             self.restarting.emit(self.loaded_profile or self.profile)

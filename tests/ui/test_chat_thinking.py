@@ -34,6 +34,9 @@ class RecordingClient:
     def cancel(self, _rid: str) -> None:
         pass
 
+    def needs_restart(self) -> bool:
+        return False
+
     def close(self) -> None:
         pass
 

@@ -201,6 +201,10 @@ class EngineClient:
             return
         reader.join(_SETTLE_S)
 
+    def needs_restart(self) -> bool:
+        """The engine died: the next request starts it again and reloads the last model before answering."""
+        return self.proc is not None and not self.alive() and self.last_load is not None
+
     def _ensure(self) -> None:
         """Start the engine if needed; after a crash, reload the last model first."""
         with self._lock:
