@@ -216,6 +216,8 @@ def test_one_scan_feeds_every_view_and_a_rename_reaches_the_status_bar(qtbot, ma
     qtbot.waitUntil(lambda: w.status_model.text() == "Renamed Llama · F16", timeout=15000)
     assert v.picker.button.text().startswith("Renamed Llama") and "Renamed Llama" in w.welcome.headline.text()
     assert len(scans) == 2 and not any(scans)  # the rename asked for one more
+    # The next answer's header (its provenance) names the model the same way.
+    assert w.session.provenance()["profile_name"] == "Renamed Llama"
 
 
 def test_a_missing_model_and_the_welcome_page_open_the_repo_page(qtbot, make_window) -> None:

@@ -99,6 +99,7 @@ class ChatSession(QObject):
         self.chats = chats
         self.model = model
         self.loaded: P.Loaded | None = None
+        self.model_name: str | None = None  # the loaded model's one name (the library's, following a rename)
         self.chat_id: int | None = None
         self.stream: StreamState | None = None
         self.editing: int | None = None
@@ -326,7 +327,7 @@ class ChatSession(QObject):
         path = ld.model_path if ld and ld.model_path else ""
         resolved = str(Path(path).resolve()) if path else ""
         return {
-            "profile_id": p.id if p else None, "profile_name": p.name if p else None,
+            "profile_id": p.id if p else None, "profile_name": self.model_name or (p.name if p else None),
             "model_file": os.path.basename(path) or None, "model_path": resolved or None,
             "sha256": self.chats.cached_sha256(resolved) if resolved else None,
             "quant": ld.quant if ld else (p.source.recommended_quant if p else None),

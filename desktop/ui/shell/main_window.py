@@ -127,6 +127,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.views = ModelViews(self.models, self.chat_page, self.adapter, add_page=self.add_page,
                                 show_page=self.show_page, focus_input=self.focus_input, notify=self.status.showMessage)
         self.views.names_changed.connect(self.status.set_model)
+        self.views.names_changed.connect(lambda name, _quant: setattr(self.session, "model_name", name))
         self.picker, self.welcome = self.views.picker, self.views.welcome
 
         self._connect()
@@ -309,6 +310,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.loaded = self.session.loaded = ev
         p = self.adapter.loaded_profile
         name, quant = self.views.describe_loaded(ev)  # the model's one name, and its quant label
+        self.session.model_name = name
         self.status.model_loaded(name, ev, quant)
         self.chat_page.model_label.setText(name)
         if ev.gpu_reason:
