@@ -213,3 +213,29 @@ def test_a_chat_says_so_before_it_takes_the_engine_back_from_the_server(qtbot, n
     qtbot.waitUntil(lambda: len(order) == 2, timeout=20000)
     t.join(5)
     assert order == ["chat", "echo: b"] and srv.loaded_model == "fast"
+
+
+def test_every_control_is_reached_with_tab(qtbot, new_window) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    w = new_window()
+    w.activateWindow()
+    qtbot.waitUntil(w.isActiveWindow, timeout=3000)
+    page = w.server_page
+    page.port.setValue(free_port())
+    page.lan.setChecked(True)
+    turn_on(qtbot, w)
+    page.switch.setFocus()
+    seen = []
+    for _ in range(40):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(QApplication.focusWidget())
+    copies = [copy for _label, _value, copy in page.addr_rows]
+    wanted = [page.port, page.ttl, page.lan, page.key, page.new_key, page.copy_key, page.origins, page.origin_edit,
+              page.add_origin, page.remove_origin, *copies, page.log_view, page.clear_log]
+    # A spin box's focus is its line edit's.
+    reached = [next((x for x in wanted if x is s or x.isAncestorOf(s)), None) for s in seen]
+    assert all(x in reached for x in wanted) and len(copies) == 3
+    order = list(dict.fromkeys(x for x in reached if x is not None))
+    assert order[:len(wanted)] == wanted  # reading order, the page's controls one after the other

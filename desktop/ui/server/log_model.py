@@ -58,7 +58,7 @@ class RequestLogModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             where = f"{e.method} {e.path}" + (f" from {e.client}" if e.client else "")
             return f"{where}\n{e.error}" if e.error else where
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (3, 4, 5):
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (3, 4):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 

@@ -91,7 +91,8 @@ class ServerPage(QWidget):
         # ---- settings
         frame, lay = _panel("Settings")
         form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.port = QSpinBox()
         self.port.setRange(0, 65535)
@@ -186,7 +187,8 @@ class ServerPage(QWidget):
         self.log_view.setMinimumHeight(180)
         hh = self.log_view.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        hh.setStretchLastSection(True)
+        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)  # the model's name takes what is left
+        hh.setMinimumSectionSize(48)
         fm = self.fontMetrics()
         for col, sample in enumerate(("00:00:00 ", "OpenAI /v1/chat/completions", "a-model-name-q4", "9999 + 9999",
                                       "999.9", "200 OK")):
@@ -305,6 +307,7 @@ class ServerPage(QWidget):
         for widgets in self.addr_rows:
             for w in widgets:
                 self.addr_grid.removeWidget(w)
+                w.hide()
                 w.deleteLater()
         self.addr_rows = []
         if srv is not None:
