@@ -135,6 +135,9 @@ class ServerPage(QWidget):
         origin_note.setObjectName("muted")
         origin_note.setWordWrap(True)
         origin_box.addWidget(origin_note)
+        # Room for a whole origin and much of a key: on a narrow page the form puts such rows under their label.
+        for edit in (self.key, self.origin_edit):
+            edit.setMinimumWidth(self.fontMetrics().horizontalAdvance("http://localhost:30000") + 24)
         form.addRow("Port", self.port)
         form.addRow("Unload an idle model after", self.ttl)
         form.addRow("", self.lan)
@@ -225,6 +228,7 @@ class ServerPage(QWidget):
         self.ttl.setValue(s.ttl_min)
         self.lan.setChecked(s.lan)
         self.key.setText(s.api_key)
+        self.key.setCursorPosition(0)
         self.origins.clear()
         self.origins.addItems(list(s.origins))
         for w in (self.port, self.ttl, self.lan, self.key):
@@ -245,6 +249,7 @@ class ServerPage(QWidget):
     def _on_lan(self, on: bool) -> None:
         if on and not self.key.text().strip():
             self.key.setText(secrets.token_urlsafe(24))  # the local network needs a key: one nobody can guess
+            self.key.setCursorPosition(0)
         self._apply()
 
     def _on_key_edited(self) -> None:
@@ -253,6 +258,7 @@ class ServerPage(QWidget):
 
     def generate_key(self) -> None:
         self.key.setText(secrets.token_urlsafe(24))
+        self.key.setCursorPosition(0)
         self._apply()
 
     def _add_origin(self) -> None:
