@@ -58,11 +58,12 @@ def test_the_settings_panel_comes_after_the_composer_and_other_pages_have_their_
     assert w.settings_panel.isAncestorOf(stops[1])  # the panel's first field follows the Send button
     w.toggle_settings_panel(False)
     w.show_page("hub")
-    assert [b.isChecked() for b in w.page_buttons.values()] == [False, True, False]
+    assert [b.isChecked() for b in w.page_buttons.values()] == [k == "hub" for k in w.page_buttons]
     hub = w.pages.currentWidget()
     w.page_buttons["hub"].setFocus()
     (nxt,) = _walk(qtbot, w, Qt.Key.Key_Tab, 1)
     assert nxt is w.page_buttons["models"]
+    list(w.page_buttons.values())[-1].setFocus()  # the rail's last button
     (nxt,) = _walk(qtbot, w, Qt.Key.Key_Tab, 1)
     assert hub.isAncestorOf(nxt)  # from the rail into the page, never into the hidden chat page
 

@@ -47,7 +47,7 @@ def test_hub_and_models_pages_by_keyboard_and_rail(qtbot, make_window) -> None:
     assert w.views.hub_scroll.widget() is w.views.hub_page and w.views.library_scroll.widget() is w.views.library
     # The pages scroll rather than make the window bigger than a small screen (800x500 logical at 2x).
     assert w.minimumSizeHint().height() < 400 and w.minimumSizeHint().width() < 760
-    assert list(w.page_buttons) == ["chats", "hub", "models", "downloads"]
+    assert list(w.page_buttons) == ["chats", "hub", "models", "downloads", "server"]
     assert all(not b.icon().isNull() for b in w.page_buttons.values())
     w.input.setFocus()
     qtbot.keyClick(w.input, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)

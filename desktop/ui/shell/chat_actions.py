@@ -41,6 +41,8 @@ class ChatActions(ToolActions):
         if self.adapter.profile is None:
             self.errors.present({"message": "Choose a model in the Model menu first."})
             return False
+        if not self.server.chat_may_send(lambda: self.send(text)):  # the server holds the engine: say so first
+            return False
         atts = self.take_attachments()
         if atts is None:
             self.errors.present({"message": "An attachment is still being read; send again in a moment."})
@@ -67,6 +69,8 @@ class ChatActions(ToolActions):
         self.session.stop()
 
     def regenerate(self, message_id: int | None = None) -> bool:
+        if not self.server.chat_may_send(lambda: self.regenerate(message_id)):
+            return False
         ok = self.session.regenerate(message_id if isinstance(message_id, int) else None)
         if ok:
             self.input.setFocus()  # Esc then stops it; the Regenerate button is gone while it streams

@@ -33,12 +33,14 @@ from desktop.ui.chat.session import ChatSession
 from desktop.ui.chat.sidebar import Sidebar
 from desktop.ui.engine_adapter import EngineAdapter
 from desktop.ui.errors import ErrorPresenter
+from desktop.ui.server.controller import ServerController
+from desktop.ui.server.page import ServerBadge, ServerPage
 from desktop.ui.settings.panel import SettingsPanel
 from desktop.ui.shell import actions, focus
 from desktop.ui.shell import chat_actions as window_chat
 from desktop.ui.shell import help_actions as window_help
 from desktop.ui.shell.model_menu import ModelMenu
-from desktop.ui.shell.model_views import ModelViews
+from desktop.ui.shell.model_views import ModelViews, Page
 from desktop.ui.shell.status_bar import StatusBar
 from desktop.ui.theme import theme
 from desktop.ui.widgets.screens import fit_to_screen
@@ -129,6 +131,15 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.views.names_changed.connect(self.status.set_model)
         self.views.names_changed.connect(lambda name, _quant: setattr(self.session, "model_name", name))
         self.picker, self.welcome = self.views.picker, self.views.welcome
+        # The local server (ui/server): its page, its line in the status bar, and its notices before a chat send.
+        self.server = ServerController(self.adapter, lambda exc, modal: self.errors.present(exc, modal=modal), self)
+        self.server_page = ServerPage(self.server)
+        self.add_page("server", "mdi6.server-network", Page(self.server_page, lambda: self.server_page.switch),
+                      "Server")
+        self.server_badge = ServerBadge(self.server)
+        self.status.addPermanentWidget(self.server_badge)
+        self.server.notice.connect(lambda text, label, act: self.banner.show_message(text, None, act and (label, act)))
+        self.session.busy_changed.connect(self.server.chat_busy)
 
         self._connect()
         self._show_profile_problems()
@@ -382,6 +393,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         st.setValue("window/geometry", self.saveGeometry())
         st.setValue("window/last_chat", self.chat_id or 0)
         self.session.finish_on_close()
+        self.server.close()
         self.adapter.shutdown()
         super().closeEvent(e)
 
