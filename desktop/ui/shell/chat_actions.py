@@ -5,7 +5,6 @@ on the chat session and updates what the window shows; the session does the work
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -196,10 +195,8 @@ class ChatActions(ToolActions):
                                                   "Markdown (*.md)" if fmt == "md" else "JSON (*.json)")
             if not path:
                 return None
-        text = (self.chats.export_markdown(chat_id) if fmt == "md"
-                else json.dumps(self.chats.export_json(chat_id), indent=2, ensure_ascii=False))
-        try:
-            Path(path).write_text(text, encoding="utf-8")
+        try:  # Markdown gets the chat's images beside it (<name>_files/)
+            self.chats.export_to(chat_id, fmt, path)
         except OSError as exc:
             self.errors.present({"message": f"Could not write {path}: {exc.strerror or exc}"})
             return None
