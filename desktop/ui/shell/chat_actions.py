@@ -45,11 +45,12 @@ class ChatActions(ToolActions):
             self.errors.present({"message": "An attachment is still being read; send again in a moment."})
             return False
         self.session.attachments = atts  # fitted into the prompt on a worker, with the tools (tool_send.py)
-        if not self.session.send(text):
+        pictures = self.chat_page.chips.images()  # checked, scaled and stored by hash on a worker
+        if not self.session.send(text, pictures):
             self.session.attachments = []
             return False
         self.input.clear()
-        if atts:
+        if atts or pictures:
             self.chat_page.chips.clear()
         return True
 
