@@ -89,12 +89,12 @@ def test_a_bad_picture_is_refused_with_one_sentence(qtbot, page, tmp_path, bad, 
 
 def test_without_vision_images_are_refused_and_the_paperclip_says_why(qtbot, page) -> None:
     assert "image" in page.attach_btn.toolTip().lower()  # nothing loaded yet: pictures may come
-    page.set_vision(False, "Tiny Llama 3 cannot see images: it has no vision projector (mmproj).")
-    assert "Tiny Llama 3 cannot see images" in page.attach_btn.toolTip()
+    page.set_vision(False, "Tiny Llama 3 has no vision projector (mmproj), so it cannot see images.")
+    assert "Images are off: Tiny Llama 3 has no vision projector" in page.attach_btn.toolTip()
     page.input.setPlainText("typed words")
     with qtbot.waitSignal(page.chips.failed, timeout=3000) as blocker:
         _paste(qtbot, page.input, _red())
-    assert blocker.args[0].startswith("Tiny Llama 3 cannot see images")
+    assert blocker.args[0].startswith("Tiny Llama 3 has no vision projector")
     assert not page.chips.image_chips and page.input.toPlainText() == "typed words"
 
 

@@ -249,7 +249,7 @@ class ChatPage(QWidget):
         """Whether the loaded model takes pictures (None: no model loaded yet); the paperclip's tooltip says so."""
         self.chips.set_vision(vision, reason, max_side)
         if vision is False:
-            tip = f"Attach files (or drop them on the chat). No images: {reason}"
+            tip = f"Attach files (or drop them on the chat). Images are off: {reason}"
         else:
             tip = "Attach files or images (or drop them on the chat, or paste an image)"
         self.attach_btn.setToolTip(tip)

@@ -87,7 +87,7 @@ def no_vision_reason(profile: Any, sending: bool = False) -> str:
     name = getattr(profile, "name", None) or "The loaded model"
     if sending:
         return f"{name} cannot see images, so the message was not sent; it is still in the box."
-    return f"{name} cannot see images: it has no vision projector (mmproj)."
+    return f"{name} has no vision projector (mmproj), so it cannot see images."
 
 
 def images_for(provenance: dict[str, Any] | None, loaded: P.Loaded | None) -> dict[str, Any]:
