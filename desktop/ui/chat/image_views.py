@@ -160,7 +160,9 @@ class ImageViewer(QDialog):
                          lambda _e: self.picture.setText("The picture's file is missing."))
 
     def _show(self, img: QImage) -> None:
-        self.picture.setPixmap(pixmap_for(img, self._side, self.devicePixelRatioF()))
+        # A small picture (one scaled to a 32 px projector) is enlarged at most 4 times, not blown up to the screen.
+        side = min(self._side, 4 * max(img.width(), img.height()))
+        self.picture.setPixmap(pixmap_for(img, side, self.devicePixelRatioF()))
 
     def open_externally(self) -> None:
         self.opened_externally.emit(self.path)
