@@ -100,6 +100,12 @@ class Message:
     sibling_count: int = 1
     reasoning: str = ""  # the thinking of a reasoning model's answer ("" for the others)
 
+    @property
+    def images(self) -> list[dict[str, Any]]:
+        """The images sent with the message: kept in the data dir by content hash (``vision.images.store``) and
+        named in its provenance (``images``: sha256, path, name, width, height), so no schema change was needed."""
+        return export.message_images(self.provenance)
+
 
 @dataclass
 class Chat:
@@ -397,6 +403,10 @@ class ChatStore:
     def export_markdown(self, chat_id: int) -> str:
         """Every branch as Markdown (:func:`export.chat_markdown`)."""
         return export.chat_markdown(self, chat_id)
+
+    def export_to(self, chat_id: int, fmt: str, path: str | Path) -> Path:
+        """Write the export to ``path`` (:func:`export.write_export`: Markdown gets its images beside it)."""
+        return export.write_export(self, chat_id, fmt, path)
 
 
 def _snippet(text: str, q: str, width: int = 40, marks: tuple[str, str] = ("[", "]")) -> str:

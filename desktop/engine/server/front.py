@@ -24,7 +24,14 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Iterator
 
-from desktop.engine.errors import AppError, ContextOverflowError, GrammarError, ModelNotFoundError, TemplateError
+from desktop.engine.errors import (
+    AppError,
+    ContextOverflowError,
+    GrammarError,
+    ImageError,
+    ModelNotFoundError,
+    TemplateError,
+)
 from desktop.engine.inference import protocol as P
 from desktop.engine.server.config import RequestLog
 from desktop.engine.server.pool import ServedModel
@@ -40,7 +47,7 @@ class RequestTimeout(AppError):
 
 def status_of(exc: BaseException) -> int:
     """The HTTP status of a request that failed before its answer started."""
-    if isinstance(exc, (BadRequest, TemplateError, ContextOverflowError, GrammarError)):
+    if isinstance(exc, (BadRequest, TemplateError, ContextOverflowError, GrammarError, ImageError)):
         return 400
     if isinstance(exc, ModelNotFoundError):
         return 404

@@ -82,9 +82,70 @@ def text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
+_IMAGE_PARTS = ("image_url", "input_image")
+
+
+def _stored(data: bytes) -> str:
+    from desktop.engine.vision import images
+
+    return str(images.store(data))
+
+
+def _image_parts(content: Any, param: str) -> list[str]:
+    """The images of OpenAI content parts (``image_url`` in chat, ``input_image`` in Responses), each a data URL,
+    stored by content hash in the data dir: their paths. Remote URLs and anything not an image: 400 naming the
+    part."""
+    from desktop.engine.errors import ImageError
+    from desktop.engine.vision import images
+
+    if not isinstance(content, list):
+        return []
+    paths: list[str] = []
+    for k, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") not in _IMAGE_PARTS:
+            continue
+        url = part.get("image_url")
+        field = f"{param}.content[{k}].image_url"
+        if isinstance(url, dict):  # chat: {"url": ..., "detail": ...}; Responses: the URL itself
+            url, field = url.get("url"), field + ".url"
+        try:
+            paths.append(_stored(images.decode_data_url(url, f"'{field}'")))
+        except ImageError as exc:
+            raise BadRequest(exc.message, field, "invalid_value") from exc
+    return paths
+
+
+def _ollama_images(raw: Any, param: str) -> list[str]:
+    """Ollama's ``images``: a list of base64 strings (the ``ollama`` client encodes files and bytes so)."""
+    import base64
+    import binascii
+
+    from desktop.engine.errors import ImageError
+
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadRequest(f"'{param}.images' must be a list of base64 strings", f"{param}.images", "invalid_type")
+    paths: list[str] = []
+    for k, item in enumerate(raw):
+        field = f"{param}.images[{k}]"
+        if not isinstance(item, str):
+            raise BadRequest(f"'{field}' must be a base64 string", field, "invalid_type")
+        if item.startswith("data:"):
+            item = item.partition(",")[2]
+        try:
+            paths.append(_stored(base64.b64decode(item, validate=True)))
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest(f"'{field}' is not valid base64", field, "invalid_value") from exc
+        except ImageError as exc:
+            raise BadRequest(f"'{field}': {exc.message}", field, "invalid_value") from exc
+    return paths
+
+
 def chat_messages(raw: Any, param: str = "messages") -> list[dict[str, Any]]:
     """OpenAI or Ollama chat messages in the internal shape of ``tools.formats`` (tool calls with dict arguments,
-    tool results with the call's name)."""
+    tool results with the call's name). Images (OpenAI ``image_url`` data URLs, Ollama ``images``) are stored by
+    content hash in the data dir and named on the message's ``images``, as the chat sends them."""
     from desktop.engine.tools import formats
 
     if not isinstance(raw, list) or not raw:
@@ -96,6 +157,9 @@ def chat_messages(raw: Any, param: str = "messages") -> list[dict[str, Any]]:
             raise BadRequest(f"{param}[{i}] must be an object with a 'role'", f"{param}[{i}]", "invalid_type")
         role = "system" if m["role"] == "developer" else m["role"]
         msg: dict[str, Any] = {"role": role, "content": text_of(m.get("content"))}
+        pics = _image_parts(m.get("content"), f"{param}[{i}]") + _ollama_images(m.get("images"), f"{param}[{i}]")
+        if pics:
+            msg["images"] = pics
         if role == "assistant" and m.get("tool_calls"):
             calls = []
             for j, c in enumerate(m["tool_calls"] if isinstance(m["tool_calls"], list) else [None]):
@@ -198,7 +262,8 @@ def build_generate(model: Any, request_id: str, *, messages: list[dict[str, Any]
         gen.id = request_id
         parser = turns.parser() if tools else None
     else:
-        gen.messages = [{"role": m["role"], "content": m["content"]} for m in messages or []]
+        gen.messages = [{"role": m["role"], "content": m["content"], **({"images": m["images"]} if m.get("images")
+                                                                     else {})} for m in messages or []]
     gen.stop_strings = list(dict.fromkeys([*gen.stop_strings, *(stop or [])]))
     gen.json_schema = json_schema
     return gen, parser

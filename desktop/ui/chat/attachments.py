@@ -1,7 +1,10 @@
 """Attachment chips above the composer: file name, token count and a remove button per file.
 
 GUI thread for the widgets; files are read and counted on the thread pool (``ui/workers.py``), never on the
-GUI thread. Files come from the "Attach…" button (a file picker) or by drag-and-drop onto the widget.
+GUI thread. Files come from the "Attach…" button (a file picker) or by drag-and-drop onto the widget. Pictures
+(by file name, or pasted: ``add_image``) get an :class:`~desktop.ui.chat.image_input.ImageChip` and are checked,
+scaled down and stored on a worker (``image_input.prepare_picture``); ``images()`` lists them for the message.
+``set_vision`` says whether the model takes pictures: without vision, a picture is refused with one sentence.
 
 Lead wiring: put ``AttachmentChips`` above the composer; before sending, call ``attachments()`` (the loaded
 ``desktop.engine.chats.attachments.Attachment`` objects) and build the prompt with ``build_context`` /
@@ -32,7 +35,9 @@ from desktop.engine.chats.attachments import (
     load_attachment,
 )
 from desktop.engine.errors import AppError
+from desktop.engine.vision.images import DEFAULT_MAX_SIDE
 from desktop.ui import workers
+from desktop.ui.chat.image_input import IMAGE_FILTER, ImageChip, Picture, is_image_path, prepare_picture, qimage_png
 
 FILE_FILTER = ("Documents (*.txt *.md *.markdown *.rst *.pdf *.py *.js *.ts *.json *.yaml *.yml *.toml *.c *.h "
                "*.cpp *.rs *.go *.java *.sh *.html *.css *.csv *.sql);;All files (*)")
@@ -82,8 +87,14 @@ class AttachmentChips(QWidget):
         self._lay.addWidget(self.attach_button)
         self._lay.addStretch(1)
         self.chips: dict[str, Chip] = {}
+        self.image_chips: dict[str, ImageChip] = {}
         self._jobs: list[Any] = []
         self._count: Callable[[str], int] | None = None
+        self._pasted = 0
+        # Whether the model takes pictures (None: not known until a model is loaded), why not, its largest side.
+        self.vision: bool | None = None
+        self.no_vision_reason = ""
+        self.image_max_side = DEFAULT_MAX_SIDE
 
     # ------------------------------------------------------------------ API
 
@@ -94,8 +105,46 @@ class AttachmentChips(QWidget):
     def attachments(self) -> list[Attachment]:
         return [c.attachment for c in self.chips.values() if c.attachment is not None]
 
+    def images(self) -> list[dict[str, Any]]:
+        """The pictures for the message (``Picture.as_dict``: stored path, hash, name, size), in order."""
+        return [c.picture.as_dict() for c in self.image_chips.values() if c.picture is not None]
+
     def pending(self) -> int:
-        return sum(1 for c in self.chips.values() if c.attachment is None)
+        return (sum(1 for c in self.chips.values() if c.attachment is None)
+                + sum(1 for c in self.image_chips.values() if c.picture is None))
+
+    def set_vision(self, vision: bool | None, reason: str = "", max_side: int = 0) -> None:
+        """What the loaded model takes: pictures (scaled down to ``max_side``), or not (``reason``, one sentence)."""
+        self.vision, self.no_vision_reason = vision, reason
+        self.image_max_side = max_side or DEFAULT_MAX_SIDE
+
+    def add_image(self, image: Any, name: str | None = None) -> bool:
+        """A pasted picture (a QImage): encoded, checked, scaled and stored on a worker. False when refused."""
+        if self._refuse_images():
+            return False
+        self._pasted += 1
+        img = image.copy()  # the clipboard's image may change; the worker encodes its own copy
+        self._start_image(f"pasted:{self._pasted}", name or f"pasted-image-{self._pasted}.png",
+                          lambda: qimage_png(img))
+        return True
+
+    def _refuse_images(self) -> bool:
+        if self.vision is False:
+            self.failed.emit(self.no_vision_reason or "The loaded model cannot see images.")
+            return True
+        return False
+
+    def _start_image(self, key: str, name: str, read: Callable[[], bytes]) -> None:
+        chip = ImageChip(key, name, self)
+        chip.remove_clicked.connect(self.remove)
+        self.image_chips[key] = chip
+        self._lay.insertWidget(self._lay.count() - 1, chip)
+        side = self.image_max_side
+        job = workers.start(lambda: prepare_picture(read(), name, side),
+                            lambda pic, key=key: self._image_ready(key, pic),
+                            lambda exc, key=key: self._failed(key, exc), self)
+        self._jobs.append(job)
+        self.changed.emit()
 
     def total_tokens(self) -> int:
         return sum(a.tokens for a in self.attachments())
@@ -103,7 +152,13 @@ class AttachmentChips(QWidget):
     def add_paths(self, paths: list[str]) -> None:
         for p in paths:
             path = str(Path(p).expanduser())
-            if path in self.chips:
+            if path in self.chips or path in self.image_chips:
+                continue
+            if is_image_path(path):
+                if not self._refuse_images():
+                    from desktop.engine.vision.images import read_image_file
+
+                    self._start_image(path, Path(path).name, lambda path=path: read_image_file(path))
                 continue
             chip = Chip(path, self)
             chip.remove_clicked.connect(self.remove)
@@ -116,18 +171,19 @@ class AttachmentChips(QWidget):
             self._jobs.append(job)
 
     def remove(self, path: str) -> None:
-        chip = self.chips.pop(path, None)
+        chip: QWidget | None = self.chips.pop(path, None) or self.image_chips.pop(path, None)
         if chip is not None:
             chip.setParent(None)
             chip.deleteLater()
             self.changed.emit()
 
     def clear(self) -> None:
-        for path in list(self.chips):
+        for path in [*self.chips, *self.image_chips]:
             self.remove(path)
 
     def pick_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Attach files", "", FILE_FILTER)
+        filters = FILE_FILTER if self.vision is False else f"{IMAGE_FILTER};;{FILE_FILTER}"
+        paths, _ = QFileDialog.getOpenFileNames(self, "Attach files", "", filters)
         if paths:
             self.add_paths(paths)
 
@@ -139,8 +195,14 @@ class AttachmentChips(QWidget):
             chip.set_attachment(att)
             self.changed.emit()
 
+    def _image_ready(self, key: str, pic: Picture) -> None:
+        chip = self.image_chips.get(key)
+        if chip is not None:
+            chip.set_picture(pic)
+            self.changed.emit()
+
     def _failed(self, path: str, exc: BaseException) -> None:
-        chip = self.chips.pop(path, None)
+        chip: QWidget | None = self.chips.pop(path, None) or self.image_chips.pop(path, None)
         if chip is not None:
             chip.setParent(None)
             chip.deleteLater()

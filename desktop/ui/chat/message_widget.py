@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui.chat.blocks import AutoText, CodeBlock, ThinkingBlock
+from desktop.ui.chat.image_views import ImageStrip
 from desktop.ui.chat.markdown import _FENCE, blocks, split_markdown, stable_prefix
 from desktop.ui.chat.message_model import (
     BranchRole,
@@ -147,6 +148,9 @@ class MessageWidget(QFrame):
         self.tool_calls.hide()
         self._tool_records: list = []
         bl.addWidget(self.tool_calls)
+        self.images = ImageStrip()  # the pictures a user message carried, above its text
+        self.images.loaded.connect(self._fit_bubble)
+        bl.addWidget(self.images)
         self.body = QVBoxLayout()
         self.body.setSpacing(8)
         bl.addLayout(self.body)
@@ -250,6 +254,7 @@ class MessageWidget(QFrame):
             return
         fm = self.fontMetrics()
         longest = max((fm.horizontalAdvance(line) for line in (self.text or " ").split("\n")), default=0)
+        longest = max(longest, self.images.width_hint())
         self.bubble.setMaximumWidth(max(80, min(int(self.width() * 0.8), longest + 48)))
 
     # ---------------------------------------------------------------- updates from the model
@@ -284,6 +289,7 @@ class MessageWidget(QFrame):
         self.state = state
         self._show_thinking(model, idx, state)
         self._show_files(prov if role == "user" else {})
+        self.images.set_images([i for i in prov.get("images") or [] if isinstance(i, dict)] if role == "user" else [])
         self._show_notice(stats if role == "assistant" else {}, prov)
         self.who.setText({"user": "", "assistant": prov.get("profile_name") or "Assistant",
                           "system": "System"}.get(role, role))

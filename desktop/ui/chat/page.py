@@ -3,11 +3,13 @@
 Everything sits in a centred column of readable width. The page owns widgets only; the window connects
 its signals to the chat session. Keys typed in the message box: Enter sends, Shift+Enter adds a line,
 Esc stops, Up in an empty box edits the last message, Tab/Shift+Tab move focus (never typed), and
-PgUp/PgDn/Ctrl+Home/Ctrl+End scroll the conversation.
+PgUp/PgDn/Ctrl+Home/Ctrl+End scroll the conversation. Ctrl+V of a picture (or of copied image files) puts it
+above the composer as an image chip, as a drop or the paperclip does; ``set_vision`` says whether the model
+takes pictures, and why not in the paperclip's tooltip.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from desktop.ui.chat.attachments import AttachmentChips
 from desktop.ui.chat.conversation import ChatView
+from desktop.ui.chat.image_input import is_image_path
 from desktop.ui.chat.message_model import ChatModel
 from desktop.ui.errors import Banner
 from desktop.ui.theme import COLUMN_MAX, theme
@@ -37,6 +40,8 @@ class MessageInput(QPlainTextEdit):
     escape_pressed = Signal()
     up_in_empty = Signal()
     scroll_key = Signal(int)  # Qt.Key: PageUp/PageDown/Home/End for the conversation
+    image_pasted = Signal(object)  # a QImage from the clipboard
+    files_pasted = Signal(list)  # local image files copied in a file manager
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +59,25 @@ class MessageInput(QPlainTextEdit):
         # Grows with its text up to eight lines, then scrolls.
         h = int(self.document().size().height() * self.fontMetrics().lineSpacing()) + 14
         self.setFixedHeight(max(self.minimumHeight(), min(h, self.maximumHeight())))
+
+    @staticmethod
+    def _image_files(source: QMimeData) -> list[str]:
+        if not source.hasUrls():
+            return []
+        paths = [u.toLocalFile() for u in source.urls() if u.isLocalFile()]
+        return paths if paths and all(is_image_path(p) for p in paths) else []
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:  # noqa: N802 - Qt's name
+        return source.hasImage() or bool(self._image_files(source)) or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:  # noqa: N802 - Qt's name: a paste
+        files = self._image_files(source)
+        if files:
+            self.files_pasted.emit(files)
+        elif source.hasImage() and not source.hasText():
+            self.image_pasted.emit(source.imageData())  # the text typed so far stays as it is
+        else:
+            super().insertFromMimeData(source)
 
     def keyPressEvent(self, e) -> None:  # noqa: N802 - Qt's name
         key, mods = e.key(), e.modifiers()
@@ -151,7 +175,6 @@ class ChatPage(QWidget):
         # Attachments: a paperclip in the composer opens the file picker; files dropped on the page land here too.
         self.attach_btn = QToolButton()
         self.attach_btn.setObjectName("AttachButton")
-        self.attach_btn.setToolTip("Attach files (or drop them on the chat)")
         self.attach_btn.setAccessibleName("Attach files")
         self.attach_btn.setFixedSize(36, 36)
         self.attach_btn.setAutoRaise(True)
@@ -159,6 +182,9 @@ class ChatPage(QWidget):
         self.chips = AttachmentChips()
         self.chips.attach_button.hide()  # the paperclip is the one way in
         self.attach_btn.clicked.connect(self.chips.pick_files)
+        self.input.image_pasted.connect(self.chips.add_image)
+        self.input.files_pasted.connect(self.chips.add_paths)
+        self.set_vision(None)  # the tooltip; a loaded model then says whether it takes pictures
         self.setAcceptDrops(True)
         self.send_btn = QToolButton()
         self.send_btn.setObjectName("SendButton")
@@ -218,6 +244,15 @@ class ChatPage(QWidget):
                           if c.focusPolicy() & Qt.FocusPolicy.TabFocus), None)
             if first is not None:
                 widget.setFocusProxy(first)
+
+    def set_vision(self, vision: bool | None, reason: str = "", max_side: int = 0) -> None:
+        """Whether the loaded model takes pictures (None: no model loaded yet); the paperclip's tooltip says so."""
+        self.chips.set_vision(vision, reason, max_side)
+        if vision is False:
+            tip = f"Attach files (or drop them on the chat). Images are off: {reason}"
+        else:
+            tip = "Attach files or images (or drop them on the chat, or paste an image)"
+        self.attach_btn.setToolTip(tip)
 
     def set_busy(self, busy: bool) -> None:
         self.send_btn.setEnabled(not busy)

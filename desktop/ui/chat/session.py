@@ -82,6 +82,23 @@ def thinking_settings(prompt_spec: dict[str, Any], loaded: P.Loaded | None) -> d
     return out
 
 
+def no_vision_reason(profile: Any, sending: bool = False) -> str:
+    """One sentence: why the model cannot take pictures (``sending``: and that the message waits in the box)."""
+    name = getattr(profile, "name", None) or "The loaded model"
+    if sending:
+        return f"{name} cannot see images, so the message was not sent; it is still in the box."
+    return f"{name} has no vision projector (mmproj), so it cannot see images."
+
+
+def images_for(provenance: dict[str, Any] | None, loaded: P.Loaded | None) -> dict[str, Any]:
+    """The ``images`` of a message in the history sent to the engine: the stored paths, unless the loaded model
+    is known to have no vision (then the earlier pictures are left out and the text still goes)."""
+    paths = [str(i["path"]) for i in (provenance or {}).get("images") or [] if isinstance(i, dict) and i.get("path")]
+    if not paths or (loaded is not None and not loaded.vision):
+        return {}
+    return {"images": paths}
+
+
 class ChatSession(QObject):
     chat_changed = Signal(object)  # the open chat id (None: a new, unsaved chat)
     chats_changed = Signal()  # titles or order changed: the list must refresh
@@ -215,10 +232,16 @@ class ChatSession(QObject):
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, text: str) -> bool:
-        """Save the user message, then ask the engine for the answer. False when nothing was sent."""
+    def send(self, text: str, images: list[dict[str, Any]] | None = None) -> bool:
+        """Save the user message, then ask the engine for the answer. False when nothing was sent.
+
+        ``images`` (stored by content hash: ``image_input.Picture.as_dict``) go with the message, in its
+        provenance; a model known to have no vision refuses them with one sentence (``failed``)."""
         text = text.strip()
         if not text or self.stream or self.adapter.profile is None:
+            return False
+        if images and self.loaded is not None and not self.loaded.vision:
+            self.failed.emit({"code": "image_error", "message": no_vision_reason(self.adapter.profile, True)})
             return False
         if self.chat_id is None:
             first = text.splitlines()[0]
@@ -232,6 +255,8 @@ class ChatSession(QObject):
         # The files sent with it are named in its provenance: the message shows them, now and when reopened.
         prov = {"attachments": [{"name": a.name, "kind": a.kind, "tokens": a.tokens, "size": a.size}
                                 for a in self.attachments]} if self.attachments else None
+        if images:
+            prov = {**(prov or {}), "images": list(images)}
         uid = self.chats.add_message(self.chat_id, parent, "user", text, provenance=prov)  # on disk before generating
         if self.editing is None and parent == self._last_real_id():
             self.model.append("user", text, id=uid, provenance=prov or {})  # cheaper than re-rendering the chat
@@ -273,8 +298,8 @@ class ChatSession(QObject):
             self.show_thread()
         msgs = [m for m in self.model.messages[:-1] if m.role in ("user", "assistant") and m.text]
         # An earlier answer's thinking goes back with it: the model's template decides whether the model sees it.
-        history = [{"role": m.role, "content": m.text, **({"reasoning": m.reasoning} if m.reasoning else {})}
-                   for m in msgs]
+        history = [{"role": m.role, "content": m.text, **({"reasoning": m.reasoning} if m.reasoning else {}),
+                    **images_for(m.provenance, self.loaded)} for m in msgs]
         atts, self.attachments = self.attachments, []
         st = self.stream = StreamState(f"send-{next(_send_ids)}", self.chat_id, msg_id, [m.id for m in msgs],
                                        time.monotonic())

@@ -17,7 +17,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
-from desktop.ui.widgets.cards import BadgesRole, KeyRole, SubtitleRole, human_size
+from desktop.ui.widgets.cards import VISION_BADGE, BadgesRole, KeyRole, SubtitleRole, human_size
 
 Index = QModelIndex | QPersistentModelIndex
 ItemRole = Qt.ItemDataRole.UserRole + 140
@@ -44,6 +44,7 @@ class LibraryItem:
     source_repo: str | None = None
     status: str = "ok"
     file_type: str | None = None  # the GGUF header's own type (``quant`` is the name the repo gave the file)
+    vision: bool = False  # a multimodal projector is recorded with it: it takes images
 
     @property
     def quant_label(self) -> str | None:
@@ -72,7 +73,7 @@ def view_of(m: Any, names: dict[str, str] | None = None) -> LibraryItem:
     return LibraryItem(
         str(m.id), str(name), m.profile, str(m.path), int(m.size or 0), m.quant,
         ORIGIN_TEXT.get(m.origin, m.origin), list(m.fixes or []), bool(m.repaired_in_place), bool(m.can_revert),
-        m.sha256, m.source_repo, str(m.status), file_type_of(m.path))
+        m.sha256, m.source_repo, str(m.status), file_type_of(m.path), bool(getattr(m, "vision", False)))
 
 
 def items_of(installed: list[Any], store: Any) -> list[LibraryItem]:
@@ -117,6 +118,8 @@ class LibraryModel(QAbstractListModel):
             return self.subtitle(m)
         if role == BadgesRole:
             badges = [(m.origin, ORIGIN_TONE.get(m.origin, "muted"))]
+            if m.vision:
+                badges.insert(0, VISION_BADGE)
             if m.fixes:
                 badges.append(("Repaired" if m.repaired_in_place else "Fixed at load", "warn"))
             if m.status == "missing":

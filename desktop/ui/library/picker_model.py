@@ -22,6 +22,7 @@ from desktop.engine.errors import AppError
 from desktop.engine.hub import fit
 from desktop.engine.library import registry
 from desktop.ui.widgets.cards import (
+    VISION_BADGE,
     BadgesRole,
     HighlightRole,
     KeyRole,
@@ -52,6 +53,7 @@ class PickerEntry:
     bundled: bool = False
     quant_label: str | None = None  # the file's own type, with the repo's name beside it when they differ
     model_id: str | None = None  # the installed file it runs on (registry id)
+    vision: bool = False  # takes images: its installed file has a projector, or its profile names one
 
     @property
     def search_text(self) -> str:
@@ -116,7 +118,9 @@ def entries_of(store: Any, hw: Any, installed_models: list[Any], items: list[Any
         starter = bool(p.starter)  # the bundled starter profiles (`starter: true`)
         out.append(PickerEntry(p.id, item.name if item else p.name, quant, size, estimated,
                                remote or path is not None, remote, fit_d, params_b, starter, p.source.repo,
-                               bool(p.source.bundled), label, item.id if item else None))
+                               bool(p.source.bundled), label, item.id if item else None,
+                               bool(item.vision if item else (m and getattr(m, "vision", False))
+                                    or (not remote and p.source.mmproj))))
     out.sort(key=lambda e: (not e.installed, e.name.lower()))
     return out
 
@@ -159,7 +163,7 @@ class PickerModel(QAbstractListModel):
         if role == SubtitleRole:
             return self.subtitle(e)
         if role == BadgesRole:
-            badges = []
+            badges = [VISION_BADGE] if e.vision else []
             if e.remote:
                 badges.append(("Remote", "ok"))
             elif e.fit:

@@ -22,6 +22,7 @@ from desktop.engine.hub.downloads import QuantListing
 from desktop.engine.hub.hardware import GPU, Hardware
 from desktop.engine.hub.listing import QuantEntry
 from desktop.ui.widgets.cards import (
+    VISION_BADGE,
     BadgesRole,
     HighlightRole,
     KeyRole,
@@ -119,9 +120,13 @@ class QuantsModel(QAbstractListModel):
                 parts.append(f"{len(e.files)} {e.split}")
             if not e.complete:
                 parts.append("incomplete set")
+            if e.vision:  # the listing paired a projector: downloaded with it
+                parts.append(f"vision (+{human_size(e.mmproj_size)} projector)" if e.mmproj_size else "vision")
             return "  ·  ".join(parts)
         if role == BadgesRole:
             badges = [("★ Recommended", "star")] if rec else []
+            if e.vision:
+                badges.append(VISION_BADGE)
             state = self.states.get(e.quant.upper())
             if state:
                 badges.append(state)

@@ -5,7 +5,6 @@ on the chat session and updates what the window shows; the session does the work
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +47,12 @@ class ChatActions(ToolActions):
             self.errors.present({"message": "An attachment is still being read; send again in a moment."})
             return False
         self.session.attachments = atts  # fitted into the prompt on a worker, with the tools (tool_send.py)
-        if not self.session.send(text):
+        pictures = self.chat_page.chips.images()  # checked, scaled and stored by hash on a worker
+        if not self.session.send(text, pictures):
             self.session.attachments = []
             return False
         self.input.clear()
-        if atts:
+        if atts or pictures:
             self.chat_page.chips.clear()
         return True
 
@@ -200,10 +200,8 @@ class ChatActions(ToolActions):
                                                   "Markdown (*.md)" if fmt == "md" else "JSON (*.json)")
             if not path:
                 return None
-        text = (self.chats.export_markdown(chat_id) if fmt == "md"
-                else json.dumps(self.chats.export_json(chat_id), indent=2, ensure_ascii=False))
-        try:
-            Path(path).write_text(text, encoding="utf-8")
+        try:  # Markdown gets the chat's images beside it (<name>_files/)
+            self.chats.export_to(chat_id, fmt, path)
         except OSError as exc:
             self.errors.present({"message": f"Could not write {path}: {exc.strerror or exc}"})
             return None

@@ -29,7 +29,7 @@ from desktop.engine.library import registry as models
 from desktop.engine.profiles import Profile, ProfileStore
 from desktop.ui.chat.message_model import ChatModel
 from desktop.ui.chat.page import ChatPage
-from desktop.ui.chat.session import ChatSession
+from desktop.ui.chat.session import ChatSession, no_vision_reason
 from desktop.ui.chat.sidebar import Sidebar
 from desktop.ui.engine_adapter import EngineAdapter
 from desktop.ui.errors import ErrorPresenter
@@ -324,6 +324,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.session.model_name = name
         self.status.model_loaded(name, ev, quant)
         self.chat_page.model_label.setText(name)
+        self.chat_page.set_vision(ev.vision, no_vision_reason(p), ev.image_max_side)
         if ev.gpu_reason:
             self.statusBar().showMessage(ev.gpu_reason, 10000)
         if self._crashed:  # the engine is back: the crash notice is no longer true

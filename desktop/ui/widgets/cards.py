@@ -42,6 +42,8 @@ TONES = {
     "accent": ("#e8e3fd", "#312a52", "#4b36b8", "#c5b8ff"),
     "star": ("#6b52e0", "#7b64f0", "#ffffff", "#ffffff"),  # the recommended pick: solid accent
 }
+#: Marks a model that takes images (a multimodal projector goes with it): Models page, picker, repo page.
+VISION_BADGE = ("Vision", "ok")
 
 
 def accent() -> str:
