@@ -35,7 +35,6 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from desktop.engine.library.imports import import_model
 
     mp = pytest.MonkeyPatch()
     home = tmp_path_factory.mktemp("server-home")

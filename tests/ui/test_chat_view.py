@@ -261,7 +261,7 @@ def test_answers_show_model_speed_tokens_and_first_token_time(qtbot) -> None:
 
 
 def test_live_rate_counts_tokens_after_the_first_chunk() -> None:
-    from desktop.ui.chat.session import StreamState
+    from desktop.ui.chat.stream import StreamState
 
     st = StreamState("r", 1, 2, [], t0=0.0)
     assert st.live_rate(10.0) is None

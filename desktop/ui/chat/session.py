@@ -12,91 +12,27 @@ import dataclasses
 import itertools
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.engine.chats import store as chat_store
 from desktop.engine.chats.store import ChatStore
 from desktop.engine.inference import protocol as P
-from desktop.engine.library import registry as models
-from desktop.ui import workers
 from desktop.ui.chat.message_model import ChatMessage, ChatModel, ProvenanceRole
+from desktop.ui.chat.model_hash import ModelHasher
+from desktop.ui.chat.stream import (
+    Overrides,
+    StreamState,
+    images_for,
+    no_vision_reason,
+    thinking_settings,
+)
 from desktop.ui.chat.tool_send import SendContext, ToolSend
 from desktop.ui.engine_adapter import EngineAdapter
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
 _send_ids = itertools.count(1)
-
-
-@dataclass
-class StreamState:
-    """The answer being generated (in any chat, shown or not)."""
-
-    rid: str  # the send's own id (a stage before the engine request, such as the tool loop, reports under it)
-    chat_id: int
-    msg_id: int
-    sent_ids: list[int]  # the message ids sent as history, in order (Finished.dropped indexes them)
-    t0: float  # when the request was sent
-    text: str = ""
-    reasoning: str = ""  # the thinking so far (reasoning models), never part of ``text``
-    t_think: float | None = None  # when the first thinking arrived
-    thinking_s: float | None = None  # thinking time, once the answer began (or the stream ended)
-    tokens: int = 0
-    first_tokens: int = 0  # tokens in the first chunk (they arrived at t_first, so they take no time)
-    t_first: float | None = None  # when the first chunk arrived
-    extra_prov: dict[str, Any] = field(default_factory=dict)  # tool calls and citations, saved with the answer
-    engine_rid: str | None = None  # the engine request writing the answer, once the session sent it
-
-    def live_rate(self, now: float | None = None) -> float | None:
-        """Tokens per second since the first chunk, None until a later chunk gives a rate."""
-        if self.t_first is None or self.tokens <= self.first_tokens:
-            return None
-        dt = (now or time.monotonic()) - self.t_first
-        return (self.tokens - self.first_tokens) / dt if dt > 0 else None
-
-
-@dataclass
-class Overrides:
-    """Per-chat parameters set in the settings panel: applied to this session's requests, not saved."""
-
-    sampling: dict[str, Any] = field(default_factory=dict)
-    system_prompt: str | None = None
-    reasoning: dict[str, Any] = field(default_factory=dict)  # thinking on/off, effort
-
-
-def thinking_settings(prompt_spec: dict[str, Any], loaded: P.Loaded | None) -> dict[str, Any]:
-    """The thinking settings an answer was asked with (provenance): the request's reasoning format (the loaded
-    model's when the profile leaves it to the engine), ``enable_thinking`` and ``reasoning_effort`` when set."""
-    fmt = prompt_spec.get("reasoning_format")
-    if fmt is None:
-        fmt = loaded.reasoning_format if loaded else None
-    if not fmt:
-        return {}
-    out: dict[str, Any] = {"reasoning_format": fmt}
-    for key in ("enable_thinking", "reasoning_effort"):
-        if prompt_spec.get(key) is not None:
-            out[key] = prompt_spec[key]
-    return out
-
-
-def no_vision_reason(profile: Any, sending: bool = False) -> str:
-    """One sentence: why the model cannot take pictures (``sending``: and that the message waits in the box)."""
-    name = getattr(profile, "name", None) or "The loaded model"
-    if sending:
-        return f"{name} cannot see images, so the message was not sent; it is still in the box."
-    return f"{name} has no vision projector (mmproj), so it cannot see images."
-
-
-def images_for(provenance: dict[str, Any] | None, loaded: P.Loaded | None) -> dict[str, Any]:
-    """The ``images`` of a message in the history sent to the engine: the stored paths, unless the loaded model
-    is known to have no vision (then the earlier pictures are left out and the text still goes)."""
-    paths = [str(i["path"]) for i in (provenance or {}).get("images") or [] if isinstance(i, dict) and i.get("path")]
-    if not paths or (loaded is not None and not loaded.vision):
-        return {}
-    return {"images": paths}
 
 
 class ChatSession(QObject):
@@ -121,8 +57,7 @@ class ChatSession(QObject):
         self.stream: StreamState | None = None
         self.editing: int | None = None
         self.overrides = Overrides()
-        self._hashing: set[str] = set()
-        self._jobs: list[workers.Job] = []
+        self._hasher = ModelHasher(chats, self)
         # The attachment and tool stage of a send (set_tool_send), when the window has one.
         self.tool_send: ToolSend | None = None
         self.attachments: list[Any] = []  # the files to put into the next message's prompt
@@ -345,6 +280,10 @@ class ChatSession(QObject):
         else:
             self.adapter.stop_requested()
 
+    def hash_later(self, path: str) -> None:
+        """sha256 of the model for provenance: once per file, off the GUI thread (model_hash.py)."""
+        self._hasher.hash_later(path)
+
     def provenance(self) -> dict[str, Any]:
         p = self.adapter.profile
         ld = self.loaded
@@ -513,40 +452,3 @@ class ChatSession(QObject):
             self.adapter.stop_requested()  # else the engine finishes the answer before it reads Shutdown
             self.chats.finish_message(st.msg_id, st.text, "cancelled", reasoning=st.reasoning)
             self.stream = None
-
-    # ------------------------------------------------------------------ provenance hash
-
-    def hash_later(self, path: str) -> None:
-        """sha256 of the model for provenance: once per file (cached by size+mtime), off the GUI thread."""
-        resolved = str(Path(path).resolve())
-        if resolved in self._hashing:
-            return
-        self._hashing.add(resolved)
-
-        def lookup() -> tuple[str, str | None]:
-            # Runs on a worker: the registry read and the stat are disk I/O.
-            for entry in models.read_registry().values():  # downloads and imports were hashed when registered
-                if entry.get("sha256") and str(Path(entry.get("path", "")).resolve()) == resolved:
-                    if Path(resolved).stat().st_size == entry.get("size", -1):
-                        return "registry", entry["sha256"]
-            return "hash", None
-
-        def known(res: tuple[str, str | None]) -> None:
-            if res[1] is not None:
-                done(res[1])
-            elif self.chats.cached_sha256(resolved):
-                self._hashing.discard(resolved)
-            else:
-                self._jobs.append(workers.start(lambda: chat_store.hash_file(resolved), done, failed, self))
-
-        def done(digest: str) -> None:
-            self._hashing.discard(resolved)
-            try:
-                self.chats.remember_sha256(resolved, digest)
-            except OSError:
-                pass  # the file went away meanwhile: provenance keeps the name only
-
-        def failed(_exc: BaseException) -> None:
-            self._hashing.discard(resolved)
-
-        self._jobs.append(workers.start(lookup, known, failed, self))

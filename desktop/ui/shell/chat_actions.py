@@ -16,7 +16,7 @@ from desktop.ui.chat.conversation import confirm_link
 from desktop.ui.shell.tool_actions import ToolActions
 
 if TYPE_CHECKING:
-    from desktop.ui.chat.session import StreamState
+    from desktop.ui.chat.stream import StreamState
 
 
 class ChatActions(ToolActions):

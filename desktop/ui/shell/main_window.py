@@ -29,7 +29,8 @@ from desktop.engine.library import registry as models
 from desktop.engine.profiles import Profile, ProfileStore
 from desktop.ui.chat.message_model import ChatModel
 from desktop.ui.chat.page import ChatPage
-from desktop.ui.chat.session import ChatSession, no_vision_reason
+from desktop.ui.chat.session import ChatSession
+from desktop.ui.chat.stream import no_vision_reason
 from desktop.ui.chat.sidebar import Sidebar
 from desktop.ui.engine_adapter import EngineAdapter
 from desktop.ui.errors import ErrorPresenter
