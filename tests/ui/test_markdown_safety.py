@@ -78,7 +78,7 @@ def test_rendered_answers_neither_navigate_nor_load_resources(qtbot) -> None:
     v = ChatView(m)
     qtbot.addWidget(v)
     m.append("assistant", HOSTILE, id=1)
-    texts = [w for w in v.widgets[0].findChildren(AutoText)]
+    texts = [w for w in v.widgets[0].findChildren(AutoText) if w.objectName() == "MessageText"]  # the answer's
     assert texts and all(not t.openLinks() and not t.openExternalLinks() for t in texts)
     assert texts[0].loadResource(2, QUrl("file:///etc/passwd")) is None
     clicked: list[QUrl] = []
