@@ -131,3 +131,39 @@ def test_cli_ask_with_images_finds_the_projector_beside_the_model(vision_files) 
     r = run_cli("ask", "--model", str(vision_files["lm"]), "--mmproj", str(vision_files["other"]),
                 "--image", str(vision_files["red"]), "hi")
     assert r.returncode == 1 and r.stderr.startswith("error:") and "128" in r.stderr
+
+
+@pytest.mark.integration
+def test_stop_while_an_image_is_encoded_ends_the_answer_without_killing_the_engine(tmp_path: Path) -> None:
+    """A projector slow enough to encode for seconds (512 px, 8 layers of width 256): Stop during the encoding
+    gives Finished("cancelled") within the 2 s the app promises, from the engine itself (the projector graph looks
+    at the stop byte), so the model stays loaded and the next question is answered at once."""
+    import threading
+    import time
+
+    lm = make_vision_lm(tmp_path / "tiny-gemma3-vision-F16.gguf")
+    proj = make_projector(tmp_path / "mmproj-slow.gguf", image_size=512, layers=8, v_embd=256, v_ff=1024)
+    red = make_png(tmp_path / "red.png", (230, 20, 20), size=(512, 512))
+    blue = make_png(tmp_path / "blue.png", (20, 20, 230), size=(512, 512))  # not in the cache: encoded again
+    messages = [{"role": "user", "content": "What colour?", "images": [str(red)]}]
+    with EngineClient(stop_grace_s=10.0) as c:  # a kill would not count: the engine must stop by itself
+        c.load(models.load_request(None, lm, new_id("load"), n_ctx=2048, mmproj=proj))
+        pid = c.pid
+        t0 = time.monotonic()
+        text, fin = _ask(c, messages)
+        full_s = time.monotonic() - t0
+        assert text == "Red" and full_s > 1.5, full_s  # encoding takes long enough to stop in the middle
+        cancel_at = min(0.5, full_s / 4)
+        gen = models.generate_request(None, [{"role": "user", "content": "And now?", "images": [str(blue)]}],
+                                      new_id("gen"), max_tokens=8)
+        timer = threading.Timer(cancel_at, c.cancel, (gen.id,))
+        t1 = time.monotonic()
+        timer.start()
+        chunks, last = run_generation(c, gen, timeout=60)
+        took = time.monotonic() - t1
+        assert isinstance(last, P.Finished) and last.finish_reason == "cancelled", last
+        assert took - cancel_at < 2.0 and took < full_s, (took, cancel_at, full_s)
+        assert chunks == [] or "".join(chunks) == ""  # stopped before any answer token
+        assert c.pid == pid  # not killed: the model is still loaded
+        text2, _ = _ask(c, [{"role": "user", "content": "What colour?"}])
+        assert text2 == "Nothing"
