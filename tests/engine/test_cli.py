@@ -29,7 +29,9 @@ def test_profiles_list_json() -> None:
     r = run("profiles", "list", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
-    assert len(rows) == 15  # 6 seed profiles (demo included), 8 starters, gpt-oss-20b
+    from desktop.engine import paths
+
+    assert len(rows) == len(list(paths.bundled_profiles_dir().glob("*.yaml")))  # every bundled profile
     for row in rows:
         assert {"id", "name", "repo", "prompt_format"} <= set(row)
     demo = next(x for x in rows if x["id"] == "smollm2-135m-instruct")

@@ -8,6 +8,7 @@ import threading
 import pytest
 from PySide6.QtCore import Qt
 
+from desktop.engine.profiles import ProfileStore
 from desktop.ui.library.picker_model import InstalledRole
 from desktop.ui.widgets.cards import BadgesRole, HighlightRole, SubtitleRole
 
@@ -134,7 +135,9 @@ def test_welcome_suggests_small_models_first_with_fit_and_download(qtbot, monkey
     for group in (w.cards[:len(starters)], w.cards[len(starters):]):
         sizes = [c.entry.size for c in group]
         assert sizes == sorted(sizes)
-    assert "Llama 3 8B Instruct Gradient 1048k" in names[len(starters):] and len(w.cards) == len(starters) + 6
+    # Every profile that is not installed and not the bundled demo: a downloadable suggestion.
+    offered = [p for p in ProfileStore().all() if not p.source.bundled and p.source.repo and p.backend.kind != "openai"]
+    assert "Llama 3 8B Instruct Gradient 1048k" in names[len(starters):] and len(w.cards) == len(offered)
     assert w.cards[0].badge.text() in {"Fits in RAM", "Fits"}  # ~0.8 GiB on 16 GiB
     assert w.cards[-1].badge.text() == "Won't fit"
     assert "KV" in w.cards[0].badge.toolTip()

@@ -109,7 +109,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
     txt = tmp_path / "notes.md"
     txt.write_text("x" * 400, encoding="utf-8")  # 100 tokens by the estimate
     pdf = make_pdf(tmp_path / "paper.pdf", ["first page", "second page"])
-    binary = tmp_path / "image.png"
+    binary = tmp_path / "data.bin"
     binary.write_bytes(b"\x89PNG\x00\x00\x00")
     return {"txt": txt, "pdf": pdf, "bin": binary}
 
@@ -131,6 +131,11 @@ def test_chips_show_name_and_tokens_and_remove(qtbot, files: dict[str, Path], mo
     with qtbot.waitSignal(chips.failed, timeout=5000) as sig:
         chips.add_paths([str(files["bin"])])
     assert "looks like a binary file" in sig.args[0] and len(chips.chips) == 1
+    broken = files["bin"].with_name("image.png")  # a picture's name: read as a picture, and refused as one
+    broken.write_bytes(files["bin"].read_bytes())
+    with qtbot.waitSignal(chips.failed, timeout=5000) as sig:
+        chips.add_paths([str(broken)])
+    assert "image.png is not an image this app can read" in sig.args[0] and len(chips.chips) == 1
 
 
 def test_chips_accept_dropped_files(qtbot, files: dict[str, Path]) -> None:
