@@ -59,10 +59,11 @@ def long_demo() -> None:
 
 @pytest.fixture
 def make_window(qtbot):
-    """A factory: a shown MainWindow (over the isolated user data dir) with ``profile_id`` loaded."""
+    """A factory: a shown MainWindow (over the isolated user data dir) with ``profile_id`` loaded (``load=False``:
+    none)."""
     made = []
 
-    def make(profile_id: str | None = None, timeout: int = 120000):
+    def make(profile_id: str | None = None, timeout: int = 120000, load: bool = True):
         from desktop.ui.shell.main_window import MainWindow
 
         w = MainWindow()
@@ -71,6 +72,8 @@ def make_window(qtbot):
         w.activateWindow()
         qtbot.waitUntil(w.isActiveWindow, timeout=3000)  # window shortcuts (Esc, Ctrl+R) need the active window
         made.append(w)
+        if not load:  # a test of the window that never asks the engine anything starts no engine
+            return w
         p = w.store.get(profile_id) if profile_id else w.store.default()
         with qtbot.waitSignal(w.adapter.model_loaded, timeout=timeout):
             w.load_profile(p)

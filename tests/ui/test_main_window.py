@@ -178,7 +178,7 @@ def test_a_crash_mid_answer_is_shown_as_interrupted_after_restart(qtbot, make_wi
     a = s.add_message(c, u, "assistant", "", state="streaming")
     s.journal(a, "half an ans", force=True)
     s.close()
-    w = make_window()
+    w = make_window(load=False)
     w.open_chat(c)
     assert w.model.messages[1].text == "half an ans" and w.model.messages[1].state == "error"
     assert "interrupted" in w.view.widgets[1].tag.text()

@@ -121,14 +121,14 @@ def test_import_failure_is_presented_once(qtbot, make_window, monkeypatch) -> No
         raise GGUFError(f"{path} is not a GGUF file")
 
     monkeypatch.setattr(models, "import_model", bad, raising=False)
-    w = make_window()
+    w = make_window(load=False)
     w.import_gguf("/tmp/nope.bin")
     qtbot.waitUntil(lambda: w.import_action.isEnabled(), timeout=10000)
     assert w.errors.last == "/tmp/nope.bin is not a GGUF file" and w.errors.box is not None
 
 
 def test_real_import_of_a_broken_llama3_lists_the_fix(qtbot, make_window, llama3_broken) -> None:
-    w = make_window()
+    w = make_window(load=False)
     w.import_gguf(str(llama3_broken.path))
     qtbot.waitUntil(lambda: w.import_action.isEnabled(), timeout=60000)
     text = w.banner.label.text()

@@ -204,7 +204,15 @@ def test_a_chat_says_so_before_it_takes_the_engine_back_from_the_server(qtbot, n
     # The engine holds the chat's model now: the next message goes at once. While it is answered the chat holds
     # the server's turn: a request that arrives meanwhile waits for the answer, then loads its model again.
     order: list[str] = []
-    w.session.finished.connect(lambda *_: order.append("chat"))
+    ctl = w.server
+    release = ctl._release_turn
+
+    def released() -> None:  # the chat gives the server its turn back (when its answer has ended)
+        if ctl._turn is not None:
+            order.append("chat")
+        release()
+
+    ctl._release_turn = released
     assert w.send("slow:8") is True
     t = threading.Thread(target=lambda: order.append(
         api.chat.completions.create(model="fast", messages=[{"role": "user", "content": "b"}]).choices[0]
@@ -213,6 +221,7 @@ def test_a_chat_says_so_before_it_takes_the_engine_back_from_the_server(qtbot, n
     qtbot.waitUntil(lambda: len(order) == 2, timeout=20000)
     t.join(5)
     assert order == ["chat", "echo: b"] and srv.loaded_model == "fast"
+    assert w.model.messages[-1].text == "0 1 2 3 4 5 6 7 " and w.model.messages[-1].state == "done"  # all of it
 
 
 def test_every_control_is_reached_with_tab(qtbot, new_window) -> None:

@@ -43,7 +43,7 @@ def test_picker_is_on_the_chat_and_choosing_loads_the_profile(qtbot, make_window
 
 
 def test_hub_and_models_pages_by_keyboard_and_rail(qtbot, make_window) -> None:
-    w = make_window()
+    w = make_window(load=False)
     assert w.views.hub_scroll.widget() is w.views.hub_page and w.views.library_scroll.widget() is w.views.library
     # The pages scroll rather than make the window bigger than a small screen (800x500 logical at 2x).
     assert w.minimumSizeHint().height() < 400 and w.minimumSizeHint().width() < 760
@@ -70,7 +70,7 @@ def test_hub_and_models_pages_by_keyboard_and_rail(qtbot, make_window) -> None:
 
 
 def test_ctrl_2_focuses_the_hub_search_and_down_moves_into_the_results(qtbot, make_window, hub) -> None:
-    w = make_window()
+    w = make_window(load=False)
     w.input.setFocus()
     qtbot.keyClick(w.input, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
     box = w.views.hub.box
@@ -239,7 +239,7 @@ def test_unknown_prompt_format_asks_and_retries_with_the_choice(qtbot, make_wind
                                                                 ) -> None:
     from desktop.ui.shell import model_menu
 
-    w = make_window()
+    w = make_window(load=False)
     real_import = models.import_model
     calls: list[tuple] = []
 
