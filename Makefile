@@ -59,8 +59,11 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m desktop
 
+# Two test processes (pytest-xdist), whole files to each: the suite waits on engine processes and the Qt event
+# loop as much as it computes, so two workers halve its time on two cores. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # The screenshot gallery in docs/screenshots/ (a real X11 window under Xvfb when xvfb-run exists, else offscreen).
 screenshots: $(STAMP)
