@@ -38,3 +38,47 @@ def test_the_composer_hint_wraps_instead_of_setting_a_minimum_width(qtbot) -> No
     hint = w.chat_page.hint
     assert hint.wordWrap()
     assert w.chat_page.minimumSizeHint().width() < hint.fontMetrics().horizontalAdvance(hint.text())
+
+
+def test_the_welcome_page_fits_the_chat_column_with_the_settings_panel_open(qtbot) -> None:
+    """With the settings panel open the chat column is narrow (at 2x, a few hundred pixels): the welcome card and
+    the suggestions are laid out within it, the hero's buttons stacked, nothing past its right edge."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QAbstractButton, QLabel, QScrollArea
+
+    w = _window(qtbot)
+    w.toggle_settings_panel(True)
+    qtbot.wait(300)
+    area = w.welcome.parentWidget()
+    while not isinstance(area, QScrollArea):
+        area = area.parentWidget()
+    port = area.viewport()
+    assert w.welcome.width() <= port.width()
+    right = port.mapTo(w, QPoint(port.width(), 0)).x()
+    shown = [c for c in w.welcome.findChildren(QAbstractButton) + w.welcome.findChildren(QLabel) if c.isVisible()]
+    assert shown and all(c.mapTo(w, QPoint(c.width(), 0)).x() <= right + 1 for c in shown)
+    assert w.welcome.start_btn.y() != w.welcome.import_btn.y() or port.width() > 500  # stacked when narrow
+
+
+def test_in_a_narrow_column_the_picker_and_the_placeholder_shorten_instead_of_being_cut(qtbot) -> None:
+    w = _window(qtbot)
+    w.resize(800, 480)  # a 1600 x 1000 screen at QT_SCALE_FACTOR=2, with the settings panel open
+    qtbot.wait(100)
+    w.toggle_settings_panel(True)
+    qtbot.wait(300)
+    assert not w.sidebar.isVisible() and not w.sidebar_action.isChecked()  # folded for the conversation's sake
+    button = w.picker.button
+    full = "A Very Long Model Name Instruct 70B (a fine-tune of a fine-tune)  ·  Q4_K_M  ▾"
+    button.setText(full)
+    qtbot.wait(50)
+    assert button.text() == full  # the whole name for tests, tooltips and screen readers
+    shown = type(button).__mro__[1].text(button)  # what the button paints
+    assert shown.endswith("…") and button.fontMetrics().horizontalAdvance(shown) <= button.width()
+    box = w.input
+    fm = box.fontMetrics()
+    assert fm.horizontalAdvance(box.placeholderText()) <= box.viewport().width()
+    w.toggle_settings_panel(False)
+    assert w.sidebar.isVisible()  # back when the panel closes
+    w.resize(1180, 760)
+    qtbot.wait(300)
+    assert box.placeholderText() == "Message the model…"

@@ -55,6 +55,17 @@ class MessageInput(QPlainTextEdit):
         self.document().documentLayout().documentSizeChanged.connect(self._fit)
         self._fit()
 
+    PLACEHOLDERS = ("Message the model…", "Message…")
+
+    def resizeEvent(self, e) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(e)
+        # The placeholder on one line: the short one where the long one would wrap and be cut (a narrow column).
+        room = self.viewport().width() - 2 * int(self.document().documentMargin()) - 4
+        fits = [p for p in self.PLACEHOLDERS if self.fontMetrics().horizontalAdvance(p) <= room]
+        want = fits[0] if fits else self.PLACEHOLDERS[-1]
+        if self.placeholderText() != want:
+            self.setPlaceholderText(want)
+
     def _fit(self, *_: object) -> None:
         # Grows with its text up to eight lines, then scrolls.
         h = int(self.document().size().height() * self.fontMetrics().lineSpacing()) + 14

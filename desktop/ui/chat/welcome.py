@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -35,6 +36,7 @@ from desktop.ui.widgets.cards import (
     icon,
     is_dark,
 )
+from desktop.ui.widgets.elided import ElidedLabel
 
 
 def suggestions(entries: list[PickerEntry]) -> list[PickerEntry]:
@@ -43,29 +45,6 @@ def suggestions(entries: list[PickerEntry]) -> list[PickerEntry]:
     todo = [e for e in entries if not e.installed and not e.remote and e.repo and not e.bundled]
     size = (lambda e: (e.size or 0, e.name))  # noqa: E731
     return sorted((e for e in todo if e.starter), key=size) + sorted((e for e in todo if not e.starter), key=size)
-
-
-class ElidedLabel(QLabel):
-    """One line, cut with … at the card's edge (the whole text in the tooltip). A wrapped label in a scroll
-    area gets the height of one line, not of its wrapped text, and was drawn over the next line."""
-
-    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
-        super().__init__(text, parent)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setMinimumWidth(40)
-
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
-        super().setText(text)
-        self.setToolTip(text)
-
-    def paintEvent(self, _e: Any) -> None:  # noqa: N802
-        from PySide6.QtGui import QPainter
-
-        p = QPainter(self)
-        p.setPen(self.palette().color(self.foregroundRole()))
-        r = self.contentsRect()
-        p.drawText(r, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
-                   self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, r.width()))
 
 
 class SuggestionCard(QFrame):
@@ -167,10 +146,11 @@ class WelcomeView(QWidget):
         self.start_btn = QPushButton("Start chatting")
         self.start_btn.setObjectName("primary")
         self.start_btn.setIcon(icon("mdi6.message-text-outline", color="white"))
-        self.import_btn = QPushButton("Import a GGUF from disk…")
+        self.import_btn = QPushButton(self._IMPORT)
+        self.import_btn.setToolTip("Import a GGUF file you already have (no network needed)")
         self.import_btn.setObjectName("secondary")
         self.import_btn.setIcon(icon("mdi6.folder-open-outline"))
-        btns = QHBoxLayout()
+        btns = self._hero_buttons = QBoxLayout(QBoxLayout.Direction.LeftToRight)  # stacked when narrow
         btns.addWidget(self.start_btn)
         btns.addWidget(self.import_btn)
         btns.addStretch(1)
@@ -179,10 +159,11 @@ class WelcomeView(QWidget):
         htext.addWidget(self.blurb)
         htext.addSpacing(8)
         htext.addLayout(btns)
-        hl = QHBoxLayout(hero)
+        hl = self._hero_layout = QHBoxLayout(hero)
         hl.setContentsMargins(20, 18, 20, 18)
         hl.setSpacing(16)
         hl.addWidget(hi, 0, Qt.AlignmentFlag.AlignTop)
+        self._hero_icon = hi
         hl.addLayout(htext, 1)
 
         sug = QLabel("Suggested downloads")
@@ -192,6 +173,7 @@ class WelcomeView(QWidget):
         sug.setFont(f)
         self.sug_note = QLabel("Sizes and fit are for this machine. Small models first.")
         self.sug_note.setObjectName("muted")
+        self.sug_note.setWordWrap(True)
         self.cards_box = QVBoxLayout()
         self.cards_box.setSpacing(8)
         # No scroll area of its own: the page around the welcome view scrolls (one scroll bar, and the cards
@@ -203,7 +185,7 @@ class WelcomeView(QWidget):
         hv.addStretch(1)
 
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(28, 24, 28, 18)
+        lay.setContentsMargins(self._MARGIN, 24, self._MARGIN, 18)
         lay.setSpacing(12)
         lay.addWidget(hero)
         lay.addSpacing(6)
@@ -220,6 +202,41 @@ class WelcomeView(QWidget):
         if self.source.scanned:
             self._on_entries(self.source.entries)
         self.set_model(None, None)
+
+
+    # Where there is room the hero's buttons sit side by side beside its icon; in a narrow column (the settings
+    # panel open, or at 2x) the icon goes, the margins shrink and the buttons stack. The page never asks for more
+    # width than that compact layout needs, so nothing is cut at the column's edge.
+    _MARGIN, _COMPACT_MARGIN = 28, 12
+    _IMPORT, _IMPORT_SHORT = "Import a GGUF from disk…", "Import a GGUF…"
+
+    def _hero_widths(self) -> tuple[int, int]:
+        """The widths the page needs with the hero's buttons side by side, and stacked (compact)."""
+        fm = self.import_btn.fontMetrics()
+        frame = self.import_btn.sizeHint().width() - fm.horizontalAdvance(self.import_btn.text())
+        start = self.start_btn.sizeHint().width()
+        imp, imp_short = (frame + fm.horizontalAdvance(t) for t in (self._IMPORT, self._IMPORT_SHORT))
+        wide = (2 * self._MARGIN + 2 * 20 + self._hero_icon.sizeHint().width()
+                + self._hero_layout.spacing() + start + self._hero_buttons.spacing() + imp + 2)
+        compact = 4 * self._COMPACT_MARGIN + max(start, imp_short) + 2  # the page's and the hero's margins
+        return wide, compact
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self._hero_widths()[1]), hint.height())
+
+    def resizeEvent(self, e: Any) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(e)
+        compact = e.size().width() < self._hero_widths()[0]
+        direction = QBoxLayout.Direction.TopToBottom if compact else QBoxLayout.Direction.LeftToRight
+        if self._hero_buttons.direction() != direction:
+            self._hero_buttons.setDirection(direction)
+            self._hero_icon.setVisible(not compact)
+            self.import_btn.setText(self._IMPORT_SHORT if compact else self._IMPORT)
+            m = self._COMPACT_MARGIN if compact else self._MARGIN
+            self.layout().setContentsMargins(m, 24, m, 18)
+            h = self._COMPACT_MARGIN if compact else 20
+            self._hero_layout.setContentsMargins(h, 18, h, 18)
 
     def refresh(self) -> None:
         self.source.refresh()

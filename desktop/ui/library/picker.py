@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -32,6 +31,7 @@ from desktop.ui.library.picker_model import (
     PickerModel,
 )
 from desktop.ui.widgets.cards import CardDelegate, apply_style, icon
+from desktop.ui.widgets.elided import ElidedButton
 
 
 class _Popup(QFrame):
@@ -75,7 +75,7 @@ class ModelPicker(QWidget):
         self.current_quant: str | None = None
         self.loading: float | None = None
 
-        self.button = QPushButton("Choose a model")
+        self.button = ElidedButton("Choose a model")  # a long name ends in … in a narrow column
         self.button.setObjectName("secondary")
         self.button.setIcon(icon("mdi6.cube-outline"))
         self.button.setToolTip("Choose the model to chat with")

@@ -405,6 +405,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
             a.setChecked(m == mode)
         self.session.show_thread()  # code blocks pick their light or dark highlighting again
 
+    MIN_CHAT_COLUMN = 420  # logical pixels the chat column keeps when the settings panel opens
+
     def toggle_settings_panel(self, on: bool | None = None) -> None:
         on = not self.settings_panel.isVisible() if on is None else bool(on)
         if on and self.settings_panel.profile is None:  # nothing loaded yet: the profile that will be
@@ -412,6 +414,17 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.settings_panel.setVisible(on)
         self.settings_action.setChecked(on)
         self.chat_page.settings_btn.setChecked(on)
+        # The conversation keeps a readable column: in a narrow window (2x) the panel folds the chat list away
+        # while it is open, and unfolds it when it closes.
+        if on and self.sidebar.isVisible():
+            rest = self.splitter.width() - self.settings_panel.minimumWidth() - self.sidebar.width()
+            if rest < self.MIN_CHAT_COLUMN:
+                self._sidebar_folded = True
+                self.toggle_sidebar()
+        elif not on and getattr(self, "_sidebar_folded", False):
+            self._sidebar_folded = False
+            if not self.sidebar.isVisible():
+                self.toggle_sidebar()
         if on:
             self.show_page("chats")
             self.settings_panel.params["temperature"].spin.setFocus()

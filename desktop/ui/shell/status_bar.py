@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QPainter
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame,
-    QLabel,
     QProgressBar,
     QPushButton,
     QStatusBar,
@@ -21,30 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.inference import protocol as P
-
-
-class ElidedLabel(QLabel):
-    """A one-line label that asks for its whole text's width but takes less, ending in "…" when it must.
-
-    A status bar lays its permanent widgets out at their minimum widths, and a top-level window grows to its
-    layout's minimum: a long "Loading …" text would otherwise widen the window past the screen (seen at 2x)."""
-
-    MIN_WIDTH = 48
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(min(self.MIN_WIDTH, super().minimumSizeHint().width()), super().minimumSizeHint().height())
-
-    def paintEvent(self, e) -> None:  # noqa: N802 - Qt's name
-        fm = self.fontMetrics()
-        m = self.contentsMargins()
-        room = self.width() - m.left() - m.right()
-        if fm.horizontalAdvance(self.text()) <= room:
-            super().paintEvent(e)
-            return
-        p = QPainter(self)
-        p.setPen(self.palette().color(self.foregroundRole()))
-        p.drawText(self.contentsRect(), int(self.alignment()), fm.elidedText(self.text(), Qt.TextElideMode.ElideRight,
-                                                                              room))
+from desktop.ui.widgets.elided import ElidedLabel
 
 
 class Field(ElidedLabel):
