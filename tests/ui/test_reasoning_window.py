@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from desktop.engine.library import registry as models
 from tests.fixtures import reasoning_gguf
 
 
@@ -42,3 +43,28 @@ def test_a_reasoning_gguf_in_the_window_thinks_apart_and_answers_clean(qtbot, tm
     saved = w.chats.message(last.id)
     assert (saved.content, saved.reasoning, saved.provenance["reasoning_format"]) == ("Hi there!", "Hmm", fmt)
     w.close()
+
+
+def test_the_models_page_and_the_picker_mark_reasoning_models(qtbot, tmp_path, llama3_ok) -> None:
+    from desktop.engine.hub import hardware
+    from desktop.engine.library.imports import import_model
+    from desktop.engine.profiles import ProfileStore
+    from desktop.ui.library.models_list import LibraryModel, items_of
+    from desktop.ui.library.picker_model import PickerModel, entries_of
+    from desktop.ui.widgets.cards import REASONING_BADGE, BadgesRole
+
+    thinking = import_model(reasoning_gguf.make_qwen3(tmp_path / "qwen3.gguf").path)
+    plain = import_model(llama3_ok.path)
+    store = ProfileStore()
+    installed = models.list_installed()
+    lib = LibraryModel()
+    lib.set_items(items_of(installed, store))
+    rows = {lib.items[r].profile_id: r for r in range(lib.rowCount())}
+    assert REASONING_BADGE in lib.data(lib.index(rows[thinking.profile]), BadgesRole)
+    assert REASONING_BADGE not in lib.data(lib.index(rows[plain.profile]), BadgesRole)
+    picker = PickerModel()
+    picker.set_entries(entries_of(store, hardware.detect(), installed, lib.items))
+    by_id = {e.profile_id: r for r, e in enumerate(picker.entries)}
+    assert REASONING_BADGE in picker.data(picker.index(by_id[thinking.profile]), BadgesRole)
+    assert REASONING_BADGE in picker.data(picker.index(by_id["qwen3-1.7b"]), BadgesRole)  # a starter, not installed
+    assert REASONING_BADGE not in picker.data(picker.index(by_id[plain.profile]), BadgesRole)

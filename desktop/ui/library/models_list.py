@@ -17,7 +17,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
-from desktop.ui.widgets.cards import VISION_BADGE, BadgesRole, KeyRole, SubtitleRole, human_size
+from desktop.ui.widgets.cards import REASONING_BADGE, VISION_BADGE, BadgesRole, KeyRole, SubtitleRole, human_size
 
 Index = QModelIndex | QPersistentModelIndex
 ItemRole = Qt.ItemDataRole.UserRole + 140
@@ -45,6 +45,7 @@ class LibraryItem:
     status: str = "ok"
     file_type: str | None = None  # the GGUF header's own type (``quant`` is the name the repo gave the file)
     vision: bool = False  # a multimodal projector is recorded with it: it takes images
+    reasoning: bool = False  # its profile thinks before it answers
 
     @property
     def quant_label(self) -> str | None:
@@ -62,7 +63,7 @@ class LibraryItem:
         return self.origin == "Downloaded"
 
 
-def view_of(m: Any, names: dict[str, str] | None = None) -> LibraryItem:
+def view_of(m: Any, names: dict[str, str] | None = None, reasoning: bool = False) -> LibraryItem:
     """Worker thread (reads the file's header)."""
     from desktop.ui.library.labels import file_type_of
 
@@ -73,13 +74,14 @@ def view_of(m: Any, names: dict[str, str] | None = None) -> LibraryItem:
     return LibraryItem(
         str(m.id), str(name), m.profile, str(m.path), int(m.size or 0), m.quant,
         ORIGIN_TEXT.get(m.origin, m.origin), list(m.fixes or []), bool(m.repaired_in_place), bool(m.can_revert),
-        m.sha256, m.source_repo, str(m.status), file_type_of(m.path), bool(getattr(m, "vision", False)))
+        m.sha256, m.source_repo, str(m.status), file_type_of(m.path), bool(getattr(m, "vision", False)), reasoning)
 
 
 def items_of(installed: list[Any], store: Any) -> list[LibraryItem]:
     """Worker thread: the installed models, named after their profiles where the registry has no name."""
-    names = {p.id: p.name for p in store.all()}
-    items = [view_of(m, names) for m in installed]
+    profiles = {p.id: p for p in store.all()}
+    names = {pid: p.name for pid, p in profiles.items()}
+    items = [view_of(m, names, bool(m.profile in profiles and profiles[m.profile].is_reasoning)) for m in installed]
     return sorted(items, key=lambda i: (i.origin == "Bundled demo", i.name.lower()))
 
 
@@ -118,6 +120,8 @@ class LibraryModel(QAbstractListModel):
             return self.subtitle(m)
         if role == BadgesRole:
             badges = [(m.origin, ORIGIN_TONE.get(m.origin, "muted"))]
+            if m.reasoning:
+                badges.insert(0, REASONING_BADGE)
             if m.vision:
                 badges.insert(0, VISION_BADGE)
             if m.fixes:

@@ -22,6 +22,7 @@ from desktop.engine.errors import AppError
 from desktop.engine.hub import fit
 from desktop.engine.library import registry
 from desktop.ui.widgets.cards import (
+    REASONING_BADGE,
     VISION_BADGE,
     BadgesRole,
     HighlightRole,
@@ -54,6 +55,7 @@ class PickerEntry:
     quant_label: str | None = None  # the file's own type, with the repo's name beside it when they differ
     model_id: str | None = None  # the installed file it runs on (registry id)
     vision: bool = False  # takes images: its installed file has a projector, or its profile names one
+    reasoning: bool = False  # thinks before it answers (its profile's reasoning format)
 
     @property
     def search_text(self) -> str:
@@ -120,7 +122,7 @@ def entries_of(store: Any, hw: Any, installed_models: list[Any], items: list[Any
                                remote or path is not None, remote, fit_d, params_b, starter, p.source.repo,
                                bool(p.source.bundled), label, item.id if item else None,
                                bool(item.vision if item else (m and getattr(m, "vision", False))
-                                    or (not remote and p.source.mmproj))))
+                                    or (not remote and p.source.mmproj)), p.is_reasoning))
     out.sort(key=lambda e: (not e.installed, e.name.lower()))
     return out
 
@@ -163,7 +165,7 @@ class PickerModel(QAbstractListModel):
         if role == SubtitleRole:
             return self.subtitle(e)
         if role == BadgesRole:
-            badges = [VISION_BADGE] if e.vision else []
+            badges = ([VISION_BADGE] if e.vision else []) + ([REASONING_BADGE] if e.reasoning else [])
             if e.remote:
                 badges.append(("Remote", "ok"))
             elif e.fit:

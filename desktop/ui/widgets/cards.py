@@ -44,6 +44,7 @@ TONES = {
 }
 #: Marks a model that takes images (a multimodal projector goes with it): Models page, picker, repo page.
 VISION_BADGE = ("Vision", "ok")
+REASONING_BADGE = ("Reasoning", "accent")  # thinks before it answers (Qwen3, gpt-oss, R1 distills, Magistral)
 
 
 def accent() -> str:
