@@ -98,10 +98,10 @@ if __name__ == "__main__":
     if len(sys.argv) > 1:
         path = Path(sys.argv[1])
     else:
-        from desktop.engine.library import registry as models
+        from desktop.engine.library import registry
         from desktop.engine.profiles import ProfileStore
 
-        path = Path(models.resolve_model(ProfileStore().default()))
+        path = Path(registry.resolve_model(ProfileStore().default()))
     result: dict[str, Any] = {}
     bench_threads(path, result, pairs=int(os.environ.get("BENCH_PAIRS", "3")),
                   tokens=int(os.environ.get("BENCH_TOKENS", "128")))

@@ -379,13 +379,13 @@ def bench_pipeline(res: dict[str, Any], rate: float = 90.0, n: int = 450,
 
 def bench_stream(gui: Gui, raw: Raw, profile: Any, res: dict[str, Any]) -> None:
     from desktop.engine.inference import prompts
-    from desktop.engine.library import registry as models
+    from desktop.engine.library import registry
 
     gui.set_sampling(max_tokens=N_TOKENS, seed=SEED)
     s = gui.w.adapter.profile.sampling
     sampling = dict(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k, min_p=s.min_p,
                     repeat_penalty=s.repeat_penalty)
-    req = models.generate_request(gui.w.adapter.profile, [{"role": "user", "content": STREAM_PROMPT}], "x")
+    req = registry.generate_request(gui.w.adapter.profile, [{"role": "user", "content": STREAM_PROMPT}], "x")
     spec = dict(req.prompt_spec)
     text = prompts.render(spec.pop("fmt"), req.messages, **spec)
     toks = raw.prompt_tokens(text)
@@ -1168,13 +1168,13 @@ def main() -> int:
     try:
         from desktop.engine import paths
         from desktop.engine.errors import AppError
-        from desktop.engine.library import registry as models
+        from desktop.engine.library import registry
         from desktop.engine.profiles import ProfileStore
 
         try:
             store0 = ProfileStore()
             demo = store0.default()
-            model_path = Path(models.resolve_model(demo))
+            model_path = Path(registry.resolve_model(demo))
         except AppError:
             # No demo model here (a GPU machine, say): the download and floor sections run on a scripted GGUF
             # of the demo's shape; the sections that drive the app's window need the demo and are skipped.

@@ -181,13 +181,13 @@ def _gib(n: float) -> str:
 
 
 def _find_demo() -> tuple[Any, Path] | None:
-    from desktop.engine.library import registry as models
+    from desktop.engine.library import registry
     from desktop.engine.errors import AppError
     from desktop.engine.profiles import ProfileStore
 
     try:
         profile = ProfileStore().default()
-        return profile, models.resolve_model(profile)
+        return profile, registry.resolve_model(profile)
     except AppError:
         return None
 
@@ -224,7 +224,7 @@ def run_selftest(argv: list[str]) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = ap.parse_args(argv)
 
-    from desktop.engine.library import registry as models
+    from desktop.engine.library import registry
     from desktop.engine.inference import protocol as P
     from desktop.engine.inference.client import EngineClient, new_id, worker_command
     from desktop.engine.errors import AppError
@@ -272,7 +272,7 @@ def run_selftest(argv: list[str]) -> int:
                      f"{_gib(d['free'])} free of {_gib(d['total'])}")
             if ready.lib_fallback:
                 _say(f"  GPU library fallback: {ready.lib_fallback}")
-            req = models.load_request(profile, model_path, new_id("load"), n_ctx=args.ctx,
+            req = registry.load_request(profile, model_path, new_id("load"), n_ctx=args.ctx,
                                       overrides={"n_gpu_layers": gpu_layers})
             loaded = client.load(req, timeout=600)
             _say(f"backend: {loaded.backend}; gpu layers {loaded.n_gpu_layers}/{loaded.gpu_layers_total}: "
@@ -280,7 +280,7 @@ def run_selftest(argv: list[str]) -> int:
             _say(f"loaded in {loaded.load_s:.2f} s (context {loaded.n_ctx})")
             messages = [{"role": "user", "content": args.prompt}]
             if profile is not None:
-                gen = models.generate_request(profile, messages, new_id("gen"), temperature=0.0, seed=1,
+                gen = registry.generate_request(profile, messages, new_id("gen"), temperature=0.0, seed=1,
                                               max_tokens=args.max_tokens)
             else:
                 gen = P.Generate(id=new_id("gen"), messages=messages, prompt_spec={"fmt": "gguf"},

@@ -82,11 +82,11 @@ def mixtral_old(tiny_dir: Path) -> tiny_gguf.TinyModel:
 
 @pytest.fixture(scope="session")
 def demo_model() -> Path:
-    from desktop.engine.library import registry as models
+    from desktop.engine.library import registry
     from desktop.engine.profiles import ProfileStore
 
     store = ProfileStore()
-    return models.resolve_model(store.default())
+    return registry.resolve_model(store.default())
 
 
 @pytest.fixture

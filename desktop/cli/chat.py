@@ -15,7 +15,7 @@ from typing import Any
 
 from desktop.cli.common import _print_json, _store, ask_target
 from desktop.engine.gguf import doctor as gguf_doctor
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.inference import prompts
 from desktop.engine.inference import protocol as P
 from desktop.engine.errors import AppError, GenerationError
@@ -53,9 +53,9 @@ def cmd_prompt(a: argparse.Namespace) -> int:
         profile = store.get(a.profile) if a.profile else store.default()
         template = None
         if profile.prompt.format == "gguf":
-            rep = gguf_doctor.inspect(a.model or models.resolve_model(profile))
+            rep = gguf_doctor.inspect(a.model or registry.resolve_model(profile))
             template = rep.chat_template
-        text = models.render_for_profile(profile, msgs, chat_template=template)
+        text = registry.render_for_profile(profile, msgs, chat_template=template)
     sys.stdout.write(text)
     sys.stdout.flush()
     return 0
@@ -80,9 +80,9 @@ def _ask_images(a: argparse.Namespace, profile: Any, model_path: Path | None, me
     for p in paths:
         images.check_image_file(p)
     message["images"] = [str(p.absolute()) for p in paths]
-    if models.is_remote(profile):
+    if registry.is_remote(profile):
         return None  # the server decides what it can see
-    mmproj = mmproj or models.projector_for(model_path) or (projector.find_beside(model_path) if model_path else None)
+    mmproj = mmproj or registry.projector_for(model_path) or (projector.find_beside(model_path) if model_path else None)
     if mmproj is None:
         raise ImageError(f"{model_path.name if model_path else 'this model'} has no vision projector, so it cannot "
                          "see images; pass --mmproj FILE (an mmproj-*.gguf made for it) or choose a vision model")
@@ -101,7 +101,7 @@ def cmd_ask(a: argparse.Namespace) -> int:
     messages: list[dict[str, Any]] = [{"role": "user", "content": a.text}]
     mmproj = _ask_images(a, profile, model_path, messages[0])
     client = EngineClient()
-    gen = models.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
+    gen = registry.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
                                   temperature=a.temperature, seed=a.seed)
     thinking_controls(gen, a)
     text_parts: list[str] = []
@@ -115,7 +115,7 @@ def cmd_ask(a: argparse.Namespace) -> int:
 
     old = signal.signal(signal.SIGINT, on_sigint)
     try:
-        loaded = client.load(models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx, mmproj=mmproj))
+        loaded = client.load(registry.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx, mmproj=mmproj))
         for note in loaded.notes:  # e.g. a context reduced to what fits, with the numbers
             sys.stderr.write(f"note: {note}\n")
         if loaded.reasoning_format and profile is None and a.max_tokens is None:

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from desktop.engine.errors import AppError
 from desktop.engine.gguf import doctor as gguf_doctor
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,9 +40,9 @@ def ask_target(a: argparse.Namespace, profile_store: Any) -> tuple[Any, Path | N
     if a.profile or not a.model:
         store = profile_store()
         profile = store.get(a.profile) if a.profile else store.default()
-    if a.model and models.is_remote(profile):
+    if a.model and registry.is_remote(profile):
         raise AppError(f"profile {profile.id!r} runs on a server ({profile.backend.base_url}); drop --model")
-    model_path = Path(a.model) if a.model else None if models.is_remote(profile) else models.resolve_model(profile)
+    model_path = Path(a.model) if a.model else None if registry.is_remote(profile) else registry.resolve_model(profile)
     if a.model:
         gguf_doctor.inspect(model_path)  # fail fast, with the file's own error, before starting the engine
     return profile, model_path

@@ -11,7 +11,7 @@ from typing import Any
 from desktop.cli.common import _Parser, _print_json
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.gguf import repair as gguf_repair
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 
 
 # ------------------------------------------------------------------------------------------ gguf
@@ -75,10 +75,10 @@ def cmd_gguf_fix(a: argparse.Namespace) -> int:
         raise FixError(f"{a.path} is in the shared Hugging Face cache, which the app never changes; it is repaired "
                        "at load time instead (or import a copy with `models import --repair`)")
     res = gguf_repair.fix(a.path, dry_run=a.dry_run)
-    entry = None if a.dry_run or not res.changes else models.find_by_path(a.path)
+    entry = None if a.dry_run or not res.changes else registry.find_by_path(a.path)
     if entry is not None:  # keep the library's record in step: repaired in place, undoable
-        models.update_entry(entry["id"], fixes=res.summary(), repaired_in_place=True,
-                            sha256=models.hash_file(a.path))
+        registry.update_entry(entry["id"], fixes=res.summary(), repaired_in_place=True,
+                            sha256=registry.hash_file(a.path))
     if a.json:
         _print_json(res.to_dict())
         return 0
@@ -92,14 +92,14 @@ def cmd_gguf_fix(a: argparse.Namespace) -> int:
 
 
 def _gguf_revert(a: argparse.Namespace) -> int:
-    entry = models.find_by_path(a.path)
+    entry = registry.find_by_path(a.path)
     if entry is not None:
-        m = models.revert_repair(entry["id"])
+        m = registry.revert_repair(entry["id"])
         out: dict[str, Any] = {"path": m.path, "reverted": True, "sha256": m.sha256, "model_id": m.id,
                                "fixes": m.fixes}
     else:
         res = gguf_repair.revert(a.path)
-        out = {"path": res.path, "reverted": True, "sha256": models.hash_file(a.path), "model_id": None,
+        out = {"path": res.path, "reverted": True, "sha256": registry.hash_file(a.path), "model_id": None,
                "fixes": res.summary()}
     if a.json:
         _print_json(out)

@@ -13,7 +13,7 @@ from typing import Any
 
 from desktop.cli.common import _Parser
 from desktop.engine.hub import downloads
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.hub.hardware import GiB
 
 
@@ -103,7 +103,7 @@ def cmd_download(a: argparse.Namespace) -> int:
 
 
 def cmd_list(a: argparse.Namespace) -> int:
-    items = models.list_installed(_store())
+    items = registry.list_installed(_store())
     if a.json:
         sys.stdout.write(json.dumps([m.to_dict() for m in items], indent=2) + "\n")
         return 0
@@ -117,7 +117,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 
 def cmd_import(a: argparse.Namespace) -> int:
-    m = models.import_model(a.path, a.profile, repair=a.repair, store=_store(), prompt_format=a.format,
+    m = registry.import_model(a.path, a.profile, repair=a.repair, store=_store(), prompt_format=a.format,
                             mmproj=a.mmproj)
     if a.json:
         sys.stdout.write(json.dumps(m.to_dict()) + "\n")
@@ -131,13 +131,13 @@ def cmd_import(a: argparse.Namespace) -> int:
 
 
 def cmd_rename(a: argparse.Namespace) -> int:
-    m = models.rename_model(a.id, a.name)
+    m = registry.rename_model(a.id, a.name)
     print(f"{m.id} is now called {m.name!r}")
     return 0
 
 
 def cmd_revert(a: argparse.Namespace) -> int:
-    m = models.revert_repair(a.id)
+    m = registry.revert_repair(a.id)
     if a.json:
         sys.stdout.write(json.dumps(m.to_dict()) + "\n")
         return 0
@@ -164,7 +164,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 
 
 def cmd_remove(a: argparse.Namespace) -> int:
-    for m in models.remove_model(a.id):
+    for m in registry.remove_model(a.id):
         kept = {"imported": " (file kept: it was imported, not downloaded)",
                 "hf-cache": " (file kept: it is in the shared Hugging Face cache)"}.get(m.origin, "")
         print(f"removed {m.id}{kept}")

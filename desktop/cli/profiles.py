@@ -10,7 +10,7 @@ from typing import Any
 
 from desktop.cli.common import _Parser, _print_json, _store
 from desktop.engine.errors import AppError
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 
 
 # ------------------------------------------------------------------------------------------ profiles
@@ -21,7 +21,7 @@ def cmd_profiles_list(a: argparse.Namespace) -> int:
     rows = []
     for p in store.all():
         try:
-            installed = None if models.is_remote(p) else str(models.resolve_model(p))
+            installed = None if registry.is_remote(p) else str(registry.resolve_model(p))
         except AppError:
             installed = None
         rows.append({"id": p.id, "name": p.name, "repo": p.source.repo, "prompt_format": p.prompt.format,
@@ -64,7 +64,7 @@ def cmd_remote_check(a: argparse.Namespace) -> int:
     from desktop.engine.inference.remote_backend import check_connection
 
     profile = _store().get(a.profile)
-    if not models.is_remote(profile):
+    if not registry.is_remote(profile):
         raise AppError(f"profile {profile.id!r} runs locally (backend.kind: local); there is no server to check")
     res = check_connection(profile)
     if a.json:

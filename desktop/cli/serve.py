@@ -10,7 +10,7 @@ from typing import Any
 
 from desktop.cli.common import _store
 from desktop.engine.gguf import doctor as gguf_doctor
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
@@ -24,8 +24,8 @@ def cmd_serve(a: argparse.Namespace) -> int:
     pinned = None
     if a.profile or a.model:
         profile = _store().get(a.profile) if a.profile else None
-        remote = models.is_remote(profile)
-        model_path = Path(a.model) if a.model else None if remote else models.resolve_model(profile)
+        remote = registry.is_remote(profile)
+        model_path = Path(a.model) if a.model else None if remote else registry.resolve_model(profile)
         if a.model:
             gguf_doctor.inspect(model_path)
         pinned = ServedModel(profile.id if profile else model_path.stem, str(model_path or ""), profile,

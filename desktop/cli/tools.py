@@ -18,7 +18,7 @@ from typing import Any, Callable
 from desktop.cli.common import _Parser, ask_target
 from desktop.engine.errors import AppError, from_dict
 from desktop.engine.inference import protocol as P
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 
 PROMPT_SLACK_TOKENS = 512  # chat template, system prompt and tool descriptions around the attachments
 
@@ -45,9 +45,9 @@ def cmd_ask_tools(a: argparse.Namespace, profile_store: Callable[[], Any]) -> in
 
     profile, model_path = ask_target(a, profile_store)
     messages: list[dict[str, Any]] = [{"role": "user", "content": a.text}]
-    gen = models.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
+    gen = registry.generate_request(profile, messages, new_id("gen"), max_tokens=a.max_tokens,
                                   temperature=a.temperature, seed=a.seed)
-    load = models.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx)
+    load = registry.load_request(profile, model_path, new_id("load"), n_ctx=a.ctx)
 
     files = [att.load_attachment(p) for p in a.attach]  # unreadable files fail before the engine starts
     citations: list[Any] = []

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.profiles import Profile
 
 
@@ -50,8 +50,8 @@ class EngineAdapter(QObject):
         """Raises ModelNotFoundError (before anything is sent) when the profile's model is not installed.
 
         ``n_ctx``/``overrides`` are the settings panel's per-chat load settings (context, GPU layers)."""
-        path = None if models.is_remote(profile) else models.resolve_model(profile)
-        req = models.load_request(profile, path, new_id("load"), n_ctx=n_ctx, overrides=overrides)
+        path = None if registry.is_remote(profile) else registry.resolve_model(profile)
+        req = registry.load_request(profile, path, new_id("load"), n_ctx=n_ctx, overrides=overrides)
         self.profile = profile
         self._loads.add(req.id)
         self.loading = req.id
@@ -76,7 +76,7 @@ class EngineAdapter(QObject):
     @Slot(list)
     def send_requested(self, messages: list[dict[str, str]], profile: Profile | None = None, **sampling: Any) -> str:
         """``profile``: the loaded profile with per-chat changes (system prompt); default the loaded one."""
-        req = models.generate_request(profile or self.profile, messages, new_id("gen"), **sampling)
+        req = registry.generate_request(profile or self.profile, messages, new_id("gen"), **sampling)
         self.current = req.id
         c = self.client
         restart = c.needs_restart()  # this request starts the engine again and reloads first (seconds): say so
@@ -88,7 +88,7 @@ class EngineAdapter(QObject):
     def generate_request_preview(self, profile: Profile | None = None, **sampling: Any) -> P.Generate:
         """The request the next message will make, without its messages (for provenance): ``profile`` as
         ``send_requested`` takes it."""
-        return models.generate_request(profile or self.profile, [], "preview", **sampling)
+        return registry.generate_request(profile or self.profile, [], "preview", **sampling)
 
     @Slot()
     def stop_requested(self) -> None:

@@ -17,7 +17,7 @@ import pytest
 from desktop.engine import paths
 from desktop.engine.errors import VerificationError
 from desktop.engine.hub import downloads, parallel
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from tests.fixtures import tiny_gguf
 from tests.fixtures.hub_server import HubServer
 
@@ -124,7 +124,7 @@ def test_a_corrupt_parallel_transfer_is_rejected_and_deleted(hub_server: HubServ
     with pytest.raises(VerificationError, match="corrupt"):
         downloads.run_download(REPO, quant="Q4_K_M", connections=4)
     assert not [p for p in paths.download_dir().rglob("*") if p.is_file()]
-    assert models.read_registry() == {}
+    assert registry.read_registry() == {}
 
 
 def test_parallel_download_is_repaired_after_and_the_repair_can_be_undone(
@@ -136,9 +136,9 @@ def test_parallel_download_is_repaired_after_and_the_repair_can_be_undone(
     hub_sha = hashlib.sha256(data).hexdigest()
     assert res.source_sha256 == [hub_sha] and res.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() != hub_sha
     assert any("128009" in f for f in res.fixes)
-    m = next(x for x in models.list_installed() if x.id == res.model_id)
+    m = next(x for x in registry.list_installed() if x.id == res.model_id)
     assert m.origin == "downloaded" and m.repaired_in_place and m.can_revert
-    back = models.revert_repair(res.model_id)
+    back = registry.revert_repair(res.model_id)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == hub_sha == back.sha256  # the Hub's bytes again
     assert all("repaired at load time" in f for f in back.fixes)
     again = downloads.run_download("acme/Big-Llama-3-GGUF", quant="Q8_0", connections=4)

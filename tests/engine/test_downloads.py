@@ -21,7 +21,7 @@ from desktop.engine.hub import fetch
 from desktop.engine.hub import fit
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.hub import listing as hub
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.errors import DiskSpaceError, DownloadCancelled, DownloadError
 from desktop.engine.hub.hardware import GPU, GiB, Hardware
 from tests.fixtures import tiny_gguf
@@ -245,7 +245,7 @@ def test_interrupted_job_resumes_after_restart(hub_server: HubServer, spm_repo: 
     assert side["size"] == len(spm_repo) and side["sha256"] == hashlib.sha256(spm_repo).hexdigest()
     have = partial[0].stat().st_size
     assert 0 < have < len(spm_repo)
-    assert models.read_registry() == {}  # a partial file is never a model
+    assert registry.read_registry() == {}  # a partial file is never a model
 
     f.faults.throttle_bps = None
     res = downloads.run_download(SPM_REPO, quant="Q4_K_M")  # a new run, as after an app restart
@@ -262,7 +262,7 @@ def test_corrupted_transfer_is_rejected_and_not_registered(hub_server: HubServer
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "corrupt" in lines[0]
     assert "Traceback" not in r.stderr
-    assert models.read_registry() == {}
+    assert registry.read_registry() == {}
     lib = paths.download_dir()
     assert not [p for p in lib.rglob("*") if p.is_file()]  # nothing kept: no partial, no sidecar
     assert not list(paths.hf_hub_cache().rglob(SPM_FILE))
@@ -346,7 +346,7 @@ def test_byte_split_parts_are_joined(hub_server: HubServer, spm_model: tiny_gguf
     assert Path(res.path) == paths.download_dir() / SPM_REPO / "tiny.Q8_0.gguf"
     assert not list(paths.download_dir().rglob("*.part1of2"))  # parts deleted after joining
     assert gguf_doctor.inspect(res.path).vocab_size == 32000
-    assert models.read_registry()[res.model_id]["path"] == res.path
+    assert registry.read_registry()[res.model_id]["path"] == res.path
 
 
 # ------------------------------------------------------------------------------------------ the queue
@@ -424,9 +424,9 @@ def test_remove_deletes_downloaded_files(hub_server: HubServer, spm_repo: bytes)
     res = downloads.run_download(SPM_REPO, quant="Q4_K_M")
     blob = Path(res.path).resolve()
     assert blob.is_file()
-    models.remove_model(res.model_id)
+    registry.remove_model(res.model_id)
     assert not Path(res.path).exists() and not blob.exists()
-    assert models.read_registry() == {}
+    assert registry.read_registry() == {}
 
 
 def test_token_saved_by_hf_auth_login_and_offline_mode(hub_server: HubServer, spm_model: tiny_gguf.TinyModel

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
 from desktop.engine.errors import EngineCrashedError
@@ -24,7 +24,7 @@ def demo() -> Iterator[tuple[EngineClient, object]]:
     # 1.5 s watchdog, which then kills the engine (tests/engine/test_watchdog.py covers that path). Here the
     # cooperative path is under test, so the watchdog waits longer.
     c = EngineClient(stop_grace_s=30.0)
-    c.load(models.load_request(profile, models.resolve_model(profile), new_id("load"), n_ctx=2048,
+    c.load(registry.load_request(profile, registry.resolve_model(profile), new_id("load"), n_ctx=2048,
                                overrides={"n_threads": 2}))
     yield c, profile
     c.close()
@@ -32,7 +32,7 @@ def demo() -> Iterator[tuple[EngineClient, object]]:
 
 def test_streams_an_answer_with_stats(demo) -> None:
     c, profile = demo
-    gen = models.generate_request(profile, [{"role": "user", "content": "What is the capital of France?"}],
+    gen = registry.generate_request(profile, [{"role": "user", "content": "What is the capital of France?"}],
                                   new_id("gen"), max_tokens=48, seed=7, temperature=0.0)
     chunks, fin = _run(c, gen)
     assert isinstance(fin, P.Finished), fin
@@ -46,7 +46,7 @@ def test_streams_an_answer_with_stats(demo) -> None:
 
 def test_cancel_between_tokens(demo) -> None:
     c, profile = demo
-    gen = models.generate_request(profile, [{"role": "user", "content": "Write a long story about a dragon."}],
+    gen = registry.generate_request(profile, [{"role": "user", "content": "Write a long story about a dragon."}],
                                   new_id("gen"), max_tokens=400, seed=3, temperature=0.8)
     chunks, fin = _run(c, gen, on_chunk=lambda n: n == 2 and c.cancel(gen.id))
     assert isinstance(fin, P.Finished) and fin.finish_reason == "cancelled"
@@ -58,7 +58,7 @@ def test_multi_turn_reuses_the_kv_cache(demo) -> None:
     msgs = [{"role": "user", "content": "Name three colours."}]
     evals = []
     for turn in range(3):
-        gen = models.generate_request(profile, msgs, new_id("gen"), max_tokens=24, seed=1, temperature=0.0)
+        gen = registry.generate_request(profile, msgs, new_id("gen"), max_tokens=24, seed=1, temperature=0.0)
         _, fin = _run(c, gen)
         assert isinstance(fin, P.Finished)
         evals.append((fin.stats.prompt_tokens, fin.stats.prompt_eval_tokens))
@@ -75,7 +75,7 @@ def test_long_conversation_drops_oldest_turns_instead_of_failing(demo) -> None:
     for i in range(8):
         msgs += [{"role": "user", "content": f"{i}: {big}"}, {"role": "assistant", "content": "ok"}]
     msgs.append({"role": "user", "content": "Say hi."})
-    gen = models.generate_request(profile, msgs, new_id("gen"), max_tokens=16, seed=1)
+    gen = registry.generate_request(profile, msgs, new_id("gen"), max_tokens=16, seed=1)
     _, fin = _run(c, gen)
     assert isinstance(fin, P.Finished), fin
     assert fin.dropped and fin.dropped[0] == 0 and len(msgs) - 1 not in fin.dropped
@@ -85,7 +85,7 @@ def test_long_conversation_drops_oldest_turns_instead_of_failing(demo) -> None:
 def test_engine_killed_mid_answer_is_reported_and_the_next_request_works(demo) -> None:
     c, profile = demo
     pid = c.pid
-    gen = models.generate_request(profile, [{"role": "user", "content": "Count from one to one hundred."}],
+    gen = registry.generate_request(profile, [{"role": "user", "content": "Count from one to one hundred."}],
                                   new_id("gen"), max_tokens=300, seed=1)
     gen.chunk_interval_ms = 0  # a chunk per token: the kill lands mid-answer however short the answer is
     chunks, last = _run(c, gen, on_chunk=lambda n: n == 3 and os.kill(pid, signal.SIGKILL))
@@ -93,7 +93,7 @@ def test_engine_killed_mid_answer_is_reported_and_the_next_request_works(demo) -
     assert "SIGKILL" in last.error["message"]
     assert len(chunks) >= 3  # what streamed before the crash is still with the caller
     # The next request starts a new engine and reloads the model by itself.
-    gen2 = models.generate_request(profile, [{"role": "user", "content": "Say hello."}], new_id("gen"),
+    gen2 = registry.generate_request(profile, [{"role": "user", "content": "Say hello."}], new_id("gen"),
                                    max_tokens=8, seed=1)
     _, fin = _run(c, gen2)
     assert isinstance(fin, P.Finished) and fin.text

@@ -7,7 +7,7 @@ from typing import Iterator
 import pytest
 
 from desktop.engine.gguf import repair as gguf_repair
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
 from desktop.engine.profiles import ProfileStore
@@ -22,8 +22,8 @@ def client() -> Iterator[EngineClient]:
 
 def _ask(client: EngineClient, profile_id: str | None, path: Path, text: str = "hello", **kw):
     profile = ProfileStore().get(profile_id) if profile_id else None
-    client.load(models.load_request(profile, path, new_id("load"), n_ctx=512, **kw))
-    gen = models.generate_request(profile, [{"role": "user", "content": text}], new_id("gen"),
+    client.load(registry.load_request(profile, path, new_id("load"), n_ctx=512, **kw))
+    gen = registry.generate_request(profile, [{"role": "user", "content": text}], new_id("gen"),
                                   temperature=0.0, top_k=1, max_tokens=32, seed=1)
     chunks, fin = [], None
     for ev in client.generate(gen, timeout=60):
@@ -82,14 +82,14 @@ def test_old_mixtral_layout_is_refused_with_a_reason(client: EngineClient, mixtr
     from desktop.engine.errors import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="separate tensors"):
-        client.load(models.load_request(None, mixtral_old.path, new_id("load"), n_ctx=512))
+        client.load(registry.load_request(None, mixtral_old.path, new_id("load"), n_ctx=512))
 
 
 def test_a_load_reports_increasing_progress_ending_at_one(llama3_ok) -> None:
     seen: list[P.LoadProgress] = []
     c = EngineClient(on_event=lambda ev: isinstance(ev, P.LoadProgress) and seen.append(ev))
     try:
-        req = models.load_request(None, llama3_ok.path, new_id("load"), n_ctx=512)
+        req = registry.load_request(None, llama3_ok.path, new_id("load"), n_ctx=512)
         events = list(c.events(req, timeout=60))
     finally:
         c.close()

@@ -15,7 +15,7 @@ from desktop.engine.errors import FormatUnknownError, from_dict
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.inference import prompts
 from desktop.engine.library import generated
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.profiles import ProfileStore
 from tests.fixtures import tiny_gguf
 
@@ -98,15 +98,15 @@ def test_generated_id_never_takes_a_bundled_id(tmp_path: Path):
 
 
 def test_import_of_a_template_less_gemma_uses_the_detected_format(gemma):
-    m = models.import_model(gemma.path)
+    m = registry.import_model(gemma.path)
     prof = ProfileStore().get(m.profile_id)
     assert prof.prompt.format == "gemma" and "detected (gemma" in prof.notes
 
 
 def test_import_of_an_unknown_family_needs_a_format(bare_spm):
     with pytest.raises(FormatUnknownError):
-        models.import_model(bare_spm.path)
-    m = models.import_model(bare_spm.path, prompt_format="llama2")
+        registry.import_model(bare_spm.path)
+    m = registry.import_model(bare_spm.path, prompt_format="llama2")
     assert ProfileStore().get(m.profile_id).prompt.format == "llama2"
 
 

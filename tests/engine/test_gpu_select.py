@@ -9,7 +9,7 @@ import pytest
 
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.inference import gpu_select
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
 from desktop.engine.hub.fit import OVERHEAD_BYTES, VRAM_RESERVE_BYTES
@@ -191,12 +191,12 @@ def broken_lib_client(tmp_path: Path) -> Iterator[EngineClient]:
 
 def test_engine_falls_back_to_the_cpu_library_and_says_why(broken_lib_client: EngineClient, spm_model) -> None:
     c = broken_lib_client
-    loaded = c.load(models.load_request(None, spm_model.path, new_id("load"), n_ctx=512), timeout=120)
+    loaded = c.load(registry.load_request(None, spm_model.path, new_id("load"), n_ctx=512), timeout=120)
     assert c.ready is not None and "libllama.so" in c.ready.lib_fallback
     assert "broken-gpu-lib" not in c.ready.lib_fallback  # the reason names the file, not the whole path
     assert loaded.backend == "CPU" and loaded.n_gpu_layers == 0
     assert loaded.gpu_reason.startswith("CPU: the GPU library failed to load, using the CPU build (")
-    gen = models.generate_request(None, [{"role": "user", "content": "hello"}], new_id("gen"), temperature=0.0,
+    gen = registry.generate_request(None, [{"role": "user", "content": "hello"}], new_id("gen"), temperature=0.0,
                                   max_tokens=16, seed=1)
     fin = [ev for ev in c.generate(gen, timeout=60)][-1]
     assert isinstance(fin, P.Finished) and fin.text == spm_model.expected_text
@@ -205,7 +205,7 @@ def test_engine_falls_back_to_the_cpu_library_and_says_why(broken_lib_client: En
 
 def test_ready_and_loaded_report_backend_devices_and_reason(spm_model) -> None:
     with EngineClient() as c:
-        loaded = c.load(models.load_request(None, spm_model.path, new_id("load"), n_ctx=512), timeout=120)
+        loaded = c.load(registry.load_request(None, spm_model.path, new_id("load"), n_ctx=512), timeout=120)
         ready = c.ready
     assert ready is not None and "CPU" in ready.backends and ready.lib_fallback == ""
     assert any(d["kind"] == "cpu" and d["total"] > 0 for d in ready.devices)

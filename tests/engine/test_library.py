@@ -16,7 +16,7 @@ from desktop.engine import paths
 from desktop.engine.errors import FixError, ModelNotFoundError
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.gguf import repair as gguf_repair
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from tests.fixtures import tiny_gguf
 
 
@@ -57,19 +57,19 @@ def test_two_files_with_the_same_name_get_their_own_ids(llama3_broken: tiny_gguf
     b.parent.mkdir()
     shutil.copyfile(a, b)
     assert gguf_doctor.inspect(a).name == gguf_doctor.inspect(b).name  # same metadata name, same quant
-    ma = models.import_model(a)
-    mb = models.import_model(b)
+    ma = registry.import_model(a)
+    mb = registry.import_model(b)
     assert ma.id != mb.id  # each file its own id (and its own generated profile, library/generated.py)
-    reg = models.read_registry()
+    reg = registry.read_registry()
     assert reg[ma.id]["path"] == str(a) and reg[mb.id]["path"] == str(b)  # the second never replaced the first
-    assert models.import_model(a).id == ma.id and len(models.read_registry()) == 2  # same file: same entry
+    assert registry.import_model(a).id == ma.id and len(registry.read_registry()) == 2  # same file: same entry
 
 
 def test_import_leaves_the_file_unchanged_and_repairs_at_load_time(llama3_broken: tiny_gguf.TinyModel) -> None:
     p = llama3_broken.path
     before = p.read_bytes()
     mtime = p.stat().st_mtime_ns
-    m = models.import_model(p)
+    m = registry.import_model(p)
     assert p.read_bytes() == before and p.stat().st_mtime_ns == mtime
     assert m.origin == "imported" and not m.repaired_in_place and not m.can_revert
     assert m.fixes and all("repaired at load time; the file is unchanged" in f for f in m.fixes)
@@ -87,13 +87,13 @@ def test_imported_unchanged_file_still_stops_at_128009(llama3_broken: tiny_gguf.
     from tests.fixtures.engine_run import run_generation
 
     before = llama3_broken.path.read_bytes()
-    m = models.import_model(llama3_broken.path)
+    m = registry.import_model(llama3_broken.path)
     profile = ProfileStore().get(m.profile)
     c = EngineClient()
     try:
-        c.load(models.load_request(profile, models.resolve_model(profile), new_id("load"), n_ctx=512))
+        c.load(registry.load_request(profile, registry.resolve_model(profile), new_id("load"), n_ctx=512))
         assert c.loaded is not None and c.loaded.kv_overrides.get("tokenizer.ggml.eos_token_id") == 128009
-        gen = models.generate_request(profile, [{"role": "user", "content": "hello"}], new_id("gen"),
+        gen = registry.generate_request(profile, [{"role": "user", "content": "hello"}], new_id("gen"),
                                       temperature=0.0, top_k=1, max_tokens=32, seed=1)
         chunks, fin = run_generation(c, gen, timeout=60)
     finally:
@@ -107,21 +107,21 @@ def test_import_with_repair_is_journaled_and_revert_restores_the_exact_bytes(
         llama3_broken: tiny_gguf.TinyModel) -> None:
     p = llama3_broken.path
     original = sha(p)
-    m = models.import_model(p, repair=True)
+    m = registry.import_model(p, repair=True)
     assert m.repaired_in_place and m.can_revert and m.source_sha256 == original and m.sha256 == sha(p) != original
     assert any(f.startswith("fixed: end-of-turn token 128009") for f in m.fixes)
     rec = gguf_repair.undo_record(p)
     assert rec and rec["state"] == "applied" and len(rec["patches"]) == 2
     assert not p.with_name(p.name + ".fixjournal").exists()  # nothing written beside the user's file
-    listed = next(x for x in models.list_installed() if x.id == m.id)
+    listed = next(x for x in registry.list_installed() if x.id == m.id)
     assert listed.can_revert
 
-    back = models.revert_repair(m.id)
+    back = registry.revert_repair(m.id)
     assert sha(p) == original == back.sha256
     assert not back.repaired_in_place and not back.can_revert and not gguf_repair.has_undo(p)
     assert all("repaired at load time" in f for f in back.fixes)
     with pytest.raises(FixError, match="no repair to undo"):
-        models.revert_repair(m.id)
+        registry.revert_repair(m.id)
 
 
 def test_revert_refuses_a_file_changed_since_the_repair(llama3_broken: tiny_gguf.TinyModel) -> None:
@@ -162,13 +162,13 @@ def test_gguf_fix_and_revert_on_the_command_line(llama3_broken: tiny_gguf.TinyMo
 
 
 def test_rename_changes_the_display_name_only(llama3_broken: tiny_gguf.TinyModel) -> None:
-    m = models.import_model(llama3_broken.path)
-    renamed = models.rename_model(m.id, "  My   tiny llama ")
+    m = registry.import_model(llama3_broken.path)
+    renamed = registry.rename_model(m.id, "  My   tiny llama ")
     assert renamed.name == "My tiny llama" and (renamed.id, renamed.profile, renamed.path) == (m.id, m.profile, m.path)
-    assert next(x for x in models.list_installed() if x.id == m.id).name == "My tiny llama"
-    assert models.import_model(llama3_broken.path).name == "My tiny llama"  # a re-import keeps the name
+    assert next(x for x in registry.list_installed() if x.id == m.id).name == "My tiny llama"
+    assert registry.import_model(llama3_broken.path).name == "My tiny llama"  # a re-import keeps the name
     with pytest.raises(ModelNotFoundError):
-        models.rename_model("no-such-model", "x")
+        registry.rename_model("no-such-model", "x")
 
 
 # ------------------------------------------------------------------------------------------ the HF cache
@@ -191,17 +191,17 @@ def _put_in_hf_cache(src: Path, repo: str, name: str) -> tuple[Path, Path]:
 def test_hf_cache_ggufs_are_listed_used_in_place_and_never_written(llama3_broken: tiny_gguf.TinyModel) -> None:
     blob, snap = _put_in_hf_cache(llama3_broken.path, "acme/Tiny-Llama-3-GGUF", "tiny-llama3.Q8_0.gguf")
     before = {p: (p.name, p.read_bytes() if p.is_file() else None) for p in blob.parent.parent.rglob("*")}
-    found = [m for m in models.list_installed() if m.origin == "hf-cache"]
+    found = [m for m in registry.list_installed() if m.origin == "hf-cache"]
     assert len(found) == 1 and found[0].path == str(snap) and found[0].quant == "Q8_0"
     assert found[0].source_repo == "acme/Tiny-Llama-3-GGUF" and not found[0].can_revert
 
-    renamed = models.rename_model(found[0].id, "cached llama")  # lives in the registry, not in the cache
+    renamed = registry.rename_model(found[0].id, "cached llama")  # lives in the registry, not in the cache
     assert renamed.name == "cached llama" and renamed.origin == "hf-cache"
     r = run_cli("gguf", "fix", str(snap))
     assert r.returncode == 1 and "shared Hugging Face cache" in r.stderr
     with pytest.raises(FixError):
-        models.revert_repair(found[0].id)
-    models.remove_model(found[0].id)
+        registry.revert_repair(found[0].id)
+    registry.remove_model(found[0].id)
     assert snap.is_file()  # unregistered only
     after = {p: (p.name, p.read_bytes() if p.is_file() else None) for p in blob.parent.parent.rglob("*")}
     assert after == before and sha(blob) == blob.name  # same names, same bytes
@@ -213,11 +213,11 @@ def test_a_profile_runs_on_the_hf_cache_copy_where_it_is(llama3_broken: tiny_ggu
     store = ProfileStore()
     profile = store.get("llama-3-8b-instruct-gradient-1048k")
     blob, snap = _put_in_hf_cache(llama3_broken.path, profile.source.repo, "llama-3-8b-instruct-1048k.Q4_K_M.gguf")
-    assert models.resolve_model(profile) == snap  # used where it is: no "verify first" detour, no copy
-    listed = next(m for m in models.list_installed(store) if m.origin == "hf-cache")
+    assert registry.resolve_model(profile) == snap  # used where it is: no "verify first" detour, no copy
+    listed = next(m for m in registry.list_installed(store) if m.origin == "hf-cache")
     assert listed.profile == profile.id  # matched to the profile by repo and quant
     # Loading repairs it through kv_overrides; the request carries no path into the library.
-    req = models.load_request(profile, snap, "load-1")
+    req = registry.load_request(profile, snap, "load-1")
     assert req.model_path == str(snap) and req.apply_doctor_overrides
     assert gguf_doctor.load_overrides(gguf_doctor.inspect(snap))["tokenizer.ggml.eos_token_id"] == 128009
     assert sha(blob) == blob.name and not list(paths.download_dir().rglob("*"))

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
 from desktop.engine.errors import (
@@ -103,10 +103,10 @@ def test_backend_section_is_validated_strictly_and_needs_no_local_model() -> Non
     p = profile_from_dict(_remote(model="llama-70b", api_key_env="MY_KEY", timeout_s=5), "r.yaml")
     assert (p.backend.kind, p.backend.model, p.backend.api_key_env, p.backend.timeout_s) == \
         ("openai", "llama-70b", "MY_KEY", 5.0)
-    assert models.is_remote(p)
-    load = models.load_request(p, None, "l1")  # no GGUF to resolve
+    assert registry.is_remote(p)
+    load = registry.load_request(p, None, "l1")  # no GGUF to resolve
     assert load.backend["base_url"] == "http://gpu-box:8080/v1" and load.model_path == ""
-    assert not models.is_remote(profile_from_dict({"id": "l", "name": "L", "source": {"repo": "a/b"}}, "l.yaml"))
+    assert not registry.is_remote(profile_from_dict({"id": "l", "name": "L", "source": {"repo": "a/b"}}, "l.yaml"))
 
     with pytest.raises(ProfileError, match=r"r.yaml: backend.api_key: API keys are never stored .*api_key_env"):
         profile_from_dict(_remote(api_key="sk-123"), "r.yaml")
@@ -135,10 +135,10 @@ def test_api_root_adds_v1_only_to_a_bare_server_url() -> None:
 def test_remote_chat_streams_the_same_answer_as_the_local_engine(server, make_profile, client, demo_model,
                                                                   profiles_dir) -> None:
     prof = make_profile(base_url=server.base_url, model="demo")
-    loaded = client.load(models.load_request(prof, None, new_id("load")))
+    loaded = client.load(registry.load_request(prof, None, new_id("load")))
     assert loaded.backend == "remote" and server.base_url in loaded.description
 
-    chunks, fin = _run(client, models.generate_request(prof, QUESTION, new_id("gen")))
+    chunks, fin = _run(client, registry.generate_request(prof, QUESTION, new_id("gen")))
     assert isinstance(fin, P.Finished), fin
     assert fin.finish_reason == "stop" and len(chunks) > 1
     assert "".join(chunks) == fin.text and "Paris" in fin.text
@@ -152,30 +152,30 @@ def test_remote_chat_streams_the_same_answer_as_the_local_engine(server, make_pr
                                                                  "prompt": {"system_prompt": SYSTEM}}))
     local = ProfileStore().default()
     assert local.prompt.system_prompt == SYSTEM
-    client.load(models.load_request(local, demo_model, new_id("load"), n_ctx=2048, overrides={"n_threads": 2}))
-    _, local_fin = _run(client, models.generate_request(local, QUESTION, new_id("gen"), temperature=0.0, seed=1,
+    client.load(registry.load_request(local, demo_model, new_id("load"), n_ctx=2048, overrides={"n_threads": 2}))
+    _, local_fin = _run(client, registry.generate_request(local, QUESTION, new_id("gen"), temperature=0.0, seed=1,
                                                         max_tokens=40))
     assert local_fin.text == fin.text
 
     # Back to the server in the same engine, now with a stop string inside that answer.
     stop_prof = make_profile("remote-stop", base_url=server.base_url, model="demo", prompt={"stop_strings": ["Paris"]})
-    client.load(models.load_request(stop_prof, None, new_id("load")))
-    chunks, fin2 = _run(client, models.generate_request(stop_prof, QUESTION, new_id("gen")))
+    client.load(registry.load_request(stop_prof, None, new_id("load")))
+    chunks, fin2 = _run(client, registry.generate_request(stop_prof, QUESTION, new_id("gen")))
     assert fin2.finish_reason == "stop" and fin2.text == fin.text[:fin.text.index("Paris")]
     assert "".join(chunks) == fin2.text
 
 
 def test_stop_mid_stream_keeps_the_partial_answer_and_the_server_stays_usable(server, make_profile, client) -> None:
     prof = make_profile(base_url=server.base_url, model="demo", sampling={"max_tokens": 400})
-    client.load(models.load_request(prof, None, new_id("load")))
-    gen = models.generate_request(prof, LONG, new_id("gen"))
+    client.load(registry.load_request(prof, None, new_id("load")))
+    gen = registry.generate_request(prof, LONG, new_id("gen"))
     chunks, fin = _run(client, gen, on_chunk=lambda n: client.cancel(gen.id) if n == 2 else None)
     assert isinstance(fin, P.Finished), fin
     assert fin.finish_reason == "cancelled"
     assert fin.text == "".join(chunks) and fin.text
     assert fin.stats.generated_tokens < 100
 
-    chunks, fin = _run(client, models.generate_request(prof, QUESTION, new_id("gen")))
+    chunks, fin = _run(client, registry.generate_request(prof, QUESTION, new_id("gen")))
     assert isinstance(fin, P.Finished) and "Paris" in fin.text
 
 
@@ -184,8 +184,8 @@ def test_server_killed_mid_answer_keeps_the_partial_answer_with_a_clear_error(
     srv = start_llama_server(demo_model, tmp_path / "doomed.log")
     try:
         prof = make_profile(base_url=srv.base_url, model="demo", sampling={"max_tokens": 400})
-        client.load(models.load_request(prof, None, new_id("load")))
-        gen = models.generate_request(prof, LONG, new_id("gen"))
+        client.load(registry.load_request(prof, None, new_id("load")))
+        gen = registry.generate_request(prof, LONG, new_id("gen"))
         # After the first chunk the engine holds text back for 60 s: whatever it received when the
         # server dies must still reach the caller, ahead of the Failed event.
         gen.chunk_interval_ms = 60_000
@@ -212,7 +212,7 @@ def test_server_killed_mid_answer_keeps_the_partial_answer_with_a_clear_error(
     assert client.alive()  # a dead server is not a dead engine
 
     # The next request finds nobody listening there.
-    _, last = _run(client, models.generate_request(prof, QUESTION, new_id("gen")))
+    _, last = _run(client, registry.generate_request(prof, QUESTION, new_id("gen")))
     assert isinstance(last, P.Failed) and last.error["code"] == "remote_unreachable"
     assert "connection refused" in last.error["message"]
 
@@ -223,7 +223,7 @@ def test_server_killed_mid_answer_keeps_the_partial_answer_with_a_clear_error(
 def test_wrong_model_name_lists_what_the_server_has(server, make_profile, client) -> None:
     prof = make_profile(base_url=server.base_url, model="llama-3-70b")
     with pytest.raises(RemoteModelError, match=r"has no model 'llama-3-70b' \(it has: demo\)"):
-        client.load(models.load_request(prof, None, new_id("load")))
+        client.load(registry.load_request(prof, None, new_id("load")))
     res = check_connection(prof)
     assert not res.ok and res.error_code == "remote_model_not_found" and res.models == ["demo"]
     assert "it has: demo" in res.error
@@ -234,7 +234,7 @@ def test_wrong_model_name_lists_what_the_server_has(server, make_profile, client
 def test_connection_refused(make_profile, client) -> None:
     prof = make_profile(base_url=f"http://127.0.0.1:{free_port()}/v1", model="demo")
     with pytest.raises(RemoteConnectionError, match=r"could not connect to http://127.0.0.1:\d+/v1: connection refused"):
-        client.load(models.load_request(prof, None, new_id("load")))
+        client.load(registry.load_request(prof, None, new_id("load")))
     res = check_connection(prof)
     assert (res.ok, res.error_code, res.latency_ms) == (False, "remote_unreachable", None)
 
@@ -245,7 +245,7 @@ def test_timeout_is_bounded_and_named(make_profile, client) -> None:
         prof = make_profile(base_url=silent.base_url, model="demo", timeout_s=1)
         t0 = time.monotonic()
         with pytest.raises(RemoteTimeoutError, match=r"did not answer within 1 s \(backend.timeout_s\)"):
-            client.load(models.load_request(prof, None, new_id("load")))
+            client.load(registry.load_request(prof, None, new_id("load")))
         res = check_connection(prof)
     finally:
         silent.close()
@@ -266,15 +266,15 @@ def test_auth_failure_names_the_env_var_and_the_key_from_it_works(server, make_p
         monkeypatch.setenv(KEY_ENV, "wrong")
         with EngineClient() as c:  # the engine reads the key from its own environment
             with pytest.raises(RemoteAuthError, match=f"the key in the environment variable {KEY_ENV} was refused"):
-                c.load(models.load_request(prof, None, new_id("load")))
+                c.load(registry.load_request(prof, None, new_id("load")))
 
         monkeypatch.setenv(KEY_ENV, "sekrit")
         assert check_connection(prof).ok
-        load = models.load_request(prof, None, new_id("load"))
+        load = registry.load_request(prof, None, new_id("load"))
         assert b"sekrit" not in P.encode(load)  # the key never crosses the protocol
         with EngineClient() as c:
             c.load(load)
-            chunks, fin = _run(c, models.generate_request(prof, QUESTION, new_id("gen")))
+            chunks, fin = _run(c, registry.generate_request(prof, QUESTION, new_id("gen")))
         assert isinstance(fin, P.Finished) and "Paris" in fin.text and "".join(chunks) == fin.text
         assert "Bearer sekrit" in proxy.seen_auth and "Bearer wrong" in proxy.seen_auth
     finally:
@@ -373,8 +373,8 @@ def test_serve_exposes_the_local_engine_as_an_openai_endpoint(served, server, ma
     texts = []
     for prof in (make_profile("via-serve", base_url=served, model="smollm2-135m-instruct"),
                  make_profile("via-llama-cpp", base_url=server.base_url, model="demo")):
-        client.load(models.load_request(prof, None, new_id("load")))
-        chunks, fin = _run(client, models.generate_request(prof, QUESTION, new_id("gen")))
+        client.load(registry.load_request(prof, None, new_id("load")))
+        chunks, fin = _run(client, registry.generate_request(prof, QUESTION, new_id("gen")))
         assert isinstance(fin, P.Finished) and fin.finish_reason == "stop" and "".join(chunks) == fin.text, fin
         texts.append(fin.text)
     assert texts[0] == texts[1] and "Paris" in texts[0]
@@ -389,8 +389,8 @@ def test_serve_exposes_the_local_engine_as_an_openai_endpoint(served, server, ma
 
     # Stop from the other side: hanging up cancels the engine's generation, and the next one runs.
     prof = make_profile("via-serve-long", base_url=served, model="smollm2-135m-instruct", sampling={"max_tokens": 400})
-    client.load(models.load_request(prof, None, new_id("load")))
-    gen = models.generate_request(prof, LONG, new_id("gen"))
+    client.load(registry.load_request(prof, None, new_id("load")))
+    gen = registry.generate_request(prof, LONG, new_id("gen"))
     _, fin = _run(client, gen, on_chunk=lambda n: client.cancel(gen.id) if n == 2 else None)
     assert fin.finish_reason == "cancelled"
     t0 = time.monotonic()

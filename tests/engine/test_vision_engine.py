@@ -10,7 +10,7 @@ import pytest
 
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from tests.fixtures.engine_run import run_generation
 from tests.fixtures.vision_gguf import N_IMAGE_TOKENS, make_png, make_projector, make_vision_lm
 
@@ -46,11 +46,11 @@ def client() -> Iterator[EngineClient]:
 
 
 def _load(client: EngineClient, files: dict[str, Path], mmproj: str = "mmproj") -> P.Loaded:
-    return client.load(models.load_request(None, files["lm"], new_id("load"), n_ctx=512, mmproj=files[mmproj]))
+    return client.load(registry.load_request(None, files["lm"], new_id("load"), n_ctx=512, mmproj=files[mmproj]))
 
 
 def _ask(client: EngineClient, messages: list[dict]) -> tuple[str, P.Finished]:
-    gen = models.generate_request(None, messages, new_id("gen"), temperature=0.0, top_k=1, max_tokens=8, seed=1)
+    gen = registry.generate_request(None, messages, new_id("gen"), temperature=0.0, top_k=1, max_tokens=8, seed=1)
     chunks, fin = run_generation(client, gen, timeout=60)
     assert isinstance(fin, P.Finished), fin
     return "".join(chunks), fin
@@ -89,9 +89,9 @@ def test_a_projector_of_another_model_is_refused_with_both_numbers(client, visio
 
 
 def test_an_image_to_a_model_without_projector_is_a_clear_error(client, vision_files) -> None:
-    client.load(models.load_request(None, vision_files["lm"], new_id("load"), n_ctx=512))
+    client.load(registry.load_request(None, vision_files["lm"], new_id("load"), n_ctx=512))
     assert not client.loaded.vision
-    gen = models.generate_request(None, [{"role": "user", "content": "hi", "images": [str(vision_files["red"])]}],
+    gen = registry.generate_request(None, [{"role": "user", "content": "hi", "images": [str(vision_files["red"])]}],
                                   new_id("gen"), temperature=0.0, max_tokens=4)
     _chunks, last = run_generation(client, gen, timeout=60)
     assert isinstance(last, P.Failed) and last.error["code"] == "image_error"
@@ -105,7 +105,7 @@ def test_a_broken_image_fails_the_request_not_the_engine(client, vision_files, t
     _load(client, vision_files)
     bad = tmp_path / "not-an-image.png"
     bad.write_text("hello, I am text")
-    gen = models.generate_request(None, [{"role": "user", "content": "hi", "images": [str(bad)]}], new_id("gen"),
+    gen = registry.generate_request(None, [{"role": "user", "content": "hi", "images": [str(bad)]}], new_id("gen"),
                                   temperature=0.0, max_tokens=4)
     _chunks, last = run_generation(client, gen, timeout=60)
     assert isinstance(last, P.Failed) and last.error["code"] == "image_error"
@@ -147,14 +147,14 @@ def test_stop_while_an_image_is_encoded_ends_the_answer_without_killing_the_engi
     blue = make_png(tmp_path / "blue.png", (20, 20, 230), size=(512, 512))  # not in the cache: encoded again
     messages = [{"role": "user", "content": "What colour?", "images": [str(red)]}]
     with EngineClient(stop_grace_s=10.0) as c:  # a kill would not count: the engine must stop by itself
-        c.load(models.load_request(None, lm, new_id("load"), n_ctx=2048, mmproj=proj))
+        c.load(registry.load_request(None, lm, new_id("load"), n_ctx=2048, mmproj=proj))
         pid = c.pid
         t0 = time.monotonic()
         text, fin = _ask(c, messages)
         full_s = time.monotonic() - t0
         assert text == "Red" and full_s > 1.5, full_s  # encoding takes long enough to stop in the middle
         cancel_at = min(0.5, full_s / 4)
-        gen = models.generate_request(None, [{"role": "user", "content": "And now?", "images": [str(blue)]}],
+        gen = registry.generate_request(None, [{"role": "user", "content": "And now?", "images": [str(blue)]}],
                                       new_id("gen"), max_tokens=8)
         timer = threading.Timer(cancel_at, c.cancel, (gen.id,))
         t1 = time.monotonic()

@@ -17,7 +17,7 @@ from desktop.engine.gguf import projector
 from desktop.engine.hub import downloads, fit, listing
 from desktop.engine.hub import quants as hub_quants
 from desktop.engine.hub.hardware import GiB, Hardware
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.vision import images
 from tests.engine.test_downloads import run_cli
 from tests.fixtures.hub_server import HubServer
@@ -54,7 +54,7 @@ def test_a_projector_of_another_model_is_refused_with_both_numbers(vision_pair, 
     assert "2560" in err.value.message and "64" in err.value.message
     r = run_cli("models", "import", str(lm), "--mmproj", str(other))
     assert r.returncode == 1 and r.stderr.startswith("error:") and "2560" in r.stderr and "64" in r.stderr
-    assert not models.read_registry()  # nothing registered
+    assert not registry.read_registry()  # nothing registered
 
 
 def test_import_finds_the_projector_beside_the_model(vision_pair, tmp_path: Path) -> None:
@@ -64,8 +64,8 @@ def test_import_finds_the_projector_beside_the_model(vision_pair, tmp_path: Path
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)
     assert m["vision"] and m["mmproj"] == str(pj)
-    assert models.projector_for(lm) == pj
-    load = models.load_request(None, lm, "l1")
+    assert registry.projector_for(lm) == pj
+    load = registry.load_request(None, lm, "l1")
     assert load.mmproj_path == str(pj)
     listed = run_cli("models", "list")
     assert "vision" in listed.stdout
@@ -110,7 +110,7 @@ def test_download_fetches_the_projector_with_the_model(hub_server: HubServer, vi
     res = downloads.run_download(REPO, quant="F16")
     assert res.mmproj == str(paths.download_dir() / REPO / PROJ)
     assert Path(res.mmproj).read_bytes() == pj.read_bytes()
-    assert models.projector_for(res.path) == Path(res.mmproj)
+    assert registry.projector_for(res.path) == Path(res.mmproj)
     assert hub_server.requests_for(PROJ, "GET")
     again = downloads.run_download(REPO, quant="F16")  # both verified again, neither fetched again
     assert again.fetched_bytes == 0 and again.mmproj == res.mmproj

@@ -19,7 +19,7 @@ from desktop.engine import logs
 from desktop.engine.errors import EngineCrashedError, ModelLoadError
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.profiles import ProfileStore, profile_from_dict
 from tests.fixtures.fake_engine import FAKE_COMMAND
 
@@ -215,10 +215,10 @@ def test_stop_during_a_long_prompt_returns_within_2_s(demo_model: Path) -> None:
     profile = ProfileStore().default()
     c = EngineClient()
     try:
-        c.load(models.load_request(profile, demo_model, new_id("load"), n_ctx=4096, overrides={"n_threads": 2}))
+        c.load(registry.load_request(profile, demo_model, new_id("load"), n_ctx=4096, overrides={"n_threads": 2}))
         pid = c.pid
         words = " ".join(f"item{i}" for i in range(800))  # ~3,100 tokens of prompt to evaluate
-        gen = models.generate_request(profile, [{"role": "user", "content": words}], new_id("gen"), max_tokens=8)
+        gen = registry.generate_request(profile, [{"role": "user", "content": words}], new_id("gen"), max_tokens=8)
         events: list[Any] = []
         t_stop = 0.0
 
@@ -238,7 +238,7 @@ def test_stop_during_a_long_prompt_returns_within_2_s(demo_model: Path) -> None:
         assert took < 2.0, took
         assert c.pid == pid and c.restarts == 0  # stopped by the abort callback, not by the watchdog's kill
         # The context is still usable: the next request answers.
-        gen2 = models.generate_request(profile, [{"role": "user", "content": "Say hi."}], new_id("gen"),
+        gen2 = registry.generate_request(profile, [{"role": "user", "content": "Say hi."}], new_id("gen"),
                                        max_tokens=4, temperature=0.0)
         assert isinstance(list(c.generate(gen2, timeout=60))[-1], P.Finished)
     finally:
@@ -252,9 +252,9 @@ def test_stop_during_template_rendering_ends_the_render(tmp_path: Path) -> None:
     model = tiny_gguf.make_spm(tmp_path / "slow-template.gguf", chat_template=slow)
     c = EngineClient()
     try:
-        c.load(models.load_request(None, model.path, new_id("load"), n_ctx=512))
+        c.load(registry.load_request(None, model.path, new_id("load"), n_ctx=512))
         pid = c.pid
-        gen = models.generate_request(None, [{"role": "user", "content": "hi"}], new_id("gen"), max_tokens=4)
+        gen = registry.generate_request(None, [{"role": "user", "content": "hi"}], new_id("gen"), max_tokens=4)
         t_stop = 0.0
 
         def stop_soon() -> None:
@@ -316,9 +316,9 @@ def test_stop_while_a_remote_server_is_silent_returns_within_2_s() -> None:
         prof = profile_from_dict({"id": "stall", "name": "Stall", "prompt": {"format": "chatml"},
                                   "backend": {"kind": "openai", "timeout_s": 30, "model": "demo",
                                               "base_url": f"http://127.0.0.1:{srv.server_address[1]}/v1"}}, "x")
-        c.load(models.load_request(prof, None, new_id("load")))
+        c.load(registry.load_request(prof, None, new_id("load")))
         pid = c.pid
-        gen = models.generate_request(prof, [{"role": "user", "content": "Tell a story."}], new_id("gen"))
+        gen = registry.generate_request(prof, [{"role": "user", "content": "Tell a story."}], new_id("gen"))
         chunks: list[str] = []
         last: Any = None
         t_stop = 0.0

@@ -7,7 +7,7 @@ from typing import Iterator
 import pytest
 
 from desktop.engine import paths, profiles
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 
 TINY_LLAMA3 = "tiny-llama3"
 TINY_SPM = "tiny-spm"
@@ -33,8 +33,8 @@ def tiny_profiles(llama3_ok, spm_model) -> tuple[str, str]:
     """Two installed profiles on the scripted GGUFs: llama3 answers "Hi there!", spm "Hello!"."""
     _write_profile(TINY_LLAMA3, "Tiny Llama 3", "llama3", 128009)
     _write_profile(TINY_SPM, "Tiny SPM", "upstage", 2)
-    models.register_model(TINY_LLAMA3, llama3_ok.path)
-    models.register_model(TINY_SPM, spm_model.path)
+    registry.register_model(TINY_LLAMA3, llama3_ok.path)
+    registry.register_model(TINY_SPM, spm_model.path)
     return TINY_LLAMA3, TINY_SPM
 
 

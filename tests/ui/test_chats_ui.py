@@ -76,7 +76,7 @@ def test_open_rename_delete_and_search(qtbot) -> None:
 
 def test_download_finishing_refreshes_the_menu_and_offers_the_model(qtbot, monkeypatch, tiny_profiles) -> None:
     w = _window(qtbot)
-    w.models.downloads.model_installed.emit(TINY_LLAMA3)  # what the one download manager says when a job is done
+    w.model_menu.downloads.model_installed.emit(TINY_LLAMA3)  # what the one download manager says when a job is done
     qtbot.waitUntil(lambda: "is downloaded" in w.banner.label.text(), timeout=15000)  # after the scan names it
     assert w.banner.isVisibleTo(w) and "Tiny Llama 3 is downloaded" in w.banner.label.text()
     assert w.banner.action_btn.text() == "Load it"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from tests.ui.conftest import TINY_LLAMA3, TINY_SPM, _write_profile
 
 
@@ -12,7 +12,7 @@ def _menu_action(qtbot, w, profile_id: str):
     # The installed flags are scanned on a worker (no disk I/O when the menu opens): wait for a fresh scan.
     with qtbot.waitSignal(w.profile_model.scanned, timeout=10000):
         w.profile_model.refresh()
-    w.models.menu.aboutToShow.emit()  # what opening the menu does
+    w.model_menu.menu.aboutToShow.emit()  # what opening the menu does
     return w.profile_actions[profile_id]
 
 
@@ -96,10 +96,10 @@ def test_import_gguf_runs_off_the_gui_thread_and_offers_the_new_profile(qtbot, m
     def fake_import(path, profile_id=None):
         seen_threads.append(threading.current_thread() is threading.main_thread())
         _write_profile("imported-llama3", "Imported Llama 3", "llama3", 128009)
-        models.register_model("imported-llama3", path)
+        registry.register_model("imported-llama3", path)
         return _Imported("imported-llama3", Path(path), ["eot-128009"])
 
-    monkeypatch.setattr(models, "import_model", fake_import, raising=False)
+    monkeypatch.setattr(registry, "import_model", fake_import, raising=False)
     w = make_window()
     w.import_gguf(str(llama3_ok.path))
     qtbot.waitUntil(lambda: w.import_action.isEnabled(), timeout=10000)
@@ -120,7 +120,7 @@ def test_import_failure_is_presented_once(qtbot, make_window, monkeypatch) -> No
     def bad(path, profile_id=None):
         raise GGUFError(f"{path} is not a GGUF file")
 
-    monkeypatch.setattr(models, "import_model", bad, raising=False)
+    monkeypatch.setattr(registry, "import_model", bad, raising=False)
     w = make_window(load=False)
     w.import_gguf("/tmp/nope.bin")
     qtbot.waitUntil(lambda: w.import_action.isEnabled(), timeout=10000)

@@ -8,7 +8,7 @@ import pytest
 
 from desktop.engine import profiles
 from desktop.engine.errors import ProfileError
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.profiles.fields import BY_KEY
 
 
@@ -46,7 +46,7 @@ def test_thinking_off_in_the_panel_reaches_the_request_and_the_provenance(qtbot)
     assert row.value() is True and w.session.overrides.reasoning == {}
     row.combo.setCurrentText("off")
     assert w.session.overrides.reasoning == {"thinking": False}
-    req = models.generate_request(w.session.request_profile(), [{"role": "user", "content": "hi"}], "r1")
+    req = registry.generate_request(w.session.request_profile(), [{"role": "user", "content": "hi"}], "r1")
     assert req.prompt_spec["enable_thinking"] is False
     prov = w.session.provenance()
     assert prov["reasoning_format"] == "think" and prov["enable_thinking"] is False
@@ -68,7 +68,7 @@ def test_effort_for_a_harmony_model_in_the_dialog_and_the_panel(qtbot) -> None:
     assert eff.isVisible() and eff.combo.currentText() == (oss.reasoning.effort or "default")
     eff.combo.setCurrentText("high")
     assert w.session.overrides.reasoning == {"effort": "high"}
-    req = models.generate_request(w.session.request_profile(), [{"role": "user", "content": "hi"}], "r2")
+    req = registry.generate_request(w.session.request_profile(), [{"role": "user", "content": "hi"}], "r2")
     assert req.prompt_spec["reasoning_effort"] == "high"
     dlg = w.open_settings("gpt-oss-20b")
     dlg.form.editor("reasoning.effort").setCurrentText("low")

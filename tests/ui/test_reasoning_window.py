@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from tests.fixtures import reasoning_gguf
 
 
@@ -56,7 +56,7 @@ def test_the_models_page_and_the_picker_mark_reasoning_models(qtbot, tmp_path, l
     thinking = import_model(reasoning_gguf.make_qwen3(tmp_path / "qwen3.gguf").path)
     plain = import_model(llama3_ok.path)
     store = ProfileStore()
-    installed = models.list_installed()
+    installed = registry.list_installed()
     lib = LibraryModel()
     lib.set_items(items_of(installed, store))
     rows = {lib.items[r].profile_id: r for r in range(lib.rowCount())}

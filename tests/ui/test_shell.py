@@ -1,5 +1,5 @@
 """The window's shell: pages on the rail, the picker slot, the settings panel, restart state, screen fit,
-profile problems, load progress, and the marker where a chat switched models."""
+profile problems, load progress, and the marker where a chat switched registry."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -211,20 +211,20 @@ def test_theme_choice_is_applied_and_remembered(qtbot) -> None:
 def test_opening_the_model_menu_touches_no_disk_on_the_gui_thread(qtbot, monkeypatch) -> None:
     import threading
 
-    from desktop.engine.library import registry as models
+    from desktop.engine.library import registry
 
     calls: list[bool] = []
-    real = models.resolve_model
+    real = registry.resolve_model
 
     def spy(profile):  # noqa: ANN001, ANN202
         calls.append(threading.current_thread() is threading.main_thread())
         return real(profile)
 
-    monkeypatch.setattr(models, "resolve_model", spy)
+    monkeypatch.setattr(registry, "resolve_model", spy)
     w = _window(qtbot)
-    qtbot.waitUntil(lambda: bool(calls) and w.models.installed.scanned, timeout=10000)  # the start-up scan
+    qtbot.waitUntil(lambda: bool(calls) and w.model_menu.installed.scanned, timeout=10000)  # the start-up scan
     assert calls and not any(calls)  # it ran on a worker
     calls.clear()
     for _ in range(3):
-        w.models.menu.aboutToShow.emit()  # what opening the menu does
+        w.model_menu.menu.aboutToShow.emit()  # what opening the menu does
     assert calls == [] and w.profile_actions  # listed from the cache

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 
 from desktop.engine import paths
 from desktop.engine.inference import protocol as P
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.tools.config import config_path
 from desktop.ui.chat.message_widget import stats_text
 from tests.fixtures import mcp_server, tool_gguf
@@ -42,7 +42,7 @@ def _tool_setup(hermes: tool_gguf.ToolModel, n_ctx: int = 2048) -> None:
         sampling: {{temperature: 0.0, top_k: 1, max_tokens: 48, seed: 1}}
         load: {{threads: 1}}
         """))
-    models.register_model(PID, hermes.path)
+    registry.register_model(PID, hermes.path)
     config_path().parent.mkdir(parents=True, exist_ok=True)
     config_path().write_text(json.dumps(mcp_server.stdio_config("calc")), encoding="utf-8")
 

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from desktop.engine.errors import FormatUnknownError
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.ui.widgets.cards import BadgesRole
 from tests.fixtures import tiny_gguf
 
@@ -64,7 +64,7 @@ def test_hub_and_models_pages_by_keyboard_and_rail(qtbot, make_window) -> None:
     # Loading from the library goes back to the chat.
     qtbot.mouseClick(w.page_buttons["models"], Qt.MouseButton.LeftButton)
     chosen: list[str] = []
-    w.models.choose_profile = chosen.append  # the instance attribute wins over the method
+    w.model_menu.choose_profile = chosen.append  # the instance attribute wins over the method
     w.views.library.load_requested.emit("smollm2-135m-instruct")
     assert chosen == ["smollm2-135m-instruct"] and w.pages.currentWidget() is w.splitter
 
@@ -123,7 +123,7 @@ def test_repo_page_download_is_a_job_and_the_views_refresh(qtbot, make_window, h
     v.library.rename_selected("My Tiny Llama")
     qtbot.waitUntil(lambda: v.picker.entry(pid).name == "My Tiny Llama", timeout=15000)
     assert v.library.selected().name == "My Tiny Llama" and v.library.name.text() == "My Tiny Llama"
-    w.models.menu.aboutToShow.emit()
+    w.model_menu.menu.aboutToShow.emit()
     assert w.profile_actions[pid].text() == "My Tiny Llama"  # the Model menu too
     assert v.downloads_panel.job_row(job.id)["name"] == "My Tiny Llama Q8_0"
     assert v.repo.title.text() == f"My Tiny Llama  ·  {REPO}"  # the repo page names it the same way
@@ -240,7 +240,7 @@ def test_unknown_prompt_format_asks_and_retries_with_the_choice(qtbot, make_wind
     from desktop.ui.shell import model_menu
 
     w = make_window(load=False)
-    real_import = models.import_model
+    real_import = registry.import_model
     calls: list[tuple] = []
 
     def import_model(path, prompt_format=None):
@@ -251,14 +251,14 @@ def test_unknown_prompt_format_asks_and_retries_with_the_choice(qtbot, make_wind
 
     asked: list[list[str]] = []
     path = str(llama3_ok.path)
-    monkeypatch.setattr(models, "import_model", import_model, raising=False)
+    monkeypatch.setattr(registry, "import_model", import_model, raising=False)
     monkeypatch.setattr(model_menu.QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (path, "")))
-    monkeypatch.setattr(w.models, "ask_prompt_format", lambda name, choices: asked.append(choices) or "llama3")
+    monkeypatch.setattr(w.model_menu, "ask_prompt_format", lambda name, choices: asked.append(choices) or "llama3")
     qtbot.mouseClick(w.welcome.import_btn, Qt.MouseButton.LeftButton)  # the welcome view's Import button
     qtbot.waitUntil(lambda: "Imported" in w.banner.label.text(), timeout=30000)
     assert asked == [["chatml", "llama3"]] and calls == [(path, None), (path, "llama3")]
     # Cancelling the question imports nothing.
-    monkeypatch.setattr(w.models, "ask_prompt_format", lambda name, choices: None)
+    monkeypatch.setattr(w.model_menu, "ask_prompt_format", lambda name, choices: None)
     calls.clear()
     qtbot.mouseClick(w.welcome.import_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.import_action.isEnabled() and calls == [(path, None)], timeout=15000)

@@ -42,7 +42,7 @@ from desktop.engine.hub.queue import (  # noqa: F401 - the queue's names, re-exp
 from desktop.engine.hub.targets import (FileTarget, build_targets, drop_partial, expected_hash, library_file,
                                         partial_bytes, repo_dir, resolve_spec)
 from desktop.engine.library import generated
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.profiles import ProfileStore
 
 # Free space kept beyond what the download needs, so the disk is not filled to the last byte.
@@ -136,7 +136,7 @@ def _verify_existing(t: FileTarget, path: Path, index: int, prog: Progress, canc
     algo, want = exp
     if _known_good(path, want):
         return True
-    got = models.hash_file(path, algo, lambda d, _n: prog.emit("verifying", t, index, d, force=False), cancel)
+    got = registry.hash_file(path, algo, lambda d, _n: prog.emit("verifying", t, index, d, force=False), cancel)
     rec = _verified().get(os.path.realpath(path), {})
     if got == want or (rec.get("source") == want and rec.get("now") == got):
         _remember(path, want, got)
@@ -164,7 +164,7 @@ def _fetch_one(t: FileTarget, index: int, prog: Progress, cancel: threading.Even
         resuming = partial_bytes(t) > 0
         try:
             got = fetch_parallel(t, index, prog, cancel, repo=repo, connections=connections, **kw)
-            digest = models.hash_file(t.incomplete, exp[0],
+            digest = registry.hash_file(t.incomplete, exp[0],
                                       lambda d, _n: prog.emit("verifying", t, index, d, force=False), cancel)
         except RangesIgnored:
             prog.emit("downloading", t, index, 0, CANNOT_RESUME if resuming else
@@ -327,7 +327,7 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
     """Check (and in the library, repair in place) the GGUF and its projector, then register them."""
     prog.emit("repairing", message="checking the GGUF")
     source_sha = [t.sha256 or t.etag for t in targets]
-    earlier = models.find_by_path(model_path) or {}
+    earlier = registry.find_by_path(model_path) or {}
     try:
         # A user who undid the repair keeps the original bytes: from then on it is repaired at load time.
         repairs_in_place = origin == "downloaded" and not earlier.get("reverted")
@@ -351,12 +351,12 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
     in_place = origin == "downloaded" and (bool(fixes) or gguf_repair.has_undo(model_path))
     if fixes:
         prog.emit("verifying", message="hashing the repaired file")
-        final_sha = models.hash_file(model_path, cancel=cancel)
+        final_sha = registry.hash_file(model_path, cancel=cancel)
         _remember(model_path, source_sha[0] or "", final_sha)
     elif in_place:  # repaired by an earlier run: the verified record knows the repaired hash
-        final_sha = _verified().get(os.path.realpath(model_path), {}).get("now") or models.hash_file(model_path)
+        final_sha = _verified().get(os.path.realpath(model_path), {}).get("now") or registry.hash_file(model_path)
     else:
-        final_sha = source_sha[0] if entry.split != "parts" else models.hash_file(model_path, cancel=cancel)
+        final_sha = source_sha[0] if entry.split != "parts" else registry.hash_file(model_path, cancel=cancel)
     if not repairs_in_place:
         recorded = gguf_repair.load_time_fixes(report)
     elif fixes:
@@ -364,7 +364,7 @@ def _install(model_path: Path, origin: str, entry: hub.QuantEntry, targets: list
     else:
         recorded = list(earlier.get("fixes") or []) if in_place else []
     pid = profile.id if profile else generated.profile_from_report(report, repo=repo, quant=entry.quant).id
-    model_id = models.register_model(
+    model_id = registry.register_model(
         pid, model_path, quant=entry.quant, repo=repo, revision=commit, files=entry.files, size=entry.size,
         sha256=final_sha, source_sha256=source_sha, fixes=recorded, origin=origin, repaired_in_place=in_place,
         name=earlier.get("name") or (profile.name if profile else None) or report.name or model_path.stem,

@@ -12,7 +12,7 @@ from typing import Any
 
 from desktop.engine.errors import AppError
 from desktop.engine.inference import protocol as P
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.profiles.fields import FIELDS
 
 # The request's sampling parameters and their ranges: the settings table's, as in profiles and the settings forms.
@@ -252,7 +252,7 @@ def build_generate(model: Any, request_id: str, *, messages: list[dict[str, Any]
     from desktop.engine.tools.loop import turns_for
 
     profile = model.profile
-    gen = models.generate_request(profile, [], request_id, **(sampling or {}))
+    gen = registry.generate_request(profile, [], request_id, **(sampling or {}))
     parser = None
     if prompt is not None:
         gen.prompt = prompt

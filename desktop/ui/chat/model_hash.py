@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject
 
 from desktop.engine.chats import store as chat_store
 from desktop.engine.chats.store import ChatStore
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.ui import workers
 
 
@@ -32,7 +32,7 @@ class ModelHasher(QObject):
 
         def lookup() -> tuple[str, str | None]:
             # Runs on a worker: the registry read and the stat are disk I/O.
-            for entry in models.read_registry().values():  # downloads and imports were hashed when registered
+            for entry in registry.read_registry().values():  # downloads and imports were hashed when registered
                 if entry.get("sha256") and str(Path(entry.get("path", "")).resolve()) == resolved:
                     if Path(resolved).stat().st_size == entry.get("size", -1):
                         return "registry", entry["sha256"]

@@ -31,7 +31,7 @@ from desktop.engine.chats.attachments import (
     with_context,
 )
 from desktop.engine.errors import AppError
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.tools.config import ChatServerChoice, ServerConfig, load_config
 from desktop.engine.tools.loop import ToolBox, ToolLoop, ToolLoopResult, turns_for
 from desktop.engine.tools.mcp_client import McpManager
@@ -182,7 +182,7 @@ class ToolSend(QObject):
             toolbox, errors = (ToolBox.from_manager(manager, servers) if manager is not None else (None, {}))
             if not toolbox:
                 return Prepared(messages, citations, None, errors)
-            base = models.generate_request(profile, messages, f"{rid}-gen", **sampling)
+            base = registry.generate_request(profile, messages, f"{rid}-gen", **sampling)
             return Prepared(messages, citations, toolbox, errors, turns_for(profile, model_path, base))
 
         self._jobs.append(workers.start(prepare, lambda p: self._prepared(rid, p, client),

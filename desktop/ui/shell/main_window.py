@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from desktop.engine.chats.store import ChatStore
 from desktop.engine.inference import protocol as P
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.profiles import Profile, ProfileStore
 from desktop.ui.chat.message_model import ChatModel
 from desktop.ui.chat.page import ChatPage
@@ -115,19 +115,19 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
              "rename", "delete", "quit", "settings", "sidebar", "show_log", "about"))
         self.theme_actions, self.go_menu = self.actions.theme_actions, self.actions.go_menu
         self.setup_tools()
-        model_menu = QMenu("&Model", self)
-        self.menuBar().insertMenu(self.actions.menus["&Help"].menuAction(), model_menu)
-        self.models = ModelMenu(self, model_menu, self.adapter, self.store, self.errors,
+        menu = QMenu("&Model", self)
+        self.menuBar().insertMenu(self.actions.menus["&Help"].menuAction(), menu)
+        self.model_menu = ModelMenu(self, menu, self.adapter, self.store, self.errors,
                                 self.banner, self.status.showMessage)
-        self.models.reload_requested.connect(self.reload_model)
-        self.models.settings_saved.connect(self.on_settings_saved)
-        self.profile_model = self.models.profile_model
-        self.import_action, self.downloads_action = self.models.import_action, self.models.downloads_action
-        for act in (self.models.reload_action, self.import_action, self.downloads_action):
+        self.model_menu.reload_requested.connect(self.reload_model)
+        self.model_menu.settings_saved.connect(self.on_settings_saved)
+        self.profile_model = self.model_menu.profile_model
+        self.import_action, self.downloads_action = self.model_menu.import_action, self.model_menu.downloads_action
+        for act in (self.model_menu.reload_action, self.import_action, self.downloads_action):
             self.actions.adopt(act)
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
         # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
-        self.views = ModelViews(self.models, self.chat_page, self.adapter, add_page=self.add_page,
+        self.views = ModelViews(self.model_menu, self.chat_page, self.adapter, add_page=self.add_page,
                                 show_page=self.show_page, focus_input=self.focus_input, notify=self.status.showMessage)
         self.views.names_changed.connect(self.status.set_model)
         self.views.names_changed.connect(lambda name, _quant: setattr(self.session, "model_name", name))
@@ -267,10 +267,10 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
     # ------------------------------------------------------------------ models
 
     def choose_profile(self, profile_id: str) -> None:
-        self.models.choose_profile(profile_id)
+        self.model_menu.choose_profile(profile_id)
 
     def load_profile(self, profile: Profile) -> None:
-        self.models.load_profile(profile)
+        self.model_menu.load_profile(profile)
 
     def reload_model(self, profile: Profile) -> None:
         self._reload_with(int(self.settings_panel.ctx.value()), self.settings_panel._gpu_value(), profile)
@@ -278,29 +278,29 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
     def _reload_with(self, n_ctx: int, gpu_layers: Any, profile: Profile | None = None) -> None:
         p = profile or self.adapter.loaded_profile or self.adapter.profile
         if p is not None:
-            self.models.load_profile(p, n_ctx=n_ctx, overrides={"n_gpu_layers": gpu_layers})
+            self.model_menu.load_profile(p, n_ctx=n_ctx, overrides={"n_gpu_layers": gpu_layers})
 
     def cancel_load(self) -> None:
         self.adapter.cancel_load()
 
     def open_downloads(self, profile_id: str | None, quant: str | None) -> Any:
-        return self.models.open_repo_page(profile_id, quant)  # the repo page (the one quant picker)
+        return self.model_menu.open_repo_page(profile_id, quant)  # the repo page (the one quant picker)
 
     def resume_downloads(self) -> int:
-        return self.models.resume_downloads()
+        return self.model_menu.resume_downloads()
 
     def import_gguf(self, path: str | None = None) -> Any:
-        return self.models.import_gguf(path)
+        return self.model_menu.import_gguf(path)
 
     def open_settings(self, profile_id: str | None = None) -> Any:
-        return self.models.open_settings(profile_id)
+        return self.model_menu.open_settings(profile_id)
 
     @property
     def profile_actions(self) -> dict[str, QAction]:
-        return self.models.profile_actions
+        return self.model_menu.profile_actions
 
     def _fill_model_menu(self) -> None:
-        self.models.fill()
+        self.model_menu.fill()
 
     def on_settings_saved(self, profile_id: str, needs_reload: bool) -> None:
         self.profile_model.refresh()
@@ -334,9 +334,9 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.settings_panel.set_profile(p, ev.n_ctx, ev.n_gpu_layers if p and p.load.gpu_layers != "auto"
                                         else None, reasoning_format=ev.reasoning_format)
         self._show_chat_numbers(ev.n_ctx)
-        if ev.model_path and not models.is_remote(p):
+        if ev.model_path and not registry.is_remote(p):
             self.session.hash_later(ev.model_path)
-        self.models.fill()
+        self.model_menu.fill()
         self._update_empty()
 
     def _on_load_failed(self, error: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
 
 from desktop.engine.errors import AppError, FormatUnknownError, ModelNotFoundError
-from desktop.engine.library import registry as models
+from desktop.engine.library import registry
 from desktop.engine.profiles import Profile, ProfileStore
 from desktop.ui import workers
 from desktop.ui.library.downloads_page import DownloadsController
@@ -110,7 +110,7 @@ class ModelMenu(QObject):
     def choose_profile(self, profile_id: str) -> None:
         """Load it, or open its repo page (to download it) when its model is not downloaded."""
         profile = self.store.get(profile_id)
-        if self.profile_model.installed(profile_id) is False and not models.is_remote(profile):
+        if self.profile_model.installed(profile_id) is False and not registry.is_remote(profile):
             self.open_repo_page(profile.id, profile.source.recommended_quant)
             self.check_current()  # keep the check mark on what is actually loaded
             return
@@ -188,7 +188,7 @@ class ModelMenu(QObject):
                                                   "GGUF models (*.gguf);;All files (*)")
             if not path:
                 return None
-        fn = models.import_model
+        fn = registry.import_model
         self.import_action.setEnabled(False)
         self.notify(f"Importing {os.path.basename(path)}…")
         call = (lambda: fn(path, prompt_format=prompt_format)) if prompt_format else (lambda: fn(path))
