@@ -73,10 +73,13 @@ class EngineAdapter(QObject):
             self.load_requested(self.loaded_profile)
         self.load_cancelled.emit(cancelled)
 
-    @Slot(list)
-    def send_requested(self, messages: list[dict[str, str]], profile: Profile | None = None, **sampling: Any) -> str:
-        """``profile``: the loaded profile with per-chat changes (system prompt); default the loaded one."""
-        req = registry.generate_request(profile or self.profile, messages, new_id("gen"), **sampling)
+    def request_for(self, profile: Profile | None = None, **sampling: Any) -> P.Generate:
+        """A send's one request, still without its messages: ``profile`` is the loaded one with this chat's
+        changes (system prompt, thinking), default the loaded one; ``sampling`` overrides its defaults."""
+        return registry.generate_request(profile or self.profile, [], new_id("gen"), **sampling)
+
+    def submit(self, req: P.Generate) -> str:
+        """Send a chat's request to the engine (the answer streams back as this adapter's signals)."""
         self.current = req.id
         c = self.client
         restart = c.needs_restart()  # this request starts the engine again and reloads first (seconds): say so
@@ -86,8 +89,7 @@ class EngineAdapter(QObject):
         return rid
 
     def generate_request_preview(self, profile: Profile | None = None, **sampling: Any) -> P.Generate:
-        """The request the next message will make, without its messages (for provenance): ``profile`` as
-        ``send_requested`` takes it."""
+        """The request the next message would make, without its messages: what the settings forms show."""
         return registry.generate_request(profile or self.profile, [], "preview", **sampling)
 
     @Slot()

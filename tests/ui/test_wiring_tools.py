@@ -149,8 +149,8 @@ def test_attachment_goes_into_the_prompt_and_its_citation_is_shown(qtbot, window
         chips.add_paths([str(f)])
     assert len(chips.attachments()) == 1
     sent: list = []
-    orig = w.adapter.send_requested
-    w.adapter.send_requested = lambda msgs, **kw: sent.append(msgs) or orig(msgs, **kw)
+    orig = w.adapter.submit
+    w.adapter.submit = lambda req: sent.append(req.messages) or orig(req)
     with qtbot.waitSignal(w.session.busy_changed, timeout=60000, check_params_cb=lambda b: b is False):
         assert w.send("What is the launch code?")
     assert chips.chips == {}  # cleared after send

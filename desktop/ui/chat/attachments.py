@@ -37,7 +37,14 @@ from desktop.engine.chats.attachments import (
 from desktop.engine.errors import AppError
 from desktop.engine.vision.images import DEFAULT_MAX_SIDE
 from desktop.ui import workers
-from desktop.ui.chat.image_input import IMAGE_FILTER, ImageChip, Picture, is_image_path, prepare_picture, qimage_png
+from desktop.ui.chat.image_input import (
+    IMAGE_FILTER,
+    ImageChip,
+    Picture,
+    is_image_path,
+    prepare_picture,
+    qimage_png,
+)
 
 FILE_FILTER = ("Documents (*.txt *.md *.markdown *.rst *.pdf *.py *.js *.ts *.json *.yaml *.yml *.toml *.c *.h "
                "*.cpp *.rs *.go *.java *.sh *.html *.css *.csv *.sql);;All files (*)")

@@ -221,7 +221,10 @@ class ChatSession(QObject):
     def _generate(self) -> None:
         """Start an answer to the chat's current leaf (a user message)."""
         leaf = self.chats.chat(self.chat_id).current_leaf
-        prov = self.provenance()
+        # The send's one request: its settings are the provenance, the tool stage's base and what is sent.
+        profile = self.request_profile()
+        req = self.adapter.request_for(profile, **self.overrides.sampling)
+        prov = self.provenance(req)
         msg_id = self.chats.add_message(self.chat_id, leaf, "assistant", "", state="streaming", provenance=prov)
         if self._last_real_id() == leaf:
             before = next((m for m in reversed(self.model.messages) if m.role == "assistant"), None)
@@ -237,18 +240,15 @@ class ChatSession(QObject):
                     **images_for(m.provenance, self.loaded)} for m in msgs]
         atts, self.attachments = self.attachments, []
         st = self.stream = StreamState(f"send-{next(_send_ids)}", self.chat_id, msg_id, [m.id for m in msgs],
-                                       time.monotonic())
+                                       time.monotonic(), request=req)
         self.model.messages[-1].state = "streaming"
         ts = self.tool_send
         if ts is not None and ts.handles(self.chat_id, atts):
-            sampling = dict(self.overrides.sampling)
-            profile = self.request_profile()
             ld = self.loaded
             ctx = SendContext(self.adapter.client,
                               (ld.n_ctx if ld and ld.n_ctx else None) or profile.context.default,
-                              self.adapter.generate_request_preview(**sampling).max_tokens or 0,
-                              ld.model_path if ld else None)
-            ts.start(st.rid, self.chat_id, history, atts, profile, sampling, ctx)
+                              req.max_tokens or 0, ld.model_path if ld else None)
+            ts.start(st.rid, self.chat_id, history, atts, profile, req, ctx)
         else:
             self._send_prepared(st.rid, history, {})
         self.busy_changed.emit(True)
@@ -259,8 +259,8 @@ class ChatSession(QObject):
         if not st or st.rid != rid:
             return
         st.extra_prov.update(extra_prov)
-        st.engine_rid = self.adapter.send_requested(messages, profile=self.request_profile(),
-                                                    **self.overrides.sampling)
+        assert st.request is not None
+        st.engine_rid = self.adapter.submit(dataclasses.replace(st.request, messages=messages))
 
     def request_profile(self) -> Any:
         """The loaded profile with this chat's system prompt and thinking settings (from the settings panel)."""
@@ -284,10 +284,13 @@ class ChatSession(QObject):
         """sha256 of the model for provenance: once per file, off the GUI thread (model_hash.py)."""
         self._hasher.hash_later(path)
 
-    def provenance(self) -> dict[str, Any]:
+    def provenance(self, gen: P.Generate | None = None) -> dict[str, Any]:
+        """What an answer records about how it was made; ``gen``: the send's request (default: the one the next
+        message would make)."""
         p = self.adapter.profile
         ld = self.loaded
-        gen = self.adapter.generate_request_preview(self.request_profile(), **self.overrides.sampling)
+        if gen is None:
+            gen = self.adapter.generate_request_preview(self.request_profile(), **self.overrides.sampling)
         path = ld.model_path if ld and ld.model_path else ""
         resolved = str(Path(path).resolve()) if path else ""
         return {
@@ -375,7 +378,7 @@ class ChatSession(QObject):
             stats["thinking_s"] = round(st.thinking_s, 2)
         m = self.chats.message(st.msg_id)
         prov = dict(m.provenance) if m else {}
-        for k, v in self.provenance().items():  # the model may have finished loading after the message was sent
+        for k, v in self.provenance(st.request).items():  # the model may have finished loading after the send
             if v is not None and k not in ("sampling", "seed", "enable_thinking", "reasoning_effort"):
                 prov[k] = v
         if stats and stats.get("seed", -1) >= 0:

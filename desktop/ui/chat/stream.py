@@ -27,6 +27,7 @@ class StreamState:
     t_first: float | None = None  # when the first chunk arrived
     extra_prov: dict[str, Any] = field(default_factory=dict)  # tool calls and citations, saved with the answer
     engine_rid: str | None = None  # the engine request writing the answer, once the session sent it
+    request: P.Generate | None = None  # the send's one request (settings; its messages are added when sent)
 
     def live_rate(self, now: float | None = None) -> float | None:
         """Tokens per second since the first chunk, None until a later chunk gives a rate."""

@@ -18,6 +18,7 @@ choice are files: they are read on a worker (``refresh``), at start and whenever
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from desktop.engine.chats.attachments import (
     with_context,
 )
 from desktop.engine.errors import AppError
-from desktop.engine.library import registry
+from desktop.engine.inference import protocol as P
 from desktop.engine.tools.config import ChatServerChoice, ServerConfig, load_config
 from desktop.engine.tools.loop import ToolBox, ToolLoop, ToolLoopResult, turns_for
 from desktop.engine.tools.mcp_client import McpManager
@@ -158,7 +159,7 @@ class ToolSend(QObject):
         return self.rid is not None
 
     def start(self, rid: str, chat_id: int | None, history: list[dict[str, Any]], attachments: list[Attachment],
-              profile: Any, sampling: dict[str, Any], ctx: SendContext) -> None:
+              profile: Any, request: P.Generate, ctx: SendContext) -> None:
         """Begin the answer of the session's send ``rid``; its signals carry that id."""
         self.rid = rid
         self._cancelled = False
@@ -182,7 +183,7 @@ class ToolSend(QObject):
             toolbox, errors = (ToolBox.from_manager(manager, servers) if manager is not None else (None, {}))
             if not toolbox:
                 return Prepared(messages, citations, None, errors)
-            base = registry.generate_request(profile, messages, f"{rid}-gen", **sampling)
+            base = dataclasses.replace(request, id=f"{rid}-gen", messages=messages)
             return Prepared(messages, citations, toolbox, errors, turns_for(profile, model_path, base))
 
         self._jobs.append(workers.start(prepare, lambda p: self._prepared(rid, p, client),
