@@ -219,3 +219,13 @@ def test_tool_loop_runs_in_the_background_and_asks_through_the_dialog(qtbot) -> 
         manager.close()
         client.close()
         srv.close()
+
+
+def test_chip_jobs_are_let_go_when_their_answers_come(qtbot, files) -> None:
+    """One way to keep worker jobs (workers.JobKeeper): each is held until its answer, not for the widget's life."""
+    chips = AttachmentChips()
+    qtbot.addWidget(chips)
+    with qtbot.waitSignal(chips.changed, timeout=5000):
+        chips.add_paths([str(files["txt"]), str(files["pdf"])])
+    qtbot.waitUntil(lambda: len(chips.attachments()) == 2, timeout=5000)
+    qtbot.waitUntil(lambda: not chips._jobs.jobs, timeout=5000)

@@ -36,7 +36,6 @@ from desktop.engine.chats.attachments import (
 )
 from desktop.engine.errors import AppError
 from desktop.engine.vision.images import DEFAULT_MAX_SIDE
-from desktop.ui import workers
 from desktop.ui.chat.image_input import (
     IMAGE_FILTER,
     ImageChip,
@@ -45,6 +44,7 @@ from desktop.ui.chat.image_input import (
     prepare_picture,
     qimage_png,
 )
+from desktop.ui.workers import JobKeeper
 
 FILE_FILTER = ("Documents (*.txt *.md *.markdown *.rst *.pdf *.py *.js *.ts *.json *.yaml *.yml *.toml *.c *.h "
                "*.cpp *.rs *.go *.java *.sh *.html *.css *.csv *.sql);;All files (*)")
@@ -95,7 +95,7 @@ class AttachmentChips(QWidget):
         self._lay.addStretch(1)
         self.chips: dict[str, Chip] = {}
         self.image_chips: dict[str, ImageChip] = {}
-        self._jobs: list[Any] = []
+        self._jobs = JobKeeper(self)  # each worker job held until its answer
         self._count: Callable[[str], int] | None = None
         self._pasted = 0
         # Whether the model takes pictures (None: not known until a model is loaded), why not, its largest side.
@@ -147,10 +147,9 @@ class AttachmentChips(QWidget):
         self.image_chips[key] = chip
         self._lay.insertWidget(self._lay.count() - 1, chip)
         side = self.image_max_side
-        job = workers.start(lambda: prepare_picture(read(), name, side),
+        job = self._jobs.start(lambda: prepare_picture(read(), name, side),
                             lambda pic, key=key: self._image_ready(key, pic),
-                            lambda exc, key=key: self._failed(key, exc), self)
-        self._jobs.append(job)
+                            lambda exc, key=key: self._failed(key, exc))
         self.changed.emit()
 
     def total_tokens(self) -> int:
@@ -172,10 +171,9 @@ class AttachmentChips(QWidget):
             self.chips[path] = chip
             self._lay.insertWidget(self._lay.count() - 1, chip)
             count = self._count
-            job = workers.start(lambda path=path, count=count: load_attachment(path, count),
+            job = self._jobs.start(lambda path=path, count=count: load_attachment(path, count),
                                 lambda att, path=path: self._loaded(path, att),
-                                lambda exc, path=path: self._failed(path, exc), self)
-            self._jobs.append(job)
+                                lambda exc, path=path: self._failed(path, exc))
 
     def remove(self, path: str) -> None:
         chip: QWidget | None = self.chips.pop(path, None) or self.image_chips.pop(path, None)

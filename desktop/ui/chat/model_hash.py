@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject
 from desktop.engine.chats import store as chat_store
 from desktop.engine.chats.store import ChatStore
 from desktop.engine.library import registry
-from desktop.ui import workers
+from desktop.ui.workers import JobKeeper
 
 
 class ModelHasher(QObject):
@@ -20,7 +20,7 @@ class ModelHasher(QObject):
         super().__init__(parent)
         self.chats = chats
         self._hashing: set[str] = set()
-        self._jobs: list[workers.Job] = []
+        self._jobs = JobKeeper(self)  # each worker job held until its answer
 
 
     def hash_later(self, path: str) -> None:
@@ -44,7 +44,7 @@ class ModelHasher(QObject):
             elif self.chats.cached_sha256(resolved):
                 self._hashing.discard(resolved)
             else:
-                self._jobs.append(workers.start(lambda: chat_store.hash_file(resolved), done, failed, self))
+                self._jobs.start(lambda: chat_store.hash_file(resolved), done, failed)
 
         def done(digest: str) -> None:
             self._hashing.discard(resolved)
@@ -56,4 +56,4 @@ class ModelHasher(QObject):
         def failed(_exc: BaseException) -> None:
             self._hashing.discard(resolved)
 
-        self._jobs.append(workers.start(lookup, known, failed, self))
+        self._jobs.start(lookup, known, failed)

@@ -37,9 +37,9 @@ from desktop.engine.tools.config import ChatServerChoice, ServerConfig, load_con
 from desktop.engine.tools.loop import ToolBox, ToolLoop, ToolLoopResult, turns_for
 from desktop.engine.tools.mcp_client import McpManager
 from desktop.engine.tools.permissions import PermissionPolicy
-from desktop.ui import workers
 from desktop.ui.tools.permission_dialog import PermissionBroker
 from desktop.ui.tools.runner import ToolLoopRunner, tool_provenance
+from desktop.ui.workers import JobKeeper
 
 MIN_CONTEXT_TOKENS = 64  # below this the attachments are left out rather than cut to nothing
 
@@ -94,7 +94,7 @@ class ToolSend(QObject):
         self._citations: list[Any] = []
         self._calls: list[dict[str, Any]] = []
         self._cancelled = False
-        self._jobs: list[workers.Job] = []
+        self._jobs = JobKeeper(self)  # each worker job held until its answer
         self.refresh()
 
     # ------------------------------------------------------------------ the MCP manager
@@ -115,7 +115,7 @@ class ToolSend(QObject):
                 self._close_manager()  # the servers changed: the next send starts the new ones
             self.configs, self.chosen = res
 
-        self._jobs.append(workers.start(read, done, lambda _e: None, self))
+        self._jobs.start(read, done, lambda _e: None)
 
     def get_manager(self) -> McpManager:
         if self.manager is None:
@@ -132,7 +132,7 @@ class ToolSend(QObject):
     def _close_manager(self) -> None:
         old, self.manager = self.manager, None
         if old is not None:
-            self._jobs.append(workers.start(old.close, lambda _r: None, lambda _e: None, self))
+            self._jobs.start(old.close, lambda _r: None, lambda _e: None)
 
     def close(self) -> None:
         if self.runner is not None:
@@ -186,8 +186,8 @@ class ToolSend(QObject):
             base = dataclasses.replace(request, id=f"{rid}-gen", messages=messages)
             return Prepared(messages, citations, toolbox, errors, turns_for(profile, model_path, base))
 
-        self._jobs.append(workers.start(prepare, lambda p: self._prepared(rid, p, client),
-                                        lambda exc: self._failed(rid, exc), self))
+        self._jobs.start(prepare, lambda p: self._prepared(rid, p, client),
+                                        lambda exc: self._failed(rid, exc))
 
     def _prepared(self, rid: str, prep: Prepared, client: Any) -> None:
         if rid != self.rid:

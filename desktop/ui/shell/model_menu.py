@@ -32,6 +32,7 @@ from desktop.ui.library.profile_list import (
     ProfileListModel,
     ProfileSortProxy,
 )
+from desktop.ui.workers import JobKeeper
 
 
 class ModelMenu(QObject):
@@ -66,7 +67,7 @@ class ModelMenu(QObject):
         self.reload_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
         self.reload_action.triggered.connect(lambda _=False: self.reload())
         owner.addActions([self.import_action, self.downloads_action, self.reload_action])  # before any opening
-        self._jobs: list[workers.Job] = []
+        self._jobs = JobKeeper(self)  # each worker job held until its answer
         self._ready: str | None = None  # a downloaded profile whose "ready" banner waits for its name
         self._offered: str | None = None  # the profile a "… Load it" banner offers (hidden once it is loaded)
         self.profile_model.scanned.connect(self.fill)
@@ -192,9 +193,8 @@ class ModelMenu(QObject):
         self.import_action.setEnabled(False)
         self.notify(f"Importing {os.path.basename(path)}…")
         call = (lambda: fn(path, prompt_format=prompt_format)) if prompt_format else (lambda: fn(path))
-        job = workers.start(call, self._on_imported,
-                            lambda exc, p=path: self._on_import_failed(exc, p), self)
-        self._jobs.append(job)
+        job = self._jobs.start(call, self._on_imported,
+                            lambda exc, p=path: self._on_import_failed(exc, p))
         return job
 
     def _on_imported(self, result: Any) -> None:

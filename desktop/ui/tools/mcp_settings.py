@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from desktop.engine.errors import AppError
 from desktop.engine.tools import config as mcp_config
 from desktop.engine.tools.config import ChatServerChoice, ServerConfig
-from desktop.ui import workers
+from desktop.ui.workers import JobKeeper
 
 EXAMPLE = {"mcpServers": {"example": {"command": "uvx", "args": ["mcp-server-time"]}}}
 
@@ -44,7 +44,7 @@ class McpSettingsDialog(QDialog):
         self.manager_factory = manager_factory
         self.chat_id = chat_id
         self.servers: dict[str, ServerConfig] = {}
-        self._jobs: list[Any] = []
+        self._jobs = JobKeeper(self)  # each worker job held until its answer
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel(f"Servers in {mcp_config.config_path()} (the mcpServers format other MCP clients use):"))
         self.editor = QPlainTextEdit()
@@ -77,7 +77,7 @@ class McpSettingsDialog(QDialog):
     # ------------------------------------------------------------------ jobs
 
     def _start(self, fn: Callable[[], Any], done: Callable[[Any], None]) -> None:
-        self._jobs.append(workers.start(fn, done, self._on_error, self))
+        self._jobs.start(fn, done, self._on_error)
 
     def _on_error(self, exc: BaseException) -> None:
         self.error.setText(exc.message if isinstance(exc, AppError) else str(exc))
