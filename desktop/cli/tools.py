@@ -20,8 +20,6 @@ from desktop.engine.errors import AppError, from_dict
 from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry
 
-PROMPT_SLACK_TOKENS = 512  # chat template, system prompt and tool descriptions around the attachments
-
 
 def add_ask_options(x: argparse.ArgumentParser) -> None:
     x.add_argument("--mcp", metavar="FILE", help="an mcp.json whose servers' tools the model may call")
@@ -75,9 +73,8 @@ def cmd_ask_tools(a: argparse.Namespace, profile_store: Callable[[], Any]) -> in
             # Counted with the model's own tokenizer (the estimate for a remote backend).
             count = att.engine_token_counter(client)
             files = [att.load_attachment(f.path, count) for f in files]
-            reserve = max(1, min(gen.max_tokens, loaded.n_ctx // 4))
-            budget = loaded.n_ctx - reserve - count(a.text) - PROMPT_SLACK_TOKENS
-            if budget <= 0:
+            budget = att.context_budget(loaded.n_ctx, gen.max_tokens, count(a.text))
+            if budget < att.MIN_CONTEXT_TOKENS:
                 raise AppError(f"the context ({loaded.n_ctx} tokens) leaves no room for attachments; raise --ctx")
             ctx = att.build_context(files, a.text, budget, count)
             messages = att.with_context(messages, ctx)

@@ -126,3 +126,20 @@ def test_chunks_cover_every_line_once(long_text: Path) -> None:
     covered = [n for c in chunks for n in range(c.line_start, c.line_end + 1)]
     assert covered == sorted(set(covered)) and covered[0] == 1 and covered[-1] >= 399
     assert all(c.tokens <= 100 for c in chunks)
+
+
+def test_one_attachment_budget_for_the_chat_and_the_cli() -> None:
+    from desktop.engine.chats import attachments as att
+
+    # The answer's room is its max tokens, at most a quarter of the context; then the conversation and the
+    # prompt's own text. The same numbers wherever attachments are fitted (ui/chat/tool_send.py, cli/tools.py).
+    assert att.context_budget(4096, 512, 100) == 4096 - 512 - 100 - att.PROMPT_SLACK_TOKENS
+    assert att.context_budget(4096, 8192, 100) == 4096 - 1024 - 100 - att.PROMPT_SLACK_TOKENS  # a reasoning model
+    assert att.context_budget(512, 256, 300) < att.MIN_CONTEXT_TOKENS  # no room: the files are left out
+    import inspect
+
+    from desktop.cli import tools as cli_tools
+    from desktop.ui.chat import tool_send
+
+    for mod in (cli_tools, tool_send):
+        assert "context_budget(" in inspect.getsource(mod)

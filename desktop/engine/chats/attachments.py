@@ -268,6 +268,18 @@ def _whole_citations(att: Attachment) -> list[Citation]:
     return [Citation(att.name, line_start=1, line_end=n_lines)]
 
 
+PROMPT_SLACK_TOKENS = 256  # the chat template, system prompt and tool descriptions around the attachments
+MIN_CONTEXT_TOKENS = 64  # below this the attachments are left out rather than cut to nothing
+
+
+def context_budget(n_ctx: int, max_tokens: int | None, conversation_tokens: int) -> int:
+    """The tokens attachments may fill, the one rule for the chat and ``ask --attach``: what the context leaves
+    after the answer's room (its max tokens, at most a quarter of the context, so a reasoning model's large
+    max_tokens does not crowd out every file), the conversation, and the prompt's own text around them."""
+    reserve = max(1, min(max_tokens or n_ctx // 4, n_ctx // 4))
+    return n_ctx - reserve - conversation_tokens - PROMPT_SLACK_TOKENS
+
+
 def build_context(attachments: Iterable[Attachment], question: str, budget_tokens: int,
                   count_tokens: TokenCounter | None = None, chunk_tokens: int = CHUNK_TOKENS) -> AttachmentContext:
     """The attachments' text for the prompt within ``budget_tokens``: whole if it fits, else the best chunks."""

@@ -26,8 +26,10 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QWidget
 
 from desktop.engine.chats.attachments import (
+    MIN_CONTEXT_TOKENS,
     Attachment,
     build_context,
+    context_budget,
     engine_token_counter,
     with_context,
 )
@@ -40,8 +42,6 @@ from desktop.engine.tools.permissions import PermissionPolicy
 from desktop.ui.tools.permission_dialog import PermissionBroker
 from desktop.ui.tools.runner import ToolLoopRunner, tool_provenance
 from desktop.ui.workers import JobKeeper
-
-MIN_CONTEXT_TOKENS = 64  # below this the attachments are left out rather than cut to nothing
 
 
 @dataclass
@@ -176,7 +176,7 @@ class ToolSend(QObject):
             if attachments:
                 count = engine_token_counter(client)
                 used = count("\n".join(m.get("content", "") for m in history))
-                budget = n_ctx - max_tokens - used - 32  # 32: the chat template's own tokens
+                budget = context_budget(n_ctx, max_tokens, used)
                 if budget >= MIN_CONTEXT_TOKENS:
                     ctx = build_context(attachments, question, budget, count)
                     messages, citations = with_context(history, ctx), ctx.citations
