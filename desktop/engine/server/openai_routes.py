@@ -54,6 +54,11 @@ def _sse(h: Any, data: Any) -> None:
     h.write(b"data: " + json.dumps(data, ensure_ascii=False).encode("utf-8") + b"\n\n")
 
 
+def _sse_error(h: Any, message: str, code: str) -> None:
+    """An error after the stream began (its status line is sent): OpenAI's error object as the last event."""
+    _sse(h, {"error": {"message": message, "type": "server_error", "code": code}})
+
+
 def chat(h: Any, body: Any) -> None:
     body = _body(body)
     model = h.app.pool.find(body.get("model"))
@@ -133,7 +138,7 @@ def _stream(h: Any, gen: P.Generate, parser: Any, chunk: Any, include_usage: boo
                 if not started:
                     h.fail_with(err)
                     return
-                _sse(h, {"error": {"message": err.message, "type": "server_error", "code": err.code}})
+                _sse_error(h, err.message, err.code)
                 return
             if not started:
                 h.begin_stream("text/event-stream")
@@ -146,7 +151,7 @@ def _stream(h: Any, gen: P.Generate, parser: Any, chunk: Any, include_usage: boo
                 if shown:
                     _sse(h, chunk({"content": shown}, None))
             elif isinstance(ev, P.Finished) and h.timed_out:
-                _sse(h, {"error": {"message": h.timeout_message(), "type": "server_error", "code": "timeout"}})
+                _sse_error(h, h.timeout_message(), "timeout")
             elif isinstance(ev, P.Finished):
                 calls: list[Any] = []
                 if parser:
@@ -204,7 +209,7 @@ def completions(h: Any, body: Any) -> None:
                     if not started:
                         h.fail_with(err)
                     else:
-                        _sse(h, {"error": {"message": err.message, "type": "server_error", "code": err.code}})
+                        _sse_error(h, err.message, err.code)
                     return
                 if not started:
                     h.begin_stream("text/event-stream")
@@ -215,7 +220,7 @@ def completions(h: Any, body: Any) -> None:
                     _sse(h, obj(ev.text, None))
                 elif isinstance(ev, P.Finished):
                     if h.timed_out:
-                        _sse(h, {"error": {"message": h.timeout_message(), "type": "server_error", "code": "timeout"}})
+                        _sse_error(h, h.timeout_message(), "timeout")
                         return
                     _sse(h, obj("", finish_reason(ev.finish_reason)))
                     if include_usage:

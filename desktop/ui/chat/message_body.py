@@ -13,10 +13,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase, QPalette, QTextCursor
 from PySide6.QtWidgets import QLabel, QWidget
 
+from desktop.engine.inference import reasoning
 from desktop.ui.chat.blocks import AutoText, CodeBlock
 from desktop.ui.chat.markdown import _FENCE, blocks, split_markdown, stable_prefix
 
-STOPPED_THINKING = "Stopped while thinking: raise max tokens"
+STOPPED_THINKING = reasoning.STOPPED_THINKING[:1].upper() + reasoning.STOPPED_THINKING[1:]  # the engine's words
 _STATIC = Qt.WidgetAttribute.WA_StaticContents
 _HARD_BREAK = re.compile(r"(?<=\S)[ \t]*\n(?=[ \t]*\S)")  # a single newline between two written lines
 

@@ -160,7 +160,7 @@ class WelcomeView(QWidget):
         htext.addSpacing(8)
         htext.addLayout(btns)
         hl = self._hero_layout = QHBoxLayout(hero)
-        hl.setContentsMargins(20, 18, 20, 18)
+        hl.setContentsMargins(self._HERO_MARGIN, 18, self._HERO_MARGIN, 18)
         hl.setSpacing(16)
         hl.addWidget(hi, 0, Qt.AlignmentFlag.AlignTop)
         self._hero_icon = hi
@@ -207,7 +207,7 @@ class WelcomeView(QWidget):
     # Where there is room the hero's buttons sit side by side beside its icon; in a narrow column (the settings
     # panel open, or at 2x) the icon goes, the margins shrink and the buttons stack. The page never asks for more
     # width than that compact layout needs, so nothing is cut at the column's edge.
-    _MARGIN, _COMPACT_MARGIN = 28, 12
+    _MARGIN, _HERO_MARGIN, _COMPACT_MARGIN = 28, 20, 12  # the page's, the hero card's, both when compact
     _IMPORT, _IMPORT_SHORT = "Import a GGUF from disk…", "Import a GGUF…"
 
     def _hero_widths(self) -> tuple[int, int]:
@@ -216,7 +216,7 @@ class WelcomeView(QWidget):
         frame = self.import_btn.sizeHint().width() - fm.horizontalAdvance(self.import_btn.text())
         start = self.start_btn.sizeHint().width()
         imp, imp_short = (frame + fm.horizontalAdvance(t) for t in (self._IMPORT, self._IMPORT_SHORT))
-        wide = (2 * self._MARGIN + 2 * 20 + self._hero_icon.sizeHint().width()
+        wide = (2 * self._MARGIN + 2 * self._HERO_MARGIN + self._hero_icon.sizeHint().width()
                 + self._hero_layout.spacing() + start + self._hero_buttons.spacing() + imp + 2)
         compact = 4 * self._COMPACT_MARGIN + max(start, imp_short) + 2  # the page's and the hero's margins
         return wide, compact
@@ -235,7 +235,7 @@ class WelcomeView(QWidget):
             self.import_btn.setText(self._IMPORT_SHORT if compact else self._IMPORT)
             m = self._COMPACT_MARGIN if compact else self._MARGIN
             self.layout().setContentsMargins(m, 24, m, 18)
-            h = self._COMPACT_MARGIN if compact else 20
+            h = self._COMPACT_MARGIN if compact else self._HERO_MARGIN
             self._hero_layout.setContentsMargins(h, 18, h, 18)
 
     def refresh(self) -> None:
