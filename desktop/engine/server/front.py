@@ -31,6 +31,7 @@ from desktop.engine.errors import (
     ImageError,
     ModelNotFoundError,
     TemplateError,
+    from_dict,
 )
 from desktop.engine.inference import protocol as P
 from desktop.engine.server.config import RequestLog
@@ -226,6 +227,50 @@ class Handler(BaseHTTPRequestHandler):
         self.status = 499
         for _ in events:
             pass
+
+    def run_whole(self, msg: Any) -> Any:
+        """Run ``msg`` to its end and return its last event (``Finished``, ``Embeddings``); when it failed or
+        ran past the deadline, answer the error in the path's API shape and return None."""
+        last: Any = None
+        for ev in self.events(msg):
+            last = ev
+        if self.timed_out or last is None:  # the engine's Stop (or its kill) after the deadline: a timeout
+            self.fail(504, self.timeout_message(), "timeout", etype="server_error")
+            return None
+        if isinstance(last, P.Failed):
+            self.fail_with(from_dict(last.error))
+            return None
+        return last
+
+    def run_stream(self, msg: Any, content_type: str, on_event: Callable[[Any], None],
+                   on_error: Callable[[str, str], None], on_start: Callable[[], None] | None = None) -> None:
+        """Stream ``msg``'s answer, the same way for every API: a failure before the first event is an HTTP error;
+        the first event opens the stream (``on_start`` writes what the API sends first); a failure or the
+        deadline after that goes to ``on_error(message, code)`` (the API's error event) and ends the stream;
+        every other event (``TokenChunk``, the last ``Finished``) goes to ``on_event``. A caller that hangs up
+        stops the engine."""
+        events = self.events(msg)
+        started = False
+        try:
+            for ev in events:
+                if isinstance(ev, P.Failed) and not started:
+                    self.fail_with(from_dict(ev.error))
+                    return
+                if not started:
+                    self.begin_stream(content_type)
+                    started = True
+                    if on_start is not None:
+                        on_start()
+                if isinstance(ev, P.Failed):
+                    err = from_dict(ev.error)
+                    on_error(err.message, err.code)
+                    return
+                if isinstance(ev, P.Finished) and self.timed_out:
+                    on_error(self.timeout_message(), "timeout")
+                    return
+                on_event(ev)
+        except (BrokenPipeError, ConnectionResetError):
+            self.hung_up(msg.id, events)
 
     def timeout_message(self) -> str:
         return (f"the request took longer than {self.app.config.request_timeout_s:g} s (serve --request-timeout) "

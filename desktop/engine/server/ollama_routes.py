@@ -9,7 +9,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from desktop.engine.errors import from_dict
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import new_id
 from desktop.engine.server import requests as R
@@ -136,54 +135,33 @@ def _answer(h: Any, model: Any, gen: P.Generate, parser: Any, stream: bool, chat
 
     with h.turn(model):
         if not stream:
-            last: Any = None
-            for ev in h.events(gen):
-                last = ev
-            if h.timed_out:
-                h.fail(504, h.timeout_message(), "timeout")
-            elif isinstance(last, P.Failed):
-                h.fail_with(from_dict(last.error))
-            else:
+            last = h.run_whole(gen)
+            if last is not None:
                 text, calls = split_calls(parser, last.text)
                 out = _final(h, model.id, last, key, piece(text, calls, last.reasoning), t0)
                 if last.reasoning and not chat:
                     out["thinking"] = last.reasoning
                 h.send_json(200, out)
             return
-        events = h.events(gen)
-        started = False
 
         def line(d: dict[str, Any]) -> None:
             h.write(json.dumps(d, ensure_ascii=False).encode("utf-8") + b"\n")
 
-        try:
-            for ev in events:
-                if isinstance(ev, P.Failed) and not started:
-                    h.fail_with(from_dict(ev.error))
-                    return
-                if not started:
-                    h.begin_stream("application/x-ndjson")
-                    started = True
-                if isinstance(ev, P.Failed):
-                    line({"error": from_dict(ev.error).message})
-                    return
-                if isinstance(ev, P.TokenChunk) and ev.reasoning:
-                    part = {"model": model.id, "created_at": _now(), key: piece("", None, ev.reasoning), "done": False}
-                    if not chat:
-                        part["thinking"] = ev.reasoning
-                    line(part)
-                if isinstance(ev, P.TokenChunk) and ev.text:
-                    shown = parser.feed(ev.text) if parser else ev.text
-                    if shown:
-                        line({"model": model.id, "created_at": _now(), key: piece(shown), "done": False})
-                elif isinstance(ev, P.Finished):
-                    if h.timed_out:
-                        line({"error": h.timeout_message()})
-                        return
-                    rest, calls = parser.finish() if parser else ("", [])
-                    line(_final(h, model.id, ev, key, piece(rest, calls), t0))
-        except (BrokenPipeError, ConnectionResetError):
-            h.hung_up(gen.id, events)
+        def on_event(ev: Any) -> None:
+            if isinstance(ev, P.TokenChunk) and ev.reasoning:
+                part = {"model": model.id, "created_at": _now(), key: piece("", None, ev.reasoning), "done": False}
+                if not chat:
+                    part["thinking"] = ev.reasoning
+                line(part)
+            if isinstance(ev, P.TokenChunk) and ev.text:
+                shown = parser.feed(ev.text) if parser else ev.text
+                if shown:
+                    line({"model": model.id, "created_at": _now(), key: piece(shown), "done": False})
+            elif isinstance(ev, P.Finished):
+                rest, calls = parser.finish() if parser else ("", [])
+                line(_final(h, model.id, ev, key, piece(rest, calls), t0))
+
+        h.run_stream(gen, "application/x-ndjson", on_event, lambda message, _code: line({"error": message}))
 
 
 def chat(h: Any, body: Any) -> None:

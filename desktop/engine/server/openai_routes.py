@@ -12,7 +12,6 @@ import json
 import time
 from typing import Any
 
-from desktop.engine.errors import from_dict
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import new_id
 from desktop.engine.server import requests as R
@@ -89,7 +88,7 @@ def chat(h: Any, body: Any) -> None:
         if stream:
             _stream(h, gen, parser, chunk, include_usage)
             return
-        fin = _whole(h, gen)
+        fin = h.run_whole(gen)
         if fin is None:
             return
         text, calls = split_calls(parser, fin.text)
@@ -112,60 +111,29 @@ def split_calls(parser: Any, text: str) -> tuple[str, list[Any]]:
     return formats.parse_tool_calls(parser.fmt, text) if parser else (text, [])
 
 
-def _whole(h: Any, gen: P.Generate) -> P.Finished | None:
-    """Run ``gen`` to its end; answers the error itself (and returns None) when it failed or timed out.
-    A tool parser, if any, is fed by the caller from ``Finished.text``."""
-    last: Any = None
-    for ev in h.events(gen):
-        last = ev
-    if h.timed_out:
-        h.fail(504, h.timeout_message(), "timeout", etype="server_error")
-        return None
-    if isinstance(last, P.Failed):
-        h.fail_with(from_dict(last.error))
-        return None
-    assert isinstance(last, P.Finished)
-    return last
-
-
 def _stream(h: Any, gen: P.Generate, parser: Any, chunk: Any, include_usage: bool) -> None:
-    events = h.events(gen)
-    started = False
-    try:
-        for ev in events:
-            if isinstance(ev, P.Failed):
-                err = from_dict(ev.error)
-                if not started:
-                    h.fail_with(err)
-                    return
-                _sse_error(h, err.message, err.code)
-                return
-            if not started:
-                h.begin_stream("text/event-stream")
-                _sse(h, chunk({"role": "assistant", "content": ""}, None))
-                started = True
-            if isinstance(ev, P.TokenChunk) and (ev.text or ev.reasoning):
-                if ev.reasoning:
-                    _sse(h, chunk({"reasoning_content": ev.reasoning}, None))
-                shown = (parser.feed(ev.text) if parser else ev.text) if ev.text else ""
-                if shown:
-                    _sse(h, chunk({"content": shown}, None))
-            elif isinstance(ev, P.Finished) and h.timed_out:
-                _sse_error(h, h.timeout_message(), "timeout")
-            elif isinstance(ev, P.Finished):
-                calls: list[Any] = []
-                if parser:
-                    rest, calls = parser.finish()
-                    if rest:
-                        _sse(h, chunk({"content": rest}, None))
-                    if calls:
-                        _sse(h, chunk({"tool_calls": openai_calls(calls, streamed=True)}, None))
-                _sse(h, chunk({}, finish_reason(ev.finish_reason, bool(calls))))
-                if include_usage:
-                    _sse(h, {**chunk({}, None), "choices": [], "usage": usage(ev)})
-                h.write(b"data: [DONE]\n\n")
-    except (BrokenPipeError, ConnectionResetError):
-        h.hung_up(gen.id, events)  # the caller's Stop: the engine stops too
+    def on_event(ev: Any) -> None:
+        if isinstance(ev, P.TokenChunk):
+            if ev.reasoning:
+                _sse(h, chunk({"reasoning_content": ev.reasoning}, None))
+            shown = (parser.feed(ev.text) if parser else ev.text) if ev.text else ""
+            if shown:
+                _sse(h, chunk({"content": shown}, None))
+        elif isinstance(ev, P.Finished):
+            calls: list[Any] = []
+            if parser:
+                rest, calls = parser.finish()
+                if rest:
+                    _sse(h, chunk({"content": rest}, None))
+                if calls:
+                    _sse(h, chunk({"tool_calls": openai_calls(calls, streamed=True)}, None))
+            _sse(h, chunk({}, finish_reason(ev.finish_reason, bool(calls))))
+            if include_usage:
+                _sse(h, {**chunk({}, None), "choices": [], "usage": usage(ev)})
+            h.write(b"data: [DONE]\n\n")
+
+    h.run_stream(gen, "text/event-stream", on_event, lambda message, code: _sse_error(h, message, code),
+                 on_start=lambda: _sse(h, chunk({"role": "assistant", "content": ""}, None)))
 
 
 def completions(h: Any, body: Any) -> None:
@@ -195,53 +163,31 @@ def completions(h: Any, body: Any) -> None:
 
     with h.turn(model):
         if not stream:
-            fin = _whole(h, gen)
+            fin = h.run_whole(gen)
             if fin is not None:
                 h.send_json(200, {**obj((prompt if echo else "") + fin.text, finish_reason(fin.finish_reason)),
                                   "usage": usage(fin)})
             return
-        events = h.events(gen)
-        started = False
-        try:
-            for ev in events:
-                if isinstance(ev, P.Failed):
-                    err = from_dict(ev.error)
-                    if not started:
-                        h.fail_with(err)
-                    else:
-                        _sse_error(h, err.message, err.code)
-                    return
-                if not started:
-                    h.begin_stream("text/event-stream")
-                    started = True
-                    if echo:
-                        _sse(h, obj(prompt, None))
-                if isinstance(ev, P.TokenChunk) and ev.text:
-                    _sse(h, obj(ev.text, None))
-                elif isinstance(ev, P.Finished):
-                    if h.timed_out:
-                        _sse_error(h, h.timeout_message(), "timeout")
-                        return
-                    _sse(h, obj("", finish_reason(ev.finish_reason)))
-                    if include_usage:
-                        _sse(h, {**obj("", None), "choices": [], "usage": usage(ev)})
-                    h.write(b"data: [DONE]\n\n")
-        except (BrokenPipeError, ConnectionResetError):
-            h.hung_up(gen.id, events)
+
+        def on_event(ev: Any) -> None:
+            if isinstance(ev, P.TokenChunk) and ev.text:
+                _sse(h, obj(ev.text, None))
+            elif isinstance(ev, P.Finished):
+                _sse(h, obj("", finish_reason(ev.finish_reason)))
+                if include_usage:
+                    _sse(h, {**obj("", None), "choices": [], "usage": usage(ev)})
+                h.write(b"data: [DONE]\n\n")
+
+        h.run_stream(gen, "text/event-stream", on_event, lambda message, code: _sse_error(h, message, code),
+                     on_start=(lambda: _sse(h, obj(prompt, None))) if echo else None)
 
 
 def embed_texts(h: Any, model: Any, texts: list[str], truncate: bool) -> P.Embeddings | None:
     """Embeddings of ``texts`` with ``model`` loaded in embedding mode; answers the error itself (None)."""
     msg = P.Embed(new_id("emb"), texts, normalize=True, truncate=truncate)
     with h.turn(model, embedding=True):
-        last: Any = None
-        for ev in h.events(msg):
-            last = ev
-    if isinstance(last, P.Failed):
-        h.fail_with(from_dict(last.error))
-        return None
+        last = h.run_whole(msg)
     if not isinstance(last, P.Embeddings):
-        h.fail(504, h.timeout_message(), "timeout", etype="server_error")
         return None
     h.stats = P.GenerationStats(prompt_tokens=last.n_tokens)
     return last

@@ -8,7 +8,6 @@ import json
 import time
 from typing import Any
 
-from desktop.engine.errors import from_dict
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import new_id
 from desktop.engine.server import requests as R
@@ -93,75 +92,64 @@ def respond(h: Any, body: Any) -> None:
 
     with h.turn(model):
         if not stream:
-            last: Any = None
-            for ev in h.events(gen):
-                last = ev
-            if h.timed_out:
-                h.fail(504, h.timeout_message(), "timeout", etype="server_error")
-            elif isinstance(last, P.Failed):
-                h.fail_with(from_dict(last.error))
-            else:
+            last = h.run_whole(gen)
+            if last is not None:
                 text, calls = split_calls(parser, last.text)
                 output = ([message(text)] if text or not calls else []) + call_items(calls)
                 status = "incomplete" if last.finish_reason == "length" else "completed"
                 h.send_json(200, response(status, output, last))
             return
-        events = h.events(gen)
-        started = opened = False
+        opened = False
         parts: list[str] = []
         ref = {"item_id": msg_id, "output_index": 0, "content_index": 0}
-        try:
-            for ev in events:
-                if isinstance(ev, P.Failed) and not started:
-                    h.fail_with(from_dict(ev.error))
-                    return
-                if not started:
-                    h.begin_stream("text/event-stream")
-                    event("response.created", response=response("in_progress", []))
-                    event("response.in_progress", response=response("in_progress", []))
-                    started = True
-                if isinstance(ev, P.Failed) or (isinstance(ev, P.Finished) and h.timed_out):
-                    err = from_dict(ev.error) if isinstance(ev, P.Failed) else None
-                    event("error", code=err.code if err else "timeout", param=None,
-                          message=err.message if err else h.timeout_message())
-                    return
-                shown = ""
-                if isinstance(ev, P.TokenChunk) and ev.text:
-                    shown = parser.feed(ev.text) if parser else ev.text
-                calls: list[Any] = []
-                if isinstance(ev, P.Finished) and parser:
-                    rest, calls = parser.finish()
-                    shown += rest
-                if shown and not opened:
-                    event("response.output_item.added", output_index=0, item=message("", "in_progress"))
-                    event("response.content_part.added", **ref,
-                          part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
-                    opened = True
-                if shown:
-                    parts.append(shown)
-                    event("response.output_text.delta", **ref, delta=shown, logprobs=[])
-                if isinstance(ev, P.Finished):
-                    text = "".join(parts)
-                    output = [message(text)] if opened else []
-                    if opened:
-                        event("response.output_text.done", **ref, text=text, logprobs=[])
-                        event("response.content_part.done", **ref,
-                              part={"type": "output_text", "text": text, "annotations": [], "logprobs": []})
-                        event("response.output_item.done", output_index=0, item=output[0])
-                    for item in call_items(calls):
-                        index = len(output)
-                        event("response.output_item.added", output_index=index,
-                              item={**item, "arguments": "", "status": "in_progress"})
-                        event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
-                              delta=item["arguments"])
-                        event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
-                              arguments=item["arguments"], name=item["name"])
-                        event("response.output_item.done", output_index=index, item=item)
-                        output.append(item)
-                    status = "incomplete" if ev.finish_reason == "length" else "completed"
-                    event(f"response.{status}", response=response(status, output, ev))
-        except (BrokenPipeError, ConnectionResetError):
-            h.hung_up(gen.id, events)
+
+        def start() -> None:
+            event("response.created", response=response("in_progress", []))
+            event("response.in_progress", response=response("in_progress", []))
+
+        def on_event(ev: Any) -> None:
+            nonlocal opened
+            shown = ""
+            if isinstance(ev, P.TokenChunk) and ev.text:
+                shown = parser.feed(ev.text) if parser else ev.text
+            calls: list[Any] = []
+            if isinstance(ev, P.Finished) and parser:
+                rest, calls = parser.finish()
+                shown += rest
+            if shown and not opened:
+                event("response.output_item.added", output_index=0, item=message("", "in_progress"))
+                event("response.content_part.added", **ref,
+                      part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
+                opened = True
+            if shown:
+                parts.append(shown)
+                event("response.output_text.delta", **ref, delta=shown, logprobs=[])
+            if isinstance(ev, P.Finished):
+                finish(ev, calls)
+
+        def finish(ev: P.Finished, calls: list[Any]) -> None:
+            text = "".join(parts)
+            output = [message(text)] if opened else []
+            if opened:
+                event("response.output_text.done", **ref, text=text, logprobs=[])
+                event("response.content_part.done", **ref,
+                      part={"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+                event("response.output_item.done", output_index=0, item=output[0])
+            for item in call_items(calls):
+                index = len(output)
+                event("response.output_item.added", output_index=index,
+                      item={**item, "arguments": "", "status": "in_progress"})
+                event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
+                      delta=item["arguments"])
+                event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                      arguments=item["arguments"], name=item["name"])
+                event("response.output_item.done", output_index=index, item=item)
+                output.append(item)
+            status = "incomplete" if ev.finish_reason == "length" else "completed"
+            event(f"response.{status}", response=response(status, output, ev))
+
+        h.run_stream(gen, "text/event-stream", on_event,
+                     lambda message, code: event("error", code=code, param=None, message=message), on_start=start)
 
 
 ROUTES = {("POST", "/v1/responses"): respond, ("POST", "/responses"): respond}
