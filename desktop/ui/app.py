@@ -47,8 +47,8 @@ def run_gui(qt_args: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc.message}\n")
         return 1
     win.error_bridge = install_error_hooks(win.errors)
-    win.adapter.model_loaded.connect(
-        lambda _ev: win.adapter.loaded_profile and QSettings().setValue("last_profile", win.adapter.loaded_profile.id))
+    win.state.model_loaded.connect(
+        lambda current: current.profile and QSettings().setValue("last_profile", current.profile.id))
     win.show()
     win.load_profile(start_profile(win))
     win.resume_downloads()

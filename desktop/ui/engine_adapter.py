@@ -103,10 +103,9 @@ class EngineAdapter(QObject):
 
     @Slot(object)
     def _on_event(self, ev: Any) -> None:
-        if type(ev).__name__ == "LoadProgress":
-            # Matched by name: the event is new in protocol.py, and this keeps working before and after it lands.
-            if getattr(ev, "id", None) == self.loading:
-                self.load_progress.emit(float(getattr(ev, "fraction", 0.0)))
+        if isinstance(ev, P.LoadProgress):
+            if ev.id == self.loading:
+                self.load_progress.emit(float(ev.fraction))
             return
         if isinstance(ev, P.TokenChunk):
             self.tokens_counted.emit(ev.id, ev.n_tokens)

@@ -87,15 +87,3 @@ def make_window(qtbot):
 @pytest.fixture
 def window(make_window, short_demo) -> Iterator:
     return make_window()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_downloads_controller():
-    """The app-wide download controller is per process; each test gets its own (over its own dirs)."""
-    from desktop.ui.library.downloads_page import DownloadsController
-
-    DownloadsController._instance = None
-    yield
-    if DownloadsController._instance is not None:
-        DownloadsController._instance.close()
-        DownloadsController._instance = None

@@ -24,7 +24,8 @@ SPM_FILE = "tiny-llama3.Q4_K_M.gguf"
 @pytest.fixture
 def pages(qtbot, hub_server, llama3_broken: tiny_gguf.TinyModel, spm_model: tiny_gguf.TinyModel):
     """A repo page and the Downloads page over one controller and one installed-model scan."""
-    from desktop.ui.library.downloads_page import DownloadsController, DownloadsPanel
+    from desktop.ui.library.download_queue import DownloadsController
+    from desktop.ui.library.downloads_page import DownloadsPanel
     from desktop.ui.library.installed import InstalledModels
     from desktop.ui.library.repo_page import RepoPage
 
@@ -159,9 +160,6 @@ def test_a_failed_download_says_failed_with_the_reason_and_retries_also_after_a_
     w.views.downloads.close()
 
     # A restart reads the state from the queue: Failed with the reason, Retry; on the welcome card too.
-    from desktop.ui.library.downloads_page import DownloadsController
-
-    DownloadsController._instance = None
     w2 = MainWindow()
     qtbot.addWidget(w2)
     w2.show()

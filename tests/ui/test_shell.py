@@ -139,15 +139,11 @@ def test_load_progress_is_a_percentage_with_cancel(qtbot) -> None:
     p = w.store.default()
     w.adapter.profile = p
     w.adapter.loading = "load-1"
-    w._on_load_started(p)
+    w.adapter.load_started.emit(p)  # the app state follows, and the status bar shows its load
+    assert w.state.current.phase == "loading"
     assert w.status.load_cancel.isVisibleTo(w) and w.input.isEnabled()
 
-    @dataclass
-    class LoadProgress:  # matched by name until protocol.py has it
-        id: str
-        fraction: float
-
-    ev = getattr(P, "LoadProgress", LoadProgress)("load-1", 0.42)
+    ev = P.LoadProgress("load-1", 0.42)
     w.adapter._on_event(ev)
     assert "42%" in w.status.load_label.text() and w.status.load_bar.value() == 42
     w.adapter._on_event(ev.__class__("other-load", 0.9))  # another request's progress is not ours

@@ -147,7 +147,7 @@ class AttachmentChips(QWidget):
         self.image_chips[key] = chip
         self._lay.insertWidget(self._lay.count() - 1, chip)
         side = self.image_max_side
-        job = self._jobs.start(lambda: prepare_picture(read(), name, side),
+        self._jobs.start(lambda: prepare_picture(read(), name, side),
                             lambda pic, key=key: self._image_ready(key, pic),
                             lambda exc, key=key: self._failed(key, exc))
         self.changed.emit()
@@ -171,7 +171,7 @@ class AttachmentChips(QWidget):
             self.chips[path] = chip
             self._lay.insertWidget(self._lay.count() - 1, chip)
             count = self._count
-            job = self._jobs.start(lambda path=path, count=count: load_attachment(path, count),
+            self._jobs.start(lambda path=path, count=count: load_attachment(path, count),
                                 lambda att, path=path: self._loaded(path, att),
                                 lambda exc, path=path: self._failed(path, exc))
 

@@ -13,7 +13,7 @@ import itertools
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -23,13 +23,16 @@ from desktop.ui.chat.message_model import ChatMessage, ChatModel, ProvenanceRole
 from desktop.ui.chat.model_hash import ModelHasher
 from desktop.ui.chat.stream import (
     Overrides,
+    SendContext,
     StreamState,
     images_for,
     no_vision_reason,
     thinking_settings,
 )
-from desktop.ui.chat.tool_send import SendContext, ToolSend
 from desktop.ui.engine_adapter import EngineAdapter
+
+if TYPE_CHECKING:  # the stage is handed in (set_tool_send): the session itself opens no dialog
+    from desktop.ui.chat.tool_send import ToolSend
 
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens")
 _send_ids = itertools.count(1)

@@ -76,3 +76,14 @@ def images_for(provenance: dict[str, Any] | None, loaded: P.Loaded | None) -> di
     if not paths or (loaded is not None and not loaded.vision):
         return {}
     return {"images": paths}
+
+
+@dataclass
+class SendContext:
+    """What a send knows when it starts: the engine client (token counts, the tool loop), the context size, the
+    answer's token budget and the model file (its tool format)."""
+
+    client: Any
+    n_ctx: int
+    max_tokens: int
+    model_path: str | None

@@ -39,6 +39,7 @@ from desktop.engine.tools.config import ChatServerChoice, ServerConfig, load_con
 from desktop.engine.tools.loop import ToolBox, ToolLoop, ToolLoopResult, turns_for
 from desktop.engine.tools.mcp_client import McpManager
 from desktop.engine.tools.permissions import PermissionPolicy
+from desktop.ui.chat.stream import SendContext
 from desktop.ui.tools.permission_dialog import PermissionBroker
 from desktop.ui.tools.runner import ToolLoopRunner, tool_provenance
 from desktop.ui.workers import JobKeeper
@@ -59,17 +60,6 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, AppError):
         return exc.to_dict()
     return AppError(f"the tools could not run: {exc}").to_dict()
-
-
-@dataclass
-class SendContext:
-    """What a send knows when it starts: the engine client (token counts, the tool loop), the context size, the
-    answer's token budget and the model file (its tool format)."""
-
-    client: Any
-    n_ctx: int
-    max_tokens: int
-    model_path: str | None
 
 
 class ToolSend(QObject):

@@ -1,8 +1,7 @@
 """The download queue as a page: every job with its progress, Pause / Resume / Cancel, and Retry for a failed one.
 
-A view over ``desktop.engine.hub.downloads``. The app's one DownloadManager lives in
-:class:`DownloadsController`, which re-emits the manager's events (worker thread) as a Qt signal, queued to
-the GUI thread. The page opens nothing on its own: the repo page (repo_page.py) is where a quant is chosen.
+A view over the app's one download queue (``download_queue.DownloadsController``, owned by the app state), which
+re-emits the manager's events (worker thread) as a Qt signal, queued to the GUI thread. The page opens nothing on its own: the repo page (repo_page.py) is where a quant is chosen.
 Its rows are the queue's own state: read from the manager when the page is made (so a job that failed in an
 earlier run says Failed after a restart) and re-read from it on every event (so an event that arrived
 before the page subscribed cannot leave a row behind, e.g. at "Queued").
@@ -11,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -25,67 +23,19 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.hub import downloads
-from desktop.engine.profiles import ProfileStore
 from desktop.ui.library.download_models import JobIdRole, JobsModel, ProgressDelegate, job_state_text
+from desktop.ui.library.download_queue import DownloadsController
 from desktop.ui.widgets.cards import apply_style, icon
-
-
-class DownloadsController(QObject):
-    """The app's one DownloadManager, with its events as a Qt signal. Lives on the GUI thread."""
-
-    event_received = Signal(object)  # DownloadEvent, delivered queued on the GUI thread
-    model_installed = Signal(str)  # profile id, when a job is done
-
-    _instance: "DownloadsController | None" = None
-
-    def __init__(self, parent: QObject | None = None, store: ProfileStore | None = None, **run_kwargs: Any) -> None:
-        super().__init__(parent)
-        self.store = store or ProfileStore()
-        # Called on the manager's worker thread: emitting a signal is thread-safe, and the connection
-        # to GUI-thread receivers is queued because this object lives on the GUI thread.
-        self.manager = downloads.DownloadManager(self.event_received.emit, store=self.store, **run_kwargs)
-        self.event_received.connect(self._on_event)
-
-    @classmethod
-    def instance(cls) -> "DownloadsController":
-        """The app's controller; on quit its running job is left resumable, marked interrupted."""
-        if cls._instance is None:
-            app = QApplication.instance()
-            cls._instance = cls(app)
-            if app is not None:
-                app.aboutToQuit.connect(cls._instance.close)
-        return cls._instance
-
-    def _on_event(self, ev: downloads.DownloadEvent) -> None:
-        if ev.state == "done" and ev.result:
-            self.store.reload()
-            self.model_installed.emit(ev.result.get("profile_id", ""))
-
-    def resume_interrupted(self) -> int:
-        """Jobs the last run left mid-way continue (the user paused ones stay paused)."""
-        return self.manager.resume_interrupted()
-
-    def latest(self, *, repo: str | None = None, profile_id: str | None = None,
-               quant: str | None = None) -> downloads.Job | None:
-        """The newest job for this repo or profile (and quant); in memory, no I/O."""
-        hits = [j for j in self.manager.jobs()
-                if (repo is None or j.repo.lower() == repo.lower())
-                and (profile_id is None or j.profile_id == profile_id)
-                and (quant is None or (j.quant or "").upper() == quant.upper())]
-        return max(hits, key=lambda j: j.created) if hits else None
-
-    def close(self) -> None:
-        self.manager.close()
 
 
 class DownloadsPanel(QWidget):
     """Every download job: progress, speed, ETA, and Pause / Resume / Cancel / Retry on the selected one."""
 
-    def __init__(self, controller: DownloadsController | None = None, parent: QWidget | None = None,
+    def __init__(self, controller: DownloadsController, parent: QWidget | None = None,
                  name_of: Callable[[downloads.Job], str] | None = None) -> None:
         super().__init__(parent)
         apply_style(self)
-        self.controller = controller or DownloadsController.instance()
+        self.controller = controller
         self.manager = self.controller.manager
         title = QLabel("Downloads")
         title.setObjectName("title")
@@ -202,4 +152,4 @@ class DownloadsPanel(QWidget):
         self.detail.setText(f"{row['name']}: {row['state_text']}" if row else "")
 
 
-__all__ = ["DownloadsController", "DownloadsPanel", "job_state_text"]
+__all__ = ["DownloadsPanel", "job_state_text"]

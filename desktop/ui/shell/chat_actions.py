@@ -110,8 +110,7 @@ class ChatActions(ToolActions):
 
     def _on_answer_failed(self, error: dict[str, Any]) -> None:
         if error.get("code") == "engine_crashed":
-            self._crashed = True
-            self.status.no_model("Engine stopped; it restarts with the next message")
+            self._crashed = True  # the status bar says so from the app state; the banner goes once it is back
             self.status.clear_chat_numbers()
         self.errors.present(error)
 

@@ -25,14 +25,10 @@ from PySide6.QtWidgets import (
 
 from desktop.engine.chats.store import ChatStore
 from desktop.engine.inference import protocol as P
-from desktop.engine.library import registry
 from desktop.engine.profiles import Profile, ProfileStore
-from desktop.ui.chat.message_model import ChatModel
 from desktop.ui.chat.page import ChatPage
-from desktop.ui.chat.session import ChatSession
-from desktop.ui.chat.stream import no_vision_reason
 from desktop.ui.chat.sidebar import Sidebar
-from desktop.ui.engine_adapter import EngineAdapter
+from desktop.ui.chat.stream import no_vision_reason
 from desktop.ui.errors import ErrorPresenter
 from desktop.ui.server.controller import ServerController
 from desktop.ui.server.page import ServerBadge, ServerPage
@@ -43,23 +39,24 @@ from desktop.ui.shell import help_actions as window_help
 from desktop.ui.shell.model_menu import ModelMenu
 from desktop.ui.shell.model_views import ModelViews, Page
 from desktop.ui.shell.status_bar import StatusBar
+from desktop.ui.state import AppState, CurrentModel
 from desktop.ui.theme import theme
 from desktop.ui.widgets.screens import fit_to_screen
 
 
 class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
-    def __init__(self, store: ProfileStore | None = None, chats: ChatStore | None = None) -> None:
+    def __init__(self, store: ProfileStore | None = None, chats: ChatStore | None = None,
+                 state: AppState | None = None) -> None:
         super().__init__()
         if theme.applied is None:
             theme.apply()
         self.setWindowTitle("Desktop Chat")
-        self.store = store or ProfileStore()
-        self.chats = chats or ChatStore()
-        self.chats.mark_interrupted()  # answers a crash left "streaming" are shown as interrupted
-        self.model = ChatModel(self)
-        self.adapter = EngineAdapter(self)
-        self.session = ChatSession(self.adapter, self.chats, self.model, self)
-        self.loaded: P.Loaded | None = None
+        # The app's state (ui/state.py) owns the model, the installed models, the downloads and the open chat;
+        # the window and its pages subscribe to it. Short names for its parts:
+        self.state = state or AppState(store, chats, self)
+        st = self.state
+        self.store, self.chats, self.adapter, self.session = st.store, st.chats, st.adapter, st.session
+        self.model = st.messages  # the open chat's messages (a Qt item model)
         self._crashed = False
 
         # ---- the rail, the pages, the chat page with its sidebar and settings panel
@@ -117,8 +114,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.setup_tools()
         menu = QMenu("&Model", self)
         self.menuBar().insertMenu(self.actions.menus["&Help"].menuAction(), menu)
-        self.model_menu = ModelMenu(self, menu, self.adapter, self.store, self.errors,
-                                self.banner, self.status.showMessage)
+        self.model_menu = ModelMenu(self, menu, st, self.errors, self.banner, self.status.showMessage)
         self.model_menu.reload_requested.connect(self.reload_model)
         self.model_menu.settings_saved.connect(self.on_settings_saved)
         self.profile_model = self.model_menu.profile_model
@@ -127,10 +123,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
             self.actions.adopt(act)
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
         # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
-        self.views = ModelViews(self.model_menu, self.chat_page, self.adapter, add_page=self.add_page,
+        self.views = ModelViews(st, self.model_menu, self.chat_page, add_page=self.add_page,
                                 show_page=self.show_page, focus_input=self.focus_input, notify=self.status.showMessage)
-        self.views.names_changed.connect(self.status.set_model)
-        self.views.names_changed.connect(lambda name, _quant: setattr(self.session, "model_name", name))
         self.picker, self.welcome = self.views.picker, self.views.welcome
         # The local server (ui/server): its page, its line in the status bar, and its notices before a chat send.
         self.server = ServerController(self.adapter, lambda exc, modal: self.errors.present(exc, modal=modal), self)
@@ -214,7 +208,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
     # ------------------------------------------------------------------ wiring
 
     def _connect(self) -> None:
-        s, a, cp = self.session, self.adapter, self.chat_page
+        s, st, cp = self.session, self.state, self.chat_page
         s.chat_changed.connect(self._on_chat_changed)
         s.chats_changed.connect(self.sidebar.refresh)
         s.busy_changed.connect(self._on_busy)
@@ -224,12 +218,11 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.model.modelReset.connect(self._update_empty)
         self.profile_model.scanned.connect(self._update_empty)  # the download links follow what is installed
         self.model.rowsInserted.connect(self._update_empty)
-        a.load_started.connect(self._on_load_started)
-        a.restarting.connect(lambda p: self.status.load_started(f"{p.name} (restarting the engine)"))
-        a.load_progress.connect(self.status.load_progress)
-        a.model_loaded.connect(self._on_loaded)
-        a.load_failed.connect(self._on_load_failed)
-        a.load_cancelled.connect(self._on_load_cancelled)
+        st.model_changed.connect(self._on_model_changed)
+        st.load_progress.connect(self.status.load_progress)
+        st.model_loaded.connect(self._on_loaded)
+        st.load_failed.connect(self._on_load_failed)
+        st.load_cancelled.connect(self._on_load_cancelled)
         self.status.cancel_load_requested.connect(self.cancel_load)
         cp.input.send_pressed.connect(self.send)
         cp.input.escape_pressed.connect(self.escape)
@@ -313,18 +306,20 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         else:
             self.statusBar().showMessage("Settings saved; they apply to the next message.", 5000)
 
-    def _on_load_started(self, profile: Profile) -> None:
-        self.status.load_started(profile.name)
+    @property
+    def loaded(self) -> P.Loaded | None:
+        """The engine's report on the model in it (None: none is)."""
+        return self.state.current.info
+
+    def _on_model_changed(self, current: CurrentModel) -> None:
+        self.status.show_current(current)
+        if current.info is not None:
+            self.chat_page.model_label.setText(current.name)
         self._update_empty()
 
-    def _on_loaded(self, ev: P.Loaded) -> None:
-        self.status.load_ended()
-        self.loaded = self.session.loaded = ev
-        p = self.adapter.loaded_profile
-        name, quant = self.views.describe_loaded(ev)  # the model's one name, and its quant label
-        self.session.model_name = name
-        self.status.model_loaded(name, ev, quant)
-        self.chat_page.model_label.setText(name)
+    def _on_loaded(self, current: CurrentModel) -> None:
+        ev, p = current.info, current.profile
+        assert ev is not None
         self.chat_page.set_vision(ev.vision, no_vision_reason(p), ev.image_max_side)
         if ev.gpu_reason:
             self.statusBar().showMessage(ev.gpu_reason, 10000)
@@ -333,26 +328,16 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
             self.banner.hide()
         self.settings_panel.set_profile(p, ev.n_ctx, ev.n_gpu_layers if p and p.load.gpu_layers != "auto"
                                         else None, reasoning_format=ev.reasoning_format)
+        self.status.clear_chat_numbers()  # the last answer's speed was another model's
         self._show_chat_numbers(ev.n_ctx)
-        if ev.model_path and not registry.is_remote(p):
-            self.session.hash_later(ev.model_path)
         self.model_menu.fill()
-        self._update_empty()
 
     def _on_load_failed(self, error: dict[str, Any]) -> None:
-        self.status.load_ended()
-        self.status.no_model()
         self.errors.present(error, modal=True)
-        self._update_empty()
 
-    def _on_load_cancelled(self, profile: Profile | None) -> None:
-        prev = self.adapter.profile if self.adapter.loading else None  # the previous model, reloading
-        if prev is None:
-            self.status.load_ended()
-            self.status.no_model()
+    def _on_load_cancelled(self, profile: Profile | None, back: Profile | None) -> None:
         self.statusBar().showMessage(f"Stopped loading {profile.name if profile else 'the model'}." +
-                                     (f" Going back to {prev.name}." if prev else ""), 8000)
-        self._update_empty()
+                                     (f" Going back to {back.name}." if back else ""), 8000)
 
     def _update_empty(self, *_: object) -> None:
         """An empty chat shows the welcome view (suggested downloads, import) under a line on the model."""
@@ -394,9 +379,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         st = QSettings()
         st.setValue("window/geometry", self.saveGeometry())
         st.setValue("window/last_chat", self.chat_id or 0)
-        self.session.finish_on_close()
         self.server.close()
-        self.adapter.shutdown()
+        self.state.close()
         super().closeEvent(e)
 
     def set_theme(self, mode: str) -> None:

@@ -1,14 +1,14 @@
 """The Model menu and what it starts: choosing a profile, downloads, importing a GGUF, profile settings. GUI thread.
 
 The menu lists the profiles from the cached :class:`ProfileListModel` (installed first), whose flags are the
-app's one installed-model scan (``library.installed.InstalledModels``, owned here as ``installed``): opening
-it never scans the disk; the scan runs on a worker when something may have changed (start-up, a download or
-an import finished, a rename or removal, settings saved).
+app's one installed-model scan (the app state's ``installed``): opening it never scans the disk; the scan runs
+on a worker when something may have changed (start-up, a download or an import finished, a rename or removal,
+settings saved).
 
-It is given what it uses (the owner widget for its menus and dialogs, the engine adapter, the profile store,
-the error presenter, the banner and a status-line callable) and says what the window should do through
-signals: ``repo_requested`` (the repo page, the one quant picker), ``downloads_requested`` (the Downloads
-page), ``reload_requested`` and ``settings_saved``.
+It is given what it uses (the owner widget for its menus and dialogs; the app state, for the engine adapter,
+the profile store, the installed models and the downloads; the error presenter, the banner and a status-line
+callable) and says what the window should do through signals: ``repo_requested`` (the repo page, the one
+quant picker), ``downloads_requested`` (the Downloads page), ``reload_requested`` and ``settings_saved``.
 """
 from __future__ import annotations
 
@@ -22,16 +22,15 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
 
 from desktop.engine.errors import AppError, FormatUnknownError, ModelNotFoundError
 from desktop.engine.library import registry
-from desktop.engine.profiles import Profile, ProfileStore
+from desktop.engine.profiles import Profile
 from desktop.ui import workers
-from desktop.ui.library.downloads_page import DownloadsController
-from desktop.ui.library.installed import InstalledModels
 from desktop.ui.library.profile_list import (
     InstalledRole,
     ProfileIdRole,
     ProfileListModel,
     ProfileSortProxy,
 )
+from desktop.ui.state import AppState
 from desktop.ui.workers import JobKeeper
 
 
@@ -41,14 +40,14 @@ class ModelMenu(QObject):
     reload_requested = Signal(object)  # the Profile to load again with the window's load settings
     settings_saved = Signal(str, bool)  # profile id, needs a reload
 
-    def __init__(self, owner: QWidget, menu: QMenu, adapter: Any, store: ProfileStore, errors: Any, banner: Any,
+    def __init__(self, owner: QWidget, menu: QMenu, state: AppState, errors: Any, banner: Any,
                  notify: Callable[..., None]) -> None:
         super().__init__(owner)
-        self.owner, self.adapter, self.store, self.errors, self.banner = owner, adapter, store, errors, banner
+        self.owner, self.errors, self.banner = owner, errors, banner
+        self.state, self.adapter, self.store = state, state.adapter, state.store
+        self.installed, self.downloads = state.installed, state.downloads
         self.notify = notify  # notify(text, msecs=0): the status line
-        self.installed = InstalledModels(store, parent=self)
-        self.downloads = DownloadsController.instance()
-        self.profile_model = ProfileListModel(store, self, source=self.installed)
+        self.profile_model = ProfileListModel(self.store, self, source=self.installed)
         self.proxy = ProfileSortProxy(self)
         self.proxy.setSourceModel(self.profile_model)
         self.menu: QMenu = menu
@@ -73,7 +72,7 @@ class ModelMenu(QObject):
         self.profile_model.scanned.connect(self.fill)
         self.downloads.model_installed.connect(self._on_model_installed)
         self.installed.changed.connect(self._offer_ready)
-        adapter.model_loaded.connect(self._on_loaded)
+        state.model_loaded.connect(self._on_loaded)
         self.fill()
 
     def fill(self) -> None:

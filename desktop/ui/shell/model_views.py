@@ -1,9 +1,10 @@
 """The model views in the main window: the picker on top of the chat, the Hub (with the repo page), Models and
 Downloads pages, the welcome screen of an empty chat. GUI thread only.
 
-They share the Model menu's parts (``ModelMenu``): its one installed-model scan (``installed``), the one
-DownloadManager (``downloads``), choosing a profile (which opens the repo page when the model is not
-downloaded) and importing a GGUF. The window hands in what places them: ``add_page`` (a rail page) and
+They read the app state (ui/state.py): its one installed-model scan (``installed``), its one download queue
+(``downloads``) and the current model (``model_changed``: the picker's choice and the welcome headline follow
+it, names and all). They use the Model menu's flows: choosing a profile (which opens the repo page when the
+model is not downloaded) and importing a GGUF. The window hands in what places them: ``add_page`` (a rail page) and
 ``show_page``, the chat page (for the picker and the welcome screen), the engine adapter, ``focus_input``
 and the status line (``notify``). Nothing here reaches into the window.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 import html
 from typing import Any, Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QFrame, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
 
 from desktop.engine.errors import AppError
-from desktop.engine.hub.queue import ACTIVE_STATES, Job
+from desktop.engine.hub.queue import Job
 from desktop.ui.chat.welcome import WelcomeView
 from desktop.ui.library.downloads_page import DownloadsPanel
 from desktop.ui.library.hub_page import HubView
@@ -24,6 +25,7 @@ from desktop.ui.library.models_page import LibraryView
 from desktop.ui.library.picker import ModelPicker
 from desktop.ui.library.repo_page import RepoPage
 from desktop.ui.shell.model_menu import ModelMenu
+from desktop.ui.state import AppState, CurrentModel
 
 
 class Page(QScrollArea):
@@ -51,17 +53,14 @@ class Page(QScrollArea):
 
 
 class ModelViews(QObject):
-    names_changed = Signal(str, str)  # the loaded model's one name and quant label, when a scan or rename changes them
-
-    def __init__(self, menu: ModelMenu, chat_page: Any, adapter: Any, *, add_page: Callable[..., Any],
+    def __init__(self, state: AppState, menu: ModelMenu, chat_page: Any, *, add_page: Callable[..., Any],
                  show_page: Callable[[str], None], focus_input: Callable[[], None],
                  notify: Callable[..., None]) -> None:
         super().__init__(menu)
-        self.menu, self.chat_page, self.adapter = menu, chat_page, adapter
+        self.state, self.menu, self.chat_page = state, menu, chat_page
         self.show_page, self.notify = show_page, notify
-        self._loaded_ev: Any = None  # the last P.Loaded: the file's path and its own quant type
-        self.installed, self.downloads = menu.installed, menu.downloads
-        store = menu.store
+        self.installed, self.downloads = state.installed, state.downloads
+        store = state.store
         # ---- the picker replaces the plain model label at the top of the chat
         self.picker = ModelPicker(source=self.installed)
         chat_page.set_model_picker(self.picker)
@@ -111,14 +110,11 @@ class ModelViews(QObject):
         self._connect(focus_input)  # the Model menu's profile list started the first scan
 
     def _connect(self, focus_input: Callable[[], None]) -> None:
-        m, a = self.menu, self.adapter
+        m, st = self.menu, self.state
         self.picker.profile_chosen.connect(m.choose_profile)
         self.picker.download_requested.connect(self.open_repo)
-        a.load_started.connect(self._on_load_started)
-        a.load_progress.connect(self.picker.set_loading)
-        a.model_loaded.connect(self._on_loaded)
-        a.load_failed.connect(self._on_load_ended)
-        a.load_cancelled.connect(self._on_load_ended)
+        st.model_changed.connect(self._on_model_changed)
+        st.load_progress.connect(self.picker.set_loading)
         m.repo_requested.connect(self.open_repo)
         m.downloads_requested.connect(lambda: self.show_page("downloads"))
 
@@ -134,9 +130,9 @@ class ModelViews(QObject):
         self.welcome.import_requested.connect(m.import_gguf)
         self.welcome.download_requested.connect(self.download)
         self.welcome.repo_requested.connect(self.open_repo)
-        # A rename, a removal, a download or an import changes names and what is installed: every view follows
-        # the one scan; the loaded model's name and quant are told to the window once it is in.
-        self.installed.changed.connect(self._announce_names)
+        # A rename, a removal, a download or an import changes what is installed: every view follows the one
+        # scan (the current model's new name comes through the state's model_changed).
+        self.installed.changed.connect(self.update_welcome)
         self.installed.changed.connect(self.downloads_panel.sync)
         self.downloads.event_received.connect(self._on_download_event)
 
@@ -162,17 +158,10 @@ class ModelViews(QObject):
         self.show_page("hub")
 
     def download(self, spec: str, quant: str) -> Job | None:
-        """Queue ``quant`` of ``spec`` (a profile id or a repo) with the app's one download manager. A failed,
-        paused or cancelled job of the same quant is resumed rather than queued twice; a running one is left
-        alone. Opens nothing: the repo page, the welcome card and the Downloads page show its progress."""
-        store, ctrl = self.menu.store, self.downloads
-        key = {"profile_id": spec} if spec in store.ids() else {"repo": spec}
-        job = ctrl.latest(**key, quant=quant or None) if quant else None
+        """Queue ``quant`` of ``spec`` (a profile id or a repo) with the app's one download queue (a job of the
+        same quant is resumed, not queued twice). Opens nothing: the repo page, the welcome card and the Downloads page show its progress."""
         try:
-            if job is not None and job.state in {"failed", "paused", "cancelled"}:
-                ctrl.manager.resume(job.id)
-            elif job is None or job.state not in ACTIVE_STATES:
-                job = ctrl.manager.submit(spec, quant=quant or None)
+            job = self.downloads.queue(spec, quant)
         except AppError as exc:
             self.menu.errors.present(exc)
             return None
@@ -197,48 +186,24 @@ class ModelViews(QObject):
 
     # ---------------------------------------------------------------- the loaded model
 
-    def _on_load_started(self, profile) -> None:  # noqa: ANN001 - Profile
-        self.picker.set_current(profile.id)
-        self.picker.set_loading(0.0)
-        self.update_welcome()
-
-    def _on_loaded(self, ev: Any) -> None:
-        self._loaded_ev = ev
-        self._on_load_ended()
-
-    def _on_load_ended(self, *_: object) -> None:
-        self.picker.set_loading(None)
-        p = self.adapter.loaded_profile
-        self.picker.set_current(p.id if p else None, self.describe_loaded()[1] if p else None)
-        self.update_welcome()
-
-    def describe_loaded(self, ev: Any = None) -> tuple[str, str | None]:
-        """(name, quant label) of the loaded model: its one name, and the file's own type with the repo's name
-        beside it when they differ."""
-        a = self.adapter
-        p = a.loaded_profile
-        loaded = ev if ev is not None else self._loaded_ev
-        path = getattr(loaded, "model_path", None)
-        ftype = getattr(loaded, "quant", None)
-        fallback = p.name if p else (path or "")
-        return self.installed.describe(p.id if p else None, path, ftype, fallback)
-
-    def _announce_names(self) -> None:
-        p = self.adapter.loaded_profile
-        if p is not None and not self.adapter.loading:
-            name, quant = self.describe_loaded()
-            self.picker.set_current(p.id, quant)
-            self.names_changed.emit(name, quant or "")
+    def _on_model_changed(self, current: CurrentModel) -> None:
+        """The picker shows the model loading (its button says so) or the one loaded, with its quant label."""
+        if current.loading is not None:
+            if self.picker.loading is None:
+                self.picker.set_loading(0.0)
+            self.picker.set_current(current.loading.id)
+        else:
+            self.picker.set_loading(None)
+            p = current.profile
+            self.picker.set_current(p.id if p else None, current.quant if p else None)
         self.update_welcome()
 
     def update_welcome(self) -> None:
         """The line over the welcome view, and its headline: which model answers (the suggestions are the
         view's). "Ready" only for the loaded model, and not while a load runs."""
-        a = self.adapter
-        loading = a.profile if a.loading and a.profile is not None else None
-        loaded = a.loaded_profile if not loading else None
-        loading_name = self.installed.name_of(loading.id, loading.name) if loading else None
-        loaded_name = self.describe_loaded()[0] if loaded else None
+        c = self.state.current
+        loading_name = c.loading_name if c.loading is not None else None
+        loaded_name = c.name if c.profile is not None and c.loading is None else None
         if loading_name:
             who = f"<b>{html.escape(loading_name)}</b> is loading; you can type meanwhile."
         elif loaded_name:

@@ -1,4 +1,4 @@
-"""The status bar: the loaded model, backend and GPU layers, speed, context use, and load progress. GUI thread.
+"""The status bar: the current model (from the app state), backend and GPU layers, speed, context use, and load progress. GUI thread.
 
 Fields hide while they have nothing true to say: after a restart the context use is unknown until the next
 answer (no "0/512" next to messages dimmed by an earlier answer), and deleting a chat clears its numbers.
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.inference import protocol as P
+from desktop.ui.state import CurrentModel
 from desktop.ui.widgets.elided import ElidedLabel
 
 
@@ -66,6 +67,7 @@ class StatusBar(QStatusBar):
             label.setContentsMargins(4, 0, 4, 0)
             self.addPermanentWidget(label)
         self._t0 = 0.0
+        self._load_key: tuple[str, bool] | None = None  # the load the bar shows
         self._name = ""
         self._fraction: float | None = None
         self._timer = QTimer(self, interval=500)
@@ -104,21 +106,29 @@ class StatusBar(QStatusBar):
 
     # ---------------------------------------------------------------- model and answers
 
-    def model_loaded(self, name: str, ev: P.Loaded, quant: str | None = None) -> None:
-        """``quant``: the label to show (the file's type with the repo's name beside it); else ``ev.quant``."""
-        self.set_model(name, quant or ev.quant)
-        self.model.setToolTip(f"{ev.model_path}\nllama.cpp {ev.llama_cpp_version}\n" + "\n".join(ev.notes))
-        layers = (f"{ev.n_gpu_layers}/{ev.gpu_layers_total} GPU layers" if ev.gpu_layers_total
-                  else f"{ev.n_gpu_layers} GPU layers")
-        self.backend.setText(f"{ev.backend} · {layers}" if ev.backend not in ("CPU", "remote") else ev.backend)
-        # The engine's one-line reason for its GPU-layer choice (free VRAM, model size, context).
-        self.backend.setToolTip(ev.gpu_reason or ev.description)
-        self.speed.setText("")
-        self.ctx.setText("")  # unknown until an answer in this chat says how much it used
-
-    def set_model(self, name: str, quant: str | None = None) -> None:
-        """The loaded model's name and quant label (again, after a rename)."""
-        self.model.setText(f"{name} · {quant}" if quant else name)
+    def show_current(self, current: CurrentModel) -> None:
+        """The app state's current model (ui/state.py): its name, quant label and backend, and the load bar
+        while one loads (started once per load, so its clock runs from the load's start)."""
+        key = (current.loading.id, current.restarting) if current.loading is not None else None
+        if key != self._load_key:
+            self._load_key = key
+            if key is None:
+                self.load_ended()
+            else:
+                self.load_started(current.loading_name + (" (restarting the engine)" if current.restarting else ""))
+        ev = current.info
+        if current.stopped:
+            self.no_model("Engine stopped; it restarts with the next message")
+        elif ev is None:
+            self.no_model()
+        else:
+            self.model.setText(f"{current.name} · {current.quant}" if current.quant else current.name)
+            self.model.setToolTip(f"{ev.model_path}\nllama.cpp {ev.llama_cpp_version}\n" + "\n".join(ev.notes))
+            layers = (f"{ev.n_gpu_layers}/{ev.gpu_layers_total} GPU layers" if ev.gpu_layers_total
+                      else f"{ev.n_gpu_layers} GPU layers")
+            self.backend.setText(f"{ev.backend} · {layers}" if ev.backend not in ("CPU", "remote") else ev.backend)
+            # The engine's one-line reason for its GPU-layer choice (free VRAM, model size, context).
+            self.backend.setToolTip(ev.gpu_reason or ev.description)
 
     def no_model(self, text: str = "No model loaded") -> None:
         self.model.setText(text)
