@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
 
 from desktop.engine.chats.store import ChatStore
+from desktop.ui.shell.actions import TABLE
 from tests.ui.conftest import LONG_PROMPT
 
 
@@ -68,8 +69,18 @@ def test_menus_list_the_shortcuts(qtbot) -> None:
     for text, key in (("Regenerate answer", "Ctrl+R"), ("Copy last answer", "Ctrl+Shift+C"), ("Rename…", "F2"),
                       ("Delete…", "Del"), ("Stop answer", "Esc"), ("Chat settings panel", "Ctrl+,"),
                       ("Find in chats", "Ctrl+F"), ("Scroll up", "PgUp"), ("To the top", "Ctrl+Home"),
-                      ("Chats", "Ctrl+1")):
+                      ("Chats", "Ctrl+1"), ("Reload model", "Ctrl+Shift+L"), ("Import GGUF from disk…", "Ctrl+I"),
+                      ("Downloads…", "Ctrl+J")):
         assert listed.get(text) == QKeySequence(key).toString(), (text, listed.get(text))
+    # Every shortcut in any menu is in the one table, so the F1 list names it; the Model menu's rows are the
+    # table's, after its profiles (the menu is filled again each time it opens).
+    in_menus = {a.text().replace("&", ""): a.shortcut().toString() for m in w.menuBar().findChildren(QMenu)
+                for a in m.actions() if not a.shortcut().isEmpty()}
+    assert in_menus and all(listed.get(t) == k for t, k in in_menus.items()), in_menus
+    menu = w.model_menu.menu
+    menu.aboutToShow.emit()
+    rows = [a.text() for a in menu.actions() if not a.isSeparator()][-4:]
+    assert rows == [s.text for s in TABLE if s.menu == "&Model"]
 
 
 def test_up_in_an_empty_box_edits_the_last_message_and_copy_last_answer(qtbot) -> None:

@@ -20,7 +20,7 @@ from desktop.ui.theme import MODES, theme
 @dataclass(frozen=True)
 class Spec:
     key: str
-    menu: str  # "Chat", "View", "Help", "" for keys handled by a widget itself (listed in F1 only)
+    menu: str  # "&Chat", "&View", "&Model", "&Help"; "" for keys a widget handles itself (listed in F1 only)
     text: str
     shortcut: str | None = None
     checkable: bool = False
@@ -48,14 +48,18 @@ TABLE: tuple[Spec, ...] = (
     Spec("scroll_down", "&View", "Scroll &down", "PgDown"),
     Spec("scroll_top", "&View", "To the &top", "Ctrl+Home"),
     Spec("scroll_end", "&View", "To the &end", "Ctrl+End"),
+    Spec("reload_model", "&Model", "&Reload model", "Ctrl+Shift+L"),
+    Spec("profile_settings", "&Model", "Profile &settings…"),
+    Spec("import_gguf", "&Model", "&Import GGUF from disk…", "Ctrl+I"),
+    Spec("downloads", "&Model", "&Downloads…", "Ctrl+J"),
     Spec("show_log", "&Help", "Show &log"),
     Spec("shortcuts", "&Help", "&Keyboard shortcuts", "F1"),
     Spec("about", "&Help", "&About Desktop Chat"),
     Spec("send", "", "Send / new line", "Enter / Shift+Enter"),
     Spec("edit_last_key", "", "Edit the last message (empty box)", "Up"),
 )
-# Menus in the menu bar, in order; other parts (the Model menu) insert theirs before Help.
-MENUS = ("&Chat", "&View", "&Help")
+# Menus in the menu bar, in order. The Model menu lists the profiles above its rows (shell/model_menu.py).
+MENUS = ("&Chat", "&View", "&Model", "&Help")
 
 
 class Actions(QObject):
@@ -106,11 +110,6 @@ class Actions(QObject):
         if shortcut:
             self._extra.append((text.replace("&", ""), a.shortcut().toString()))
         return a
-
-    def adopt(self, action: QAction) -> None:
-        """A QAction built elsewhere (the Model menu's): its shortcut joins the F1 list."""
-        if not action.shortcut().isEmpty():
-            self._extra.append((action.text().replace("&", ""), action.shortcut().toString()))
 
     def shortcuts(self) -> list[tuple[str, str]]:
         """(action, shortcut) for every row with a shortcut, the table first, then the added ones."""

@@ -1,8 +1,9 @@
 """The main window: a navigation rail, a stack of pages (Chats first), menus, status bar. GUI thread only.
 
-The window only wires parts that each do one job: the chat session (session.py: the open chat, the answer
-being written, saving), the sidebar (chat list and search), the chat page (views/chat.py: picker slot,
-conversation, composer), the settings side panel, the status bar and the Model menu (model_menu.py).
+The window only wires parts that each do one job. What it shows comes from the app state (ui/state.py: the
+current model, the installed models, the downloads, the chat session), which it subscribes to. The parts: the
+sidebar (chat list and search), the chat page (chat/page.py: picker slot, conversation, composer), the settings
+side panel, the status bar, the menus from one action table (actions.py) and the Model menu (model_menu.py).
 Pages are added with :meth:`MainWindow.add_page`, the model picker with :meth:`MainWindow.set_model_picker`.
 """
 from __future__ import annotations
@@ -15,7 +16,6 @@ from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QMainWindow,
-    QMenu,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -112,15 +112,12 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
              "rename", "delete", "quit", "settings", "sidebar", "show_log", "about"))
         self.theme_actions, self.go_menu = self.actions.theme_actions, self.actions.go_menu
         self.setup_tools()
-        menu = QMenu("&Model", self)
-        self.menuBar().insertMenu(self.actions.menus["&Help"].menuAction(), menu)
-        self.model_menu = ModelMenu(self, menu, st, self.errors, self.banner, self.status.showMessage)
+        self.model_menu = ModelMenu(self, self.actions.menus["&Model"], a, st, self.errors, self.banner,
+                                    self.status.showMessage)
         self.model_menu.reload_requested.connect(self.reload_model)
         self.model_menu.settings_saved.connect(self.on_settings_saved)
         self.profile_model = self.model_menu.profile_model
-        self.import_action, self.downloads_action = self.model_menu.import_action, self.model_menu.downloads_action
-        for act in (self.model_menu.reload_action, self.import_action, self.downloads_action):
-            self.actions.adopt(act)
+        self.import_action, self.downloads_action = a["import_gguf"], a["downloads"]
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
         # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
         self.views = ModelViews(st, self.model_menu, self.chat_page, add_page=self.add_page,
@@ -202,6 +199,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
             "settings": self.toggle_settings_panel, "sidebar": self.toggle_sidebar, "theme": self.set_theme,
             "scroll_up": scroll(Qt.Key.Key_PageUp), "scroll_down": scroll(Qt.Key.Key_PageDown),
             "scroll_top": scroll(Qt.Key.Key_Home), "scroll_end": scroll(Qt.Key.Key_End),
+            "reload_model": lambda: self.model_menu.reload(), "profile_settings": lambda: self.open_settings(),
+            "import_gguf": lambda: self.import_gguf(), "downloads": lambda: self.show_page("downloads"),
             "show_log": self.show_log, "shortcuts": self.show_shortcuts, "about": self.show_about,
         }
 

@@ -5,9 +5,9 @@ app's one installed-model scan (the app state's ``installed``): opening it never
 on a worker when something may have changed (start-up, a download or an import finished, a rename or removal,
 settings saved).
 
-It is given what it uses (the owner widget for its menus and dialogs; the app state, for the engine adapter,
-the profile store, the installed models and the downloads; the error presenter, the banner and a status-line
-callable) and says what the window should do through signals: ``repo_requested`` (the repo page, the one
+It is given what it uses (the owner widget for its dialogs, its menu and that menu's rows from the action
+table; the app state, for the engine adapter, the profile store, the installed models and the downloads; the
+error presenter, the banner and a status-line callable) and says what the window should do through signals: ``repo_requested`` (the repo page, the one
 quant picker), ``downloads_requested`` (the Downloads page), ``reload_requested`` and ``settings_saved``.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QWidget
 
 from desktop.engine.errors import AppError, FormatUnknownError, ModelNotFoundError
@@ -40,8 +40,8 @@ class ModelMenu(QObject):
     reload_requested = Signal(object)  # the Profile to load again with the window's load settings
     settings_saved = Signal(str, bool)  # profile id, needs a reload
 
-    def __init__(self, owner: QWidget, menu: QMenu, state: AppState, errors: Any, banner: Any,
-                 notify: Callable[..., None]) -> None:
+    def __init__(self, owner: QWidget, menu: QMenu, actions: dict[str, QAction], state: AppState, errors: Any,
+                 banner: Any, notify: Callable[..., None]) -> None:
         super().__init__(owner)
         self.owner, self.errors, self.banner = owner, errors, banner
         self.state, self.adapter, self.store = state, state.adapter, state.store
@@ -54,18 +54,9 @@ class ModelMenu(QObject):
         self.menu.aboutToShow.connect(self.fill)
         self.group = QActionGroup(self)
         self.profile_actions: dict[str, QAction] = {}
-        self.settings_action = QAction("Profile &settings…", self)
-        self.settings_action.triggered.connect(lambda _=False: self.open_settings())
-        self.import_action = QAction("&Import GGUF from disk…", self)
-        self.import_action.setShortcut(QKeySequence("Ctrl+I"))
-        self.import_action.triggered.connect(lambda _=False: self.import_gguf())
-        self.downloads_action = QAction("&Downloads…", self)
-        self.downloads_action.setShortcut(QKeySequence("Ctrl+J"))
-        self.downloads_action.triggered.connect(lambda _=False: self.downloads_requested.emit())
-        self.reload_action = QAction("&Reload model", self)
-        self.reload_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
-        self.reload_action.triggered.connect(lambda _=False: self.reload())
-        owner.addActions([self.import_action, self.downloads_action, self.reload_action])  # before any opening
+        # The menu's own rows come from the window's action table (shell/actions.py), after the profiles.
+        self.reload_action, self.settings_action = actions["reload_model"], actions["profile_settings"]
+        self.import_action, self.downloads_action = actions["import_gguf"], actions["downloads"]
         self._jobs = JobKeeper(self)  # each worker job held until its answer
         self._ready: str | None = None  # a downloaded profile whose "ready" banner waits for its name
         self._offered: str | None = None  # the profile a "… Load it" banner offers (hidden once it is loaded)
