@@ -82,3 +82,22 @@ def test_in_a_narrow_column_the_picker_and_the_placeholder_shorten_instead_of_be
     w.resize(1180, 760)
     qtbot.wait(300)
     assert box.placeholderText() == "Message the model…"
+
+
+def test_the_downloads_table_shares_the_page_width_instead_of_scrolling_sideways(qtbot) -> None:
+    """At 2x a 1600 px screen leaves the page about 690 logical pixels: every column shows, none is cut off."""
+    from desktop.ui.library.download_queue import DownloadsController
+    from desktop.ui.library.downloads_page import DownloadsPanel
+
+    ctrl = DownloadsController()
+    panel = DownloadsPanel(ctrl)
+    qtbot.addWidget(panel)
+    panel.resize(690, 480)
+    panel.show()
+    qtbot.wait(50)
+    hh, view = panel.view.horizontalHeader(), panel.view
+    assert hh.length() <= view.viewport().width()
+    fm = hh.fontMetrics()
+    for col, title in enumerate(panel.jobs.HEADERS):  # each header is there in full
+        assert hh.sectionSize(col) >= fm.horizontalAdvance(title), (title, hh.sectionSize(col))
+    ctrl.close()

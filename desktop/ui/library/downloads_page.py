@@ -53,10 +53,16 @@ class DownloadsPanel(QWidget):
         self.view.setWordWrap(False)
         self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         hh = self.view.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        hh.setStretchLastSection(True)
-        for col, w in enumerate((240, 90, 180, 80, 60)):
-            self.view.setColumnWidth(col, w)
+        # The columns share the page's width (no sideways scrolling, at 2x too): the model's name and the details
+        # take what is left after the state, the bar, the speed and the ETA; long text ends in "…".
+        hh.setStretchLastSection(False)
+        hh.setMinimumSectionSize(40)
+        R = QHeaderView.ResizeMode
+        for col, mode in enumerate((R.Stretch, R.ResizeToContents, R.Fixed, R.ResizeToContents,
+                                    R.ResizeToContents, R.Stretch)):
+            hh.setSectionResizeMode(col, mode)
+        self.view.setColumnWidth(2, self.fontMetrics().horizontalAdvance("0") * 16)  # the progress bar
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.empty = QLabel("Nothing downloaded yet. Open a model in the Hub to choose a quant.")
         self.empty.setObjectName("muted")
         self.pause_btn = QPushButton("Pause")
