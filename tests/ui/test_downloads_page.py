@@ -81,10 +81,17 @@ def test_download_shows_progress_on_the_quant_and_in_the_queue_and_lists_the_fix
     qtbot.waitUntil(lambda: panel.job_row(job)["state"] == "done", timeout=60000)
     assert {"downloading", "verifying", "repairing", "done"} <= seen
     assert "end-of-turn token 128009 was not the EOS token" in panel.jobs.index(0, 5).data()
-    # Installed, once the one scan has it: on the card, and the button says so.
+    # Installed, once the one scan has it: on the card; the button now starts a chat with its profile.
     qtbot.waitUntil(lambda: ("Installed", "ok") in badges(repo, "Q8_0"), timeout=15000)
-    assert repo.download_btn.text() == "Installed" and not repo.download_btn.isEnabled()
+    assert repo.download_btn.text() == "Chat with it" and repo.download_btn.isEnabled()
+    pid = ctrl.manager.job(job).result["profile_id"]
+    assert repo.installed_profile("Q8_0") == pid
+    with qtbot.waitSignal(repo.chat_requested, timeout=2000) as sig:
+        qtbot.mouseClick(repo.download_btn, Qt.MouseButton.LeftButton)
+    assert sig.args == [pid] and panel.jobs.rowCount() == 1  # nothing queued again
     assert not any(t in {"Installed"} for t, _ in badges(repo, "Q4_K_M"))
+    select(repo, "Q4_K_M")
+    assert repo.download_btn.text() == "Download"
     qtmodeltester.check(panel.jobs)
     if os.environ.get("DESKTOP_CHAT_SHOTS"):
         panel.grab().save(str(Path(os.environ["DESKTOP_CHAT_SHOTS"]) / "downloads.png"))
@@ -145,8 +152,12 @@ def test_a_failed_download_says_failed_with_the_reason_and_retries_also_after_a_
     assert panel.jobs.index(0, 1).data() == "Failed" and "cannot reach" in panel.jobs.index(0, 5).data()
     assert panel.retry_btn.isVisibleTo(panel) and panel.retry_btn.isEnabled()
     assert card.download_btn.text() == "Retry" and card.state.text().startswith("Failed: cannot reach")
-    # The Downloads page is where Model ▸ Downloads… goes; it opened nothing on its own.
-    assert w.pages.currentWidget() is w.splitter
+    # The card's Download downloads on the repo page (the one place that downloads), its quant selected; the
+    # Downloads page, where Model ▸ Downloads… goes, opened nothing on its own.
+    assert w.pages.currentWidget() is w.views.hub_scroll and w.views.repo.spec == pid
+    repo = w.views.repo
+    qtbot.waitUntil(lambda: repo.error_panel.isVisibleTo(repo), timeout=30000)  # it cannot list the repo either
+    assert "reach" in repo.error_panel.label.text() and repo.error_panel.retry_btn.isVisibleTo(repo)
     w.downloads_action.trigger()
     assert w.pages.currentWidget() is w.views.downloads_scroll
     # Retry runs the same job again (no second job), and it fails the same way.

@@ -4,7 +4,8 @@ The headline says a model "is ready" only when it is the loaded one and no load 
 a load's progress and Cancel are the status bar's, not repeated here. Suggestions are the not-yet-installed
 profiles, small starter models first (``starter: true``), smallest first, then the larger seed models; each
 card has its size and a fit badge for this machine and a Download button
-(``download_requested(profile_id, quant)``), and, once queued, the download's own state from the queue
+(``download_requested(profile_id, quant)``: the window queues the recommended quant and shows it on the repo page,
+the one place that downloads; "Other quants…" opens that page without downloading), and, once queued, the download's own state from the queue
 (Downloading 40 %, or Failed with the reason and Retry). Import from disk is one click away
 (``import_requested``). The data is the app's one scan (``installed.InstalledModels``).
 """

@@ -52,6 +52,7 @@ def _load(spec: str, store: Any) -> tuple[downloads.QuantListing, str | None, in
 
 class RepoPage(QWidget):
     download_requested = Signal(str, str)  # repo, quant
+    chat_requested = Signal(str)  # the profile id of an installed quant: load it and go to the chat
     back_requested = Signal()
     import_requested = Signal()
     listing_finished = Signal()  # a listing arrived or failed
@@ -148,12 +149,21 @@ class RepoPage(QWidget):
             return None
         return self.controller.latest(repo=repo, quant=quant)
 
-    def installed_quants(self) -> set[str]:
+    def _installed(self) -> dict[str, Any]:
+        """This repo's installed files by quant (upper case)."""
         repo = (self._repo() or "").lower()
         if self.source is None or not repo:
-            return set()
-        return {(i.quant or "").upper() for i in self.source.items
+            return {}
+        return {(i.quant or "").upper(): i for i in self.source.items
                 if (i.source_repo or "").lower() == repo and i.status != "missing"}
+
+    def installed_quants(self) -> set[str]:
+        return set(self._installed())
+
+    def installed_profile(self, quant: str | None) -> str | None:
+        """The profile that runs the installed file of ``quant`` (None: not installed, or no profile)."""
+        item = self._installed().get((quant or "").upper()) if quant else None
+        return getattr(item, "profile_id", None) or None
 
     def model_name(self) -> str | None:
         """The one name of this repo's model: its installed file's (which follows a rename), else its profile's."""
@@ -175,8 +185,8 @@ class RepoPage(QWidget):
         installed = self.installed_quants()
         for e in self.quants.entries:
             q = e.quant.upper()
-            job = self.job_of(e.quant)
-            if job is not None and job.state not in {"done", "cancelled"}:
+            job, state = self._pending(e.quant)
+            if job is not None and state is not None:
                 text = "Failed" if job.state == "failed" else job_state_text(job)
                 states[q] = (text, "bad" if job.state == "failed" else "accent")
             elif q in installed:
@@ -277,15 +287,26 @@ class RepoPage(QWidget):
         return self.quants.entries[idx.row()].quant if idx.isValid() and idx.row() < len(self.quants.entries) \
             else None
 
+    def _pending(self, quant: str | None) -> tuple[downloads.Job | None, str | None]:
+        """``quant``'s newest job and its state while it still matters (not done or cancelled)."""
+        job = self.job_of(quant)
+        return job, (job.state if job is not None and job.state not in {"done", "cancelled"} else None)
+
+    def _chat_profile(self, quant: str | None) -> str | None:
+        """The profile to chat with when ``quant`` is installed and no download of it is pending."""
+        return self.installed_profile(quant) if quant and self._pending(quant)[1] is None else None
+
     def _update(self) -> None:
         q = self.selected_quant()
         e = self.quants.entries[self.quants.row_of(q)] if q else None
-        job = self.job_of(q)
-        state = job.state if job is not None and job.state not in {"done", "cancelled"} else None
+        job, state = self._pending(q)
         installed = bool(q) and q.upper() in self.installed_quants() and state is None
-        text = {"failed": "Retry", "paused": "Resume"}.get(state or "", "Installed" if installed else "Download")
+        chat = self._chat_profile(q) is not None  # installed: the button starts a chat with it
+        text = {"failed": "Retry", "paused": "Resume"}.get(
+            state or "", ("Chat with it" if chat else "Installed") if installed else "Download")
         self.download_btn.setText(text if state not in downloads.ACTIVE_STATES else "Downloading…")
-        self.download_btn.setEnabled(q is not None and self.listing is not None and not installed
+        self.download_btn.setIcon(icon("mdi6.message-text-outline" if chat else "mdi6.download", color="white"))
+        self.download_btn.setEnabled(q is not None and self.listing is not None and (chat or not installed)
                                      and state not in downloads.ACTIVE_STATES)
         line = f"{q} · {human_size(e.size)} · {e.fit['verdict']}" if e and e.fit else ""
         if job is not None and state is not None:
@@ -293,6 +314,12 @@ class RepoPage(QWidget):
         self.pick_label.setText(line)
 
     def download_selected(self) -> None:
+        """The button's action on the selected quant: download it, or chat with it once it is installed."""
         q = self.selected_quant()
-        if q and self.listing and self.download_btn.isEnabled():
+        if not (q and self.listing and self.download_btn.isEnabled()):
+            return
+        pid = self._chat_profile(q)
+        if pid is not None:
+            self.chat_requested.emit(pid)
+        else:
             self.download_requested.emit(self.listing.repo, q)

@@ -123,12 +123,15 @@ class ModelViews(QObject):
         self.repo.back_requested.connect(lambda: self.hub_page.setCurrentWidget(self.hub))
         self.repo.import_requested.connect(m.import_gguf)
         self.repo.download_requested.connect(self.download)
+        self.repo.chat_requested.connect(self.load_from_library)
         self.library.load_requested.connect(self.load_from_library)
         self.library.import_requested.connect(m.import_gguf)
         self.library.action_finished.connect(lambda _what: m.store.reload())
         self.welcome.start_chat.connect(focus_input)
         self.welcome.import_requested.connect(m.import_gguf)
-        self.welcome.download_requested.connect(self.download)
+        # One click downloads a suggestion's recommended quant, on its repo page (the one place that downloads):
+        # its progress, size and fit, and the other quants, are in view there.
+        self.welcome.download_requested.connect(self.download_on_repo_page)
         self.welcome.repo_requested.connect(self.open_repo)
         # A rename, a removal, a download or an import changes what is installed: every view follows the one
         # scan (the current model's new name comes through the state's model_changed).
@@ -156,6 +159,10 @@ class ModelViews(QObject):
         self.repo.open_repo(spec, quant or None)
         self.hub_page.setCurrentWidget(self.repo)
         self.show_page("hub")
+
+    def download_on_repo_page(self, spec: str, quant: str) -> Job | None:
+        self.open_repo(spec, quant)
+        return self.download(spec, quant)
 
     def download(self, spec: str, quant: str) -> Job | None:
         """Queue ``quant`` of ``spec`` (a profile id or a repo) with the app's one download queue (a job of the
