@@ -129,7 +129,7 @@ def test_lan_mode_demands_a_key_and_shows_the_addresses(qtbot, new_window) -> No
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=lan[0], api_key="wrong", max_retries=0).models.list()
     page.copy_key.click()
-    assert w._clipboard().text() == key
+    assert w._clipboard().text() == key and w.statusBar().currentMessage() == "Copied the API key."
 
 
 def test_a_port_in_use_is_one_sentence(qtbot, new_window) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -61,6 +61,8 @@ def _panel(title: str) -> tuple[QFrame, QVBoxLayout]:
 
 
 class ServerPage(QWidget):
+    copied = Signal(str)  # what was copied to the clipboard ("API key", an address's name), for the status line
+
     def __init__(self, controller: ServerController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         apply_style(self)
@@ -376,9 +378,7 @@ class ServerPage(QWidget):
 
     def _copy(self, text: str, what: str) -> None:
         QGuiApplication.clipboard().setText(text)
-        win = self.window()
-        if hasattr(win, "statusBar"):
-            win.statusBar().showMessage(f"Copied the {what or 'address'}.", 3000)
+        self.copied.emit(what or "address")
 
 
 class ServerBadge(QLabel):

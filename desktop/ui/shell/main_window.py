@@ -126,6 +126,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         # The local server (ui/server): its page, its line in the status bar, and its notices before a chat send.
         self.server = ServerController(self.adapter, lambda exc, modal: self.errors.present(exc, modal=modal), self)
         self.server_page = ServerPage(self.server)
+        self.server_page.copied.connect(lambda what: self.status.showMessage(f"Copied the {what}.", 3000))
         self.add_page("server", "mdi6.server-network", Page(self.server_page, lambda: self.server_page.switch),
                       "Server")
         self.server_badge = ServerBadge(self.server)
@@ -417,11 +418,10 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.sidebar_action.setChecked(self.sidebar.isVisible())
 
     def _show_profile_problems(self) -> None:
-        problems = list(getattr(self.store, "problems", []) or [])
+        problems = list(self.store.problems)
         if not problems:
             return
-        lines = [f"{Path(str(getattr(p, 'path', ''))).name}: {getattr(p, 'key', '') or '(file)'} — "
-                 f"{getattr(p, 'message', '')}" for p in problems]
+        lines = [f"{Path(str(p.path)).name}: {p.key or '(file)'} — {p.message}" for p in problems]
         self.chat_page.problems.show_message(
             f"{len(problems)} profile file{'s' if len(problems) > 1 else ''} could not be used and "
             f"{'were' if len(problems) > 1 else 'was'} skipped: {lines[0]}", "\n".join(lines))
