@@ -101,3 +101,28 @@ def test_the_downloads_table_shares_the_page_width_instead_of_scrolling_sideways
     for col, title in enumerate(panel.jobs.HEADERS):  # each header is there in full
         assert hh.sectionSize(col) >= fm.horizontalAdvance(title), (title, hh.sectionSize(col))
     ctrl.close()
+
+
+def test_a_suggestion_that_grows_while_the_chat_is_hidden_is_not_squeezed(qtbot) -> None:
+    """A card that gained its "Failed: …" line while another page was shown squeezed its Retry button to a sliver:
+    the page's height came from the model line's wrapped height at the whole row's width, not at its own."""
+    from types import SimpleNamespace
+
+    w = _window(qtbot)
+    w.new_chat()
+    qtbot.waitUntil(lambda: bool(w.welcome.cards), timeout=15000)
+    w.chat_page.empty.setMaximumWidth(300)  # held back by its maximum, as in a wide window (a small screen here)
+    w.chat_page.empty.setText("<p>Start a conversation</p><p>" + "A model with a long name is loading. " * 8 + "</p>")
+    w.show_page("hub")
+    card = w.welcome.cards[0]
+    job = SimpleNamespace(state="failed", message="cannot reach https://huggingface.co (ConnectError); check the "
+                          "network and try again", error=None, done=0, total=None, speed=0.0, eta_s=None)
+    card.set_job(job)  # type: ignore[arg-type]
+    w.show_page("chats")
+    qtbot.wait(200)
+    for widget in (card, card.download_btn):
+        assert widget.height() >= widget.minimumSizeHint().height(), (widget, widget.height())
+    # The page asks its scroll area for room for the model line at the width the line really has.
+    page, line, welcome = w.chat_page.empty_page.widget(), w.chat_page.empty, w.welcome
+    need = 12 + line.heightForWidth(line.width()) + welcome.heightForWidth(welcome.width())
+    assert line.width() < page.width() and page.heightForWidth(page.width()) >= need

@@ -147,19 +147,36 @@ class ChatPage(QWidget):
 
         # ---- the conversation or the welcome text
         self.view = ChatView(model)
+        # The page of an empty chat: a line on the model over the welcome view (set_welcome), scrolled as one.
         self.empty = QLabel()
         self.empty.setObjectName("EmptyText")
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.empty.setWordWrap(True)
         self.empty.setTextFormat(Qt.TextFormat.RichText)
         self.empty.setOpenExternalLinks(False)
+        self.empty.setContentsMargins(28, 0, 28, 0)
+        self.empty.setMaximumWidth(560 + 56)  # a readable line
+        welcome_page = QWidget()
+        welcome_page.setObjectName("WelcomePage")
+        self._welcome_lay = QVBoxLayout(welcome_page)
+        self._welcome_lay.setContentsMargins(0, 12, 0, 0)
+        self._welcome_lay.setSpacing(0)
+        # In a row of its own: a vertical box computes a wrapped label's height at the row's whole width, while a
+        # horizontal one computes it at the width the label really gets (held back by its maximum). The page's
+        # height is then right, and nothing under the label is squeezed (a card growing by a line while the page
+        # was hidden squeezed its button to a sliver).
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.empty, 1)
+        row.addStretch(0)  # what is left past the label's maximum goes here: the line stays on the left
+        self._welcome_lay.addLayout(row)
+        self._welcome_lay.addStretch(1)
         empty_scroll = QScrollArea()
         empty_scroll.setObjectName("Empty")
         empty_scroll.setWidgetResizable(True)
         empty_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        holder = centred(self.empty, 560)
-        holder.setObjectName("ChatContainer")
-        empty_scroll.setWidget(holder)
+        empty_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # its content wraps
+        empty_scroll.setWidget(welcome_page)
         self.empty_page = empty_scroll
         self.stack = QStackedWidget()
         self.stack.addWidget(empty_scroll)
@@ -242,6 +259,11 @@ class ChatPage(QWidget):
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.chips.dropEvent(event)
+
+    def set_welcome(self, widget: QWidget) -> None:
+        """Put ``widget`` (the welcome view: suggestions, import) under the line on the model of an empty chat."""
+        self._welcome_lay.takeAt(self._welcome_lay.count() - 1)  # the stretch that held the line at the top
+        self._welcome_lay.addWidget(widget, 1)
 
     def set_model_picker(self, widget: QWidget) -> None:
         if self.picker is not None:

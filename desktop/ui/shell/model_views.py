@@ -14,7 +14,7 @@ import html
 from typing import Any, Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import QFrame, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QStackedWidget, QWidget
 
 from desktop.engine.errors import AppError
 from desktop.engine.hub.queue import Job
@@ -88,22 +88,7 @@ class ModelViews(QObject):
 
         # ---- the welcome screen where the chat is empty: one line on the model, then the WelcomeView
         self.welcome = WelcomeView(source=self.installed, downloads=self.downloads)
-        cp = chat_page
-        old = cp.empty_page
-        page = QWidget()
-        page.setObjectName("WelcomePage")
-        lay = QVBoxLayout(page)
-        lay.setContentsMargins(0, 12, 0, 0)
-        lay.setSpacing(0)
-        cp.empty.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        cp.empty.setContentsMargins(28, 0, 28, 0)
-        lay.addWidget(cp.empty)
-        lay.addWidget(self.welcome, 1)
-        holder = Page(page)
-        cp.stack.insertWidget(cp.stack.indexOf(old), holder)
-        cp.stack.removeWidget(old)
-        old.deleteLater()
-        cp.empty_page = holder
+        chat_page.set_welcome(self.welcome)
         # The picker's button names the model; in a narrow window it is cut rather than widening the window.
         self.picker.button.setMinimumWidth(160)
 
