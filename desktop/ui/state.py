@@ -85,6 +85,7 @@ class AppState(QObject):
         e.load_cancelled.connect(self._on_load_cancelled)
         e.generation_failed.connect(self._on_generation_failed)
         self.installed.changed.connect(self._rename)
+        self.installed.refresh()  # the first scan, on a worker: the views fill when it is in
 
     # ---------------------------------------------------------------- the current model
 

@@ -1,4 +1,4 @@
-"""The Qt item models (messages, chats, profiles) and their proxies, checked by qtmodeltester."""
+"""The Qt item models (messages, chats) and their proxies, checked by qtmodeltester."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,6 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from desktop.engine.chats.store import ChatStore
-from desktop.engine.profiles import ProfileStore
 from desktop.ui.chat.chat_list import ChatFilterProxy, ChatIdRole, ChatListModel
 from desktop.ui.chat.message_model import (
     BranchRole,
@@ -14,12 +13,6 @@ from desktop.ui.chat.message_model import (
     DimmedRole,
     IdRole,
     TextRole,
-)
-from desktop.ui.library.profile_list import (
-    InstalledRole,
-    ProfileIdRole,
-    ProfileListModel,
-    ProfileSortProxy,
 )
 
 
@@ -69,28 +62,6 @@ def test_chat_list_and_search_proxy(qtmodeltester, tmp_path: Path) -> None:
     assert proxy.rowCount() == 2
     qtmodeltester.check(proxy)
 
-
-def test_profile_list_marks_installed_and_sorts_installed_first(qtbot, qtmodeltester, tiny_profiles) -> None:
-    src = ProfileListModel(ProfileStore())
-    # Installed or not is looked up on a worker thread (disk I/O); the rows are there at once, the flags
-    # when the scan is in.
-    assert src.rowCount() == len(ProfileStore().ids())
-    with qtbot.waitSignal(src.scanned, timeout=10000):
-        pass  # the scan's result is queued to this thread: it arrives in this wait at the latest
-    proxy = ProfileSortProxy()
-    proxy.setSourceModel(src)
-    qtmodeltester.check(src)
-    qtmodeltester.check(proxy)
-    rows = [(proxy.index(r, 0).data(ProfileIdRole), proxy.index(r, 0).data(InstalledRole),
-             proxy.index(r, 0).data()) for r in range(proxy.rowCount())]
-    installed = [r for r in rows if r[1]]
-    assert {r[0] for r in installed} == {"smollm2-135m-instruct", "tiny-llama3", "tiny-spm"}
-    assert rows[:3] == installed  # installed first
-    missing = dict((r[0], r[2]) for r in rows if not r[1])
-    assert missing["smaug-mixtral-v0.1"].endswith("(not downloaded)")
-    proxy.installed_only = True
-    proxy.invalidate()
-    assert proxy.rowCount() == 3
 
 
 def test_first_token_after_a_pause_shows_at_once_then_coalesces(qtbot) -> None:

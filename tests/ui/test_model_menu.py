@@ -10,8 +10,8 @@ from tests.ui.conftest import TINY_LLAMA3, TINY_SPM, _write_profile
 
 def _menu_action(qtbot, w, profile_id: str):
     # The installed flags are scanned on a worker (no disk I/O when the menu opens): wait for a fresh scan.
-    with qtbot.waitSignal(w.profile_model.scanned, timeout=10000):
-        w.profile_model.refresh()
+    with qtbot.waitSignal(w.state.installed.changed, timeout=10000):
+        w.state.installed.refresh()
     w.model_menu.menu.aboutToShow.emit()  # what opening the menu does
     return w.profile_actions[profile_id]
 
@@ -105,7 +105,7 @@ def test_import_gguf_runs_off_the_gui_thread_and_offers_the_new_profile(qtbot, m
     qtbot.waitUntil(lambda: w.import_action.isEnabled(), timeout=10000)
     assert seen_threads == [False]
     assert "imported-llama3" in w.banner.label.text() and "eot-128009" in w.banner.label.text()
-    assert "imported-llama3" in w.store.ids() and w.profile_model.rowCount() == len(w.store.ids())
+    assert "imported-llama3" in w.store.ids() and len(w.model_menu.rows()) == len(w.store.ids())
     assert w.banner.isVisibleTo(w) and w.banner.action_btn.text() == "Load it"
     # Loaded another way (not the banner's button): the offer is done, and the banner goes.
     with qtbot.waitSignal(w.adapter.model_loaded, timeout=60000):
@@ -136,3 +136,22 @@ def test_real_import_of_a_broken_llama3_lists_the_fix(qtbot, make_window, llama3
     pid = text.split("“")[1].split("”")[0]
     assert pid in w.store.ids()
     assert _menu_action(qtbot, w, pid).property("installed")
+
+
+def test_the_menu_lists_the_one_scan_installed_first_under_each_models_one_name(qtbot, make_window,
+                                                                              tiny_profiles) -> None:
+    """The Model menu reads the app's one installed-model scan: no list of its own, and no disk access on opening."""
+    w = make_window(load=False)
+    _menu_action(qtbot, w, TINY_LLAMA3)
+    rows = [(a.data(), a.property("installed"), a.text()) for a in w.model_menu.menu.actions() if a.data()]
+    installed = [r for r in rows if r[1]]
+    assert {r[0] for r in installed} == {"smollm2-135m-instruct", TINY_LLAMA3, TINY_SPM}
+    assert rows[:3] == installed  # installed first
+    assert dict((r[0], r[2]) for r in rows)["smaug-mixtral-v0.1"].endswith("(not downloaded)")
+    assert [r[0] for r in rows] == [e.profile_id for e in w.state.installed.entries]
+    # A rename reaches the menu with the next scan.
+    item = next(i for i in w.state.installed.items if i.profile_id == TINY_LLAMA3)
+    registry.rename_model(item.id, "Renamed Llama")
+    w.model_menu.menu.aboutToShow.emit()
+    assert w.profile_actions[TINY_LLAMA3].text() == "Tiny Llama 3"  # opening the menu read nothing
+    assert _menu_action(qtbot, w, TINY_LLAMA3).text() == "Renamed Llama"

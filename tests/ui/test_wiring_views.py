@@ -204,7 +204,7 @@ def test_one_scan_feeds_every_view_and_a_rename_reaches_the_status_bar(qtbot, ma
     w = make_window("tiny-llama3")
     v = w.views
     qtbot.waitUntil(lambda: v.installed.scanned and bool(v.library.model.items) and bool(v.picker.model.entries)
-                    and w.profile_model.installed("tiny-llama3") is True, timeout=15000)
+                    and w.state.installed.installed("tiny-llama3") is True, timeout=15000)
     w.new_chat()
     qtbot.waitUntil(lambda: bool(w.welcome.cards), timeout=5000)
     # The picker, the Models page, the Model menu's flags and the welcome page: one scan, on a worker.

@@ -6,9 +6,10 @@ GUI thread. Files come from the "Attach…" button (a file picker) or by drag-an
 scaled down and stored on a worker (``image_input.prepare_picture``); ``images()`` lists them for the message.
 ``set_vision`` says whether the model takes pictures: without vision, a picture is refused with one sentence.
 
-Lead wiring: put ``AttachmentChips`` above the composer; before sending, call ``attachments()`` (the loaded
-``desktop.engine.chats.attachments.Attachment`` objects) and build the prompt with ``build_context`` /
-``with_context``; then ``clear()``. ``set_token_counter(fn)`` swaps the estimate for the model's tokenizer.
+The chat page holds one ``AttachmentChips`` above the composer; a send takes ``attachments()`` (the loaded
+``desktop.engine.chats.attachments.Attachment`` objects) into the session, whose tool stage (chat/tool_send.py)
+fits them into the prompt, and then ``clear()`` empties the row. ``set_token_counter(fn)`` swaps the estimate
+for the model's tokenizer.
 Signals: ``changed()`` whenever the list changes (a file loaded or removed), ``failed(str)`` with one
 sentence when a file cannot be attached.
 """

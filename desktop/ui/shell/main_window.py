@@ -116,7 +116,6 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
                                     self.status.showMessage)
         self.model_menu.reload_requested.connect(self.reload_model)
         self.model_menu.settings_saved.connect(self.on_settings_saved)
-        self.profile_model = self.model_menu.profile_model
         self.import_action, self.downloads_action = a["import_gguf"], a["downloads"]
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
         # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
@@ -216,7 +215,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         s.failed.connect(self._on_answer_failed)
         s.editing_changed.connect(lambda mid: self.edit_bar.setVisible(mid is not None))
         self.model.modelReset.connect(self._update_empty)
-        self.profile_model.scanned.connect(self._update_empty)  # the download links follow what is installed
+        st.installed.changed.connect(self._update_empty)  # the suggestions follow what is installed
         self.model.rowsInserted.connect(self._update_empty)
         st.model_changed.connect(self._on_model_changed)
         st.load_progress.connect(self.status.load_progress)
@@ -296,7 +295,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.model_menu.fill()
 
     def on_settings_saved(self, profile_id: str, needs_reload: bool) -> None:
-        self.profile_model.refresh()
+        self.state.installed.refresh()
         if self.adapter.profile and self.adapter.profile.id == profile_id:
             # Sampling, system prompt and stop strings take effect with the next message.
             self.adapter.profile = self.store.get(profile_id)

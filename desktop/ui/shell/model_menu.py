@@ -1,9 +1,8 @@
 """The Model menu and what it starts: choosing a profile, downloads, importing a GGUF, profile settings. GUI thread.
 
-The menu lists the profiles from the cached :class:`ProfileListModel` (installed first), whose flags are the
-app's one installed-model scan (the app state's ``installed``): opening it never scans the disk; the scan runs
-on a worker when something may have changed (start-up, a download or an import finished, a rename or removal,
-settings saved).
+The menu lists the profiles as the app's one installed-model scan has them (the app state's ``installed``:
+installed first, each under its one name), so opening it never scans the disk; the scan runs on a worker when
+something may have changed (start-up, a download or an import finished, a rename or removal, settings saved).
 
 It is given what it uses (the owner widget for its dialogs, its menu and that menu's rows from the action
 table; the app state, for the engine adapter, the profile store, the installed models and the downloads; the
@@ -24,12 +23,6 @@ from desktop.engine.errors import AppError, FormatUnknownError, ModelNotFoundErr
 from desktop.engine.library import registry
 from desktop.engine.profiles import Profile
 from desktop.ui import workers
-from desktop.ui.library.profile_list import (
-    InstalledRole,
-    ProfileIdRole,
-    ProfileListModel,
-    ProfileSortProxy,
-)
 from desktop.ui.state import AppState
 from desktop.ui.workers import JobKeeper
 
@@ -47,9 +40,6 @@ class ModelMenu(QObject):
         self.state, self.adapter, self.store = state, state.adapter, state.store
         self.installed, self.downloads = state.installed, state.downloads
         self.notify = notify  # notify(text, msecs=0): the status line
-        self.profile_model = ProfileListModel(self.store, self, source=self.installed)
-        self.proxy = ProfileSortProxy(self)
-        self.proxy.setSourceModel(self.profile_model)
         self.menu: QMenu = menu
         self.menu.aboutToShow.connect(self.fill)
         self.group = QActionGroup(self)
@@ -60,7 +50,7 @@ class ModelMenu(QObject):
         self._jobs = JobKeeper(self)  # each worker job held until its answer
         self._ready: str | None = None  # a downloaded profile whose "ready" banner waits for its name
         self._offered: str | None = None  # the profile a "… Load it" banner offers (hidden once it is loaded)
-        self.profile_model.scanned.connect(self.fill)
+        self.installed.changed.connect(self.fill)
         self.downloads.model_installed.connect(self._on_model_installed)
         self.installed.changed.connect(self._offer_ready)
         state.model_loaded.connect(self._on_loaded)
@@ -74,14 +64,12 @@ class ModelMenu(QObject):
             self.group.removeAction(a)
         self.profile_actions = {}
         current = self.adapter.profile.id if self.adapter.profile else None
-        for r in range(self.proxy.rowCount()):
-            idx = self.proxy.index(r, 0)
-            pid = idx.data(ProfileIdRole)
-            a = QAction(idx.data(Qt.ItemDataRole.DisplayRole), self, checkable=True)
-            a.setToolTip(idx.data(Qt.ItemDataRole.ToolTipRole) or "")
+        for pid, name, installed in self.rows():
+            a = QAction(name if installed else f"{name}  (not downloaded)", self, checkable=True)
+            a.setToolTip(self.store.get(pid).description or name)
             a.setChecked(pid == current)
             a.setData(pid)
-            a.setProperty("installed", bool(idx.data(InstalledRole)))
+            a.setProperty("installed", installed)
             a.triggered.connect(lambda _=False, p=pid: self.choose_profile(p))
             self.group.addAction(a)
             m.addAction(a)
@@ -89,6 +77,15 @@ class ModelMenu(QObject):
         m.addSeparator()
         for a in (self.reload_action, self.settings_action, self.import_action, self.downloads_action):
             m.addAction(a)
+
+    def rows(self) -> list[tuple[str, str, bool]]:
+        """(profile id, its one name, installed) per profile, as the last scan has them (installed first); a
+        profile the scan has not seen yet (before the first scan, or just imported) follows by name, unmarked."""
+        ids = set(self.store.ids())
+        rows = [(e.profile_id, e.name, bool(e.installed)) for e in self.installed.entries if e.profile_id in ids]
+        seen = {r[0] for r in rows}
+        new = sorted((p for p in self.store.all() if p.id not in seen), key=lambda p: p.name.lower())
+        return rows + [(p.id, p.name, True) for p in new]
 
     def check_current(self) -> None:
         p = self.adapter.profile
@@ -101,7 +98,7 @@ class ModelMenu(QObject):
     def choose_profile(self, profile_id: str) -> None:
         """Load it, or open its repo page (to download it) when its model is not downloaded."""
         profile = self.store.get(profile_id)
-        if self.profile_model.installed(profile_id) is False and not registry.is_remote(profile):
+        if self.installed.installed(profile_id) is False and not registry.is_remote(profile):
             self.open_repo_page(profile.id, profile.source.recommended_quant)
             self.check_current()  # keep the check mark on what is actually loaded
             return
@@ -150,7 +147,7 @@ class ModelMenu(QObject):
         """A download finished: scan again; once the scan names the model, offer to load it."""
         self.store.reload()
         self._ready = profile_id or None
-        self.profile_model.refresh()
+        self.installed.refresh()
 
     def _offer_ready(self) -> None:
         pid, self._ready = self._ready, None
@@ -190,7 +187,7 @@ class ModelMenu(QObject):
     def _on_imported(self, result: Any) -> None:
         self.import_action.setEnabled(True)
         self.store.reload()
-        self.profile_model.refresh()
+        self.installed.refresh()
         fixes = list(getattr(result, "fixes", []) or [])
         fixed = f" Fixed: {', '.join(map(str, fixes))}." if fixes else ""
         pid = result.profile_id

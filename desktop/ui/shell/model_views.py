@@ -92,7 +92,7 @@ class ModelViews(QObject):
         # The picker's button names the model; in a narrow window it is cut rather than widening the window.
         self.picker.button.setMinimumWidth(160)
 
-        self._connect(focus_input)  # the Model menu's profile list started the first scan
+        self._connect(focus_input)  # the app state started the first scan
 
     def _connect(self, focus_input: Callable[[], None]) -> None:
         m, st = self.menu, self.state

@@ -1,8 +1,8 @@
 """Tool calls shown collapsed under an answer: one header line each, arguments and result on demand.
 
-GUI thread. Lead wiring: for an assistant message whose ``provenance["tool_calls"]`` is set (a list of
-``ToolCallRecord.to_dict()``), put ``ToolCallList(records)`` above its text; while a tool loop runs, append
-records as ``ToolCallFinished`` events arrive with ``add_record``.
+GUI thread. An assistant message whose ``provenance["tool_calls"]`` is set (a list of ``ToolCallRecord.to_dict()``)
+shows ``ToolCallList(records)`` above its text; while a tool loop runs, the rows follow the calls as they start
+and end.
 """
 from __future__ import annotations
 

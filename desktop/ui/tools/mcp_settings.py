@@ -1,9 +1,9 @@
 """MCP servers: edit ``mcp.json``, see each server's tools, and choose the servers of the current chat.
 
 GUI thread for the widgets; reading and writing the config, starting servers and listing their tools run on
-the thread pool (``ui/workers.py``). Lead wiring: open ``McpSettingsDialog(manager_factory, chat_id, parent)``
-from a "Tools…" menu entry; ``manager_factory(servers)`` returns the app's ``McpManager`` for those servers
-(keep one for the app's lifetime; the dialog only lists tools through it). Signals: ``saved(dict)`` with the
+the thread pool (``ui/workers.py``). Chat ▸ Tools… opens ``McpSettingsDialog(manager_factory, chat_id, parent)``;
+``manager_factory(servers)`` returns the app's one ``McpManager`` for those servers (the dialog only lists
+tools through it). Signals: ``saved(dict)`` with the
 new ``{name: ServerConfig}`` after a valid save, ``chat_servers_changed(object, list)`` with the chat id and its
 enabled server names.
 """

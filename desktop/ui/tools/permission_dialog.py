@@ -4,8 +4,8 @@ GUI thread for the widgets. :class:`PermissionBroker.ask` is the ``ask`` callbac
 (``desktop.engine.tools.loop.ToolLoop``), which runs on a worker thread: it hands the question to the GUI
 thread with a queued signal and blocks the worker until the user answers (the chat keeps painting meanwhile).
 
-Lead wiring: create one ``PermissionBroker(main_window)`` and pass ``broker.ask`` to the ToolLoop; call
-``broker.cancel_all()`` when the user presses Stop (pending questions are answered "deny").
+The app has one ``PermissionBroker`` (the tool stage's, chat/tool_send.py), whose ``ask`` is the ToolLoop's;
+Stop calls ``broker.cancel_all()``, which answers pending questions "deny".
 """
 from __future__ import annotations
 

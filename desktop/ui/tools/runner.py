@@ -3,15 +3,13 @@
 ``ToolLoopRunner(loop)`` runs ``desktop.engine.tools.loop.ToolLoop.run(messages)`` on a QThreadPool thread.
 The loop's callbacks arrive on the GUI thread as queued signals: ``text(str)`` for each piece of visible
 answer text (raw tool-call text is never among them), ``reasoning(str)`` for a reasoning model's thinking, ``tool_event(object)`` with ``ToolCallStarted`` /
-``ToolCallFinished`` (feed ``event.record`` to ``ToolCallList.add_record``), then ``finished(ToolLoopResult)``
-or ``failed(Exception)``. ``stop()`` cancels the generation and the loop (and should be paired with
-``PermissionBroker.cancel_all()``). The ask callback of the loop must be ``PermissionBroker.ask``. Connect
-widget methods (they run on the GUI thread); a plain function or lambda needs ``Qt.QueuedConnection``, or
-PySide runs it on the pool thread.
+``ToolCallFinished``, then ``finished(ToolLoopResult)`` or ``failed(Exception)``. ``stop()`` cancels the
+generation and the loop, paired with ``PermissionBroker.cancel_all()``; the loop's ask callback is
+``PermissionBroker.ask``. A plain function or lambda connected to these signals needs ``Qt.QueuedConnection``,
+or PySide runs it on the pool thread.
 
-Saving: ``finish_message(..., provenance={**provenance, **tool_provenance(result, citations)})`` keeps
-the calls (and the attachments' citations) with the answer, so they are shown collapsed when the chat is
-reopened and are part of the JSON export.
+``tool_provenance(result, citations)`` is what the answer's provenance keeps of the calls (and the attachments'
+citations), so they show collapsed when the chat is reopened and are part of the JSON export.
 """
 from __future__ import annotations
 
