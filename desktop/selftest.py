@@ -379,7 +379,7 @@ def run_smoke_gui(argv: list[str]) -> int:
 
     def tick() -> None:
         elapsed = time.monotonic() - t0
-        waiting = demo is not None and getattr(win, "loaded", None) is None
+        waiting = demo is not None and win.loaded is None
         if elapsed >= seconds and (not waiting or elapsed >= seconds + LOAD_WAIT_S):
             timer.stop()
             check_and_quit()
@@ -392,7 +392,7 @@ def run_smoke_gui(argv: list[str]) -> int:
         problems.append(f"platform plugin {wanted or '(default)'} did not load (got {platform!r})")
     if not all(seen.get(k) for k in ("visible", "exposed", "painted")):
         problems.append(f"the main window was not shown ({seen})")
-    loaded = getattr(win, "loaded", None)
+    loaded = win.loaded
     if demo is not None and loaded is None:
         problems.append(f"the default model did not load within {seconds + LOAD_WAIT_S:g} s")
     if loaded is not None:

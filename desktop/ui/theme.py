@@ -50,7 +50,6 @@ DARK = Colors("dark", bg="#1b1b1f", surface="#26262b", sidebar="#141417", border
 
 # Type scale (px; Qt scales px by the device pixel ratio, so HiDPI keeps the proportions).
 FONT = {"xs": 11, "sm": 12, "base": 14, "lg": 16, "xl": 20, "xxl": 26}
-SPACE = {"xs": 4, "sm": 8, "md": 12, "lg": 16, "xl": 24, "xxl": 32}
 RADIUS = {"sm": 6, "md": 10, "lg": 16, "pill": 999}
 COLUMN_MAX = 760  # the conversation's readable width
 

@@ -9,13 +9,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from desktop.ui.chat.conversation import (
-    AutoText,
-    ChatView,
-    CodeBlock,
-    split_markdown,
-    stable_prefix,
-)
+from desktop.ui.chat.blocks import AutoText, CodeBlock
+from desktop.ui.chat.conversation import ChatView
+from desktop.ui.chat.markdown import split_markdown, stable_prefix
 from desktop.ui.chat.message_model import ChatModel, StateRole, TextRole
 
 ANSWER = """Here is how to **reverse** a list:

@@ -108,7 +108,7 @@ def test_repo_page_download_is_a_job_and_the_views_refresh(qtbot, make_window, h
     # Nothing opened: the job is on the Downloads page; the repo page marks the quant installed; the library
     # and the picker list the new model, under one name.
     assert w.pages.currentWidget() is w.views.hub_scroll
-    assert v.downloads_panel.jobs._row(job.id) >= 0
+    assert v.downloads_panel.jobs.row_of(job.id) >= 0
     qtbot.waitUntil(lambda: ("Installed", "ok") in v.repo.quants.index(v.repo.quants.row_of("Q8_0")).data(
         BadgesRole), timeout=15000)
     qtbot.waitUntil(lambda: any(it.profile_id == pid for it in v.library.model.items), timeout=15000)

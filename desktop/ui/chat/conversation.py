@@ -21,17 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.ui.chat.blocks import AutoText, CodeBlock  # noqa: F401 - re-exported for callers and tests
-from desktop.ui.chat.markdown import (  # noqa: F401
-    PygmentsHighlighter,
-    Segment,
-    is_dark,
-    is_safe_link,
-    split_markdown,
-    stable_prefix,
-)
+from desktop.ui.chat.markdown import is_safe_link
 from desktop.ui.chat.message_model import ChatModel
-from desktop.ui.chat.message_widget import MessageWidget, stats_text  # noqa: F401
+from desktop.ui.chat.message_widget import MessageWidget
 from desktop.ui.theme import COLUMN_MAX
 
 
@@ -188,5 +180,4 @@ def confirm_link(parent: QWidget, url: QUrl) -> bool:
     return QDesktopServices.openUrl(url)
 
 
-__all__ = ["AutoText", "ChatView", "CodeBlock", "MessageWidget", "PygmentsHighlighter", "Segment", "confirm_link",
-           "is_dark", "split_markdown", "stable_prefix", "stats_text"]
+__all__ = ["ChatView", "confirm_link"]

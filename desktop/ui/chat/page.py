@@ -30,9 +30,6 @@ from desktop.ui.chat.message_model import ChatModel
 from desktop.ui.errors import Banner
 from desktop.ui.theme import COLUMN_MAX, theme
 
-_SCROLL_KEYS = {Qt.Key.Key_PageUp: Qt.Key.Key_PageUp, Qt.Key.Key_PageDown: Qt.Key.Key_PageDown}
-
-
 class MessageInput(QPlainTextEdit):
     """The message box. It never keeps Tab: focus moves on, and the text stays as it was."""
 
@@ -259,6 +256,10 @@ class ChatPage(QWidget):
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.chips.dropEvent(event)
+
+    def set_model_line(self, html: str) -> None:
+        """The line over the welcome view of an empty chat: which model answers (rich text, the app's own)."""
+        self.empty.setText(html)
 
     def set_welcome(self, widget: QWidget) -> None:
         """Put ``widget`` (the welcome view: suggestions, import) under the line on the model of an empty chat."""

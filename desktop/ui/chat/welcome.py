@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.hub.queue import ACTIVE_STATES, Job
-from desktop.ui.library.download_models import job_state_text
+from desktop.ui.library.download_models import job_button_text, job_state_text
 from desktop.ui.library.installed import InstalledModels
 from desktop.ui.library.picker_model import PickerEntry
 from desktop.ui.widgets.cards import (
@@ -111,8 +111,7 @@ class SuggestionCard(QFrame):
         self.state.setText(job_state_text(job))
         self.state.setVisible(True)
         active = job.state in ACTIVE_STATES
-        self.download_btn.setText("Retry" if job.state == "failed" else "Resume" if job.state == "paused"
-                                  else "Downloading…")
+        self.download_btn.setText(job_button_text(job.state))
         self.download_btn.setIcon(icon("mdi6.refresh" if job.state == "failed" else "mdi6.download"))
         self.download_btn.setEnabled(not active)
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.hub import downloads
-from desktop.engine.hub.hardware import GiB
+from desktop.ui.widgets.cards import human_size
 
 FractionRole = Qt.ItemDataRole.UserRole + 1
 JobIdRole = Qt.ItemDataRole.UserRole + 2
@@ -33,12 +33,18 @@ STATE_TEXT = {
 }
 
 
-def human_size(n: float) -> str:
-    if n >= GiB:
-        return f"{n / GiB:.1f} GiB"
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):.1f} MiB"
-    return f"{n / 1024:.0f} KiB"
+def _bytes(n: float) -> str:
+    return human_size(n, mib_digits=1) if n else "0 KiB"  # a download that has not started has 0 bytes, known
+
+
+def job_button_text(state: str | None, idle: str = "Download") -> str:
+    """What a quant's download button says for its job's ``state`` (None: no job that still matters): the words
+    of the repo page and the welcome cards."""
+    if state == "failed":
+        return "Retry"
+    if state == "paused":
+        return "Resume"
+    return "Downloading…" if state in downloads.ACTIVE_STATES else idle
 
 
 def human_eta(s: float | None) -> str:
@@ -87,7 +93,8 @@ class JobsModel(_Table):
         self.rows: list[dict[str, Any]] = []
         self.name_of = name_of or (lambda j: f"{j.repo} {j.quant or j.filename or ''}".strip())
 
-    def _row(self, job_id: str) -> int:
+    def row_of(self, job_id: str) -> int:
+        """The row of ``job_id`` (-1: not listed)."""
         for i, r in enumerate(self.rows):
             if r["id"] == job_id:
                 return i
@@ -108,7 +115,7 @@ class JobsModel(_Table):
                 "result": j.result, "error": j.error}
 
     def add_job(self, j: downloads.Job) -> None:
-        if self._row(j.id) >= 0:
+        if self.row_of(j.id) >= 0:
             return
         self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
         self.rows.append(self._from_job(j))
@@ -116,10 +123,10 @@ class JobsModel(_Table):
 
     def update_job(self, j: downloads.Job, ev: downloads.DownloadEvent | None = None) -> None:
         """The row of ``j`` as the manager has it now (added if new); ``ev`` adds its speed, ETA and file."""
-        i = self._row(j.id)
+        i = self.row_of(j.id)
         if i < 0:
             self.add_job(j)
-            i = self._row(j.id)
+            i = self.row_of(j.id)
         old = self.rows[i]
         new = self._from_job(j)
         if ev is not None:
@@ -143,8 +150,8 @@ class JobsModel(_Table):
         if role == Qt.ItemDataRole.DisplayRole:
             active = r["state"] in {"downloading", "stalled", "retrying"}
             return [r["name"], STATE_TEXT.get(r["state"], r["state"]),
-                    f"{frac:.0%}  {human_size(r['done'])} / {human_size(r['total'])}" if r["total"] else "",
-                    f"{human_size(r['speed'])}/s" if active and r["speed"] else "",
+                    f"{frac:.0%}  {_bytes(r['done'])} / {_bytes(r['total'])}" if r["total"] else "",
+                    f"{_bytes(r['speed'])}/s" if active and r["speed"] else "",
                     human_eta(r["eta"]) if active else "", r["message"]][col]
         if role == FractionRole:
             return frac
@@ -177,4 +184,4 @@ class ProgressDelegate(QStyledItemDelegate):
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, opt, painter, option.widget)
 
 
-__all__ = ["STATE_TEXT", "FractionRole", "JobIdRole", "JobsModel", "ProgressDelegate", "human_eta", "job_state_text", "human_size"]
+__all__ = ["STATE_TEXT", "FractionRole", "JobIdRole", "JobsModel", "ProgressDelegate", "human_eta", "job_button_text", "job_state_text"]

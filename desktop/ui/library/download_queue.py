@@ -47,6 +47,13 @@ state) closes it on quit, which leaves a running job resumable, marked interrupt
             job = self.manager.submit(spec, quant=quant or None)
         return job
 
+    def job(self, job_id: str) -> downloads.Job | None:
+        """The job ``job_id`` as the queue has it now (None: not in the queue); in memory, no I/O."""
+        try:
+            return self.manager.job(job_id)
+        except KeyError:
+            return None
+
     def resume_interrupted(self) -> int:
         """Jobs the last run left mid-way continue (the user paused ones stay paused)."""
         return self.manager.resume_interrupted()

@@ -115,7 +115,7 @@ class DownloadsPanel(QWidget):
             self.jobs.update_job(self.manager.job(job_id))
         except KeyError:
             return
-        self.view.selectRow(self.jobs._row(job_id))
+        self.view.selectRow(self.jobs.row_of(job_id))
         self._update()
 
     def selected_job(self) -> str | None:
@@ -124,7 +124,7 @@ class DownloadsPanel(QWidget):
 
     def job_row(self, job_id: str) -> dict[str, Any]:
         """The row shown for ``job_id``."""
-        return dict(self.jobs.rows[self.jobs._row(job_id)])
+        return dict(self.jobs.rows[self.jobs.row_of(job_id)])
 
     def _act(self, what: str) -> None:
         job_id = self.selected_job()
@@ -145,7 +145,7 @@ class DownloadsPanel(QWidget):
     def _update(self) -> None:
         self.empty.setVisible(self.jobs.rowCount() == 0)
         job_id = self.selected_job()
-        r = self.jobs._row(job_id) if job_id else -1
+        r = self.jobs.row_of(job_id) if job_id else -1
         row = self.jobs.rows[r] if r >= 0 else None
         state = row["state"] if row else None
         active = state in downloads.ACTIVE_STATES

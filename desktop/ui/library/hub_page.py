@@ -190,9 +190,5 @@ class HubView(QWidget):
         if repo:
             self.repo_opened.emit(str(repo))
 
-    def selected_repo(self) -> str | None:
-        idx = self.list.currentIndex()
-        return str(idx.data(KeyRole)) if idx.isValid() else None
 
-
-__all__ = ["ErrorPanel", "HubView", "JobKeeper"]
+__all__ = ["HubView"]

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from desktop.engine.errors import AppError
 from desktop.engine.hub import downloads
-from desktop.ui.library.download_models import job_state_text
+from desktop.ui.library.download_models import job_button_text, job_state_text
 from desktop.ui.library.quants_model import QuantsModel, recommend, refit
 from desktop.ui.widgets.cards import CardDelegate, apply_style, human_size, icon
 from desktop.ui.widgets.error_panel import ErrorPanel
@@ -68,6 +68,7 @@ class RepoPage(QWidget):
         self._jobs = JobKeeper(self)
         self._steps: list[int] = list(CONTEXT_STEPS)
         self._want: str | None = None  # a quant asked for by whoever opened the page
+        self._preferred: str | None = None  # the profile's recommended quant, when a profile's page is listed
         self.controller: Any = None  # DownloadsController (attach)
         self.source: Any = None  # InstalledModels (attach)
 
@@ -257,7 +258,7 @@ class RepoPage(QWidget):
     def _show(self, listing: downloads.QuantListing, select_recommended: bool = False) -> None:
         keep = self.selected_quant()
         self.shown = listing
-        rec = recommend(listing.entries, getattr(self, "_preferred", None))
+        rec = recommend(listing.entries, self._preferred)
         self.quants.set_entries(listing.entries, rec)
         hw = listing.hardware
         where = (f"VRAM free {human_size(hw['vram_free'])}" if hw.get("gpus") else "no GPU") + \
@@ -302,9 +303,8 @@ class RepoPage(QWidget):
         job, state = self._pending(q)
         installed = bool(q) and q.upper() in self.installed_quants() and state is None
         chat = self._chat_profile(q) is not None  # installed: the button starts a chat with it
-        text = {"failed": "Retry", "paused": "Resume"}.get(
-            state or "", ("Chat with it" if chat else "Installed") if installed else "Download")
-        self.download_btn.setText(text if state not in downloads.ACTIVE_STATES else "Downloading…")
+        self.download_btn.setText(job_button_text(state, ("Chat with it" if chat else "Installed") if installed
+                                                  else "Download"))
         self.download_btn.setIcon(icon("mdi6.message-text-outline" if chat else "mdi6.download", color="white"))
         self.download_btn.setEnabled(q is not None and self.listing is not None and (chat or not installed)
                                      and state not in downloads.ACTIVE_STATES)

@@ -30,7 +30,7 @@ REASONING_KEYS = [f.key for f in CHAT_FIELDS if f.section == "reasoning"]
 
 def speculative_text(profile: Profile | None) -> str:
     """One line for the profile's speculative decoding: the draft model, prompt lookup, or off."""
-    sp = getattr(profile, "speculative", None)
+    sp = profile.speculative if profile is not None else None
     if sp is None or not (sp.draft or sp.prompt_lookup):
         return "Speculative decoding: off"
     how = f"draft model {sp.draft}" if sp.draft else "prompt lookup"

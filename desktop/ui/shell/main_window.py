@@ -104,12 +104,9 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
 
         self.actions = actions.Actions(self, self.menuBar(), self._action_handlers())
         a = self.actions.by_key
-        (self.new_action, self.find_action, self.focus_input_action, self.regen_action, self.copy_answer_action,
-         self.edit_last_action, self.stop_action, self.attach_action, self.tools_action, self.rename_action,
-         self.delete_action, self.quit_action, self.settings_action, self.sidebar_action, self.show_log_action,
-         self.about_action) = (a[k] for k in (
-             "new_chat", "find", "focus_input", "regenerate", "copy_answer", "edit_last", "stop", "attach", "tools",
-             "rename", "delete", "quit", "settings", "sidebar", "show_log", "about"))
+        (self.new_action, self.find_action, self.regen_action, self.tools_action, self.quit_action,
+         self.settings_action, self.sidebar_action, self.show_log_action, self.about_action) = (a[k] for k in (
+             "new_chat", "find", "regenerate", "tools", "quit", "settings", "sidebar", "show_log", "about"))
         self.theme_actions, self.go_menu = self.actions.theme_actions, self.actions.go_menu
         self.setup_tools()
         self.model_menu = ModelMenu(self, self.actions.menus["&Model"], a, st, self.errors, self.banner,
@@ -120,7 +117,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
         # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
         self.views = ModelViews(st, self.model_menu, self.chat_page, add_page=self.add_page,
-                                show_page=self.show_page, focus_input=self.focus_input, notify=self.status.showMessage)
+                                show_page=self.show_page, focus_input=self.focus_input, notify=self.status.showMessage,
+                                present=self.errors.present)
         self.picker, self.welcome = self.views.picker, self.views.welcome
         # The local server (ui/server): its page, its line in the status bar, and its notices before a chat send.
         self.server = ServerController(self.adapter, lambda exc, modal: self.errors.present(exc, modal=modal), self)
@@ -275,9 +273,6 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
     def cancel_load(self) -> None:
         self.adapter.cancel_load()
 
-    def open_downloads(self, profile_id: str | None, quant: str | None) -> Any:
-        return self.model_menu.open_repo_page(profile_id, quant)  # the repo page (the one quant picker)
-
     def resume_downloads(self) -> int:
         return self.model_menu.resume_downloads()
 
@@ -290,9 +285,6 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
     @property
     def profile_actions(self) -> dict[str, QAction]:
         return self.model_menu.profile_actions
-
-    def _fill_model_menu(self) -> None:
-        self.model_menu.fill()
 
     def on_settings_saved(self, profile_id: str, needs_reload: bool) -> None:
         self.state.installed.refresh()
@@ -343,8 +335,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         if self.model.rowCount():
             self.chat_page.show_conversation(True)
             return
-        if getattr(self, "views", None) is not None:
-            self.views.update_welcome()
+        self.views.update_welcome()
         self.chat_page.show_conversation(False)
 
     # ------------------------------------------------------------------ window state

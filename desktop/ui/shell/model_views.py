@@ -5,8 +5,8 @@ They read the app state (ui/state.py): its one installed-model scan (``installed
 (``downloads``) and the current model (``model_changed``: the picker's choice and the welcome headline follow
 it, names and all). They use the Model menu's flows: choosing a profile (which opens the repo page when the
 model is not downloaded) and importing a GGUF. The window hands in what places them: ``add_page`` (a rail page) and
-``show_page``, the chat page (for the picker and the welcome screen), the engine adapter, ``focus_input``
-and the status line (``notify``). Nothing here reaches into the window.
+``show_page``, the chat page (for the picker and the welcome screen), ``focus_input``, the status line
+(``notify``) and the error presenter (``present``). Nothing here reaches into the window.
 """
 from __future__ import annotations
 
@@ -55,10 +55,10 @@ class Page(QScrollArea):
 class ModelViews(QObject):
     def __init__(self, state: AppState, menu: ModelMenu, chat_page: Any, *, add_page: Callable[..., Any],
                  show_page: Callable[[str], None], focus_input: Callable[[], None],
-                 notify: Callable[..., None]) -> None:
+                 notify: Callable[..., None], present: Callable[[BaseException], object]) -> None:
         super().__init__(menu)
         self.state, self.menu, self.chat_page = state, menu, chat_page
-        self.show_page, self.notify = show_page, notify
+        self.show_page, self.notify, self.present = show_page, notify, present
         self.installed, self.downloads = state.installed, state.downloads
         store = state.store
         # ---- the picker replaces the plain model label at the top of the chat
@@ -155,7 +155,7 @@ class ModelViews(QObject):
         try:
             job = self.downloads.queue(spec, quant)
         except AppError as exc:
-            self.menu.errors.present(exc)
+            self.present(exc)
             return None
         self.downloads_panel.show_job(job.id)
         name = self._job_name(job)
@@ -166,9 +166,8 @@ class ModelViews(QObject):
         """A failed download says so on the status line (replacing "Downloading…"), with where to retry."""
         if ev.state != "failed":
             return
-        try:
-            job = self.downloads.manager.job(ev.job_id)
-        except KeyError:
+        job = self.downloads.job(ev.job_id)
+        if job is None:
             return
         reason = (ev.error or {}).get("message") or ev.message or "unknown error"
         self.notify(f"Download of {self._job_name(job)} failed: {reason} (Model ▸ Downloads… to retry)", 15000)
@@ -202,6 +201,6 @@ class ModelViews(QObject):
             who = f"You are chatting with <b>{html.escape(loaded_name)}</b>, on this computer."
         else:
             who = "No model is loaded yet: choose one with the picker above."
-        self.chat_page.empty.setText(f"<p style='font-size:20px; font-weight:600'>Start a conversation</p>"
-                                     f"<p>{who} Type below and press Enter.</p>")
+        self.chat_page.set_model_line(f"<p style='font-size:20px; font-weight:600'>Start a conversation</p>"
+                                      f"<p>{who} Type below and press Enter.</p>")
         self.welcome.set_model(loaded_name, loading_name)

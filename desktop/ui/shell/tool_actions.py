@@ -47,7 +47,5 @@ class ToolActions:
         return chips.attachments()
 
     def closeEvent(self, e: Any) -> None:  # noqa: N802 - MainWindow.closeEvent calls this through super()
-        ts = getattr(self, "tool_send", None)
-        if ts is not None:
-            ts.close()  # stops the MCP servers this app started
+        self.tool_send.close()  # stops the MCP servers this app started
         super().closeEvent(e)  # type: ignore[misc]

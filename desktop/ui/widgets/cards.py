@@ -52,7 +52,6 @@ def accent() -> str:
     return theme.colors.accent
 
 
-ACCENT = accent()  # the light accent, for callers that want a constant; live code calls accent()
 
 # Fit.kind (desktop.engine.hub.fit) -> the words and tone of its badge.
 FIT_BADGE = {
@@ -75,13 +74,15 @@ def fit_badge(fit: dict[str, Any] | Any | None) -> tuple[str, str]:
     return FIT_BADGE.get(kind, FIT_BADGE["unknown"])
 
 
-def human_size(n: float | None) -> str:
+def human_size(n: float | None, mib_digits: int = 0) -> str:
+    """``n`` bytes in KiB, MiB or GiB ("?" when unknown); ``mib_digits``: decimals for MiB (a download's
+    progress and speed show one)."""
     if not n:
         return "?"
     if n >= GiB:
         return f"{n / GiB:.1f} GiB"
     if n >= 1 << 20:
-        return f"{n / (1 << 20):.0f} MiB"
+        return f"{n / (1 << 20):.{mib_digits}f} MiB"
     return f"{n / 1024:.0f} KiB"
 
 
@@ -187,7 +188,6 @@ QListView#cards QScrollBar::add-page:vertical, QListView#cards QScrollBar::sub-p
 """
 
 
-STYLE = style(theme.colors)  # as of import; apply_style() uses the live theme
 
 
 def apply_style(widget: QWidget) -> None:
