@@ -9,7 +9,7 @@ cannot interrupt a load) and waits the few milliseconds until its death is repor
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
@@ -63,9 +63,7 @@ class EngineAdapter(QObject):
         if not self.loading:
             return
         cancelled = self.profile
-        with self.client._lock:
-            self._killed |= set(self.client._inflight)
-            self.client.last_load = None  # the restart must not redo the cancelled load
+        self._killed |= self.client.forget_load()
         self.loading = None
         self.client.kill()
         self.profile = None
@@ -75,22 +73,35 @@ class EngineAdapter(QObject):
 
     def request_for(self, profile: Profile | None = None, **sampling: Any) -> P.Generate:
         """A send's one request, still without its messages: ``profile`` is the loaded one with this chat's
-        changes (system prompt, thinking), default the loaded one; ``sampling`` overrides its defaults."""
+        changes (system prompt, thinking), default the loaded one; ``sampling`` overrides its defaults. Also
+        what the next message would send, as the settings forms and a provenance preview show it."""
         return registry.generate_request(profile or self.profile, [], new_id("gen"), **sampling)
 
     def submit(self, req: P.Generate) -> str:
         """Send a chat's request to the engine (the answer streams back as this adapter's signals)."""
         self.current = req.id
-        c = self.client
-        restart = c.needs_restart()  # this request starts the engine again and reloads first (seconds): say so
-        rid = c.submit(req)
-        if restart and (self.loaded_profile or self.profile) is not None:
-            self.restarting.emit(self.loaded_profile or self.profile)
+        restart = self.client.needs_restart()  # this request starts the engine again and reloads first: say so
+        rid = self.client.submit(req)
+        self._restarted(restart)
         return rid
 
-    def generate_request_preview(self, profile: Profile | None = None, **sampling: Any) -> P.Generate:
-        """The request the next message would make, without its messages: what the settings forms show."""
-        return registry.generate_request(profile or self.profile, [], "preview", **sampling)
+    # The engine as a send's stage uses it (the tool loop and the attachments' token counts, on a worker
+    # thread): the same calls as EngineClient's, through here, so that Stop reaches the stage's request
+    # (it is the current one) and a restart says so, as for a plain send.
+    def generate(self, req: P.Generate, timeout: float | None = None) -> Iterator[Any]:
+        self.current = req.id
+        self._restarted(self.client.needs_restart())
+        yield from self.client.generate(req, timeout=timeout)
+
+    def cancel(self, request_id: str) -> None:
+        self.client.cancel(request_id)
+
+    def count_tokens(self, text: str, timeout: float | None = 60) -> int:
+        return self.client.count_tokens(text, timeout=timeout)
+
+    def _restarted(self, restart: bool) -> None:
+        if restart and (self.loaded_profile or self.profile) is not None:
+            self.restarting.emit(self.loaded_profile or self.profile)  # queued to the GUI thread from a worker
 
     @Slot()
     def stop_requested(self) -> None:

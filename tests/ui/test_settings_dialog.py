@@ -87,7 +87,7 @@ def test_settings_apply_to_the_next_message_and_offer_a_reload(qtbot, make_windo
     _ed(dlg, "sampling.max_tokens").setValue(5)
     dlg.save()
     assert w.adapter.profile.sampling.max_tokens == 5  # no reload needed
-    assert w.adapter.generate_request_preview().max_tokens == 5
+    assert w.adapter.request_for().max_tokens == 5
     with qtbot.waitSignal(w.adapter.generation_finished, timeout=60000) as blocker:
         w.input.setPlainText("Tell me a long story.")
         w.send()

@@ -48,7 +48,7 @@ def test_a_temperature_saved_in_the_dialog_shows_in_the_panel_and_is_never_rewri
     assert temp.value() == 3.0
     top_k.spin.setValue(7)  # change only Top k
     assert w.session.overrides.sampling == {"top_k": 7}
-    gen = w.adapter.generate_request_preview(**w.session.overrides.sampling)
+    gen = w.adapter.request_for(**w.session.overrides.sampling)
     assert gen.temperature == 3.0 and gen.top_k == 7
     with qtbot.waitSignal(panel.saved, timeout=10000):
         panel.save_default()

@@ -50,7 +50,7 @@ def test_settings_panel_toggles_and_changes_apply_to_this_chat(qtbot) -> None:
     w.settings_panel.params["max_tokens"].spin.setValue(64)
     w.settings_panel.system.setPlainText("Answer like a pirate.")
     assert w.session.overrides.sampling == {"temperature": 1.3, "max_tokens": 64}  # only what changed
-    preview = w.adapter.generate_request_preview(**w.session.overrides.sampling)
+    preview = w.adapter.request_for(**w.session.overrides.sampling)
     assert preview.temperature == 1.3 and preview.max_tokens == 64
     assert w.session.request_profile().prompt.system_prompt == "Answer like a pirate."
     assert w.store.default().prompt.system_prompt != "Answer like a pirate."  # nothing written

@@ -71,7 +71,17 @@ def _send_and_answer(qtbot, w, text: str, button: str) -> None:
 
 def test_send_with_tools_asks_runs_the_tool_and_saves_the_call(qtbot, tool_window) -> None:
     w = tool_window
+    # The tool loop asks the engine through the adapter (so Stop and a restart's notice reach its requests).
+    rounds: list[str] = []
+    through = w.adapter.generate
+
+    def generate(req, timeout=None):
+        rounds.append(req.id)
+        return through(req, timeout=timeout)
+
+    w.adapter.generate = generate
     _send_and_answer(qtbot, w, "What is 2 + 3?", "allow_once")
+    assert len(rounds) == 2 and w.adapter.current is None  # the call, then the answer with the tool's result
     ans = _answer(w)
     assert ans.text == tool_gguf.ANSWER and ans.state == "done"  # the raw call text never reached the chat
     (call,) = ans.provenance["tool_calls"]

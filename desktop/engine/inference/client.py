@@ -319,6 +319,13 @@ class EngineClient:
                 proc.kill()
                 proc.wait()
 
+    def forget_load(self) -> set[str]:
+        """Before a kill that cancels a load: the restart that follows must not redo that load. Returns the ids
+        of the requests in flight now (each of them is answered Failed(engine_crashed) by the kill)."""
+        with self._lock:
+            self.last_load = None
+            return set(self._inflight)
+
     def kill(self, timeout: float = 10.0) -> None:
         """Kill the engine process now and wait until its death is reported.
 

@@ -248,7 +248,7 @@ class ChatSession(QObject):
         ts = self.tool_send
         if ts is not None and ts.handles(self.chat_id, atts):
             ld = self.loaded
-            ctx = SendContext(self.adapter.client,
+            ctx = SendContext(self.adapter,
                               (ld.n_ctx if ld and ld.n_ctx else None) or profile.context.default,
                               req.max_tokens or 0, ld.model_path if ld else None)
             ts.start(st.rid, self.chat_id, history, atts, profile, req, ctx)
@@ -293,7 +293,7 @@ class ChatSession(QObject):
         p = self.adapter.profile
         ld = self.loaded
         if gen is None:
-            gen = self.adapter.generate_request_preview(self.request_profile(), **self.overrides.sampling)
+            gen = self.adapter.request_for(self.request_profile(), **self.overrides.sampling)
         path = ld.model_path if ld and ld.model_path else ""
         resolved = str(Path(path).resolve()) if path else ""
         return {

@@ -80,10 +80,11 @@ def images_for(provenance: dict[str, Any] | None, loaded: P.Loaded | None) -> di
 
 @dataclass
 class SendContext:
-    """What a send knows when it starts: the engine client (token counts, the tool loop), the context size, the
+    """What a send knows when it starts: the engine as the stage asks it (token counts, the tool loop: the
+    engine adapter, whose ``generate``/``cancel``/``count_tokens`` are EngineClient's), the context size, the
     answer's token budget and the model file (its tool format)."""
 
-    client: Any
+    engine: Any
     n_ctx: int
     max_tokens: int
     model_path: str | None

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QWidget
 
 from desktop.engine.chats.attachments import (
     MIN_CONTEXT_TOKENS,
@@ -71,13 +70,13 @@ class ToolSend(QObject):
     failed = Signal(str, object)  # send id, error dict
     notice = Signal(str)  # one sentence for the status line
 
-    def __init__(self, window: QWidget | None = None) -> None:
-        super().__init__(window)
+    def __init__(self, broker: PermissionBroker, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self.manager: McpManager | None = None
         self.configs: dict[str, ServerConfig] = {}  # as last read by refresh()
         self.chosen: dict[str, list[str]] = {}  # chat id -> the servers it uses (absent: every enabled one)
         self.policy = PermissionPolicy()
-        self.broker = PermissionBroker(window)  # its dialogs are modal to the window
+        self.broker = broker  # asks before a tool runs (its dialogs are modal to the window that made it)
         self.choice = ChatServerChoice()
         self.runner: ToolLoopRunner | None = None
         self.rid: str | None = None
@@ -157,14 +156,14 @@ class ToolSend(QObject):
         self._calls = []
         servers = self.servers_for(chat_id)
         manager = self.get_manager() if servers else None
-        client, n_ctx, max_tokens, model_path = ctx.client, ctx.n_ctx, ctx.max_tokens, ctx.model_path
+        engine, n_ctx, max_tokens, model_path = ctx.engine, ctx.n_ctx, ctx.max_tokens, ctx.model_path
         question = history[-1]["content"] if history else ""
 
         def prepare() -> Prepared:  # worker thread
             messages = history
             citations: list[Any] = []
             if attachments:
-                count = engine_token_counter(client)
+                count = engine_token_counter(engine)
                 used = count("\n".join(m.get("content", "") for m in history))
                 budget = context_budget(n_ctx, max_tokens, used)
                 if budget >= MIN_CONTEXT_TOKENS:
@@ -176,10 +175,10 @@ class ToolSend(QObject):
             base = dataclasses.replace(request, id=f"{rid}-gen", messages=messages)
             return Prepared(messages, citations, toolbox, errors, turns_for(profile, model_path, base))
 
-        self._jobs.start(prepare, lambda p: self._prepared(rid, p, client),
+        self._jobs.start(prepare, lambda p: self._prepared(rid, p, engine),
                                         lambda exc: self._failed(rid, exc))
 
-    def _prepared(self, rid: str, prep: Prepared, client: Any) -> None:
+    def _prepared(self, rid: str, prep: Prepared, engine: Any) -> None:
         if rid != self.rid:
             return
         self._citations = prep.citations
@@ -193,7 +192,7 @@ class ToolSend(QObject):
             self.rid = None
             self.send_plain.emit(rid, prep.messages, tool_provenance(None, prep.citations))
             return
-        loop = ToolLoop(client, prep.turns, prep.toolbox, ask=self.broker.ask, policy=self.policy)
+        loop = ToolLoop(engine, prep.turns, prep.toolbox, ask=self.broker.ask, policy=self.policy)
         runner = self.runner = ToolLoopRunner(loop, self)
         q = Qt.ConnectionType.QueuedConnection  # lambdas: without it PySide would call them on the pool thread
         runner.signals.text.connect(lambda t: self._text(rid, t), q)

@@ -11,19 +11,20 @@ from typing import Any
 from desktop.engine.chats.attachments import engine_token_counter
 from desktop.ui.chat.tool_send import ToolSend
 from desktop.ui.tools.mcp_settings import McpSettingsDialog
+from desktop.ui.tools.permission_dialog import PermissionBroker
 
 
 class ToolActions:
     tool_send: ToolSend
 
     def setup_tools(self) -> None:
-        self.tool_send = ToolSend(self)
+        self.tool_send = ToolSend(PermissionBroker(self), self)
         self.session.set_tool_send(self.tool_send)
         self.session.notice.connect(lambda t: self.statusBar().showMessage(t, 10000))
         chips = self.chat_page.chips
         chips.failed.connect(lambda msg: self.errors.present({"message": msg}))
         # Chips count with the loaded model's tokenizer (on their worker); the estimate when none is loaded.
-        chips.set_token_counter(engine_token_counter(self.adapter.client, timeout_s=10.0))
+        chips.set_token_counter(engine_token_counter(self.adapter, timeout_s=10.0))
 
     def open_tools(self) -> McpSettingsDialog:
         """Chat ▸ Tools…: the MCP servers, and which ones this chat uses."""
