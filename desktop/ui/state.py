@@ -47,6 +47,11 @@ class CurrentModel:
     stopped: bool = False  # the engine died: ``profile``'s model loads again with the next message
 
     @property
+    def target(self) -> Profile | None:
+        """The profile the next message goes to: the one loading, else the one loaded."""
+        return self.loading or self.profile
+
+    @property
     def phase(self) -> str:
         """"restarting", "loading", "stopped", "loaded" or "none"."""
         if self.loading is not None:
@@ -122,6 +127,20 @@ class AppState(QObject):
         if back is None:
             self._set(CurrentModel())
         self.load_cancelled.emit(profile, back)
+
+    def profile_saved(self, profile_id: str) -> None:
+        """A profile's settings were saved: the current model's profile is the saved one from now on (its
+        sampling, system prompt and stops apply to the next message; load settings wait for a reload)."""
+        c, a = self.current, self.adapter
+        if profile_id not in self.store.ids() or profile_id not in {p.id for p in (c.profile, c.loading) if p}:
+            return
+        saved = self.store.get(profile_id)
+        if a.profile is not None and a.profile.id == profile_id:
+            a.profile = saved
+        if a.loaded_profile is not None and a.loaded_profile.id == profile_id:
+            a.loaded_profile = saved
+        self._set(replace(c, profile=saved if c.profile and c.profile.id == profile_id else c.profile,
+                          loading=saved if c.loading and c.loading.id == profile_id else c.loading))
 
     def _on_generation_failed(self, _rid: str, error: dict[str, Any]) -> None:
         if error.get("code") == "engine_crashed" and self.current.loading is None:

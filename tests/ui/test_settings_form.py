@@ -34,6 +34,7 @@ def test_a_temperature_saved_in_the_dialog_shows_in_the_panel_and_is_never_rewri
     w = _window(qtbot)
     panel = w.settings_panel
     w.adapter.profile = w.store.get(DEMO)
+    w.adapter.load_started.emit(w.adapter.profile)  # as a load does: the app state follows
     w.toggle_settings_panel(True)
     temp, top_k = panel.params["temperature"], panel.params["top_k"]
     dlg = w.open_settings(DEMO)

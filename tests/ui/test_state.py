@@ -44,6 +44,10 @@ class _Client:
 
     def kill(self) -> None: ...
 
+    def forget_load(self) -> set[str]:
+        self.last_load = None
+        return set(self._inflight)
+
     def close(self) -> None: ...
 
 
@@ -179,3 +183,21 @@ def test_the_state_imports_no_widgets() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     mods = eval(out.stdout)  # noqa: S307 - our own print of a list of names
     assert "PySide6.QtCore" in mods and "PySide6.QtWidgets" not in mods and "PySide6.QtGui" not in mods
+
+
+def test_a_saved_profile_is_the_current_one_from_the_next_message(qtbot, state: AppState) -> None:
+    from desktop.engine import profiles
+
+    st, a = state, state.adapter
+    p = st.store.default()
+    a.load_requested(p)
+    a._on_event(_loaded(a.loading))
+    profiles.save_override(p.id, {"sampling": {"temperature": 1.7}})
+    st.store.reload()
+    with qtbot.waitSignal(st.model_changed, timeout=1000):
+        st.profile_saved(p.id)
+    assert st.current.profile.sampling.temperature == 1.7 and st.current.info is not None
+    assert a.profile.sampling.temperature == 1.7 and a.request_for().temperature == 1.7
+    seen = _record(st)
+    st.profile_saved("some-other-profile")  # not the current model's: nothing changes
+    assert seen == []

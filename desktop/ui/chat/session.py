@@ -179,7 +179,7 @@ class ChatSession(QObject):
         if not text or self.stream or self.adapter.profile is None:
             return False
         if images and self.loaded is not None and not self.loaded.vision:
-            self.failed.emit({"code": "image_error", "message": no_vision_reason(self.adapter.profile, True)})
+            self.failed.emit({"code": "image_error", "message": no_vision_reason(self.model_name, True)})
             return False
         if self.chat_id is None:
             first = text.splitlines()[0]

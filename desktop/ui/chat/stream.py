@@ -61,9 +61,10 @@ def thinking_settings(prompt_spec: dict[str, Any], loaded: P.Loaded | None) -> d
     return out
 
 
-def no_vision_reason(profile: Any, sending: bool = False) -> str:
-    """One sentence: why the model cannot take pictures (``sending``: and that the message waits in the box)."""
-    name = getattr(profile, "name", None) or "The loaded model"
+def no_vision_reason(name: str | None, sending: bool = False) -> str:
+    """One sentence: why the model (its one name) cannot take pictures (``sending``: and that the message waits
+    in the box)."""
+    name = name or "The loaded model"
     if sending:
         return f"{name} cannot see images, so the message was not sent; it is still in the box."
     return f"{name} has no vision projector (mmproj), so it cannot see images."

@@ -37,7 +37,7 @@ class ChatActions(ToolActions):
         text = (self.input.toPlainText() if text is None else text).strip()
         if not text or self.session.stream:
             return False
-        if self.adapter.profile is None:
+        if self.state.current.target is None:
             self.errors.present({"message": "Choose a model in the Model menu first."})
             return False
         if not self.server.chat_may_send(lambda: self.send(text)):  # the server holds the engine: say so first

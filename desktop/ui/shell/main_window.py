@@ -266,7 +266,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         self._reload_with(int(self.settings_panel.ctx.value()), self.settings_panel._gpu_value(), profile)
 
     def _reload_with(self, n_ctx: int, gpu_layers: Any, profile: Profile | None = None) -> None:
-        p = profile or self.adapter.loaded_profile or self.adapter.profile
+        c = self.state.current
+        p = profile or c.profile or c.loading
         if p is not None:
             self.model_menu.load_profile(p, n_ctx=n_ctx, overrides={"n_gpu_layers": gpu_layers})
 
@@ -288,9 +289,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
 
     def on_settings_saved(self, profile_id: str, needs_reload: bool) -> None:
         self.state.installed.refresh()
-        if self.adapter.profile and self.adapter.profile.id == profile_id:
-            # Sampling, system prompt and stop strings take effect with the next message.
-            self.adapter.profile = self.store.get(profile_id)
+        self.state.profile_saved(profile_id)  # sampling, system prompt and stops apply to the next message
         if needs_reload:
             self.banner.show_message("The new load settings take effect when the model is reloaded.", None,
                                      ("Reload now", lambda: self.load_profile(self.store.get(profile_id))))
@@ -311,7 +310,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
     def _on_loaded(self, current: CurrentModel) -> None:
         ev, p = current.info, current.profile
         assert ev is not None
-        self.chat_page.set_vision(ev.vision, no_vision_reason(p), ev.image_max_side)
+        self.chat_page.set_vision(ev.vision, no_vision_reason(current.name), ev.image_max_side)
         if ev.gpu_reason:
             self.statusBar().showMessage(ev.gpu_reason, 10000)
         if self._crashed:  # the engine is back: the crash notice is no longer true
@@ -384,7 +383,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
     def toggle_settings_panel(self, on: bool | None = None) -> None:
         on = not self.settings_panel.isVisible() if on is None else bool(on)
         if on and self.settings_panel.profile is None:  # nothing loaded yet: the profile that will be
-            self.settings_panel.set_profile(self.adapter.profile or self.store.default())
+            self.settings_panel.set_profile(self.state.current.target or self.store.default())
         self.settings_panel.setVisible(on)
         self.settings_action.setChecked(on)
         self.chat_page.settings_btn.setChecked(on)

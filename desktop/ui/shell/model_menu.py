@@ -63,7 +63,8 @@ class ModelMenu(QObject):
         for a in self.group.actions():
             self.group.removeAction(a)
         self.profile_actions = {}
-        current = self.adapter.profile.id if self.adapter.profile else None
+        target = self.state.current.target
+        current = target.id if target else None
         for pid, name, installed in self.rows():
             a = QAction(name if installed else f"{name}  (not downloaded)", self, checkable=True)
             a.setToolTip(self.store.get(pid).description or name)
@@ -88,7 +89,7 @@ class ModelMenu(QObject):
         return rows + [(p.id, p.name, True) for p in new]
 
     def check_current(self) -> None:
-        p = self.adapter.profile
+        p = self.state.current.target
         act = self.profile_actions.get(p.id) if p else None
         if act:
             act.setChecked(True)
@@ -121,7 +122,7 @@ class ModelMenu(QObject):
         self.check_current()
 
     def reload(self) -> None:
-        p = self.adapter.loaded_profile or self.adapter.profile
+        p = self.state.current.profile or self.state.current.loading
         if p is not None:
             self.reload_requested.emit(p)
 
@@ -161,7 +162,7 @@ class ModelMenu(QObject):
 
     def _on_loaded(self, *_a: Any) -> None:
         """The offered model is loaded (by the banner or any other way): its "Load it" banner is done."""
-        p = self.adapter.loaded_profile
+        p = self.state.current.profile
         if self._offered and p is not None and p.id == self._offered:
             self._offered = None
             self.banner.hide()
@@ -219,9 +220,9 @@ class ModelMenu(QObject):
         """The full profile settings dialog (threads, batch, KV cache, server…); common ones are in the panel."""
         from desktop.ui.settings.dialog import SettingsDialog
 
-        a = self.adapter
-        pid = profile_id or (a.profile.id if a.profile else self.store.default().id)
-        dlg = SettingsDialog(self.store, pid, a.loaded_profile, self.owner)
+        c = self.state.current
+        pid = profile_id or (c.target.id if c.target else self.store.default().id)
+        dlg = SettingsDialog(self.store, pid, c.profile, self.owner)
         dlg.saved.connect(self.settings_saved)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.open()
