@@ -9,6 +9,7 @@ cannot interrupt a load) and waits the few milliseconds until its death is repor
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterator
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -102,6 +103,11 @@ class EngineAdapter(QObject):
     def _restarted(self, restart: bool) -> None:
         if restart and (self.loaded_profile or self.profile) is not None:
             self.restarting.emit(self.loaded_profile or self.profile)  # queued to the GUI thread from a worker
+
+    def reload(self, load: P.Load) -> str:
+        """Load the chat's model again after the local server used the engine for another: ``load`` is the chat's
+        last Load, sent under a new "reload" id, which the engine's answer reports as model_loaded."""
+        return self.client.submit(dataclasses.replace(load, id=new_id("reload")))
 
     @Slot()
     def stop_requested(self) -> None:

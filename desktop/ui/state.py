@@ -26,6 +26,7 @@ from desktop.engine.chats.store import ChatStore
 from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry
 from desktop.engine.profiles import Profile, ProfileStore
+from desktop.engine.server.pool import ServedModel, installed_models
 from desktop.ui.chat.message_model import ChatModel
 from desktop.ui.chat.session import ChatSession
 from desktop.ui.engine_adapter import EngineAdapter
@@ -153,6 +154,18 @@ class AppState(QObject):
         loading_name = self.installed.name_of(c.loading.id, c.loading.name) if c.loading is not None else ""
         if (name, quant, loading_name) != (c.name, c.quant, c.loading_name):
             self._set(replace(c, name=name, quant=quant, loading_name=loading_name))
+
+    # ---------------------------------------------------------------- the local server
+
+    def served_models(self) -> list[ServedModel]:
+        """What the local server offers: the installed models of the one scan, each with its profile and its one
+        name. Called on the server's threads: it reads the last answer (replaced whole on the GUI thread); before
+        the first answer is in, the server lists the library itself."""
+        if not self.installed.scanned:
+            return installed_models(self.store)
+        profiles = {p.id: p for p in self.store.all()}
+        return [ServedModel(i.id, i.path, profiles.get(i.profile_id or ""), i.name, i.size, i.quant)
+                for i in self.installed.library.items if i.status != "missing"]
 
     # ---------------------------------------------------------------- the end
 

@@ -201,3 +201,12 @@ def test_a_saved_profile_is_the_current_one_from_the_next_message(qtbot, state: 
     seen = _record(st)
     st.profile_saved("some-other-profile")  # not the current model's: nothing changes
     assert seen == []
+
+
+def test_the_local_server_offers_the_one_scans_models_under_their_one_names(qtbot, state: AppState) -> None:
+    (m,) = state.served_models()
+    assert (m.id, m.name, m.path, m.quant, m.profile) == ("m1", "My Model", PATH, "Q4_K_M", state.store.default())
+    state.scans.name = "Renamed"  # type: ignore[attr-defined]
+    with qtbot.waitSignal(state.installed.changed, timeout=10000):
+        state.installed.refresh()
+    assert [s.name for s in state.served_models()] == ["Renamed"]

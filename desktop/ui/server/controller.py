@@ -14,7 +14,6 @@ loads another model between the chat's Load and its Generate.
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,7 +21,6 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 
 from desktop.engine.errors import AppError
-from desktop.engine.inference.client import new_id
 from desktop.engine.server.config import DEFAULT_PORT, RequestLog, ServerConfig
 from desktop.engine.server.pool import ModelEvent, ServedModel
 from desktop.ui.workers import JobKeeper
@@ -89,9 +87,11 @@ class ServerController(QObject):
     _model = Signal(object)
 
     def __init__(self, adapter: Any, present: Callable[[BaseException, bool], None], parent: QObject | None = None,
-                 *, catalog: Callable[[], list[ServedModel]] | None = None, autostart: bool = True) -> None:
+                 *, catalog: Callable[[], list[ServedModel]] | None = None,
+                 chat_model_name: Callable[[], str] = lambda: "", autostart: bool = True) -> None:
         super().__init__(parent)
         self.adapter, self.client, self.present, self.catalog = adapter, adapter.client, present, catalog
+        self.chat_model_name = chat_model_name  # the chat's model, by its one name (the app state's)
         self.settings = ServerSettings.load()
         self.server: Any = None  # the LocalServer while it runs
         self.busy = False  # a start or stop on its way
@@ -239,7 +239,7 @@ class ServerController(QObject):
         needs = self.chat_needs_reload()
         if needs and not self._confirmed:
             served = self.loaded_model  # the pool's own word: the queued model events may not be in yet
-            mine = getattr(self.adapter.loaded_profile, "name", None) or "the chat's model"
+            mine = self.chat_model_name() or "the chat's model"
             text = (f"The local server has {served} loaded for its requests. Sending loads {mine} again for this "
                     f"chat; the server's next request waits for it and loads {served} again." if served else
                     f"The local server used the engine since this chat's last answer. Sending loads {mine} again.")
@@ -280,9 +280,8 @@ class ServerController(QObject):
         QTimer.singleShot(0, self._release_if_idle)  # the send did not start an answer after all
 
     def _reload_chat_model(self) -> None:
-        msg = dataclasses.replace(self._chat_load, id=new_id("reload"))  # the adapter's reload path
-        self._chat_load = msg
-        self.client.submit(msg)
+        self.adapter.reload(self._chat_load)
+        self._chat_load = self.client.last_load  # the new Load (submitting one records it there)
 
     def chat_busy(self, busy: bool) -> None:
         """The chat's answer started or ended (``ChatSession.busy_changed``)."""

@@ -121,7 +121,8 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
                                 present=self.errors.present)
         self.picker, self.welcome = self.views.picker, self.views.welcome
         # The local server (ui/server): its page, its line in the status bar, and its notices before a chat send.
-        self.server = ServerController(self.adapter, lambda exc, modal: self.errors.present(exc, modal=modal), self)
+        self.server = ServerController(self.adapter, lambda exc, modal: self.errors.present(exc, modal=modal), self,
+                                       catalog=st.served_models, chat_model_name=lambda: st.current.name)
         self.server_page = ServerPage(self.server)
         self.server_page.copied.connect(lambda what: self.status.showMessage(f"Copied the {what}.", 3000))
         self.add_page("server", "mdi6.server-network", Page(self.server_page, lambda: self.server_page.switch),
