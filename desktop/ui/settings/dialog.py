@@ -32,6 +32,7 @@ from desktop.engine.profiles.fields import FIELDS, nest, read
 from desktop.ui.errors import ErrorPresenter
 from desktop.ui.settings.form import SettingsForm
 from desktop.ui.widgets.screens import fit_to_screen
+from desktop.ui.workers import JobKeeper
 
 GROUPS = [
     ("Sampling: applies to the next message", [f for f in FIELDS if f.section == "sampling"]),
@@ -77,7 +78,7 @@ class SettingsDialog(QDialog):
         sf.addRow(self.check_btn, self.check_result)
         server.setVisible(self.remote)
         self.form.groups[GROUPS[3][0]].setVisible(not self.remote)
-        self._check_job: Any = None
+        self._jobs = JobKeeper(self)
 
         self.reload_note = QLabel("Load settings changed: they take effect when the model is reloaded.")
         self.reload_note.setWordWrap(True)
@@ -143,14 +144,12 @@ class SettingsDialog(QDialog):
         """List the server's models and time it, on a worker thread (it may block for the timeout)."""
         from desktop.engine.inference import remote_backend
         from desktop.engine.profiles import BackendSpec
-        from desktop.ui import workers
 
         base = self.store.get(self.profile_id).backend
         spec = BackendSpec(**{**base.__dict__, **self._backend_changes()})
         self.check_btn.setEnabled(False)
         self.check_result.setText("Checking…")
-        self._check_job = workers.start(lambda: remote_backend.check_connection(spec), self._on_checked,
-                                        self._on_check_failed, self)
+        self._jobs.start(lambda: remote_backend.check_connection(spec), self._on_checked, self._on_check_failed)
 
     def _on_checked(self, res: Any) -> None:
         self.check_btn.setEnabled(True)

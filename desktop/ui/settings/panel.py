@@ -18,7 +18,7 @@ from desktop.engine import profiles
 from desktop.engine.errors import UnknownProfileError
 from desktop.engine.profiles import Profile, ProfileStore
 from desktop.engine.profiles.fields import nest, panel_fields, read
-from desktop.ui import workers
+from desktop.ui.workers import JobKeeper
 from desktop.ui.settings.form import SettingsForm
 
 #: the per-chat settings (apply to the next message) and the load settings the panel offers a reload for
@@ -53,7 +53,8 @@ class SettingsPanel(QFrame):
         self.profile: Profile | None = None
         self.loaded: dict[str, Any] = {}  # n_ctx and gpu layers the engine runs with
         self.reasoning_format = ""  # how the loaded model thinks (Loaded.reasoning_format)
-        self._job: Any = None
+        self._jobs = JobKeeper(self)
+        self._saving = False
         head = QLabel("Chat settings")
         head.setProperty("heading", True)
         self.scope = QLabel("Apply to this chat's next message.")
@@ -232,8 +233,9 @@ class SettingsPanel(QFrame):
         return nest(values)
 
     def save_default(self) -> Any:
-        if self.profile is None or self._job is not None:
+        if self.profile is None or self._saving:
             return None
+        self._saving = True
         pid, changes, store = self.profile.id, self.changes(), self.store
         reload = self.needs_reload()
         self.save_btn.setEnabled(False)
@@ -245,15 +247,14 @@ class SettingsPanel(QFrame):
             return path
 
         def done(path: Any) -> None:
-            self._job = None
+            self._saving = False
             self.save_btn.setEnabled(True)
             self.status.setText(f"Saved in {path}." if path else "Same as the bundled values: no override kept.")
             self.saved.emit(pid, reload)
 
         def failed(exc: BaseException) -> None:
-            self._job = None
+            self._saving = False
             self.save_btn.setEnabled(True)
             self.status.setText(getattr(exc, "message", None) or str(exc))
 
-        self._job = workers.start(work, done, failed, self)
-        return self._job
+        return self._jobs.start(work, done, failed)

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from desktop.engine.chats.attachments import Citation
 from desktop.engine.tools.loop import ToolLoop, ToolLoopResult
+from desktop.ui.workers import JobKeeper
 
 
 def tool_provenance(result: ToolLoopResult | None, citations: list[Citation] | None = None) -> dict[str, Any]:
@@ -39,22 +40,6 @@ class _Signals(QObject):
     failed = Signal(object)
 
 
-class _Job(QRunnable):
-    def __init__(self, runner: ToolLoopRunner, messages: list[dict[str, Any]]) -> None:
-        super().__init__()
-        self.runner = runner
-        self.messages = messages
-
-    def run(self) -> None:  # pool thread
-        sig = self.runner.signals
-        try:
-            result = self.runner.loop.run(self.messages)
-        except Exception as exc:  # noqa: BLE001 - reported to the GUI, which presents it
-            _emit(sig.failed, exc)
-            return
-        _emit(sig.finished, result)
-
-
 def _emit(signal: Any, value: Any) -> None:
     try:
         signal.emit(value)
@@ -73,12 +58,11 @@ class ToolLoopRunner(QObject):
         loop.on_text = lambda t: _emit(self.signals.text, t)
         loop.on_reasoning = lambda t: _emit(self.signals.reasoning, t)
         loop.on_event = lambda e: _emit(self.signals.tool_event, e)
-        self._job: _Job | None = None
+        self._jobs = JobKeeper(self)
 
     def start(self, messages: list[dict[str, Any]]) -> None:
-        self._job = _Job(self, messages)
-        self._job.setAutoDelete(False)
-        QThreadPool.globalInstance().start(self._job)
+        sig, loop = self.signals, self.loop
+        self._jobs.start(lambda: loop.run(messages), sig.finished.emit, sig.failed.emit)
 
     def stop(self) -> None:
         self.loop.cancel()
