@@ -140,6 +140,7 @@ def _render(out_dir: Path) -> list[Path]:
     from desktop.engine.profiles import ProfileStore
     from desktop.ui.chat.welcome import WelcomeView
     from desktop.ui.library.hub_page import HubView
+    from desktop.ui.library.installed import InstalledModels
     from desktop.ui.library.models_page import LibraryView
     from desktop.ui.library.picker import ModelPicker
     from desktop.ui.library.repo_page import RepoPage
@@ -180,7 +181,7 @@ def _render(out_dir: Path) -> list[Path]:
     save(page, "quants.png")
 
     store = ProfileStore()
-    picker = ModelPicker(store=store)
+    picker = ModelPicker(InstalledModels(store))
     picker.resize(520, 48)
     picker.show()
     picker.refresh()
@@ -191,7 +192,7 @@ def _render(out_dir: Path) -> list[Path]:
     save(picker.popup, "model-picker.png")
     picker.popup.hide()
 
-    welcome = WelcomeView(store=ProfileStore())  # before anything is installed: every suggestion shows
+    welcome = WelcomeView(InstalledModels(ProfileStore()))  # before anything is installed: every suggestion shows
     welcome.resize(860, 640)
     welcome.show()
     welcome.refresh()
@@ -199,7 +200,7 @@ def _render(out_dir: Path) -> list[Path]:
     save(welcome, "welcome.png")
 
     _register_library(tmp)
-    lib = LibraryView(store=ProfileStore())
+    lib = LibraryView(InstalledModels(ProfileStore()))
     lib.resize(1000, 560)
     lib.show()
     lib.refresh()

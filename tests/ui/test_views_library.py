@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QMessageBox
 from desktop.engine.hub import downloads
 from desktop.engine.library import registry
 from desktop.engine.profiles import ProfileStore
+from desktop.ui.library.installed import InstalledModels
 from desktop.ui.widgets.cards import BadgesRole
 
 REPO = "acme/Tiny-Llama-3-GGUF"
@@ -38,7 +39,7 @@ def library(qtbot, spm_model, tmp_path: Path):
     mine.parent.mkdir()
     shutil.copyfile(spm_model.path, mine)
     imported = registry.import_model(mine)
-    v = LibraryView(store=ProfileStore())
+    v = LibraryView(InstalledModels(ProfileStore()))
     qtbot.addWidget(v)
     v.resize(1000, 600)
     v.show()

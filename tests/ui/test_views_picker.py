@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from desktop.engine.profiles import ProfileStore
+from desktop.ui.library.installed import InstalledModels
 from desktop.ui.library.picker_model import InstalledRole
 from desktop.ui.widgets.cards import BadgesRole, HighlightRole, SubtitleRole
 
@@ -27,7 +28,7 @@ def picker(qtbot, tiny_profiles, monkeypatch):
         return real(*a, **kw)
 
     monkeypatch.setattr(scan, "scan", scan_and_record)
-    p = model_picker.ModelPicker()
+    p = model_picker.ModelPicker(InstalledModels(ProfileStore()))
     p.threads = threads
     qtbot.addWidget(p)
     p.show()
@@ -120,7 +121,7 @@ def test_welcome_suggests_small_models_first_with_fit_and_download(qtbot, monkey
     from desktop.ui.chat.welcome import WelcomeView
 
     monkeypatch.setenv("DESKTOP_CHAT_FAKE_HW", "ram=16G")
-    w = WelcomeView()
+    w = WelcomeView(InstalledModels(ProfileStore()))
     qtbot.addWidget(w)
     w.show()
     with qtbot.waitSignal(w.refreshed, timeout=15000):

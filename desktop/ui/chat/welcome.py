@@ -123,11 +123,12 @@ class WelcomeView(QWidget):
     repo_requested = Signal(str, str)  # profile id, quant: its repo page, to choose another quant
     refreshed = Signal()
 
-    def __init__(self, parent: QWidget | None = None, store: Any = None, hw: Any = None,
-                 source: InstalledModels | None = None, downloads: Any = None) -> None:
+    def __init__(self, source: InstalledModels, parent: QWidget | None = None, downloads: Any = None) -> None:
+        """``source``: the app's one installed-model scan; ``downloads``: its download queue, whose jobs' states
+        show on the cards."""
         super().__init__(parent)
         apply_style(self)
-        self.source = source or InstalledModels(store, hw, parent=self)
+        self.source = source
         self.downloads = downloads  # a DownloadsController: its jobs' states show on the cards
         self.cards: list[SuggestionCard] = []
         self._model: tuple[str | None, str | None] = (None, None)

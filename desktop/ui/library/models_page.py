@@ -45,11 +45,11 @@ class LibraryView(QWidget):
     refreshed = Signal()  # the list was (re)read
     action_finished = Signal(str)  # "removed" | "renamed" | "reverted" | "failed"
 
-    def __init__(self, parent: QWidget | None = None, store: Any = None,
-                 source: InstalledModels | None = None) -> None:
+    def __init__(self, source: InstalledModels, parent: QWidget | None = None) -> None:
+        """``source``: the app's one installed-model scan (the app state's), which this view only reads."""
         super().__init__(parent)
         apply_style(self)
-        self.source = source or InstalledModels(store, parent=self)
+        self.source = source
         self._jobs = JobKeeper(self)
         self.confirm_box: QMessageBox | None = None
         self.rename_dialog: QInputDialog | None = None

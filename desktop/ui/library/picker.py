@@ -8,7 +8,6 @@ the picker only shows its answer.
 """
 from __future__ import annotations
 
-from typing import Any
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent
@@ -66,11 +65,11 @@ class ModelPicker(QWidget):
     download_requested = Signal(str, str)  # profile id, quant
     refreshed = Signal()  # the entries were (re)gathered
 
-    def __init__(self, parent: QWidget | None = None, store: Any = None, hw: Any = None,
-                 source: InstalledModels | None = None) -> None:
+    def __init__(self, source: InstalledModels, parent: QWidget | None = None) -> None:
+        """``source``: the app's one installed-model scan (the app state's), which this view only reads."""
         super().__init__(parent)
         apply_style(self)
-        self.source = source or InstalledModels(store, hw, parent=self)
+        self.source = source
         self.current: str | None = None
         self.current_quant: str | None = None
         self.loading: float | None = None

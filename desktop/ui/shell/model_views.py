@@ -62,7 +62,7 @@ class ModelViews(QObject):
         self.installed, self.downloads = state.installed, state.downloads
         store = state.store
         # ---- the picker replaces the plain model label at the top of the chat
-        self.picker = ModelPicker(source=self.installed)
+        self.picker = ModelPicker(self.installed)
         chat_page.set_model_picker(self.picker)
 
         # ---- Hub: search, and a repo's quants on the same page (Back returns to the results)
@@ -77,7 +77,7 @@ class ModelViews(QObject):
         add_page("hub", "mdi6.magnify", self.hub_scroll, "Hub")
 
         # ---- Models: what is installed
-        self.library = LibraryView(source=self.installed)
+        self.library = LibraryView(self.installed)
         self.library_scroll = Page(self.library, lambda: self.library.list)
         add_page("models", "mdi6.cube-outline", self.library_scroll, "Models")
 
@@ -87,7 +87,7 @@ class ModelViews(QObject):
         add_page("downloads", "mdi6.download-outline", self.downloads_scroll, "Downloads")
 
         # ---- the welcome screen where the chat is empty: one line on the model, then the WelcomeView
-        self.welcome = WelcomeView(source=self.installed, downloads=self.downloads)
+        self.welcome = WelcomeView(self.installed, downloads=self.downloads)
         chat_page.set_welcome(self.welcome)
         # The picker's button names the model; in a narrow window it is cut rather than widening the window.
         self.picker.button.setMinimumWidth(160)
