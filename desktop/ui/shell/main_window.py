@@ -9,10 +9,10 @@ Pages are added with :meth:`MainWindow.add_page`, the model picker with :meth:`M
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QMainWindow,
@@ -24,11 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.chats.store import ChatStore
-from desktop.engine.inference import protocol as P
-from desktop.engine.profiles import Profile, ProfileStore
+from desktop.engine.profiles import ProfileStore
 from desktop.ui.chat.page import ChatPage
 from desktop.ui.chat.sidebar import Sidebar
-from desktop.ui.chat.stream import no_vision_reason
 from desktop.ui.errors import ErrorPresenter
 from desktop.ui.server.controller import ServerController
 from desktop.ui.server.page import ServerBadge, ServerPage
@@ -36,15 +34,16 @@ from desktop.ui.settings.panel import SettingsPanel
 from desktop.ui.shell import actions, focus
 from desktop.ui.shell import chat_actions as window_chat
 from desktop.ui.shell import help_actions as window_help
+from desktop.ui.shell.model_actions import ModelActions
 from desktop.ui.shell.model_menu import ModelMenu
 from desktop.ui.shell.model_views import ModelViews, Page
 from desktop.ui.shell.status_bar import StatusBar
-from desktop.ui.state import AppState, CurrentModel
+from desktop.ui.state import AppState
 from desktop.ui.theme import theme
 from desktop.ui.widgets.screens import fit_to_screen
 
 
-class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
+class MainWindow(window_chat.ChatActions, window_help.HelpActions, ModelActions, QMainWindow):
     def __init__(self, store: ProfileStore | None = None, chats: ChatStore | None = None,
                  state: AppState | None = None) -> None:
         super().__init__()
@@ -254,89 +253,6 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, QMainWindow):
         st = self.session.stream
         if e.timerId() == self._live and st is not None and self.session.stream_shown(st):
             self.chat_page.view.set_live_rate(st.live_rate())
-
-    # ------------------------------------------------------------------ models
-
-    def choose_profile(self, profile_id: str) -> None:
-        self.model_menu.choose_profile(profile_id)
-
-    def load_profile(self, profile: Profile) -> None:
-        self.model_menu.load_profile(profile)
-
-    def reload_model(self, profile: Profile) -> None:
-        self._reload_with(int(self.settings_panel.ctx.value()), self.settings_panel._gpu_value(), profile)
-
-    def _reload_with(self, n_ctx: int, gpu_layers: Any, profile: Profile | None = None) -> None:
-        c = self.state.current
-        p = profile or c.profile or c.loading
-        if p is not None:
-            self.model_menu.load_profile(p, n_ctx=n_ctx, overrides={"n_gpu_layers": gpu_layers})
-
-    def cancel_load(self) -> None:
-        self.adapter.cancel_load()
-
-    def resume_downloads(self) -> int:
-        return self.model_menu.resume_downloads()
-
-    def import_gguf(self, path: str | None = None) -> Any:
-        return self.model_menu.import_gguf(path)
-
-    def open_settings(self, profile_id: str | None = None) -> Any:
-        return self.model_menu.open_settings(profile_id)
-
-    @property
-    def profile_actions(self) -> dict[str, QAction]:
-        return self.model_menu.profile_actions
-
-    def on_settings_saved(self, profile_id: str, needs_reload: bool) -> None:
-        self.state.installed.refresh()
-        self.state.profile_saved(profile_id)  # sampling, system prompt and stops apply to the next message
-        if needs_reload:
-            self.banner.show_message("The new load settings take effect when the model is reloaded.", None,
-                                     ("Reload now", lambda: self.load_profile(self.store.get(profile_id))))
-        else:
-            self.statusBar().showMessage("Settings saved; they apply to the next message.", 5000)
-
-    @property
-    def loaded(self) -> P.Loaded | None:
-        """The engine's report on the model in it (None: none is)."""
-        return self.state.current.info
-
-    def _on_model_changed(self, current: CurrentModel) -> None:
-        self.status.show_current(current)
-        if current.info is not None:
-            self.chat_page.model_label.setText(current.name)
-        self._update_empty()
-
-    def _on_loaded(self, current: CurrentModel) -> None:
-        ev, p = current.info, current.profile
-        assert ev is not None
-        self.chat_page.set_vision(ev.vision, no_vision_reason(current.name), ev.image_max_side)
-        if ev.gpu_reason:
-            self.statusBar().showMessage(ev.gpu_reason, 10000)
-        if self._crashed:  # the engine is back: the crash notice is no longer true
-            self._crashed = False
-            self.banner.hide()
-        self.settings_panel.set_profile(p, ev.n_ctx, ev.n_gpu_layers if p and p.load.gpu_layers != "auto"
-                                        else None, reasoning_format=ev.reasoning_format)
-        self.status.clear_chat_numbers()  # the last answer's speed was another model's
-        self._show_chat_numbers(ev.n_ctx)
-        self.model_menu.fill()
-
-    def _on_load_failed(self, error: dict[str, Any]) -> None:
-        self.errors.present(error, modal=True)
-
-    def _on_load_cancelled(self, profile: Profile | None, back: Profile | None) -> None:
-        self.statusBar().showMessage(f"Stopped loading {profile.name if profile else 'the model'}." +
-                                     (f" Going back to {back.name}." if back else ""), 8000)
-
-    def _update_empty(self, *_: object) -> None:
-        """An empty chat shows the welcome view (suggested downloads, import) under a line on the model."""
-        if self.model.rowCount():
-            self.chat_page.show_conversation(True)
-            return
-        self.views.update_welcome()
-        self.chat_page.show_conversation(False)
 
     # ------------------------------------------------------------------ window state
 
