@@ -4,7 +4,8 @@ gguf-py's GGUFReader needs the whole file (it memory-maps the tensor data), so i
 fetched with one ranged HTTP request before a 40 GB download. This parser walks the key/value section
 of a byte prefix and keeps the scalar values (architecture numbers, context length, RoPE, token ids);
 arrays (the vocabulary) are skipped. The bytes are untrusted: every length is bounded by the buffer.
-Runs on any thread.
+Runs on any thread of the caller's process (the CLI, or the app's GUI-process workers: remote headers, installed
+models' labels).
 """
 from __future__ import annotations
 

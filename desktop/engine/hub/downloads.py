@@ -11,7 +11,8 @@ hashed (once) against the Hub's sha256, registered with origin ``hf-cache`` and 
 kv_overrides; the cache is never written, not even to delete a corrupt copy (that one is downloaded into
 the library instead).
 
-``run_download`` runs on the caller's thread (the CLI's main thread, or the queue's worker thread, queue.py).
+Runs in the caller's process (the CLI, or the app's GUI process): ``run_download`` on the caller's thread (the
+CLI's main thread, or the queue's worker thread, queue.py).
 No Qt, no llama_cpp.
 """
 from __future__ import annotations

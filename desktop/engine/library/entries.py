@@ -3,6 +3,9 @@
 Model ids are unique per file: ``profile@QUANT`` for the first file of a profile and quant, with a short
 hash of the file's real path appended when another file already holds that id, so a second import or
 download never replaces the first one's registration. Registering the same file again updates its entry.
+
+Runs in the caller's process (the CLI, the app's GUI process on its worker threads, the server's handler
+threads through the model pool); the lock makes concurrent writers of one process safe.
 """
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ Three kinds of files, and who may change them:
   (journaled), never deleted.
 - ``hf-cache``: GGUFs in the shared Hugging Face cache that other tools fetched; read, never written:
   repairs happen at load time (kv_overrides), removing one only unregisters it.
-Plus ``bundled`` (the demo model shipped in a package). Plain Python, any thread; listing never hashes.
+Plus ``bundled`` (the demo model shipped in a package). Plain Python; runs in the caller's process (the CLI, the
+app's GUI process on worker threads, the server's handler threads), any thread; listing never hashes.
 """
 from __future__ import annotations
 
