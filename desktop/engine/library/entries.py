@@ -104,6 +104,15 @@ def update_entry(model_id: str, **changes: Any) -> dict[str, Any]:
         return dict(entry)
 
 
+def put_entry(entry: dict[str, Any]) -> None:
+    """Write ``entry`` under its own ``id``, as given (replacing an entry of that id): for a model that already
+    has an id, such as a file in the HF cache being renamed, where ``register_model`` would pick one."""
+    with _REGISTRY_LOCK:
+        reg = read_registry()
+        reg[entry["id"]] = dict(entry)
+        _write_registry(reg)
+
+
 def unregister_model(model_id: str) -> None:
     with _REGISTRY_LOCK:
         reg = read_registry()

@@ -14,7 +14,7 @@ from typing import Any
 from desktop.engine.errors import GGUFError, ModelNotFoundError
 from desktop.engine.library import entries as reg_entries
 from desktop.engine.library.hashing import hash_file
-from desktop.engine.library.installed import InstalledModel, _installed
+from desktop.engine.library.installed import InstalledModel, installed_model
 
 
 def import_model(path: str | Path, profile_id: str | None = None, *, repair: bool = False,
@@ -71,4 +71,4 @@ def import_model(path: str | Path, profile_id: str | None = None, *, repair: boo
         pid, p, quant=report.file_type, size=p.stat().st_size, sha256=digest, source_sha256=source_sha,
         fixes=fixes, origin="imported", repaired_in_place=in_place, name=report.name or p.stem,
         mmproj=str(mm) if mm else None, vision=mm is not None)
-    return _installed(reg_entries.read_registry()[model_id])
+    return installed_model(reg_entries.read_registry()[model_id])
