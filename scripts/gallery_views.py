@@ -57,7 +57,7 @@ def _wait(app, cond, timeout: float = 20.0) -> None:
 
 def _qwen_listing():
     from desktop.engine.hub import fit, hardware
-    from desktop.engine.hub.downloads import QuantListing
+    from desktop.engine.hub.quants import QuantListing
     from desktop.engine.hub.listing import QuantEntry
 
     hw = hardware.detect()  # the simulated 16 GiB + 8 GiB machine

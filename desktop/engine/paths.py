@@ -1,7 +1,8 @@
 """Where the app keeps things: bundled profiles, user profiles, data, settings.
 
 Honours the platform's user dirs through platformdirs (``XDG_DATA_HOME`` / ``XDG_CONFIG_HOME`` on
-Linux), so tests and users can isolate them. Runs anywhere.
+Linux), so tests and users can isolate them. Runs in every process (the app's GUI process, the CLI, the engine
+process), on any thread.
 """
 from __future__ import annotations
 

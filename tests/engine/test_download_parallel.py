@@ -17,6 +17,7 @@ import pytest
 from desktop.engine import paths
 from desktop.engine.errors import VerificationError
 from desktop.engine.hub import downloads, parallel
+from desktop.engine.hub.events import DownloadEvent
 from desktop.engine.library import registry
 from tests.fixtures import tiny_gguf
 from tests.fixtures.hub_server import HubServer
@@ -111,7 +112,7 @@ def test_a_kill_refetches_at_most_one_chunk_per_connection(hub_server: HubServer
 
 def test_a_server_that_ignores_range_falls_back_to_one_connection(hub_server: HubServer, big: bytes) -> None:
     hub_server.ignore_range = True
-    events: list[downloads.DownloadEvent] = []
+    events: list[DownloadEvent] = []
     res = downloads.run_download(REPO, quant="Q4_K_M", connections=4, on_event=events.append)
     assert Path(res.path).read_bytes() == big
     assert any("one connection" in e.message for e in events)

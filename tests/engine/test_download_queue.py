@@ -12,6 +12,7 @@ import pytest
 
 from desktop.engine import paths
 from desktop.engine.hub import downloads
+from desktop.engine.hub.events import DownloadEvent
 from desktop.engine.hub.queue import DownloadQueue, Job
 from tests.fixtures import tiny_gguf
 from tests.fixtures.hub_server import HubServer
@@ -99,7 +100,7 @@ def test_cancel_deletes_only_that_jobs_partial_files(hub_server: HubServer, repo
         hub_server.repos[REPO].files[name].faults.throttle_bps = 1_000_000
     moving: dict[str, threading.Event] = {}
 
-    def on_event(ev: downloads.DownloadEvent) -> None:
+    def on_event(ev: DownloadEvent) -> None:
         if ev.state == "downloading" and ev.file_done > 100_000 and ev.job_id in moving:
             moving[ev.job_id].set()
 

@@ -17,6 +17,8 @@ import pytest
 
 from desktop.engine import paths
 from desktop.engine.hub import downloads
+from desktop.engine.hub.events import DownloadEvent
+from desktop.engine.hub.quants import list_quants
 from desktop.engine.hub import fetch
 from desktop.engine.hub import fit
 from desktop.engine.gguf import doctor as gguf_doctor
@@ -147,7 +149,7 @@ def test_quants_cli_reads_architecture_from_a_ranged_header_read(hub_server: Hub
     # Once a copy is on disk, its own header is read instead: no network read of the header.
     downloads.run_download(SPM_REPO, quant="Q4_K_M")
     n = len(gets(hub_server, SPM_FILE))
-    listing = downloads.list_quants(SPM_REPO, n_ctx=2048)
+    listing = list_quants(SPM_REPO, n_ctx=2048)
     assert listing.arch_source == "downloaded gguf header"
     assert listing.entries[0].fit["kv_bytes_per_token"] == row["fit"]["kv_bytes_per_token"]
     assert len(gets(hub_server, SPM_FILE)) == n
@@ -209,7 +211,7 @@ def test_broken_llama3_arrives_fixed_registered_and_usable(hub_server: HubServer
 def test_dropped_connection_resumes_without_refetching(hub_server: HubServer, spm_repo: bytes) -> None:
     f = hub_server.repos[SPM_REPO].files[SPM_FILE]
     f.faults.drop_after = len(spm_repo) // 2
-    events: list[downloads.DownloadEvent] = []
+    events: list[DownloadEvent] = []
     res = downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, backoff_base=0.05)
     body = [q for q in gets(hub_server, SPM_FILE) if q.sent]
     assert len(body) == 2
@@ -225,9 +227,9 @@ def test_interrupted_job_resumes_after_restart(hub_server: HubServer, spm_repo: 
     f.faults.throttle_bps = 2_000_000
     cancel = threading.Event()
 
-    events: list[downloads.DownloadEvent] = []
+    events: list[DownloadEvent] = []
 
-    def on_event(ev: downloads.DownloadEvent) -> None:
+    def on_event(ev: DownloadEvent) -> None:
         events.append(ev)
         if ev.state == "downloading" and ev.file_done > len(spm_repo) // 2:
             cancel.set()
@@ -271,7 +273,7 @@ def test_corrupted_transfer_is_rejected_and_not_registered(hub_server: HubServer
 def test_stall_is_reported_then_recovers(hub_server: HubServer, spm_repo: bytes) -> None:
     hub_server.repos[SPM_REPO].files[SPM_FILE].faults.stall_after = len(spm_repo) // 2
     hub_server.repos[SPM_REPO].files[SPM_FILE].faults.stall_seconds = 4.0
-    events: list[downloads.DownloadEvent] = []
+    events: list[DownloadEvent] = []
     res = downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, stall_after=1.0,
                                  backoff_base=0.05)
     stalled = [e for e in events if e.state == "stalled"]
@@ -357,7 +359,7 @@ def test_manager_pause_restart_resume_and_cancel(hub_server: HubServer, spm_repo
     f.faults.throttle_bps = 3_000_000
     seen = threading.Event()
 
-    def on_event(ev: downloads.DownloadEvent) -> None:
+    def on_event(ev: DownloadEvent) -> None:
         if ev.state == "downloading" and ev.done > len(spm_repo) // 4:
             seen.set()
 
@@ -373,7 +375,7 @@ def test_manager_pause_restart_resume_and_cancel(hub_server: HubServer, spm_repo
 
     # "Restart the app": a new manager finds the job in its persisted queue.
     f.faults.throttle_bps = None
-    events: list[downloads.DownloadEvent] = []
+    events: list[DownloadEvent] = []
     mgr2 = downloads.DownloadManager(events.append)
     jobs = mgr2.jobs()
     assert [j.id for j in jobs] == [job.id] and jobs[0].state == "paused"
@@ -602,7 +604,7 @@ def test_disk_filling_up_mid_download_stops_at_once_and_keeps_the_partial(
     limit = 128 * 1024
     monkeypatch.setattr(fetch, "WRITE_BYTES", 32 * 1024)
     monkeypatch.setattr(fetch, "_DiskWriter", _writer_failing_past(limit, errno.ENOSPC))
-    events: list[downloads.DownloadEvent] = []
+    events: list[DownloadEvent] = []
     with pytest.raises(DiskSpaceError) as ei:
         downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, backoff_base=5.0)
     assert "disk filled up" in ei.value.message
@@ -620,7 +622,7 @@ def test_a_write_error_no_retry_can_fix_ends_the_download(hub_server: HubServer,
 
     monkeypatch.setattr(fetch, "WRITE_BYTES", 16 * 1024)
     monkeypatch.setattr(fetch, "_DiskWriter", _writer_failing_past(64 * 1024, errno.EFBIG))
-    events: list[downloads.DownloadEvent] = []
+    events: list[DownloadEvent] = []
     with pytest.raises(DownloadError) as ei:
         downloads.run_download(SPM_REPO, quant="Q4_K_M", on_event=events.append, backoff_base=0.001, max_retries=3)
     assert ei.value.code == "disk_write" and "DESKTOP_CHAT_MODELS_DIR" in ei.value.message

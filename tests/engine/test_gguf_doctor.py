@@ -158,7 +158,7 @@ def test_the_reader_sees_exactly_what_stock_gguf_py_sees_through_a_plain_view(ll
     import numpy as np
 
     for path in (llama3_broken.path, mixtral_model.path):
-        ours, stock = gguf_doctor._open(path), gguf.GGUFReader(path)
+        ours, stock = gguf_doctor.open_reader(path), gguf.GGUFReader(path)
         assert type(ours.data) is np.ndarray and isinstance(ours.data.base, np.memmap)  # the fast path is on
         assert [(f.name, f.offset, f.types, f.data, [p.tobytes() for p in f.parts]) for f in ours.fields.values()] \
             == [(f.name, f.offset, f.types, f.data, [p.tobytes() for p in f.parts]) for f in stock.fields.values()]
@@ -169,3 +169,35 @@ def test_the_reader_sees_exactly_what_stock_gguf_py_sees_through_a_plain_view(ll
     assert gguf_repair.fix(llama3_broken.path).changes
     after = gguf.GGUFReader(llama3_broken.path)  # stock gguf-py confirms the patch
     assert int(after.fields["tokenizer.ggml.token_type"].parts[eot.data[128009]][0]) == gguf_doctor.CONTROL
+
+
+def _typed_gguf(path: Path, file_type: int | None) -> Path:
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    if file_type is not None:
+        w.add_uint32("general.file_type", file_type)
+    w.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("number,name", [(7, "Q8_0"), (0, "ALL_F32"), (15, "Q4_K_M"), (9999, "type 9999"),
+                                         (None, None)])
+def test_the_file_type_is_named_as_llama_cpp_names_it_from_the_first_bytes(tmp_path: Path, number, name) -> None:
+    from desktop.engine.gguf import header
+
+    path = _typed_gguf(tmp_path / "m.gguf", number)
+    assert header.read_file_type(path, 4096) == name
+    assert gguf_doctor.inspect(path).file_type == name  # the doctor's report reads the key the same one way
+
+
+def test_an_unreadable_file_has_no_file_type(tmp_path: Path) -> None:
+    from desktop.engine.gguf import header
+
+    assert header.read_file_type(tiny_gguf.make_non_gguf(tmp_path / "x.gguf"), 4096) is None
+    assert header.read_file_type(tmp_path / "missing.gguf", 4096) is None

@@ -8,6 +8,8 @@ import pytest
 
 from desktop.engine import paths
 from desktop.engine.hub import downloads
+from desktop.engine.hub.events import CANNOT_RESUME, DownloadEvent
+from desktop.engine.hub.quants import list_quants
 from desktop.engine.hub import listing as hub
 from tests.fixtures import tiny_gguf
 from tests.fixtures.hub_server import HubServer
@@ -58,13 +60,13 @@ def test_a_server_that_ignores_range_restarts_the_file_and_says_so(hub_server: H
     f = hub_server.repos[REPO].files[FILE]
     f.faults.drop_after = len(repo) // 2  # the first attempt leaves half a file
     hub_server.ignore_range = True
-    events: list[downloads.DownloadEvent] = []
+    events: list[DownloadEvent] = []
     res = downloads.run_download(REPO, quant="Q4_K_M", on_event=events.append, backoff_base=0.01, connections=1)
     assert Path(res.path).read_bytes() == repo
     gets = [q for q in hub_server.requests_for(FILE) if q.sent]
     assert len(gets) == 2 and gets[1].range == f"bytes={len(repo) // 2}-" and gets[1].status == 200
     assert gets[1].sent == len(repo)  # the whole file again, from byte 0
-    told = [e for e in events if e.message == downloads.CANNOT_RESUME]
+    told = [e for e in events if e.message == CANNOT_RESUME]
     assert told and told[0].state == "downloading"
 
 
@@ -87,6 +89,6 @@ def test_remote_header_read_stops_when_the_server_ignores_range(hub_server: HubS
 
 def test_quants_listing_works_against_a_mirror(hub_server: HubServer, repo: bytes) -> None:
     hub_server.require_revision = hub_server.no_sizes = hub_server.ignore_range = True
-    res = downloads.list_quants(REPO)
+    res = list_quants(REPO)
     assert [e.quant for e in res.entries] == ["Q4_K_M"] and res.entries[0].size == len(repo)
     assert not list(paths.hf_hub_cache().rglob("*.gguf"))

@@ -172,6 +172,29 @@ def test_prefix_reuse_keeps_the_answer_and_skips_the_cached_turn(spm_model: tiny
         b.close()
 
 
+def test_the_kept_prefix_is_the_cached_one_and_never_ends_inside_a_whole_span(spm_model: tiny_gguf.TinyModel) -> None:
+    """decode_loop.keep_prefix, the one prefix reuse of both prompts (text, and text with images, whose positions
+    are the spans kept whole): the cache ends up holding exactly the kept prefix."""
+    llm = _llama(spm_model.path, n_ctx=256)
+    try:
+        first = list(range(3, 15))
+        assert llm.n_vocab() > max(first)
+        second = first[:8] + [first[8] + 1] + first[9:]  # differs from position 8 on
+        assert decode_loop.prefill(llm, first) == 0 and llm.n_tokens == len(first)
+        assert decode_loop.keep_prefix(llm, second) == 8
+        assert llm.n_tokens == 8 and llm.input_ids[:8].tolist() == first[:8]
+        decode_loop.prefill(llm, first)
+        assert decode_loop.keep_prefix(llm, second, whole=[(1, 2), (5, 6)]) == 5  # 8 is inside 5..10: back to 5
+        assert llm.n_tokens == 5
+        decode_loop.prefill(llm, first)
+        assert decode_loop.keep_prefix(llm, second, whole=[(8, 2)]) == 8  # a span that starts at the cut stays out
+        decode_loop.prefill(llm, first)
+        assert decode_loop.keep_prefix(llm, first) == len(first) - 1  # the last token is always evaluated again
+        assert decode_loop.keep_prefix(llm, [first[0] + 1, *first[1:]]) == 0 and llm.n_tokens == 0
+    finally:
+        llm.close()
+
+
 @pytest.mark.integration
 def test_prefix_reuse_on_the_demo_model(demo_model: Path) -> None:
     b = LlamaBackend()

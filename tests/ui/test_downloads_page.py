@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 
 from desktop.engine import paths
 from desktop.engine.hub import downloads
+from desktop.engine.hub.queue import INTERRUPTED
 from desktop.engine.profiles import ProfileStore
 from desktop.ui.widgets.cards import BadgesRole
 from tests.fixtures import tiny_gguf
@@ -196,7 +197,7 @@ def test_interrupted_download_resumes_when_the_app_starts(qtbot, hub_server, spm
     job = first.submit(REPO, quant="Q4_K_M")
     qtbot.waitUntil(lambda: first.job(job.id).done > len(data) // 3, timeout=30000)
     first.close()  # the app quits mid-download
-    assert first.job(job.id).state == "paused" and first.job(job.id).message == downloads.INTERRUPTED
+    assert first.job(job.id).state == "paused" and first.job(job.id).message == INTERRUPTED
     have = next(paths.download_dir().rglob("*.incomplete")).stat().st_size
 
     f.faults.throttle_bps = None

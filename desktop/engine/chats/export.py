@@ -1,11 +1,12 @@
 """A saved chat as JSON or Markdown: every branch, with provenance, tool calls, images and a reasoning model's
 thinking.
 
-Plain Python, no Qt; reads through the :class:`~desktop.engine.chats.store.ChatStore` it is given (on the store's
-thread). The thinking is kept apart from the answer: JSON has a ``reasoning`` field next to ``content``; Markdown
-puts it before the answer in a collapsed, quoted "Thinking" section, so a reader never takes it for the answer.
-Images a message carried (kept in the data dir by content hash, ``vision.images.store``) are listed by hash in
-JSON; Markdown links them as ``![image](<name>_files/<hash>.png)`` and :func:`write_export` copies the files there.
+Plain Python, no Qt; runs in the caller's process (the CLI, or the app's GUI process) and reads through the
+:class:`~desktop.engine.chats.store.ChatStore` it is given, on the store's thread. The thinking is kept apart from
+the answer: JSON has a ``reasoning`` field next to ``content``; Markdown puts it before the answer in a collapsed,
+quoted "Thinking" section, so a reader never takes it for the answer. Images a message carried (kept in the data
+dir by content hash, ``vision.images.store``) are listed by hash in JSON; Markdown links them as
+``![image](<name>_files/<hash>.png)`` and :func:`write_export` copies the files there.
 """
 from __future__ import annotations
 

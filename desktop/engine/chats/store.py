@@ -1,11 +1,12 @@
 """Chats in SQLite: a message tree (edits and regenerations are branches), journaled streaming, provenance,
 full-text search, Markdown/JSON export, and a cache of GGUF sha256 digests.
 
-Plain Python, no Qt. A :class:`ChatStore` owns one ``sqlite3`` connection and must be used from the thread
-that opened it (the GUI thread in the app). The database is in WAL mode, and a streamed answer is written
-to its row while it streams (see :meth:`ChatStore.journal`), so a crash of the app or of the engine keeps
-what was generated. :func:`hash_file` is the only slow function; it touches no store, so a worker thread
-can run it and hand the digest back to the owning thread (:meth:`ChatStore.remember_sha256`).
+Plain Python, no Qt; runs in the caller's process (the CLI, or the app's GUI process). A :class:`ChatStore` owns
+one ``sqlite3`` connection and must be used from the thread that opened it (the GUI thread in the app). The
+database is in WAL mode, and a streamed answer is written to its row while it streams (see
+:meth:`ChatStore.journal`), so a crash of the app or of the engine keeps what was generated. :func:`hash_file` is
+the only slow function; it touches no store, so a worker thread can run it and hand the digest back to the owning
+thread (:meth:`ChatStore.remember_sha256`).
 """
 from __future__ import annotations
 

@@ -5,13 +5,14 @@
   applies a sliding window only for some architectures, with a fixed layer pattern per architecture (or one
   the file states); the KV estimate (``hub.fit``) gives those layers min(context, window) cells.
 * End of turn: llama.cpp takes ``tokenizer.ggml.eot_token_id`` when present, otherwise the first token whose
-  TEXT is one of :data:`EOT_TEXTS` (llama-vocab.cpp, "auto-detect special tokens by text"); we do the same,
+  TEXT is one of :data:`EOT_TEXTS` (llama-vocab.cpp, "auto-detect special tokens by text"); this does the same,
   in a fixed order where llama.cpp walks a hash map (files hold one of these in practice).
 * Family: when a file has no chat template, the format follows from ``general.architecture``, the tokenizer
   and the special tokens present; :func:`detect_format` returns None when it cannot tell, and the caller
   asks the user (``FormatUnknownError``), never a silent ChatML.
 
-Plain Python over gguf-py's reader (or a parsed header dict); any thread.
+Plain Python over gguf-py's reader (or a parsed header dict); any thread of any process: the caller's (the CLI,
+the app's GUI-process workers, fit estimates and generated profiles) and the engine process (the GPU-layer choice).
 """
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ _BY_ARCH = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "
 
 def detect_format(arch: str | None, tokenizer_model: str | None, specials: Mapping[str, int],
                   name: str | None = None) -> Detection | None:
-    """The prompt format for a template-less file, or None when metadata cannot tell (ask the user)."""
+    """The prompt format for a template-less file, or None when metadata cannot tell (the caller asks the user)."""
     arch = arch or ""
     has = specials.__contains__
 

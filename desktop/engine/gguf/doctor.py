@@ -155,7 +155,10 @@ def _reader_class() -> Any:
     return _READER
 
 
-def _open(path: str | Path, mode: str = "r"):
+def open_reader(path: str | Path, mode: str = "r"):
+    """A gguf-py ``GGUFReader`` over ``path`` (``mode`` is the reader's), after checking the file: it exists, is a
+    regular file, starts with the GGUF magic, parses, and no tensor ends past its end. Every failure is a
+    :class:`GGUFError` naming the file; the other GGUF readers (``projector``) open files through this."""
     GGUFReader = _reader_class()  # noqa: N806 - gguf-py's class, minus the memmap overhead
 
     p = Path(path)
@@ -183,7 +186,9 @@ def _open(path: str | Path, mode: str = "r"):
     return reader
 
 
-def _scalar(reader, key: str) -> Any:
+def scalar(reader, key: str) -> Any:
+    """The value of metadata key ``key`` in an :func:`open_reader` reader (a string, number or list), or None when
+    the file has no such key or its value cannot be decoded."""
     f = reader.get_field(key)
     if f is None:
         return None
@@ -194,7 +199,7 @@ def _scalar(reader, key: str) -> Any:
 
 
 def _arch_key(reader, arch: str | None, suffix: str) -> Any:
-    return _scalar(reader, f"{arch}.{suffix}") if arch else None
+    return scalar(reader, f"{arch}.{suffix}") if arch else None
 
 
 def _token_info(reader, tid: Any, n_vocab: int) -> TokenInfo | None:
@@ -211,19 +216,6 @@ def _token_info(reader, tid: Any, n_vocab: int) -> TokenInfo | None:
         if types is not None and tid < len(types.data):
             typ = TOKEN_TYPE_NAMES.get(int(types.parts[types.data[tid]][0]), "?")
     return TokenInfo(tid, text, typ)
-
-
-def _file_type_name(reader) -> str | None:
-    ft = _scalar(reader, "general.file_type")
-    if ft is None:
-        return None
-    try:
-        from gguf import LlamaFileType
-
-        name = LlamaFileType(int(ft)).name
-        return name.removeprefix("MOSTLY_")
-    except ValueError:
-        return f"type {ft}"
 
 
 _CACHE: dict[tuple[str, int, int], Report] = {}
@@ -300,8 +292,8 @@ def _disk_put(key: tuple[str, int, int], rep: Report) -> None:
 
 
 def _inspect(p: Path) -> Report:
-    reader = _open(p)
-    arch = _scalar(reader, "general.architecture")
+    reader = open_reader(p)
+    arch = scalar(reader, "general.architecture")
     tokens = reader.get_field("tokenizer.ggml.tokens")
     n_vocab = len(tokens.data) if tokens is not None else 0
     tok128009 = None
@@ -317,31 +309,32 @@ def _inspect(p: Path) -> Report:
         layout = "merged"
     else:
         layout = None
-    split_count = _scalar(reader, "split.count")
-    split_no = _scalar(reader, "split.no")
+    split_count = scalar(reader, "split.count")
+    split_no = scalar(reader, "split.no")
     m = _SPLIT_RE.search(p.name)
     if split_count is None and m:
         split_no, split_count = int(m.group(1)) - 1, int(m.group(2))
-    template = _scalar(reader, "tokenizer.chat_template")
+    template = scalar(reader, "tokenizer.chat_template")
     from desktop.engine.gguf import arch as gguf_arch
+    from desktop.engine.gguf.header import file_type_name
     from desktop.engine.inference import reasoning
 
     specials = gguf_arch.find_specials(tokens)
-    eot = _token_info(reader, _scalar(reader, "tokenizer.ggml.eot_token_id"), n_vocab)
+    eot = _token_info(reader, scalar(reader, "tokenizer.ggml.eot_token_id"), n_vocab)
     eot_source = "metadata" if eot else None
     by_text = gguf_arch.eot_by_text(specials) if eot is None else None
     if by_text:
         eot, eot_source = _token_info(reader, by_text[0], n_vocab), "text"
-    nums = gguf_arch.numbers(lambda k: _scalar(reader, k), n_vocab)
-    det = gguf_arch.detect_format(arch, _scalar(reader, "tokenizer.ggml.model"), specials,
-                                  _scalar(reader, "general.name"))
+    nums = gguf_arch.numbers(lambda k: scalar(reader, k), n_vocab)
+    det = gguf_arch.detect_format(arch, scalar(reader, "tokenizer.ggml.model"), specials,
+                                  scalar(reader, "general.name"))
     rep = Report(
         path=str(p),
         file_size=p.stat().st_size,
-        version=int(_scalar(reader, "GGUF.version") or 0),
+        version=int(scalar(reader, "GGUF.version") or 0),
         architecture=arch,
-        name=_scalar(reader, "general.name"),
-        file_type=_file_type_name(reader),
+        name=scalar(reader, "general.name"),
+        file_type=file_type_name(scalar(reader, "general.file_type")),
         context_length=_arch_key(reader, arch, "context_length"),
         rope_freq_base=_arch_key(reader, arch, "rope.freq_base"),
         rope_scaling=_arch_key(reader, arch, "rope.scaling.type"),
@@ -350,11 +343,11 @@ def _inspect(p: Path) -> Report:
         embedding_length=_arch_key(reader, arch, "embedding_length"),
         head_count=_arch_key(reader, arch, "attention.head_count"),
         head_count_kv=_arch_key(reader, arch, "attention.head_count_kv"),
-        tokenizer_model=_scalar(reader, "tokenizer.ggml.model"),
-        pre_tokenizer=_scalar(reader, "tokenizer.ggml.pre"),
+        tokenizer_model=scalar(reader, "tokenizer.ggml.model"),
+        pre_tokenizer=scalar(reader, "tokenizer.ggml.pre"),
         vocab_size=n_vocab,
-        bos=_token_info(reader, _scalar(reader, "tokenizer.ggml.bos_token_id"), n_vocab),
-        eos=_token_info(reader, _scalar(reader, "tokenizer.ggml.eos_token_id"), n_vocab),
+        bos=_token_info(reader, scalar(reader, "tokenizer.ggml.bos_token_id"), n_vocab),
+        eos=_token_info(reader, scalar(reader, "tokenizer.ggml.eos_token_id"), n_vocab),
         eot=eot,
         has_chat_template=bool(template),
         chat_template=template if isinstance(template, str) else None,

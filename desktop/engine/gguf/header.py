@@ -4,11 +4,13 @@ gguf-py's GGUFReader needs the whole file (it memory-maps the tensor data), so i
 fetched with one ranged HTTP request before a 40 GB download. This parser walks the key/value section
 of a byte prefix and keeps the scalar values (architecture numbers, context length, RoPE, token ids);
 arrays (the vocabulary) are skipped. The bytes are untrusted: every length is bounded by the buffer.
-Runs on any thread.
+Runs on any thread of the caller's process (the CLI, or the app's GUI-process workers: remote headers, installed
+models' labels).
 """
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 from typing import Any
 
 from gguf import GGUFValueType
@@ -134,3 +136,28 @@ def arch_numbers(meta: dict[str, Any]) -> dict[str, Any]:
         "eos_token_id": meta.get("tokenizer.ggml.eos_token_id"),
         "bos_token_id": meta.get("tokenizer.ggml.bos_token_id"),
     }
+
+
+def file_type_name(value: Any) -> str | None:
+    """A ``general.file_type`` number as llama.cpp names it (``Q8_0``, ``ALL_F32``: gguf-py's ``LlamaFileType``
+    without ``MOSTLY_``), ``type N`` for a number gguf-py does not know, None for a file that declares none. The one
+    reading of the key: the doctor's report, a projector's info and the views' quant labels all use it."""
+    if value is None:
+        return None
+    from gguf import LlamaFileType
+
+    try:
+        return LlamaFileType(int(value)).name.removeprefix("MOSTLY_")
+    except (TypeError, ValueError):
+        return f"type {value}"
+
+
+def read_file_type(path: str | Path, prefix_bytes: int) -> str | None:
+    """The file type a GGUF on disk declares (:func:`file_type_name`), read from its first ``prefix_bytes`` only;
+    None when the file cannot be read, is not a GGUF or declares none."""
+    try:
+        with open(path, "rb") as f:
+            meta = parse_prefix(f.read(prefix_bytes))
+    except (OSError, GGUFError, ValueError):
+        return None
+    return file_type_name(meta.get("general.file_type"))

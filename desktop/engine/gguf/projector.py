@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.engine.errors import GGUFError, ProjectorMismatchError
-from desktop.engine.gguf import doctor
+from desktop.engine.gguf import doctor, header
 
 #: Projectors that take one fixed-size square: a bigger picture only costs decoding time.
 FIXED_SIZE_TYPES = {"gemma3", "mlp", "mlp_norm", "ldp", "ldpv2", "adapter", "cogvlm", "janus_pro"}
@@ -84,10 +84,10 @@ def is_projector_name(name: str) -> bool:
 def is_projector(path: str | Path) -> bool:
     """Whether the file at ``path`` is a projector (its architecture is ``clip``)."""
     try:
-        reader = doctor._open(path)
+        reader = doctor.open_reader(path)
     except GGUFError:
         return False
-    return doctor._scalar(reader, "general.architecture") == "clip"
+    return doctor.scalar(reader, "general.architecture") == "clip"
 
 
 def _int(v: Any) -> int | None:
@@ -100,10 +100,10 @@ def _int(v: Any) -> int | None:
 def inspect(path: str | Path) -> ProjectorInfo:
     """Read a projector's metadata. GGUFError when the file is not a sound GGUF or not a projector."""
     p = Path(path)
-    reader = doctor._open(p)
+    reader = doctor.open_reader(p)
 
     def key(k: str) -> Any:
-        return doctor._scalar(reader, k)
+        return doctor.scalar(reader, k)
 
     if key("general.architecture") != "clip":
         raise GGUFError(f"{p.name} is not a multimodal projector (architecture "
@@ -127,7 +127,7 @@ def inspect(path: str | Path) -> ProjectorInfo:
         n_embd_vision=_int(key("clip.vision.embedding_length")), n_layer=_int(key("clip.vision.block_count")),
         n_head=_int(key("clip.vision.attention.head_count")), n_ff=_int(key("clip.vision.feed_forward_length")),
         n_embd_text=n_text, image_max_pixels=_int(key("clip.vision.image_max_pixels")),
-        file_type=doctor._file_type_name(reader),
+        file_type=header.file_type_name(key("general.file_type")),
     )
 
 

@@ -11,7 +11,8 @@ hashed (once) against the Hub's sha256, registered with origin ``hf-cache`` and 
 kv_overrides; the cache is never written, not even to delete a corrupt copy (that one is downloaded into
 the library instead).
 
-``run_download`` runs on the caller's thread (the CLI's main thread, or the queue's worker thread, queue.py).
+Runs in the caller's process (the CLI, or the app's GUI process): ``run_download`` on the caller's thread (the
+CLI's main thread, or the queue's worker thread, queue.py).
 No Qt, no llama_cpp.
 """
 from __future__ import annotations
@@ -31,14 +32,12 @@ from desktop.engine.errors import AppError, DiskSpaceError, DownloadCancelled, D
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.gguf import repair as gguf_repair
 from desktop.engine.hub import listing as hub
-from desktop.engine.hub.events import CANNOT_RESUME, DownloadEvent, Progress  # noqa: F401 - re-exported
+from desktop.engine.hub.events import CANNOT_RESUME, DownloadEvent, Progress
 from desktop.engine.hub.fetch import fetch_single
-from desktop.engine.hub.quants import QuantListing, list_quants  # noqa: F401 - re-exported
+from desktop.engine.hub.quants import list_quants  # noqa: F401 - desktop/cli/models.py reads it from here
 from desktop.engine.hub import parallel
 from desktop.engine.hub.parallel import RangesIgnored, fetch_parallel
-from desktop.engine.hub.queue import (  # noqa: F401 - the queue's names, re-exported for the front ends
-    ACTIVE_STATES, FINAL_STATES, INTERRUPTED, DownloadQueue, Job,
-)
+from desktop.engine.hub.queue import DownloadQueue
 from desktop.engine.hub.targets import (FileTarget, build_targets, drop_partial, expected_hash, library_file,
                                         partial_bytes, repo_dir, resolve_spec)
 from desktop.engine.library import generated

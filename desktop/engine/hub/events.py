@@ -1,7 +1,8 @@
 """What a download reports while it runs: typed events, and the throttled progress that sends them.
 
-Events are created on the downloading thread(s); a GUI hands them to its own thread (the Qt adapter does
-that with a queued signal). No Qt.
+Runs in the caller's process (the CLI, or the app's GUI process): events are created on the downloading
+thread(s) (the CLI's main thread, or the download queue's worker thread and its connection threads); the app
+hands them to its GUI thread with a queued signal. No Qt.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ The partial ``<file>.incomplete`` is written as bytes arrive and hashed on the w
 on threads of their own, overlapped with the network reads), so a finished file is verified without being
 read again. A server that answers a resume with the whole file restarts it from byte 0, and the user is
 told (``CANNOT_RESUME``). parallel.py fetches big files over several ranged connections instead.
-Runs on the download's thread; no Qt, no llama_cpp.
+Runs in the caller's process (the CLI, or the app's GUI process) on the download's thread (the CLI's main
+thread, or the download queue's worker thread); no Qt, no llama_cpp.
 """
 from __future__ import annotations
 

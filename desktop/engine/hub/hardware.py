@@ -1,8 +1,9 @@
 """What memory this machine offers a model: RAM, NVIDIA VRAM, Apple unified memory.
 
-Plain Python, no llama_cpp: the fit estimate (downloads) and the GPU-layer choice (engine process) both
-read it. NVIDIA numbers come from NVML (nvidia-ml-py), which is only a thin wrapper over the driver's
-libnvidia-ml, so it is cheap and fails cleanly on machines without the driver. Runs on any thread.
+Plain Python, no llama_cpp: the fit estimate (the caller's process: the CLI, the app's GUI-process workers) and
+the GPU-layer choice (the engine process) both read it. NVIDIA numbers come from NVML (nvidia-ml-py), which is
+only a thin wrapper over the driver's libnvidia-ml, so it is cheap and fails cleanly on machines without the
+driver. Runs on any thread.
 """
 from __future__ import annotations
 

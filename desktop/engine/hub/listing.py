@@ -2,8 +2,9 @@
 and turn huggingface_hub's errors into sentences that say what to do.
 
 Everything goes through huggingface_hub (its API client, its auth, its HTTP session), so HF_ENDPOINT,
-HF_TOKEN, the token saved by `hf auth login` and HF_HUB_OFFLINE behave as users expect. Runs on the
-caller's thread (the CLI's main thread, or a download worker thread in the GUI); no Qt, no llama_cpp.
+HF_TOKEN, the token saved by `hf auth login` and HF_HUB_OFFLINE behave as users expect. Runs in the caller's
+process (the CLI, or the app's GUI process) on the caller's thread (the CLI's main thread, or a worker thread:
+the download queue's, or the one that lists a repo for the Hub page); no Qt, no llama_cpp.
 """
 from __future__ import annotations
 

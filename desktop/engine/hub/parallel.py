@@ -1,4 +1,4 @@
-"""Fetching one big file over several ranged connections (issue 16, goal 2).
+"""Fetching one big file over several ranged connections.
 
 The partial ``<file>.incomplete`` is preallocated to the full size; the file is cut into chunks that the
 connections take in turn, each asking for ``Range: bytes=<next byte of its chunk>-<chunk end>`` and
@@ -6,7 +6,8 @@ writing at its offset through a handle of its own. Per-chunk progress is persist
 the bytes are written, at most every ``PERSIST_S``), so after a kill each connection fetches again at
 most the tail of the one chunk it was working on. The finished file is hashed once, in order, before it
 counts (``hash_file``). A server that ignores Range raises ``RangesIgnored`` at its first answer: the
-caller falls back to one connection. Runs on the download's thread plus one thread per connection.
+caller falls back to one connection. Runs in the caller's process (the CLI, or the app's GUI process) on the
+download's thread (the CLI's main thread, or the download queue's worker thread) plus one thread per connection.
 """
 from __future__ import annotations
 

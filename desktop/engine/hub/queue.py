@@ -1,8 +1,9 @@
 """The download queue: jobs run one at a time on a worker thread; the queue is persisted as JSON.
 
-Public methods may be called from any thread. The worker survives any exception of one job (the job ends
-``failed``), the queue file is written whole under a lock of its own (never a temp file shared by two
-threads), and cancelling a job deletes only that job's ``.incomplete`` files, never another paused quant's.
+Runs in the caller's process (the app's GUI process; the CLI downloads without it): the worker is a thread of that
+process, and public methods may be called from any of its threads. The worker survives any exception of one job
+(the job ends ``failed``), the queue file is written whole under a lock of its own (never a temp file shared by
+two threads), and cancelling a job deletes only that job's ``.incomplete`` files, never another paused quant's.
 The queue is handed the function that runs one download and the one that deletes a job's partial files
 (downloads.py binds its own as ``DownloadManager``), so it never imports the downloader back. No Qt, no llama_cpp.
 """

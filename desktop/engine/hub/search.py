@@ -1,9 +1,10 @@
 """Search the Hub for GGUF repositories: ``HfApi.list_models`` with the numbers a picker shows.
 
-Goes through huggingface_hub (HF_ENDPOINT, HF_TOKEN, ``hf auth login`` and HF_HUB_OFFLINE behave as users
-expect). Errors become one sentence through ``listing.translate``; being offline (HF_HUB_OFFLINE=1, or the
-endpoint cannot be reached at all) is its own error, :class:`HubOfflineError`, so a view can offer the
-local alternatives (import a GGUF from disk) instead of a generic failure. Plain Python, any thread.
+Goes through huggingface_hub (HF_ENDPOINT, HF_TOKEN, ``hf auth login`` and HF_HUB_OFFLINE behave as users expect).
+Errors become one sentence through ``listing.translate``; being offline (HF_HUB_OFFLINE=1, or the endpoint cannot
+be reached at all) is its own error, :class:`HubOfflineError`, so a view can offer the local alternatives (import
+a GGUF from disk) instead of a generic failure. Plain Python; runs in the caller's process (the CLI, or a worker
+thread of the app's GUI process), any thread.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 resumable ``<file>.incomplete`` and its sidecar ``<file>.incomplete.json`` (the expected sha256, size and
 etag, and per-chunk progress for parallel connections). A copy already in the shared HF cache is noted so
 it can be used where it is, read-only. Names from the Hub are untrusted: anything that would leave the
-repo's folder is refused. No Qt, no llama_cpp.
+repo's folder is refused. Runs in the caller's process (the CLI, or the app's GUI process) on the download's
+thread (the CLI's main thread, or the download queue's worker thread); no Qt, no llama_cpp.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ tests/engine/test_formats.py compare byte for byte with the real templates in te
 They are used when a GGUF carries no chat template of its own (the format is then detected from the
 architecture, see ``gguf.arch``) or when a profile names the format. Quirks are the templates' own:
 Gemma has no system role (the system text opens the first user turn), Mistral v3 puts the system text
-into the LAST user turn, Llama 2 wraps it in ``<<SYS>>``. Plain Python, runs anywhere.
+into the LAST user turn, Llama 2 wraps it in ``<<SYS>>``. Plain Python; runs wherever ``prompts`` does (the engine
+process in practice, the caller's process for the tool loop).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 from desktop.engine.inference.sampler import NativeChain
 
@@ -118,21 +118,34 @@ class Sequence:
         self._batch.close()
 
 
-def prefill(llm: Any, tokens: list[int]) -> int:
-    """Evaluate ``tokens`` as the prompt, reusing the longest prefix already in the KV cache (the previous
-    turn). At least the last token is evaluated, so fresh logits wait at the last output. Returns how many
-    tokens came from the cache."""
+def keep_prefix(llm: Any, tokens: list[int], whole: Iterable[tuple[int, int]] = ()) -> int:
+    """Keep the longest prefix of ``tokens`` that the KV cache already holds (the previous turn) and drop the
+    rest, so that the cache holds exactly ``tokens[:n]``; returns ``n``. At least the last token is left to
+    evaluate, so fresh logits wait at the last output. ``whole`` lists spans ``(start, length)`` that are kept
+    whole or not at all (an image's positions): a cut inside one moves back to its start. When nothing is kept,
+    or the cache cannot drop the tail, the context is reset and ``n`` is 0. Shared by the text prompt
+    (:func:`prefill`) and the prompt with images (``llama_vision``)."""
     reuse = 0
     for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens):
         if a != b:
             break
         reuse += 1
     reuse = min(reuse, len(tokens) - 1)
+    for start, length in whole:
+        if start < reuse < start + length:
+            reuse = start  # half an image is no image: evaluate it whole
     if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
         llm.n_tokens = reuse
     else:
         reuse = 0
         llm.reset()
+    return reuse
+
+
+def prefill(llm: Any, tokens: list[int]) -> int:
+    """Evaluate ``tokens`` as the prompt, reusing the longest prefix already in the KV cache (:func:`keep_prefix`).
+    Returns how many tokens came from the cache."""
+    reuse = keep_prefix(llm, tokens)
     llm.eval(tokens[reuse:])  # batched (n_batch at a time), logits for the last token only
     return reuse
 

@@ -3,7 +3,7 @@
 Inputs are what the loaded llama.cpp library can do (:class:`LibraryInfo`, read by ``llama_backend`` through
 ggml's backend registry), what the machine has (:class:`hardware.Hardware`: NVML VRAM, Apple unified memory)
 and the model's shape (from the GGUF header). The arithmetic is the same as ``fit.estimate``'s, so the
-download dialog's verdict and the engine's choice agree:
+repo page's fit verdict and the engine's choice agree:
 
     per layer  = file size / (n_layer + 1)          (the +1 is the output layer, which llama.cpp offloads last)
                + the KV cache / (n_layer + 1)       (``fit.Arch.kv_bytes``: sliding-window layers hold less)
@@ -105,7 +105,7 @@ class ModelShape:
                    int(n.get("swa_layers") or 0), int(report.vocab_size or 0))
 
     def arch(self) -> Arch | None:
-        """The shape as ``fit.Arch``, so the engine's choice and the download dialog's verdict agree."""
+        """The shape as ``fit.Arch``, so the engine's choice and the repo page's fit verdict agree."""
         if not (self.n_layer and self.n_head_kv and (self.head_dim or (self.n_embd and self.n_head))):
             return None
         head_dim = self.head_dim or self.n_embd // self.n_head

@@ -25,6 +25,7 @@ from typing import Any
 
 from desktop.engine.errors import ImageError, ModelLoadError
 from desktop.engine.gguf import projector as gguf_projector
+from desktop.engine.inference import decode_loop
 from desktop.engine.vision import images as vision_images
 
 _EVAL_EVERY = 32  # projector graph nodes between two looks at the stop byte
@@ -154,23 +155,11 @@ class Vision:
         return prompt
 
     def prefill(self, prompt: MediaPrompt) -> int:
-        """Evaluate ``prompt`` into the context, reusing the longest prefix already there (never part of an
-        image). Returns how many positions came from the cache (``decode_loop.prefill``'s contract)."""
+        """Evaluate ``prompt`` into the context, reusing the longest prefix already there, never part of an image
+        (``decode_loop.keep_prefix``). Returns how many positions came from the cache, as ``decode_loop.prefill``
+        does."""
         llm, tokens = self.llm, prompt.tokens
-        reuse = 0
-        for a, b in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens):
-            if a != b:
-                break
-            reuse += 1
-        reuse = min(reuse, len(tokens) - 1)
-        for start, (_chunk, n_pos) in prompt.images.items():
-            if start < reuse < start + n_pos:
-                reuse = start  # half an image is no image: evaluate it whole
-        if reuse > 0 and llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
-            llm.n_tokens = reuse
-        else:
-            reuse = 0
-            llm.reset()
+        reuse = decode_loop.keep_prefix(llm, tokens, [(start, n_pos) for start, (_c, n_pos) in prompt.images.items()])
         pos = reuse
         starts = sorted(s for s in prompt.images if s >= reuse)
         for start in starts + [len(tokens)]:

@@ -3,7 +3,9 @@
 The hand-written formats match the model cards (and their Hugging Face chat templates) byte for
 byte; golden tests pin them. ``gguf`` renders the file's own Jinja chat template in an immutable
 sandbox: a GGUF is untrusted input, so its template may not touch attributes that reach Python
-internals, read files or produce unbounded output. Runs anywhere.
+internals, read files or produce unbounded output. Runs in any process: the engine process renders
+the prompt of a local model; the caller's process (the CLI, the app's GUI process) uses the same formats for
+the tool loop and for requests.
 """
 from __future__ import annotations
 

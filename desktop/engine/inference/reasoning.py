@@ -18,7 +18,6 @@ else that needs to split a finished text (``split_text``).
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -284,12 +283,3 @@ def split_text(fmt: str, text: str, *, prompt: str = "") -> tuple[str, str]:
     sp.feed(text)
     sp.finish()
     return sp.reasoning_text, sp.answer_text
-
-
-def tool_call_arguments(text: str) -> dict[str, Any] | None:
-    """A harmony call's JSON arguments, or None when they are not a JSON object."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -3,6 +3,9 @@
 Model ids are unique per file: ``profile@QUANT`` for the first file of a profile and quant, with a short
 hash of the file's real path appended when another file already holds that id, so a second import or
 download never replaces the first one's registration. Registering the same file again updates its entry.
+
+Runs in the caller's process (the CLI, the app's GUI process on its worker threads, the server's handler
+threads through the model pool); the lock makes concurrent writers of one process safe.
 """
 from __future__ import annotations
 
@@ -99,6 +102,15 @@ def update_entry(model_id: str, **changes: Any) -> dict[str, Any]:
         entry.update(changes)
         _write_registry(reg)
         return dict(entry)
+
+
+def put_entry(entry: dict[str, Any]) -> None:
+    """Write ``entry`` under its own ``id``, as given (replacing an entry of that id): for a model that already
+    has an id, such as a file in the HF cache being renamed, where ``register_model`` would pick one."""
+    with _REGISTRY_LOCK:
+        reg = read_registry()
+        reg[entry["id"]] = dict(entry)
+        _write_registry(reg)
 
 
 def unregister_model(model_id: str) -> None:

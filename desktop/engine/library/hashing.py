@@ -1,4 +1,9 @@
-"""File hashes the library records and checks (SHA-256, and git's blob id for small non-LFS files)."""
+"""File hashes the library records and checks (SHA-256, and git's blob id for small non-LFS files).
+
+Reading a whole file is slow, so this runs off the GUI thread: in the caller's process on the thread that
+imports or downloads (the CLI's main thread, a worker thread of the app's GUI process, the download queue's
+worker thread); ``hub.fetch`` feeds a hasher as bytes arrive.
+"""
 from __future__ import annotations
 
 import hashlib

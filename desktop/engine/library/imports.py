@@ -2,8 +2,9 @@
 
 The file is the user's: by default it is left byte-for-byte unchanged and its 128009 problem is repaired at
 load time (the engine applies the doctor's kv_overrides to every load). ``repair=True`` repairs it in place
-instead, with the undo journal (``revert_repair`` puts the original bytes back). Runs on the caller's
-thread (the GUI uses a worker): it hashes the whole file.
+instead, with the undo journal (``revert_repair`` puts the original bytes back). Runs in the caller's
+process on the caller's thread (the CLI's main thread, or a worker thread of the app's GUI process): it hashes
+the whole file.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from desktop.engine.errors import GGUFError, ModelNotFoundError
 from desktop.engine.library import entries as reg_entries
 from desktop.engine.library.hashing import hash_file
-from desktop.engine.library.installed import InstalledModel, _installed
+from desktop.engine.library.installed import InstalledModel, installed_model
 
 
 def import_model(path: str | Path, profile_id: str | None = None, *, repair: bool = False,
@@ -21,8 +22,9 @@ def import_model(path: str | Path, profile_id: str | None = None, *, repair: boo
                  mmproj: str | Path | None = None) -> InstalledModel:
     """Register a local GGUF (see the module doc). With ``profile_id`` the file becomes that profile's model;
     without, a profile is made from the file's metadata (FormatUnknownError, with the choices, when the file has
-    no template and its family is unknown: ask the user and call again with ``prompt_format``). A second file with the same metadata name gets an
-    id of its own; importing the same file again updates its entry.
+    no template and its family is unknown: the caller asks the user and calls again with ``prompt_format``). A
+    second file with the same metadata name gets an id of its own; importing the same file again updates its
+    entry.
 
     A vision model's projector is ``mmproj``, else an ``mmproj`` file beside the model that fits it; it is
     recorded (``mmproj``, ``vision``) and left where it is. One made for another model is refused
@@ -69,4 +71,4 @@ def import_model(path: str | Path, profile_id: str | None = None, *, repair: boo
         pid, p, quant=report.file_type, size=p.stat().st_size, sha256=digest, source_sha256=source_sha,
         fixes=fixes, origin="imported", repaired_in_place=in_place, name=report.name or p.stem,
         mmproj=str(mm) if mm else None, vision=mm is not None)
-    return _installed(reg_entries.read_registry()[model_id])
+    return installed_model(reg_entries.read_registry()[model_id])

@@ -7,7 +7,8 @@ Three kinds of files, and who may change them:
   (journaled), never deleted.
 - ``hf-cache``: GGUFs in the shared Hugging Face cache that other tools fetched; read, never written:
   repairs happen at load time (kv_overrides), removing one only unregisters it.
-Plus ``bundled`` (the demo model shipped in a package). Plain Python, any thread; listing never hashes.
+Plus ``bundled`` (the demo model shipped in a package). Plain Python; runs in the caller's process (the CLI, the
+app's GUI process on worker threads, the server's handler threads), any thread; listing never hashes.
 """
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ class InstalledModel:
         return d
 
 
-def _installed(entry: dict[str, Any]) -> InstalledModel:
+def installed_model(entry: dict[str, Any]) -> InstalledModel:
+    """The :class:`InstalledModel` a registry entry describes, as the file on disk is now (present, size, undo)."""
     from desktop.engine.gguf import repair
 
     p = Path(entry["path"])
@@ -150,7 +152,7 @@ def bundled_file(spec: str) -> Path | None:
 def list_installed(store: Any = None) -> list[InstalledModel]:
     """Registered models, then unregistered GGUFs of the shared HF cache, plus bundled ones (with ``store``);
     sorted by profile and id. Never hashes anything."""
-    registered = [_installed(e) for e in reg_entries.read_registry().values()]
+    registered = [installed_model(e) for e in reg_entries.read_registry().values()]
     seen = {os.path.realpath(m.path) for m in registered}
     out = list(registered)
     for repo, path in hf_cache_ggufs():
@@ -186,15 +188,12 @@ def rename_model(model_id: str, name: str) -> InstalledModel:
         if m.origin != "hf-cache":
             raise ModelNotFoundError(f"{model_id!r} cannot be renamed (it is {m.origin})")
         _register_cache_model(m)
-    return _installed(reg_entries.update_entry(model_id, name=name))
+    return installed_model(reg_entries.update_entry(model_id, name=name))
 
 
 def _register_cache_model(m: InstalledModel) -> None:
-    with reg_entries._REGISTRY_LOCK:
-        reg = reg_entries.read_registry()
-        reg[m.id] = {"id": m.id, "profile": m.profile or "", "path": m.path, "quant": m.quant, "size": m.size,
-                     "repo": m.source_repo, "origin": "hf-cache", "name": m.name, "fixes": []}
-        reg_entries._write_registry(reg)
+    reg_entries.put_entry({"id": m.id, "profile": m.profile or "", "path": m.path, "quant": m.quant, "size": m.size,
+                           "repo": m.source_repo, "origin": "hf-cache", "name": m.name, "fixes": []})
 
 
 def revert_repair(model_id: str) -> InstalledModel:
@@ -206,7 +205,7 @@ def revert_repair(model_id: str) -> InstalledModel:
     entry = reg_entries.read_registry().get(model_id)
     if entry is None:
         raise ModelNotFoundError(f"no installed model {model_id!r}")
-    m = _installed(entry)
+    m = installed_model(entry)
     if not m.can_revert:
         raise FixError(f"{m.name} has no repair to undo" + ("" if Path(m.path).is_file() else " (its file is gone)"))
     repair.revert(m.path)
@@ -217,7 +216,7 @@ def revert_repair(model_id: str) -> InstalledModel:
                        f"sha256 any more; download it again", details=f"got {digest}, expected {want}")
     fixes = repair.load_time_fixes(doctor.inspect(m.path))
     # `reverted`: the user chose the original bytes; a later download run of the same file does not repair it again.
-    return _installed(reg_entries.update_entry(model_id, repaired_in_place=False, sha256=digest, fixes=fixes,
+    return installed_model(reg_entries.update_entry(model_id, repaired_in_place=False, sha256=digest, fixes=fixes,
                                                size=Path(m.path).stat().st_size, reverted=True))
 
 
@@ -233,7 +232,7 @@ def remove_model(model_id: str, *, delete_files: bool = True) -> list[InstalledM
         raise ModelNotFoundError(f"no installed model {model_id!r} (installed: {known})")
     removed = []
     for e in hits:
-        m = _installed(e)
+        m = installed_model(e)
         if delete_files and m.origin == "downloaded" and paths.in_library(m.path):
             _delete_download(Path(m.path), e)
         reg_entries.unregister_model(e["id"])

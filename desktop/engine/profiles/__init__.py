@@ -35,12 +35,12 @@ from desktop.engine.profiles.schema import (
     SpeculativeSpec,
     ntk_rope_freq_base,
 )
-from desktop.engine.profiles.store import ProfileProblem, ProfileStore
-from desktop.engine.profiles.validate import load_profile_file, profile_from_dict
+from desktop.engine.profiles.store import ProfileProblem, ProfileStore, deep_merge
+from desktop.engine.profiles.validate import load_profile_file, profile_from_dict, read_yaml
 
 __all__ = [
     "DEFAULT_PROFILE_ID", "KNOWN_FIXES", "Architecture", "BackendKind", "BackendSpec", "ContextSpec", "KVCacheType",
     "LoadSpec", "Profile", "ProfileProblem", "ProfileStore", "PromptFormat", "PromptSpec", "ProfileError", "UnknownProfileError", "RopeScaling", "RopeSpec",
     "Sampling", "Source", "SpeculativeSpec", "load_profile_file", "ntk_rope_freq_base", "profile_from_dict",
-    "reset_override", "save_override", "REASONING_MAX_TOKENS", "ReasoningSpec",
+    "reset_override", "save_override", "REASONING_MAX_TOKENS", "ReasoningSpec", "deep_merge", "read_yaml",
 ]

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from desktop.engine.errors import ProfileError
-from desktop.engine.profiles.store import ProfileStore, _deep_merge
-from desktop.engine.profiles.validate import _read_yaml, profile_from_dict
+from desktop.engine.profiles.store import ProfileStore, deep_merge
+from desktop.engine.profiles.validate import profile_from_dict, read_yaml
 
 
 def _user_file(profile_id: str, user_dir: Path) -> Path | None:
@@ -21,7 +21,7 @@ def _user_file(profile_id: str, user_dir: Path) -> Path | None:
         return None
     for path in sorted(user_dir.glob("*.yaml")):
         try:
-            data = _read_yaml(path)
+            data = read_yaml(path)
         except ProfileError:
             continue
         if data.get("id", path.stem) == profile_id:
@@ -57,14 +57,15 @@ def save_override(profile_id: str, changes: dict[str, Any], *, store: ProfileSto
     store = store or ProfileStore()
     store.get(profile_id)  # UnknownProfileError for a typo
     existing = _user_file(profile_id, store.user_dir)
-    current = _read_yaml(existing) if existing else {}
-    merged = _deep_merge(current, changes)
-    if profile_id in store._raw_bundled:
-        bpath, bdata = store._raw_bundled[profile_id]
+    current = read_yaml(existing) if existing else {}
+    merged = deep_merge(current, changes)
+    bundled_file = store.bundled_data(profile_id)
+    if bundled_file is not None:
+        bpath, bdata = bundled_file
         bundled = profile_from_dict(bdata, str(bpath))
         body = _diff_from(bundled, {k: v for k, v in merged.items() if k != "id"})
         target = existing or store.user_dir / f"{profile_id}.yaml"
-        profile_from_dict(_deep_merge(bdata, body), str(target))
+        profile_from_dict(deep_merge(bdata, body), str(target))
         if not body:
             if existing:
                 existing.unlink()
@@ -90,7 +91,7 @@ def reset_override(profile_id: str, *, store: ProfileStore | None = None) -> boo
     """
     store = store or ProfileStore()
     store.get(profile_id)
-    if profile_id not in store._raw_bundled:
+    if store.bundled_data(profile_id) is None:
         raise ProfileError(f"{profile_id!r} is your own profile, with no bundled defaults to reset to")
     existing = _user_file(profile_id, store.user_dir)
     if existing is None:

@@ -9,14 +9,16 @@ from typing import Any, Callable
 from desktop.engine import paths
 from desktop.engine.errors import ProfileError, UnknownProfileError
 from desktop.engine.profiles.schema import DEFAULT_PROFILE_ID, Profile
-from desktop.engine.profiles.validate import _read_yaml, profile_from_dict
+from desktop.engine.profiles.validate import profile_from_dict, read_yaml
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid over ``base``, nested mappings merged key by key (how a user file overrides a bundled one);
+    neither argument is changed."""
     out = dict(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -66,7 +68,7 @@ class ProfileStore:
         profiles: dict[str, Profile] = {}
         problems: list[ProfileProblem] = []
         for path in sorted(self.bundled_dir.glob("*.yaml")):
-            data = _read_yaml(path)
+            data = read_yaml(path)
             prof = profile_from_dict(data, str(path))
             if prof.id in profiles:
                 raise ProfileError(f"{path}: id: {prof.id!r} is defined twice")
@@ -77,11 +79,11 @@ class ProfileStore:
         if self.user_dir.is_dir():
             for path in sorted(self.user_dir.glob("*.yaml")):
                 try:
-                    data = _read_yaml(path)
+                    data = read_yaml(path)
                     pid = data.get("id", path.stem)
                     if isinstance(pid, str) and pid in raw_bundled:
                         bpath, bdata = raw_bundled[pid]
-                        prof = profile_from_dict(_deep_merge(bdata, data), str(path))
+                        prof = profile_from_dict(deep_merge(bdata, data), str(path))
                         profiles[pid] = dataclasses.replace(prof, origin=str(bpath), overridden_by=str(path))
                     else:
                         prof = profile_from_dict(data, str(path))
@@ -92,6 +94,11 @@ class ProfileStore:
         self._raw_bundled, self._profiles, self.problems = raw_bundled, profiles, problems
         for fn in list(self._listeners):
             fn()
+
+    def bundled_data(self, profile_id: str) -> tuple[Path, dict[str, Any]] | None:
+        """The bundled file of ``profile_id`` and its YAML as read, before any user override; None for a profile
+        that is not bundled (one that exists only in the user dir)."""
+        return self._raw_bundled.get(profile_id)
 
     def ids(self) -> list[str]:
         return list(self._profiles)

@@ -168,7 +168,9 @@ def _safe_load(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A profile file's top-level mapping, read with the safe loader; ProfileError (naming the file, and the line
+    and column of a syntax error) when it cannot be read, is not YAML or is not a mapping."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -187,5 +189,5 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def load_profile_file(path: str | Path) -> Profile:
     path = Path(path)
-    return profile_from_dict(_read_yaml(path), str(path))
+    return profile_from_dict(read_yaml(path), str(path))
 

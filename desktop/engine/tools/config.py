@@ -8,10 +8,11 @@ The file has the shape other MCP clients use, so one file can be shared::
         "search": {"url": "http://127.0.0.1:8000/mcp", "headers": {"Authorization": "Bearer ..."}}
     }}
 
-A server is either stdio (``command`` + optional ``args``/``env``/``cwd``) or streamable HTTP (``url`` +
-optional ``headers``); ``timeout_s`` (per tool call) and ``disabled`` are optional on both. Errors name the
-file and the dotted key. The per-chat choice of servers is a small JSON file in the data dir keyed by chat
-id (the chats database is not ours to extend). Runs anywhere; file I/O only, so call it off the GUI thread.
+A server is either stdio (``command`` + optional ``args``/``env``/``cwd``) or streamable HTTP (``url`` + optional
+``headers``); ``timeout_s`` (per tool call) and ``disabled`` are optional on both. Errors name the file and the
+dotted key. The per-chat choice of servers is a small JSON file in the data dir keyed by chat id (the chats
+database is not ours to extend). Runs in the caller's process (the CLI, or the app's GUI process), never in the
+engine; file I/O only, so the app runs it off the GUI thread.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Errors of the tools package, in the app's one hierarchy (``AppError``).
 
 They never cross the engine protocol (the tool loop runs in the caller), so they need no ``from_dict``
-registration. Runs anywhere.
+registration. Raised in the caller's process (the CLI, or the app's GUI process).
 """
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ messages, ``tool`` role). Otherwise the prompt is written here: natively for the
 tool syntax (llama31/llama3, chatml, mixtral), else through the profile's own format with a system-prompt block
 that describes the tools and the tool turns written as text.
 
-Internal messages are OpenAI-like: ``{"role": "assistant", "content", "tool_calls": [{"id", "name",
-"arguments": dict}]}`` and ``{"role": "tool", "tool_call_id", "name", "content"}``. Runs anywhere.
+Internal messages are OpenAI-like: ``{"role": "assistant", "content", "tool_calls": [{"id", "name", "arguments":
+dict}]}`` and ``{"role": "tool", "tool_call_id", "name", "content"}``. Runs in the caller's process (the CLI, the
+app's GUI process, the server's handler threads), never in the engine process.
 """
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """The tool loop: generate, parse calls, ask, run them with a timeout, feed results back, until an answer.
 
-Runs on the caller's thread (CLI main thread, a GUI worker), over the same :class:`EngineClient` as a plain
-answer, so Stop, crashes and stats behave the same. A local model gets a prompt rendered here
-(:mod:`formats`: the file's template with ``tools``, or the format's own syntax) and its calls are parsed out
-of the stream, held back so the user never sees raw call JSON; a remote (OpenAI-compatible) backend gets
-``tools`` and returns ``tool_calls`` itself. Each call is asked about (:mod:`permissions`), run through
-:class:`ToolBox` with its time limit, and recorded (:class:`ToolCallRecord`, saved with the answer). After
-``max_rounds`` rounds of calls the loop stops asking the tools and ends (``finish_reason`` "tool_limit").
-No Qt; callbacks run on the loop's thread and receive typed dataclasses.
+Runs in the caller's process on the caller's thread (the CLI's main thread, a worker thread of the app's GUI
+process), over the same :class:`EngineClient` as a plain answer, so Stop, crashes and stats behave the same. A
+local model gets a prompt rendered here (:mod:`formats`: the file's template with ``tools``, or the format's own
+syntax) and its calls are parsed out of the stream, held back so the user never sees raw call JSON; a remote
+(OpenAI-compatible) backend gets ``tools`` and returns ``tool_calls`` itself. Each call is asked about
+(:mod:`permissions`), run through :class:`ToolBox` with its time limit, and recorded (:class:`ToolCallRecord`,
+saved with the answer). After ``max_rounds`` rounds of calls the loop stops asking the tools and ends
+(``finish_reason`` "tool_limit"). No Qt; callbacks run on the loop's thread and receive typed dataclasses.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ by the same task, so every server gets one long-lived task on the manager's even
 transport and the ``ClientSession``, signals "ready", and waits for the close request. Callers (CLI main
 thread, GUI workers, the tool loop) block on ``concurrent.futures`` results with timeouts, so a server that
 hangs never hangs them: :meth:`McpManager.call_tool` raises :class:`ToolTimeoutError` after the server's
-``timeout_s``. Servers start lazily, on the first list or call. No Qt.
+``timeout_s``. Servers start lazily, on the first list or call. Runs in the caller's process (the CLI, or the
+app's GUI process), never in the engine. No Qt.
 """
 from __future__ import annotations
 

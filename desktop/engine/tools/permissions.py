@@ -1,8 +1,9 @@
 """Asking before a tool runs: allow once, always allow this tool, or deny.
 
 The front end supplies the question as a callback (the CLI answers from ``--allow-tools``; the GUI shows
-``ui/views/tool_permission.py``'s dialog). "Always" is remembered per server and tool in the user config dir,
-so it holds across chats and restarts. Runs anywhere; the callback runs on the tool loop's thread.
+``ui/tools/permission_dialog.py``'s dialog). "Always" is remembered per server and tool in the user config dir, so
+it holds across chats and restarts. Runs in the caller's process (the CLI, or the app's GUI process); the callback
+runs on the tool loop's thread.
 """
 from __future__ import annotations
 

@@ -24,8 +24,6 @@ MAX_IMAGE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 #: The longest side handed to a projector that tiles or takes any size (fixed-size ones get their own size).
 DEFAULT_MAX_SIDE = 2048
-#: Formats llama.cpp's own loader (stb_image) reads as they are; anything else is re-encoded as PNG.
-_PASS_THROUGH = {"PNG", "JPEG"}
 _DATA_URL = re.compile(r"^data:(?P<mime>image/[A-Za-z0-9.+-]+)?(?P<b64>;base64)?,(?P<data>.*)$", re.S)
 
 

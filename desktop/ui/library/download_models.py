@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
     QStyleOptionProgressBar,
 )
 
-from desktop.engine.hub import downloads
+from desktop.engine.hub.events import DownloadEvent
+from desktop.engine.hub.queue import ACTIVE_STATES, Job
 from desktop.ui.widgets.cards import human_size
 
 FractionRole = Qt.ItemDataRole.UserRole + 1
@@ -44,7 +45,7 @@ def job_button_text(state: str | None, idle: str = "Download") -> str:
         return "Retry"
     if state == "paused":
         return "Resume"
-    return "Downloading…" if state in downloads.ACTIVE_STATES else idle
+    return "Downloading…" if state in ACTIVE_STATES else idle
 
 
 def human_eta(s: float | None) -> str:
@@ -54,13 +55,13 @@ def human_eta(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def job_state_text(job: downloads.Job) -> str:
+def job_state_text(job: Job) -> str:
     """One line for a job's state, as the Downloads page, the repo page and the welcome cards say it."""
     state = STATE_TEXT.get(job.state, job.state)
     if job.state == "failed":
         reason = (job.error or {}).get("message") or job.message
         return f"Failed: {reason}" if reason else "Failed"
-    if job.state in downloads.ACTIVE_STATES and job.total:
+    if job.state in ACTIVE_STATES and job.total:
         return f"{state} {job.done / job.total:.0%}"
     return state
 
@@ -88,7 +89,7 @@ class JobsModel(_Table):
 
     HEADERS = ("Model", "State", "Progress", "Speed", "ETA", "Details")
 
-    def __init__(self, parent: QObject | None = None, name_of: Callable[[downloads.Job], str] | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, name_of: Callable[[Job], str] | None = None) -> None:
         super().__init__(parent)
         self.rows: list[dict[str, Any]] = []
         self.name_of = name_of or (lambda j: f"{j.repo} {j.quant or j.filename or ''}".strip())
@@ -100,12 +101,12 @@ class JobsModel(_Table):
                 return i
         return -1
 
-    def set_jobs(self, jobs: list[downloads.Job]) -> None:
+    def set_jobs(self, jobs: list[Job]) -> None:
         self.beginResetModel()
         self.rows = [self._from_job(j) for j in jobs]
         self.endResetModel()
 
-    def _from_job(self, j: downloads.Job) -> dict[str, Any]:
+    def _from_job(self, j: Job) -> dict[str, Any]:
         fixes = (j.result or {}).get("fixes") or []
         message = ((j.error or {}).get("message") if j.state == "failed"
                    else "verified (sha256 matches the Hub)" if j.state == "done" else None)
@@ -114,14 +115,14 @@ class JobsModel(_Table):
                 "message": "; ".join(fixes) if fixes else (message or j.message or ""), "fixes": fixes,
                 "result": j.result, "error": j.error}
 
-    def add_job(self, j: downloads.Job) -> None:
+    def add_job(self, j: Job) -> None:
         if self.row_of(j.id) >= 0:
             return
         self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
         self.rows.append(self._from_job(j))
         self.endInsertRows()
 
-    def update_job(self, j: downloads.Job, ev: downloads.DownloadEvent | None = None) -> None:
+    def update_job(self, j: Job, ev: DownloadEvent | None = None) -> None:
         """The row of ``j`` as the manager has it now (added if new); ``ev`` adds its speed, ETA and file."""
         i = self.row_of(j.id)
         if i < 0:

@@ -11,6 +11,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from desktop.engine.hub import downloads
+from desktop.engine.hub.events import DownloadEvent
+from desktop.engine.hub.queue import ACTIVE_STATES, Job
 from desktop.engine.profiles import ProfileStore
 
 
@@ -29,12 +31,12 @@ state) closes it on quit, which leaves a running job resumable, marked interrupt
         self.manager = downloads.DownloadManager(self.event_received.emit, store=self.store, **run_kwargs)
         self.event_received.connect(self._on_event)
 
-    def _on_event(self, ev: downloads.DownloadEvent) -> None:
+    def _on_event(self, ev: DownloadEvent) -> None:
         if ev.state == "done" and ev.result:
             self.store.reload()
             self.model_installed.emit(ev.result.get("profile_id", ""))
 
-    def queue(self, spec: str, quant: str | None) -> downloads.Job:
+    def queue(self, spec: str, quant: str | None) -> Job:
         """Download ``quant`` of ``spec`` (a profile id or a repo; no quant: the recommended one). A failed,
         paused or cancelled job of the same quant is resumed rather than queued twice, and a running one is
         returned as it is. Raises AppError when the download cannot be queued."""
@@ -43,11 +45,11 @@ state) closes it on quit, which leaves a running job resumable, marked interrupt
         if job is not None and job.state in {"failed", "paused", "cancelled"}:
             self.manager.resume(job.id)
             return job
-        if job is None or job.state not in downloads.ACTIVE_STATES:
+        if job is None or job.state not in ACTIVE_STATES:
             job = self.manager.submit(spec, quant=quant or None)
         return job
 
-    def job(self, job_id: str) -> downloads.Job | None:
+    def job(self, job_id: str) -> Job | None:
         """The job ``job_id`` as the queue has it now (None: not in the queue); in memory, no I/O."""
         try:
             return self.manager.job(job_id)
@@ -59,7 +61,7 @@ state) closes it on quit, which leaves a running job resumable, marked interrupt
         return self.manager.resume_interrupted()
 
     def latest(self, *, repo: str | None = None, profile_id: str | None = None,
-               quant: str | None = None) -> downloads.Job | None:
+               quant: str | None = None) -> Job | None:
         """The newest job for this repo or profile (and quant); in memory, no I/O."""
         hits = [j for j in self.manager.jobs()
                 if (repo is None or j.repo.lower() == repo.lower())

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.engine.hub import downloads
+from desktop.engine.hub.events import DownloadEvent
+from desktop.engine.hub.queue import ACTIVE_STATES, Job
 from desktop.ui.library.download_models import JobIdRole, JobsModel, ProgressDelegate, job_state_text
 from desktop.ui.library.download_queue import DownloadsController
 from desktop.ui.widgets.cards import apply_style, icon
@@ -32,7 +33,7 @@ class DownloadsPanel(QWidget):
     """Every download job: progress, speed, ETA, and Pause / Resume / Cancel / Retry on the selected one."""
 
     def __init__(self, controller: DownloadsController, parent: QWidget | None = None,
-                 name_of: Callable[[downloads.Job], str] | None = None) -> None:
+                 name_of: Callable[[Job], str] | None = None) -> None:
         super().__init__(parent)
         apply_style(self)
         self.controller = controller
@@ -132,7 +133,7 @@ class DownloadsPanel(QWidget):
             getattr(self.manager, what)(job_id)
             self.show_job(job_id)
 
-    def _on_event(self, ev: downloads.DownloadEvent) -> None:
+    def _on_event(self, ev: DownloadEvent) -> None:
         try:
             job = self.manager.job(ev.job_id)
         except KeyError:
@@ -148,7 +149,7 @@ class DownloadsPanel(QWidget):
         r = self.jobs.row_of(job_id) if job_id else -1
         row = self.jobs.rows[r] if r >= 0 else None
         state = row["state"] if row else None
-        active = state in downloads.ACTIVE_STATES
+        active = state in ACTIVE_STATES
         self.pause_btn.setEnabled(active)
         self.cancel_btn.setEnabled(active or state == "paused")
         self.resume_btn.setEnabled(state in {"paused", "cancelled"})

@@ -20,28 +20,11 @@ def file_type_of(path: str | Path) -> str | None:
         return None
     key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
     if key not in _FILE_TYPES:
-        _FILE_TYPES[key] = _read_file_type(path)
+        from desktop.engine.gguf.header import read_file_type
+        from desktop.engine.hub.listing import HEADER_PREFIX_BYTES
+
+        _FILE_TYPES[key] = read_file_type(path, HEADER_PREFIX_BYTES)
     return _FILE_TYPES[key]
-
-
-def _read_file_type(path: str | Path) -> str | None:
-    from desktop.engine.errors import AppError
-    from desktop.engine.gguf import header
-    from desktop.engine.hub.listing import HEADER_PREFIX_BYTES
-
-    try:
-        with open(path, "rb") as f:
-            ft = header.parse_prefix(f.read(HEADER_PREFIX_BYTES)).get("general.file_type")
-    except (OSError, AppError, ValueError):
-        return None
-    if ft is None:
-        return None
-    try:
-        from gguf import LlamaFileType
-
-        return LlamaFileType(int(ft)).name.removeprefix("MOSTLY_")
-    except ValueError:
-        return f"type {ft}"
 
 
 def _same_quant(file_type: str, repo_quant: str) -> bool:

@@ -18,7 +18,7 @@ from PySide6.QtCore import (
 )
 
 from desktop.engine.hub import fit
-from desktop.engine.hub.downloads import QuantListing
+from desktop.engine.hub.quants import QuantListing
 from desktop.engine.hub.hardware import GPU, Hardware
 from desktop.engine.hub.listing import QuantEntry
 from desktop.ui.widgets.cards import (

@@ -1,7 +1,7 @@
 """One repo's page: its quants as cards with size, need and a fit badge, a what-if context slider, Download.
 
 ``open_repo(spec)`` takes a repo id (``owner/name``) or a profile id; the listing (network) runs on the
-thread pool through ``downloads.list_quants``. The slider re-evaluates the verdicts on the GUI thread from
+thread pool through ``quants.list_quants``. The slider re-evaluates the verdicts on the GUI thread from
 the cached listing (``models.quants.refit``: arithmetic only, no network). Download emits
 ``download_requested(repo, quant)``; the caller queues it. Errors show in the shared ErrorPanel.
 
@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.engine.errors import AppError
-from desktop.engine.hub import downloads
+from desktop.engine.hub.quants import QuantListing, list_quants
+from desktop.engine.hub.queue import ACTIVE_STATES, Job
 from desktop.ui.library.download_models import job_button_text, job_state_text
 from desktop.ui.library.quants_model import QuantsModel, recommend, refit
 from desktop.ui.widgets.cards import CardDelegate, apply_style, human_size, icon
@@ -37,9 +38,9 @@ from desktop.ui.workers import JobKeeper
 CONTEXT_STEPS = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576]
 
 
-def _load(spec: str, store: Any) -> tuple[downloads.QuantListing, str | None, int]:
+def _load(spec: str, store: Any) -> tuple[QuantListing, str | None, int]:
     """Worker thread: the listing, the profile's preferred quant, and the largest sensible context."""
-    listing = downloads.list_quants(spec, store=store)
+    listing = list_quants(spec, store=store)
     preferred, ctx_max = None, 131072
     if listing.profile_id:
         from desktop.engine.profiles import ProfileStore
@@ -62,8 +63,8 @@ class RepoPage(QWidget):
         apply_style(self)
         self.store = store
         self.spec: str | None = None
-        self.listing: downloads.QuantListing | None = None  # as listed (the cache the slider works from)
-        self.shown: downloads.QuantListing | None = None  # re-evaluated for the slider's context
+        self.listing: QuantListing | None = None  # as listed (the cache the slider works from)
+        self.shown: QuantListing | None = None  # re-evaluated for the slider's context
         self._seq = 0
         self._jobs = JobKeeper(self)
         self._steps: list[int] = list(CONTEXT_STEPS)
@@ -143,7 +144,7 @@ class RepoPage(QWidget):
     def _repo(self) -> str | None:
         return self.listing.repo if self.listing else None
 
-    def job_of(self, quant: str | None) -> downloads.Job | None:
+    def job_of(self, quant: str | None) -> Job | None:
         """The newest download job of ``quant`` of this page's repo."""
         repo = self._repo()
         if self.controller is None or not repo or not quant:
@@ -216,12 +217,12 @@ class RepoPage(QWidget):
         self._jobs.start(lambda: _load(spec, store), lambda res: self._on_listing(seq, res),
                          lambda exc: self._on_failed(seq, exc))
 
-    def _on_listing(self, seq: int, res: tuple[downloads.QuantListing, str | None, int]) -> None:
+    def _on_listing(self, seq: int, res: tuple[QuantListing, str | None, int]) -> None:
         if seq != self._seq:
             return
         self.show_listing(*res)
 
-    def show_listing(self, listing: downloads.QuantListing, preferred: str | None = None,
+    def show_listing(self, listing: QuantListing, preferred: str | None = None,
                      ctx_max: int = 131072) -> None:
         """Show a listing already in hand (a cached one, or one listed elsewhere): no network."""
         self.spec = self.spec or listing.repo
@@ -255,7 +256,7 @@ class RepoPage(QWidget):
         self._update()
         self.listing_finished.emit()
 
-    def _show(self, listing: downloads.QuantListing, select_recommended: bool = False) -> None:
+    def _show(self, listing: QuantListing, select_recommended: bool = False) -> None:
         keep = self.selected_quant()
         self.shown = listing
         rec = recommend(listing.entries, self._preferred)
@@ -288,7 +289,7 @@ class RepoPage(QWidget):
         return self.quants.entries[idx.row()].quant if idx.isValid() and idx.row() < len(self.quants.entries) \
             else None
 
-    def _pending(self, quant: str | None) -> tuple[downloads.Job | None, str | None]:
+    def _pending(self, quant: str | None) -> tuple[Job | None, str | None]:
         """``quant``'s newest job and its state while it still matters (not done or cancelled)."""
         job = self.job_of(quant)
         return job, (job.state if job is not None and job.state not in {"done", "cancelled"} else None)
@@ -307,7 +308,7 @@ class RepoPage(QWidget):
                                                   else "Download"))
         self.download_btn.setIcon(icon("mdi6.message-text-outline" if chat else "mdi6.download", color="white"))
         self.download_btn.setEnabled(q is not None and self.listing is not None and (chat or not installed)
-                                     and state not in downloads.ACTIVE_STATES)
+                                     and state not in ACTIVE_STATES)
         line = f"{q} · {human_size(e.size)} · {e.fit['verdict']}" if e and e.fit else ""
         if job is not None and state is not None:
             line = f"{line} · {job_state_text(job)}" if line else job_state_text(job)
