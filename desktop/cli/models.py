@@ -15,6 +15,7 @@ from desktop.cli.common import _Parser
 from desktop.engine.hub import downloads
 from desktop.engine.library import registry
 from desktop.engine.hub.hardware import GiB
+from desktop.engine.profiles.fields import KV_CACHE_TYPES
 
 
 def _gib(n: float) -> str:
@@ -177,7 +178,7 @@ def add_parser(sub: Any) -> None:
     x = msub.add_parser("quants", help="a repo's or profile's quants with sizes and a fit estimate")
     x.add_argument("spec", metavar="REPO_OR_PROFILE")
     x.add_argument("--ctx", type=int, help="what-if context length (default: the profile's)")
-    x.add_argument("--kv-type", choices=["f16", "q8_0", "q4_0"])
+    x.add_argument("--kv-type", choices=KV_CACHE_TYPES)
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_quants)
     x = msub.add_parser("download", help="download, verify and repair a quant")

@@ -96,6 +96,13 @@ class ContextOverflowError(AppError):
     code = "context_overflow"
 
 
+class NoRoomForAttachmentsError(ContextOverflowError):
+    """The context leaves too little room for a message's attached files (``chats.attachments.fit_attachments``);
+    the message carries the numbers."""
+
+    code = "attachments_no_room"
+
+
 class GenerationError(AppError):
     """Generation failed inside llama.cpp."""
 

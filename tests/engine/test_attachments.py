@@ -132,14 +132,47 @@ def test_one_attachment_budget_for_the_chat_and_the_cli() -> None:
     from desktop.engine.chats import attachments as att
 
     # The answer's room is its max tokens, at most a quarter of the context; then the conversation and the
-    # prompt's own text. The same numbers wherever attachments are fitted (ui/chat/tool_send.py, cli/tools.py).
+    # prompt's own text. The same numbers wherever attachments are fitted (fit_attachments; ui/chat/tool_send.py).
     assert att.context_budget(4096, 512, 100) == 4096 - 512 - 100 - att.PROMPT_SLACK_TOKENS
     assert att.context_budget(4096, 8192, 100) == 4096 - 1024 - 100 - att.PROMPT_SLACK_TOKENS  # a reasoning model
-    assert att.context_budget(512, 256, 300) < att.MIN_CONTEXT_TOKENS  # no room: the files are left out
+    assert att.context_budget(512, 256, 300) < att.MIN_CONTEXT_TOKENS  # no room: fit_attachments refuses
     import inspect
 
-    from desktop.cli import tools as cli_tools
     from desktop.ui.chat import tool_send
 
-    for mod in (cli_tools, tool_send):
-        assert "context_budget(" in inspect.getsource(mod)
+    assert "context_budget(" in inspect.getsource(tool_send)
+
+
+def test_fit_attachments_uses_the_budget_and_the_last_question(long_text: Path, tmp_path: Path) -> None:
+    small = tmp_path / "small.md"
+    small.write_text("# Notes\nThe answer is 5.\n", encoding="utf-8")
+    history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"},
+               {"role": "user", "content": "What is the secret launch codename?"}]
+    whole = att.fit_attachments([att.load_attachment(small)], history, 4096, 512)
+    assert whole.mode == "full" and "The answer is 5." in whole.text
+    # Too big for what the context leaves: the chunks that match the *last* user message, within the budget.
+    budget = att.context_budget(2048, 256, att.estimate_tokens("\n".join(m["content"] for m in history)))
+    got = att.fit_attachments([att.load_attachment(long_text)], history, 2048, 256)
+    assert got.mode == "retrieved" and "AURORA-PELICAN" in got.text
+    assert 0 < got.tokens <= budget
+    assert att.fit_attachments([], history, 64, 512).text == ""  # nothing attached: nothing to fit
+
+
+def test_fit_attachments_refuses_when_the_context_leaves_no_room(tmp_path: Path) -> None:
+    from desktop.engine.errors import ContextOverflowError, NoRoomForAttachmentsError, from_dict
+
+    small = tmp_path / "small.md"
+    small.write_text("The answer is 5.\n", encoding="utf-8")
+    question = [{"role": "user", "content": "x" * 400}]  # 100 tokens by the estimate
+    with pytest.raises(NoRoomForAttachmentsError) as caught:
+        att.fit_attachments([att.load_attachment(small)], question, 512, 256)
+    err = caught.value
+    assert isinstance(err, ContextOverflowError) and err.code == "attachments_no_room"
+    assert err.message == ("the context (512 tokens) leaves no room for the attachments after the answer's 128 "
+                           "tokens and the conversation's 100; raise the context size")
+    assert type(from_dict(err.to_dict())) is NoRoomForAttachmentsError  # survives the process boundary
+    # Just enough room (MIN_CONTEXT_TOKENS) is room: the same call with a larger context fits the file.
+    n_ctx = next(n for n in range(512, 2048) if att.context_budget(n, 256, 100) >= att.MIN_CONTEXT_TOKENS)
+    assert "The answer is 5." in att.fit_attachments([att.load_attachment(small)], question, n_ctx, 256).text
+    with pytest.raises(NoRoomForAttachmentsError):
+        att.fit_attachments([att.load_attachment(small)], question, n_ctx - 1, 256)

@@ -1,5 +1,6 @@
-"""The settings table drives the profile validator, the schema's defaults and serve's request checks: each is
-checked against the table field by field, so a range changed in the table is changed everywhere."""
+"""The settings table drives the profile validator, the schema's defaults, serve's request checks, the requests'
+defaults and the choice lists: each is checked against the table field by field, so a range, a default or a list
+changed in the table is changed everywhere."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -109,3 +110,90 @@ def test_a_reload_tells_the_listeners(tmp_path: Path) -> None:
     store.remove_listener(listener)
     store.reload()
     assert calls == [1]
+
+
+# ------------------------------------------------------------------------------------------ one place
+
+def test_the_requests_defaults_are_the_tables() -> None:
+    """A request built without a profile (``ask --model``, serve) asks for what a profile would."""
+    from desktop.engine.inference.protocol import Generate, Load
+    from desktop.engine.inference.sampler import SamplerSpec
+    from desktop.engine.library import registry
+    from desktop.engine.profiles.fields import default
+
+    gen, spec, load = Generate(id="g"), SamplerSpec(), Load(id="l", model_path="m.gguf")
+    sampling = [f for f in FIELDS if f.section == "sampling"]
+    assert len(sampling) == 7
+    for f in sampling:
+        assert getattr(gen, f.name) == f.default, f.key
+        if hasattr(spec, f.name):
+            assert getattr(spec, f.name) == f.default, f.key
+    assert spec.seed == -1  # random, as the table says (the engine draws it: llama_generate)
+    assert (load.n_ctx, load.n_batch, load.kv_cache_type, load.flash_attn, load.n_gpu_layers, load.n_threads) == (
+        default("context.default"), default("load.batch"), default("load.kv_cache_type"), default("load.flash_attn"),
+        default("load.gpu_layers"), default("load.threads"))
+    assert registry.load_request(None, "m.gguf", "l").n_ctx == default("context.default")
+
+
+def test_every_kv_cache_type_of_the_table_has_its_bytes_and_its_ggml_type() -> None:
+    from desktop.engine.hub import fit
+    from desktop.engine.inference import llama_load
+    from desktop.engine.profiles.fields import KV_CACHE_TYPES
+
+    assert set(fit.KV_BYTES_PER_ELEMENT) == set(llama_load.KV_TYPES) == set(KV_CACHE_TYPES)
+
+
+def test_defaults_and_choice_lists_are_read_from_the_table_everywhere() -> None:
+    """Change the table (before anything else reads it) and every other place follows: none keeps its own copy."""
+    import subprocess
+    import sys
+
+    code = r'''
+import dataclasses, importlib.util, sys, typing
+import desktop
+spec = importlib.util.spec_from_file_location("desktop.engine.profiles.fields",
+                                              desktop.__path__[0] + "/engine/profiles/fields.py")
+F = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = F
+spec.loader.exec_module(F)
+F.KV_CACHE_TYPES = ("f16", "q8_0", "q5_1")
+F.REASONING_EFFORTS = ("low", "high")
+new = {"sampling.temperature": 0.25, "sampling.top_p": 0.5, "sampling.top_k": 7, "sampling.min_p": 0.125,
+       "sampling.repeat_penalty": 1.5, "sampling.max_tokens": 99, "sampling.seed": 5, "context.default": 1234,
+       "load.batch": 77, "load.kv_cache_type": "q8_0"}
+for key, value in new.items():
+    F.BY_KEY[key] = dataclasses.replace(F.BY_KEY[key], default=value)
+
+from desktop.engine.inference.protocol import Generate, Load
+from desktop.engine.inference.sampler import SamplerSpec
+from desktop.engine.inference import reasoning
+from desktop.engine.hub import fit
+from desktop.engine.library import registry
+from desktop.engine.profiles import schema
+from desktop.cli import build_parser
+
+gen, load, samp = Generate(id="g"), Load(id="l", model_path="m"), SamplerSpec()
+for key, value in new.items():
+    section, name = key.split(".")
+    if section == "sampling":
+        assert getattr(gen, name) == value, key
+        assert getattr(schema.Sampling(), name) == value, key
+        assert not hasattr(samp, name) or getattr(samp, name) == value, key
+assert (load.n_ctx, load.n_batch, load.kv_cache_type) == (1234, 77, "q8_0")
+assert registry.load_request(None, "m.gguf", "l").n_ctx == 1234
+assert fit.KV_TYPES == typing.get_args(schema.KVCacheType) == F.KV_CACHE_TYPES
+assert reasoning.EFFORTS == F.REASONING_EFFORTS and typing.get_args(schema.ReasoningEffort) == ("", "low", "high")
+
+def takes(*argv):
+    try:
+        build_parser().parse_args(list(argv))
+    except SystemExit:
+        return False
+    return True
+
+assert takes("models", "quants", "r", "--kv-type", "q5_1") and not takes("models", "quants", "r", "--kv-type", "q4_0")
+assert takes("ask", "--effort", "high", "hi") and not takes("ask", "--effort", "medium", "hi")
+print("ok")
+'''
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "ok", r.stderr

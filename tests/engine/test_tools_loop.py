@@ -183,6 +183,21 @@ def test_unknown_tool_is_reported_to_the_model(remote: Callable[..., Any], engin
     assert "There is no tool named 'no_such_tool'" in res.text
 
 
+def test_a_remote_tool_loop_sends_the_questions_pictures(remote: Callable[..., Any], engine: EngineClient,
+                                                        calc: McpManager, tmp_path: Path) -> None:
+    """``ask --mcp --image`` on a server's model: every round's request carries the picture with the question."""
+    from tests.fixtures.vision_gguf import make_png
+
+    srv, turns = remote()
+    png = make_png(tmp_path / "red.png", (230, 20, 20))
+    res = ToolLoop(engine, turns, _toolbox(calc), ask=allow_all).run([{**QUESTION[0], "images": [str(png)]}])
+    assert res.text == "The sum is 5." and len(srv.requests) == 2
+    for body in srv.requests:
+        text, picture = body["messages"][0]["content"]
+        assert text == {"type": "text", "text": QUESTION[0]["content"]}
+        assert picture["type"] == "image_url" and picture["image_url"]["url"].startswith("data:image/png;base64,")
+
+
 def test_tool_calls_are_saved_with_the_answer_and_exported(tmp_path: Path) -> None:
     """The chats store's existing API keeps the calls in the answer's provenance; both exports show them."""
     from desktop.engine.chats.store import ChatStore

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from desktop.engine.errors import AppError
+from desktop.engine.errors import AppError, NoRoomForAttachmentsError
 
 CHARS_PER_TOKEN = 4.0
 CHUNK_TOKENS = 256
@@ -269,15 +269,44 @@ def _whole_citations(att: Attachment) -> list[Citation]:
 
 
 PROMPT_SLACK_TOKENS = 256  # the chat template, system prompt and tool descriptions around the attachments
-MIN_CONTEXT_TOKENS = 64  # below this the attachments are left out rather than cut to nothing
+# Less room than this for the attachments: fit_attachments refuses (NoRoomForAttachmentsError) rather than cut
+# them to nothing.
+MIN_CONTEXT_TOKENS = 64
+
+
+def answer_room(n_ctx: int, max_tokens: int | None) -> int:
+    """The tokens kept for the answer: its max tokens, at most a quarter of the context (so a reasoning model's
+    large max_tokens does not crowd out every file)."""
+    return max(1, min(max_tokens or n_ctx // 4, n_ctx // 4))
 
 
 def context_budget(n_ctx: int, max_tokens: int | None, conversation_tokens: int) -> int:
-    """The tokens attachments may fill, the one rule for the chat and ``ask --attach``: what the context leaves
-    after the answer's room (its max tokens, at most a quarter of the context, so a reasoning model's large
-    max_tokens does not crowd out every file), the conversation, and the prompt's own text around them."""
-    reserve = max(1, min(max_tokens or n_ctx // 4, n_ctx // 4))
-    return n_ctx - reserve - conversation_tokens - PROMPT_SLACK_TOKENS
+    """The tokens attachments may fill (``fit_attachments`` applies it): what the context leaves after the
+    answer's room (``answer_room``), the conversation, and the prompt's own text around them."""
+    return n_ctx - answer_room(n_ctx, max_tokens) - conversation_tokens - PROMPT_SLACK_TOKENS
+
+
+def fit_attachments(attachments: Iterable[Attachment], messages: list[dict[str, Any]], n_ctx: int,
+                    max_tokens: int | None, count_tokens: TokenCounter | None = None) -> AttachmentContext:
+    """The attachments' text for the last user message of ``messages`` (the conversation so far, that message
+    included), within what the context leaves them: the one budget rule of the chat and ``ask --attach``.
+
+    ``n_ctx`` is the loaded context, ``max_tokens`` the answer's; ``count_tokens`` the model's own counter
+    (``engine_token_counter``), else the estimate. Whole files when they fit, else the chunks that best match the
+    question (``build_context``). Raises :class:`NoRoomForAttachmentsError` when the context leaves fewer than
+    :data:`MIN_CONTEXT_TOKENS` for them: a message is not sent without the files it was given."""
+    atts = list(attachments)
+    if not atts:
+        return AttachmentContext("")
+    count = count_tokens or estimate_tokens
+    used = count("\n".join(str(m.get("content") or "") for m in messages))
+    budget = context_budget(n_ctx, max_tokens, used)
+    if budget < MIN_CONTEXT_TOKENS:
+        raise NoRoomForAttachmentsError(
+            f"the context ({n_ctx} tokens) leaves no room for the attachments after the answer's "
+            f"{answer_room(n_ctx, max_tokens)} tokens and the conversation's {used}; raise the context size")
+    question = next((str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), "")
+    return build_context(atts, question, budget, count)
 
 
 def build_context(attachments: Iterable[Attachment], question: str, budget_tokens: int,

@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from desktop.engine.hub.hardware import GiB, Hardware
+from desktop.engine.profiles.fields import KV_CACHE_TYPES
 
 KV_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
-KV_TYPES = ("f16", "q8_0", "q4_0")
+KV_TYPES = KV_CACHE_TYPES  # the settings table's list; KV_BYTES_PER_ELEMENT has a row for each
 #: the floor of the overhead (see the module docstring)
 OVERHEAD_BYTES = 1 * GiB
 RUNTIME_BYTES = GiB // 2

@@ -13,6 +13,7 @@ from desktop.engine.errors import AppError
 from desktop.engine.hub import listing as hub
 from desktop.engine.hub.targets import library_file, resolve_spec
 from desktop.engine.profiles import ProfileStore
+from desktop.engine.profiles.fields import default as _default
 
 
 @dataclass
@@ -45,7 +46,7 @@ def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str 
     entries = hub.group_quants(listing.files)
     hub.prefer_projector(entries, listing.files, profile.source.mmproj if profile else None)
     hw = hw or hardware.detect()
-    kv_type = kv_type or (profile.load.kv_cache_type if profile else "f16")
+    kv_type = kv_type or (profile.load.kv_cache_type if profile else _default("load.kv_cache_type"))
     arch: fit.Arch | None = None
     source = "unknown"
     numbers: dict[str, Any] = {}
@@ -65,8 +66,9 @@ def list_quants(repo_or_profile: str, *, n_ctx: int | None = None, kv_type: str 
         except AppError:
             arch = None
     if n_ctx is None:
-        n_ctx = profile.context.default if profile else min(int(numbers.get("context_native") or 4096), 4096)
-    fa = profile.load.flash_attn if profile else "auto"
+        ctx = _default("context.default")  # no profile: the default context, or the model's native one if smaller
+        n_ctx = profile.context.default if profile else min(int(numbers.get("context_native") or ctx), ctx)
+    fa = profile.load.flash_attn if profile else _default("load.flash_attn")
     swa_full = profile.load.swa_full if profile else True
     for e in entries:
         e.fit = fit.estimate(e.size, arch, n_ctx, hw, kv_type, flash_attn=fa, swa_full=swa_full,

@@ -2,13 +2,16 @@
 
 One JSON object per line, with a ``type`` tag. Requests go to the engine on its stdin; events come
 back on a private pipe. Everything here is a plain dataclass so both sides stay free of llama_cpp
-and of Qt. Runs anywhere.
+and of Qt. The defaults of the settings a user edits are the settings table's (``profiles.fields``), so a
+request built without a profile asks for what a profile would. Runs anywhere.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
+
+from desktop.engine.profiles.fields import default as _default
 
 
 # ---------------------------------------------------------------------------------------------- requests
@@ -21,14 +24,14 @@ class Load:
     TYPE: ClassVar[str] = "load"
     id: str
     model_path: str
-    n_ctx: int = 4096
-    n_gpu_layers: int | str = "auto"
-    n_threads: int | str = "auto"
-    n_batch: int = 512
+    n_ctx: int = _default("context.default")
+    n_gpu_layers: int | str = _default("load.gpu_layers")
+    n_threads: int | str = _default("load.threads")
+    n_batch: int = _default("load.batch")
     rope_freq_base: float | None = None
     rope_freq_scale: float | None = None
-    flash_attn: bool | str = "auto"  # True/False, or "auto"/"on"/"off" (profiles.LoadSpec)
-    kv_cache_type: str = "f16"
+    flash_attn: bool | str = _default("load.flash_attn")  # True/False, or "auto"/"on"/"off" (profiles.LoadSpec)
+    kv_cache_type: str = _default("load.kv_cache_type")  # one of fields.KV_CACHE_TYPES
     swa_full: bool = True  # full-size KV for sliding-window layers (llama-cpp-python's default)
     kv_overrides: dict[str, Any] = field(default_factory=dict)
     apply_doctor_overrides: bool = True
@@ -56,13 +59,13 @@ class Generate:
     messages: list[dict[str, Any]] = field(default_factory=list)
     prompt_spec: dict[str, Any] = field(default_factory=dict)
     prompt: str | None = None
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
-    max_tokens: int = 1024
-    seed: int = -1
+    temperature: float = _default("sampling.temperature")
+    top_p: float = _default("sampling.top_p")
+    top_k: int = _default("sampling.top_k")
+    min_p: float = _default("sampling.min_p")
+    repeat_penalty: float = _default("sampling.repeat_penalty")
+    max_tokens: int = _default("sampling.max_tokens")
+    seed: int = _default("sampling.seed")  # -1: a random seed, chosen by the engine and reported in the stats
     stop_strings: list[str] = field(default_factory=list)
     stop_token_ids: list[int] = field(default_factory=list)
     # Tokens are batched into one chunk per interval, matched to the chat view's 50 ms flush, so each chunk

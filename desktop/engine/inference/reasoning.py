@@ -22,9 +22,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from desktop.engine.profiles.fields import REASONING_EFFORTS
+
 REASONING_FORMATS = ("think", "magistral", "harmony")
 STOPPED_THINKING = "stopped while thinking: raise max tokens"
-EFFORTS = ("low", "medium", "high")
+EFFORTS = REASONING_EFFORTS  # the settings table's list
 
 _TAGS = {
     "think": ("<think>", "</think>"),

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from desktop.engine.profiles.fields import default as _default
+
 #: llama-cpp-python's default ``last_n_tokens_size``: how many recent tokens the penalties look at.
 PENALTY_LAST_N = 64
 
@@ -53,16 +55,20 @@ def penalty_prefilter_k(top_k: int, temp: float, repeat_penalty: float, frequenc
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """What a Generate asks of the sampler (the fields of ``protocol.Generate`` that matter here)."""
+    """What a Generate asks of the sampler (the fields of ``protocol.Generate`` that matter here); the defaults are
+    the settings table's, as Generate's are."""
 
-    temperature: float = 0.7
-    top_k: int = 40
-    top_p: float = 0.95
-    min_p: float = 0.05
-    repeat_penalty: float = 1.1
+    temperature: float = _default("sampling.temperature")
+    top_k: int = _default("sampling.top_k")
+    top_p: float = _default("sampling.top_p")
+    min_p: float = _default("sampling.min_p")
+    repeat_penalty: float = _default("sampling.repeat_penalty")
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
-    seed: int = 0
+    # -1 is llama.cpp's LLAMA_DEFAULT_SEED (0xFFFFFFFF as the uint32 it takes): its dist sampler then seeds itself
+    # at random. The engine never relies on that: it draws a -1 request's seed itself (llama_generate) and passes
+    # it here, so the seed it reports is the one used.
+    seed: int = _default("sampling.seed")
     last_n: int = PENALTY_LAST_N
     # A GBNF grammar the output must match (``Generate.json_schema``/``grammar``); None: unconstrained.
     grammar: str | None = None

@@ -19,6 +19,7 @@ from typing import Any
 from desktop.engine import paths
 from desktop.engine.errors import FormatUnknownError
 from desktop.engine.profiles import Profile
+from desktop.engine.profiles.fields import default as _default
 
 HEADER = "# Generated from the GGUF's own metadata; edit freely.\n"
 
@@ -141,7 +142,7 @@ def profile_from_report(report: Any, *, repo: str | None = None, quant: str | No
         "source": {"repo": repo, "quants": [quant] if quant else [], "recommended_quant": quant,
                    **({"local_file": local} if local else {})},
         "prompt": {"format": fmt, "stop_tokens": stop_tokens(report)},
-        "context": {"native": native, "default": min(native, 4096), "max": native},
+        "context": {"native": native, "default": min(native, _default("context.default")), "max": native},
         "fixes": ["eot-128009"] if report.is_llama3_vocab else [],
         "notes": f"prompt format: {fmt_source}; {eot_note}.",
     }

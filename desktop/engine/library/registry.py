@@ -13,6 +13,7 @@ from typing import Any
 from desktop.engine.inference import prompts
 from desktop.engine.errors import ModelNotFoundError
 from desktop.engine.profiles import Profile
+from desktop.engine.profiles.fields import default as _default
 from desktop.engine.inference.protocol import Generate, Load
 # The library's parts, re-exported: callers keep using `registry` as the one entry point.
 from desktop.engine.library.entries import (  # noqa: F401
@@ -98,7 +99,7 @@ def load_request(profile: Profile | None, model_path: str | Path | None, request
         if mm:
             o = {**o, "mmproj_path": str(Path(mm).absolute())}
     if profile is None:
-        return Load(id=request_id, model_path=str(model_path), n_ctx=n_ctx or 4096, **o)
+        return Load(id=request_id, model_path=str(model_path), n_ctx=n_ctx or _default("context.default"), **o)
     if is_remote(profile):
         return Load(id=request_id, model_path="", n_ctx=n_ctx or profile.context.default,
                     backend=dataclasses.asdict(profile.backend))

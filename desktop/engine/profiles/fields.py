@@ -3,7 +3,9 @@
 Each :class:`Field` names its dotted key in the profile YAML, its type, range, default, unit and one-line help,
 and whether it needs a model reload or applies to the next message. The table drives the profile validator
 (``validate``), the schema's defaults (``schema``), ``serve``'s request checks (``server/requests``),
-and both settings forms in the GUI (``ui/settings``): a range or default changed here changes everywhere.
+both settings forms in the GUI (``ui/settings``) and the CLI's options (``ask --temperature`` ...): a range or
+default changed here changes everywhere. The requests' dataclasses (``inference.protocol``, ``inference.sampler``)
+take their defaults from here too, and the choice lists below are the only ones.
 """
 from __future__ import annotations
 
@@ -11,6 +13,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Kind = Literal["float", "int", "choice", "text", "lines"]
+
+#: llama.cpp's KV cache types the app offers (profiles' load.kv_cache_type, Load.kv_cache_type, ``models quants
+#: --kv-type``); hub.fit's bytes per element and llama_load's ggml types have a row for each.
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+#: gpt-oss's reasoning efforts (its template's ``reasoning_effort``; ``ask --effort``); a profile's "" leaves the
+#: template's own default (medium).
+REASONING_EFFORTS = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,8 @@ class Field:
             lo, hi = self.bounds(profile)
             if not lo <= value <= hi:
                 also = f" or {self.special_value!r}" if isinstance(self.special_value, str) else ""
+                if hi == float("inf"):  # no maximum known here (a context without a profile)
+                    return f"must be at least {_num(lo)}{also}, not {value!r}"
                 return f"must be between {_num(lo)} and {_num(hi)}{also}, not {value!r}"
         return None
 
@@ -116,7 +127,7 @@ FIELDS: tuple[Field, ...] = (
           choices=("on", "off"), values=(True, False), panel=True),
     Field("reasoning.effort", "Reasoning effort", "choice", "",
           "How long gpt-oss thinks (default: the template's own, medium).",
-          choices=("default", "low", "medium", "high"), values=("", "low", "medium", "high"), panel=True),
+          choices=("default", *REASONING_EFFORTS), values=("", *REASONING_EFFORTS), panel=True),
     Field("context.default", "Context", "int", 4096,
           "Tokens the model keeps in view: more remembers more and uses more memory.",
           1, None, 256, unit="tokens", reload=True, panel=True),
@@ -130,7 +141,7 @@ FIELDS: tuple[Field, ...] = (
           "Faster attention where the backend has it (a quantized KV cache needs it).",
           choices=("auto", "on", "off"), reload=True),
     Field("load.kv_cache_type", "KV cache type", "choice", "f16", "q8_0 and q4_0 halve and quarter its memory.",
-          choices=("f16", "q8_0", "q4_0"), reload=True),
+          choices=KV_CACHE_TYPES, reload=True),
 )
 
 BY_KEY: dict[str, Field] = {f.key: f for f in FIELDS}
@@ -165,4 +176,5 @@ def nest(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["BY_KEY", "FIELDS", "Field", "default", "field", "nest", "panel_fields", "read"]
+__all__ = ["BY_KEY", "FIELDS", "Field", "KV_CACHE_TYPES", "REASONING_EFFORTS", "default", "field", "nest", "panel_fields",
+           "read"]

@@ -9,16 +9,17 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from desktop.engine.profiles.fields import KV_CACHE_TYPES, REASONING_EFFORTS
 from desktop.engine.profiles.fields import default as _default
 
 PromptFormat = Literal["llama3", "llama31", "mixtral", "upstage", "chatml", "gguf", "gemma", "mistral_v3",
                        "mistral_tekken", "mistral_v7", "phi3", "phi4mini", "llama2", "deepseek2", "deepseek3",
                        "deepseek_r1", "command_r"]
-KVCacheType = Literal["f16", "q8_0", "q4_0"]
+KVCacheType = Literal[KV_CACHE_TYPES]  # the settings table's list: f16, q8_0, q4_0
 RopeScaling = Literal["none", "linear", "ntk", "yarn", "llama3", "from_gguf"]
 BackendKind = Literal["local", "openai"]
 ReasoningFormat = Literal["auto", "none", "think", "magistral", "harmony"]
-ReasoningEffort = Literal["", "low", "medium", "high"]
+ReasoningEffort = Literal[("", *REASONING_EFFORTS)]  # "": the template's default
 #: the default max_tokens of a reasoning model's profile: thinking alone often takes thousands of tokens
 REASONING_MAX_TOKENS = 8192
 KNOWN_FIXES = ("eot-128009",)

@@ -77,6 +77,7 @@ class ToolLoopResult:
     messages: list[dict[str, Any]] = field(default_factory=list)  # the whole exchange, tool turns included
     reasoning: str = ""  # a reasoning model's thinking, every round's, apart from the answer
     stopped_thinking: bool = False  # the last round ran out of tokens while still thinking
+    dropped: list[int] = field(default_factory=list)  # the last round's messages that fell out of the context
 
 
 # ---------------------------------------------------------------------------------------------- tools
@@ -161,7 +162,9 @@ def openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif m["role"] == "tool":
             out.append({"role": "tool", "tool_call_id": m.get("tool_call_id", ""), "content": m.get("content", "")})
         else:
-            out.append({"role": m["role"], "content": m.get("content", "")})
+            # A message's pictures stay with it: the remote backend sends them as image_url parts.
+            pics = {"images": m["images"]} if m.get("images") else {}
+            out.append({"role": m["role"], "content": m.get("content", ""), **pics})
     return out
 
 
@@ -304,7 +307,7 @@ class ToolLoop:
 
         def result(reason: str, fin: P.Finished) -> ToolLoopResult:
             return ToolLoopResult("".join(texts), reason, records, rounds, fin.stats, convo, "\n\n".join(thoughts),
-                                  bool(fin.stopped_thinking))
+                                  bool(fin.stopped_thinking), list(fin.dropped))
 
         while True:
             text, calls, fin = self._one_round(convo, specs)
