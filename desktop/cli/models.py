@@ -13,6 +13,8 @@ from typing import Any
 
 from desktop.cli.common import _Parser
 from desktop.engine.hub import downloads
+from desktop.engine.hub.events import CANNOT_RESUME, DownloadEvent
+from desktop.engine.hub.quants import list_quants
 from desktop.engine.library import registry
 from desktop.engine.hub.hardware import GiB
 from desktop.engine.profiles.fields import KV_CACHE_TYPES
@@ -29,7 +31,7 @@ def _store():
 
 
 def cmd_quants(a: argparse.Namespace) -> int:
-    res = downloads.list_quants(a.spec, n_ctx=a.ctx, kv_type=a.kv_type, store=_store())
+    res = list_quants(a.spec, n_ctx=a.ctx, kv_type=a.kv_type, store=_store())
     if a.json:
         sys.stdout.write(json.dumps([e.to_dict() for e in res.entries], indent=2) + "\n")
         return 0
@@ -56,9 +58,9 @@ class _Bar:
         self.tty = sys.stderr.isatty()
         self.last = 0.0
 
-    def __call__(self, ev: downloads.DownloadEvent) -> None:
+    def __call__(self, ev: DownloadEvent) -> None:
         if not self.tty:
-            if (ev.state in {"stalled", "retrying", "repairing"} or ev.message == downloads.CANNOT_RESUME) \
+            if (ev.state in {"stalled", "retrying", "repairing"} or ev.message == CANNOT_RESUME) \
                     and ev.message:
                 sys.stderr.write(f"{ev.state}: {ev.message}\n")
             return

@@ -34,7 +34,6 @@ from desktop.engine.gguf import repair as gguf_repair
 from desktop.engine.hub import listing as hub
 from desktop.engine.hub.events import CANNOT_RESUME, DownloadEvent, Progress
 from desktop.engine.hub.fetch import fetch_single
-from desktop.engine.hub.quants import list_quants  # noqa: F401 - desktop/cli/models.py reads it from here
 from desktop.engine.hub import parallel
 from desktop.engine.hub.parallel import RangesIgnored, fetch_parallel
 from desktop.engine.hub.queue import DownloadQueue

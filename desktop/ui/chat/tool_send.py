@@ -25,11 +25,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal
 
 from desktop.engine.chats.attachments import (
-    MIN_CONTEXT_TOKENS,
     Attachment,
-    build_context,
-    context_budget,
     engine_token_counter,
+    fit_attachments,
     with_context,
 )
 from desktop.engine.errors import AppError
@@ -157,18 +155,13 @@ class ToolSend(QObject):
         servers = self.servers_for(chat_id)
         manager = self.get_manager() if servers else None
         engine, n_ctx, max_tokens, model_path = ctx.engine, ctx.n_ctx, ctx.max_tokens, ctx.model_path
-        question = history[-1]["content"] if history else ""
 
         def prepare() -> Prepared:  # worker thread
             messages = history
             citations: list[Any] = []
-            if attachments:
-                count = engine_token_counter(engine)
-                used = count("\n".join(m.get("content", "") for m in history))
-                budget = context_budget(n_ctx, max_tokens, used)
-                if budget >= MIN_CONTEXT_TOKENS:
-                    ctx = build_context(attachments, question, budget, count)
-                    messages, citations = with_context(history, ctx), ctx.citations
+            if attachments:  # the one budget rule; no room fails the send (NoRoomForAttachmentsError), as in ask
+                ctx = fit_attachments(attachments, history, n_ctx, max_tokens, engine_token_counter(engine))
+                messages, citations = with_context(history, ctx), ctx.citations
             toolbox, errors = (ToolBox.from_manager(manager, servers) if manager is not None else (None, {}))
             if not toolbox:
                 return Prepared(messages, citations, None, errors)
