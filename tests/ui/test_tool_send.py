@@ -50,3 +50,21 @@ def test_no_room_for_the_attachments_fails_the_send_with_the_numbers(qtbot, tmp_
     qtbot.waitUntil(lambda: bool(failed), timeout=10000)
     ((rid, err),) = failed
     assert rid == "s2" and "no room for the attachments" in err["message"] and "512 tokens" in err["message"]
+
+
+def test_pictures_to_a_local_model_go_without_tools_and_say_so(qtbot) -> None:
+    """A local model's tool turns are text: with tools on, a picture used to be left out without a word."""
+    from desktop.engine.profiles import ProfileStore
+    from desktop.engine.tools.config import ServerConfig
+
+    stage = _stage(qtbot)
+    stage.configs = {"calc": ServerConfig("calc", "stdio", command="never-started")}
+    assert stage.servers_for(7) == ["calc"]
+    notices: list[str] = []
+    stage.notice.connect(notices.append)
+    history = [{"role": "user", "content": "What is in this picture?", "images": ["/pictures/cat.png"]}]
+    with qtbot.waitSignal(stage.send_plain, timeout=10000) as sig:
+        stage.start("s3", 7, history, [], ProfileStore().default(), P.Generate("g", []),
+                    SendContext(_Engine(), 4096, 256, None))
+    assert sig.args[1][-1]["images"] == ["/pictures/cat.png"] and stage.manager is None
+    assert notices and "pictures" in notices[0]

@@ -32,6 +32,7 @@ from desktop.engine.chats.attachments import (
 )
 from desktop.engine.errors import AppError
 from desktop.engine.inference import protocol as P
+from desktop.engine.library import registry
 from desktop.engine.tools.config import ChatServerChoice, ServerConfig, load_config
 from desktop.engine.tools.loop import ToolBox, ToolLoop, ToolLoopResult, turns_for
 from desktop.engine.tools.mcp_client import McpManager
@@ -153,6 +154,11 @@ class ToolSend(QObject):
         self._citations = []
         self._calls = []
         servers = self.servers_for(chat_id)
+        if servers and not registry.is_remote(profile) and any(m.get("images") for m in history):
+            # A local model's tool turns are rendered as text, which carries no pictures: the pictures win.
+            servers = []
+            self.notice.emit("Tools are not offered with pictures in the conversation of a local model; "
+                             "it answers from the pictures without them.")
         manager = self.get_manager() if servers else None
         engine, n_ctx, max_tokens, model_path = ctx.engine, ctx.n_ctx, ctx.max_tokens, ctx.model_path
 
