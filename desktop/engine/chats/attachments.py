@@ -6,8 +6,9 @@ with the model's tokenizer when the caller passes one (``count_tokens``), else t
 Qwen and Mistral average 3.5-4.5). When everything fits the context budget it goes in whole. When it does not,
 the files are split into chunks of whole lines (about :data:`CHUNK_TOKENS` each, never across PDF pages),
 ranked for the user's question by SQLite FTS5's BM25 in an in-memory database, and the best chunks that fit
-are used. Every chunk carries its citation: the file and the page (PDF) or the line range (text). Runs
-anywhere; reads files, so call it off the GUI thread.
+are used. Every chunk carries its citation: the file and the page (PDF) or the line range (text).
+:func:`fit_attachments` is the one budget rule of the chat and ``ask --attach``. Runs in the caller's process
+(the CLI, or a worker thread of the app's GUI process: it reads files), never in the engine process.
 """
 from __future__ import annotations
 

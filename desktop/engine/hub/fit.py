@@ -16,7 +16,8 @@ total = weights (the file size) + KV cache + overhead, held against the free VRA
 * Flash attention "auto" is llama.cpp's default: on wherever the backend supports it (CUDA, Metal, CPU),
   so the estimate counts it as on. A quantized V cache needs flash attention (llama.cpp refuses otherwise).
 
-Plain Python, any thread.
+Plain Python, arithmetic only: the caller's process (the CLI, the app's GUI process and its workers, the local
+server's handler threads), never the engine process.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A repo's quants with a fit verdict each, against this machine: the listing, plus the architecture from a
-profile, a GGUF already on disk, or a ranged read of the remote header. Network; any thread; no Qt.
+profile, a GGUF already on disk, or a ranged read of the remote header. Network I/O, no Qt: runs in the CLI
+(``models quants``) or on a worker thread of the app's GUI process (the repo page), never in the engine.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The caller's side of the engine process: start it, talk to it, survive its death.
 
-Used by the CLI now and by the GUI's engine adapter. Requests are written to the process's stdin
+Runs in the caller's process: the CLI, the local server, and the app's GUI process (through its engine adapter). Requests are written to the process's stdin
 from whatever thread calls; events are read by one reader thread and delivered to per-request
 queues and to an optional ``on_event`` callback (which runs on the reader thread: the GUI adapter
 re-emits it as a queued Qt signal). If the process dies, every request in flight gets a ``Failed``

@@ -8,7 +8,8 @@ silent ChatML. The profile's notes say which it was ("template", "detected (gemm
 llama.cpp would find (by id, else by text) plus the other end-of-turn tokens the vocabulary holds.
 
 Ids are unique: a generated profile never takes a bundled profile's id, nor an existing user profile's
-(a second file of the same name gets "-2", "-3"...), unless it is the same file again. Runs anywhere.
+(a second file of the same name gets "-2", "-3"...), unless it is the same file again. Runs in the caller's
+process (the CLI's import, or a worker thread of the app's GUI process), never in the engine process.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 The CLI and the GUI both build their engine requests here, so the two front ends cannot drift. The
 installed-model registry, imports, renames, removals and repair undo live in entries.py, imports.py and
-installed.py and are re-exported here. Runs anywhere (no llama_cpp, no Qt).
+installed.py and are re-exported here. No llama_cpp, no Qt: runs in the caller's process (the CLI, the app's GUI
+process and its workers, the local server's threads); the engine process gets only the requests built here.
 """
 from __future__ import annotations
 
