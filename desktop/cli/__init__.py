@@ -9,13 +9,13 @@ import argparse
 import sys
 
 from desktop.cli import chat, gguf, models, profiles, serve, tools
-from desktop.cli.common import _Parser
+from desktop.cli.common import Parser
 from desktop.engine.errors import AppError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="desktop-chat", description="Chat with local GGUF models. Without a command, opens the app.")
-    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+    p = Parser(prog="desktop-chat", description="Chat with local GGUF models. Without a command, opens the app.")
+    sub = p.add_subparsers(dest="cmd", parser_class=Parser)
 
     profiles.add_parser(sub)
     chat.add_parser(sub)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop.cli.common import _print_json, _store, add_field_options, ask_target, field_values
+from desktop.cli.common import print_json, profile_store, add_field_options, ask_target, field_values
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.library import registry
 from desktop.engine.inference import prompts
@@ -54,7 +54,7 @@ def cmd_prompt(a: argparse.Namespace) -> int:
         text = prompts.render(format_for(rep)[0], msgs, chat_template=rep.chat_template,
                               bos_token=rep.bos.text if rep.bos else "", eos_token=rep.eos.text if rep.eos else "")
     else:
-        store = _store()
+        store = profile_store()
         profile = store.get(a.profile) if a.profile else store.default()
         template = None
         if profile.prompt.format == "gguf":
@@ -192,7 +192,7 @@ def cmd_ask(a: argparse.Namespace) -> int:
     from desktop.engine.chats import attachments as att
     from desktop.engine.inference.client import EngineClient, new_id
 
-    profile, model_path = ask_target(a, _store)
+    profile, model_path = ask_target(a, profile_store)
     values = field_values(a, ASK_FIELDS, profile)
     if a.max_tool_rounds < 0:
         raise AppError(f"--max-tool-rounds must be 0 or more, not {a.max_tool_rounds}")
@@ -263,7 +263,7 @@ def cmd_ask(a: argparse.Namespace) -> int:
             raise
         out.end()
         if a.json:
-            _print_json({"text": answer.text, "reasoning": answer.reasoning, "finish_reason": answer.finish_reason,
+            print_json({"text": answer.text, "reasoning": answer.reasoning, "finish_reason": answer.finish_reason,
                          "stopped_thinking": answer.stopped_thinking,
                          "stats": asdict(answer.stats) if answer.stats else None,
                          "profile": profile.id if profile else None,

@@ -17,17 +17,21 @@ from desktop.engine.library import registry
 from desktop.engine.profiles.fields import field
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's contract: a usage error is one ``error:`` line and exit 1."""
+
     def error(self, message: str) -> NoReturn:  # one line, no usage dump
         sys.stderr.write(f"error: {message} (see --help)\n")
         raise SystemExit(1)
 
 
-def _print_json(data: Any) -> None:
+def print_json(data: Any) -> None:
+    """``--json`` output: indented, UTF-8 as is."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def _store():
+def profile_store():
+    """The profiles, each skipped user file said once on stderr (a broken one is not fatal)."""
     from desktop.engine.profiles import ProfileStore
 
     store = ProfileStore()

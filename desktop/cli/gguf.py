@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from desktop.cli.common import _Parser, _print_json
+from desktop.cli.common import Parser, print_json
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.gguf import repair as gguf_repair
 from desktop.engine.library import registry
@@ -23,7 +23,7 @@ def cmd_gguf_inspect(a: argparse.Namespace) -> int:
     if projector.is_projector(a.path):
         info = projector.inspect(a.path)
         if a.json:
-            _print_json(info.to_dict())
+            print_json(info.to_dict())
             return 0
         side = f"{info.image_size} x {info.image_size}" if info.image_size else "any"
         print(f"file          {info.path} ({info.file_size / 2**20:.1f} MiB)")
@@ -36,7 +36,7 @@ def cmd_gguf_inspect(a: argparse.Namespace) -> int:
         return 0
     rep = gguf_doctor.inspect(a.path)
     if a.json:
-        _print_json(rep.to_dict())
+        print_json(rep.to_dict())
         return 0
     def tok(t: gguf_doctor.TokenInfo | None) -> str:
         return f"{t.id} {t.text!r} ({t.type})" if t else "-"
@@ -80,7 +80,7 @@ def cmd_gguf_fix(a: argparse.Namespace) -> int:
         registry.update_entry(entry["id"], fixes=res.summary(), repaired_in_place=True,
                             sha256=registry.hash_file(a.path))
     if a.json:
-        _print_json(res.to_dict())
+        print_json(res.to_dict())
         return 0
     if not res.changes:
         print("nothing to fix")
@@ -102,7 +102,7 @@ def _gguf_revert(a: argparse.Namespace) -> int:
         out = {"path": res.path, "reverted": True, "sha256": registry.hash_file(a.path), "model_id": None,
                "fixes": res.summary()}
     if a.json:
-        _print_json(out)
+        print_json(out)
         return 0
     print(f"restored the original bytes of {out['path']} (sha256 {out['sha256']})")
     return 0
@@ -110,7 +110,7 @@ def _gguf_revert(a: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     g = sub.add_parser("gguf", help="inspect and repair GGUF files")
-    gsub = g.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    gsub = g.add_subparsers(dest="sub", required=True, parser_class=Parser)
     x = gsub.add_parser("inspect")
     x.add_argument("path")
     x.add_argument("--json", action="store_true")

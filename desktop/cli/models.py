@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from desktop.cli.common import _Parser
+from desktop.cli.common import Parser, print_json, profile_store
 from desktop.engine.hub import downloads
 from desktop.engine.hub.events import CANNOT_RESUME, DownloadEvent
 from desktop.engine.hub.quants import list_quants
@@ -24,16 +24,10 @@ def _gib(n: float) -> str:
     return f"{n / GiB:.1f} GiB" if n >= GiB / 10 else f"{n / 2**20:.1f} MiB"
 
 
-def _store():
-    from desktop.engine.profiles import ProfileStore
-
-    return ProfileStore()
-
-
 def cmd_quants(a: argparse.Namespace) -> int:
-    res = list_quants(a.spec, n_ctx=a.ctx, kv_type=a.kv_type, store=_store())
+    res = list_quants(a.spec, n_ctx=a.ctx, kv_type=a.kv_type, store=profile_store())
     if a.json:
-        sys.stdout.write(json.dumps([e.to_dict() for e in res.entries], indent=2) + "\n")
+        print_json([e.to_dict() for e in res.entries])
         return 0
     hw = res.hardware
     print(f"{res.repo}" + (f" (profile {res.profile_id})" if res.profile_id else ""))
@@ -84,7 +78,7 @@ class _Bar:
 def cmd_download(a: argparse.Namespace) -> int:
     try:
         res = downloads.run_download(a.spec, quant=a.quant, filename=a.file, target_dir=a.dir,
-                                     connections=a.connections, on_event=_Bar(), store=_store())
+                                     connections=a.connections, on_event=_Bar(), store=profile_store())
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted: the partial file is kept; run the same command to resume\n")
         return 130
@@ -106,9 +100,9 @@ def cmd_download(a: argparse.Namespace) -> int:
 
 
 def cmd_list(a: argparse.Namespace) -> int:
-    items = registry.list_installed(_store())
+    items = registry.list_installed(profile_store())
     if a.json:
-        sys.stdout.write(json.dumps([m.to_dict() for m in items], indent=2) + "\n")
+        print_json([m.to_dict() for m in items])
         return 0
     if not items:
         print("no models installed; see `desktop-chat models quants PROFILE`")
@@ -120,7 +114,7 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 
 def cmd_import(a: argparse.Namespace) -> int:
-    m = registry.import_model(a.path, a.profile, repair=a.repair, store=_store(), prompt_format=a.format,
+    m = registry.import_model(a.path, a.profile, repair=a.repair, store=profile_store(), prompt_format=a.format,
                             mmproj=a.mmproj)
     if a.json:
         sys.stdout.write(json.dumps(m.to_dict()) + "\n")
@@ -155,7 +149,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 
     rows = search.search(a.query, limit=a.limit)
     if a.json:
-        sys.stdout.write(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+        print_json([r.to_dict() for r in rows])
         return 0
     if not rows:
         print(f"no GGUF repositories match {a.query!r}")
@@ -176,7 +170,7 @@ def cmd_remove(a: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     m = sub.add_parser("models", help="list quants, download, list, import and remove models")
-    msub = m.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    msub = m.add_subparsers(dest="sub", required=True, parser_class=Parser)
     x = msub.add_parser("quants", help="a repo's or profile's quants with sizes and a fit estimate")
     x.add_argument("spec", metavar="REPO_OR_PROFILE")
     x.add_argument("--ctx", type=int, help="what-if context length (default: the profile's)")

@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import Any
 
-from desktop.cli.common import _Parser, _print_json, _store
+from desktop.cli.common import Parser, print_json, profile_store
 from desktop.engine.errors import AppError
 from desktop.engine.library import registry
 
@@ -17,7 +17,7 @@ from desktop.engine.library import registry
 
 
 def cmd_profiles_list(a: argparse.Namespace) -> int:
-    store = _store()
+    store = profile_store()
     rows = []
     for p in store.all():
         try:
@@ -28,7 +28,7 @@ def cmd_profiles_list(a: argparse.Namespace) -> int:
                      "recommended_quant": p.source.recommended_quant, "context": p.context.default,
                      "installed": installed, "default": p.id == store.default().id, "backend": p.backend.kind})
     if a.json:
-        _print_json(rows)
+        print_json(rows)
     else:
         for r in rows:
             mark = "*" if r["default"] else " "
@@ -38,10 +38,10 @@ def cmd_profiles_list(a: argparse.Namespace) -> int:
 
 
 def cmd_profiles_show(a: argparse.Namespace) -> int:
-    p = _store().get(a.id)
+    p = profile_store().get(a.id)
     d = p.to_dict()
     if a.json:
-        _print_json(d)
+        print_json(d)
     else:
         import yaml
 
@@ -63,12 +63,12 @@ def cmd_profiles_validate(a: argparse.Namespace) -> int:
 def cmd_remote_check(a: argparse.Namespace) -> int:
     from desktop.engine.inference.remote_backend import check_connection
 
-    profile = _store().get(a.profile)
+    profile = profile_store().get(a.profile)
     if not registry.is_remote(profile):
         raise AppError(f"profile {profile.id!r} runs locally (backend.kind: local); there is no server to check")
     res = check_connection(profile)
     if a.json:
-        _print_json(res.to_dict())
+        print_json(res.to_dict())
     elif res.ok:
         print(f"ok: {res.base_url} answered in {res.latency_ms:.0f} ms; model {res.model}; "
               f"server models: {', '.join(res.models) or '(none listed)'}")
@@ -79,7 +79,7 @@ def cmd_remote_check(a: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     prof = sub.add_parser("profiles", help="list, show and validate model profiles")
-    psub = prof.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    psub = prof.add_subparsers(dest="sub", required=True, parser_class=Parser)
     x = psub.add_parser("list")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_profiles_list)
@@ -92,7 +92,7 @@ def add_parser(sub: Any) -> None:
     x.set_defaults(fn=cmd_profiles_validate)
 
     r = sub.add_parser("remote", help="profiles that run on an OpenAI-compatible server")
-    rsub = r.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    rsub = r.add_subparsers(dest="sub", required=True, parser_class=Parser)
     x = rsub.add_parser("check", help="list the server's models and time the answer")
     x.add_argument("profile")
     x.add_argument("--json", action="store_true")

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from desktop.cli.common import _store
+from desktop.cli.common import profile_store
 from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.library import registry
 
@@ -23,7 +23,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     pinned = None
     if a.profile or a.model:
-        profile = _store().get(a.profile) if a.profile else None
+        profile = profile_store().get(a.profile) if a.profile else None
         remote = registry.is_remote(profile)
         model_path = Path(a.model) if a.model else None if remote else registry.resolve_model(profile)
         if a.model:

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from desktop.cli.common import _Parser
+from desktop.cli.common import Parser
 
 
 def cmd_tools_list(a: argparse.Namespace) -> int:
@@ -43,7 +43,7 @@ def cmd_tools_list(a: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     t = sub.add_parser("tools", help="MCP servers and their tools")
-    tsub = t.add_subparsers(dest="sub", required=True, parser_class=_Parser)
+    tsub = t.add_subparsers(dest="sub", required=True, parser_class=Parser)
     x = tsub.add_parser("list", help="start each configured server and list its tools")
     x.add_argument("--mcp", metavar="FILE", help="an mcp.json (default: the one in the config dir)")
     x.add_argument("--json", action="store_true")

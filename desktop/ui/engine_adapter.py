@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from desktop.engine.errors import AppError
 from desktop.engine.inference import protocol as P
 from desktop.engine.inference.client import EngineClient, new_id
 from desktop.engine.library import registry
@@ -33,10 +34,12 @@ class EngineAdapter(QObject):
     generation_failed = Signal(str, object)  # request id, error dict
     restarting = Signal(object)  # Profile: the engine died; this request starts it again and reloads the model
     _event = Signal(object)
+    _restart_notice = Signal(object)  # ``restarting`` from a worker thread, queued to the GUI thread
 
     def __init__(self, parent: QObject | None = None, client: EngineClient | None = None) -> None:
         super().__init__(parent)
         self._event.connect(self._on_event, Qt.ConnectionType.QueuedConnection)
+        self._restart_notice.connect(self.restarting, Qt.ConnectionType.QueuedConnection)
         self.client = client or EngineClient(on_event=self._event.emit)  # emit is thread-safe; delivery queued
         self.profile: Profile | None = None  # the profile loaded or loading
         self.loaded_profile: Profile | None = None  # the profile whose model is in the engine
@@ -69,7 +72,10 @@ class EngineAdapter(QObject):
         self.client.kill()
         self.profile = None
         if restore and self.loaded_profile is not None:
-            self.load_requested(self.loaded_profile)
+            try:
+                self.load_requested(self.loaded_profile)
+            except AppError:  # its file is gone meanwhile: nothing to go back to
+                self.loaded_profile = None
         self.load_cancelled.emit(cancelled)
 
     def request_for(self, profile: Profile | None = None, **sampling: Any) -> P.Generate:
@@ -87,10 +93,10 @@ class EngineAdapter(QObject):
         return rid
 
     # The engine as a send's stage uses it (the tool loop and the attachments' token counts, on a worker
-    # thread): the same calls as EngineClient's, through here, so that Stop reaches the stage's request
-    # (it is the current one) and a restart says so, as for a plain send.
+    # thread): EngineClient's calls, through here, so that a restart of a dead engine by one of them is
+    # announced (``restarting``, on the GUI thread) as for a plain send. The stage's Stop is the loop's own
+    # ``cancel`` of its round's request, which comes here too.
     def generate(self, req: P.Generate, timeout: float | None = None) -> Iterator[Any]:
-        self.current = req.id
         self._restarted(self.client.needs_restart())
         yield from self.client.generate(req, timeout=timeout)
 
@@ -98,11 +104,17 @@ class EngineAdapter(QObject):
         self.client.cancel(request_id)
 
     def count_tokens(self, text: str, timeout: float | None = 60) -> int:
+        self._restarted(self.client.needs_restart())
         return self.client.count_tokens(text, timeout=timeout)
 
     def _restarted(self, restart: bool) -> None:
-        if restart and (self.loaded_profile or self.profile) is not None:
-            self.restarting.emit(self.loaded_profile or self.profile)  # queued to the GUI thread from a worker
+        p = self.loaded_profile or self.profile
+        if not restart or p is None:
+            return
+        if QThread.currentThread() is self.thread():
+            self.restarting.emit(p)
+        else:  # a stage's worker: the receivers (the app state, the status bar) live on the GUI thread
+            self._restart_notice.emit(p)
 
     def reload(self, load: P.Load) -> str:
         """Load the chat's model again after the local server used the engine for another: ``load`` is the chat's
@@ -135,7 +147,9 @@ class EngineAdapter(QObject):
             self.generation_finished.emit(ev.id, ev)
         elif isinstance(ev, P.Loaded):
             self._loads.discard(ev.id)
-            if ev.id == self.loading or ev.id.startswith("reload"):
+            # A "reload" (the engine restarted, or the chat's model back after the local server) counts unless a
+            # load of another model is on its way: that one's answer is the one to report.
+            if ev.id == self.loading or (ev.id.startswith("reload") and not self.loading):
                 self.loading = None if ev.id == self.loading else self.loading
                 self.loaded_profile = self.profile
                 self.model_loaded.emit(ev)

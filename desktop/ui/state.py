@@ -103,8 +103,12 @@ class AppState(QObject):
 
     def _set(self, current: CurrentModel) -> None:
         self.current = current
-        self.session.loaded = current.info
-        self.session.model_name = current.name or None
+        if current.loading is not None and not current.restarting:
+            # Another model is on its way: a message sent meanwhile is answered by it, so its provenance, the
+            # vision check and the attachments' budget must not use the outgoing model's report.
+            self.session.loaded, self.session.model_name = None, current.loading_name or None
+        else:
+            self.session.loaded, self.session.model_name = current.info, current.name or None
         self.model_changed.emit(current)
 
     def _loading(self, profile: Profile, restarting: bool) -> None:

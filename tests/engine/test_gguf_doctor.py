@@ -141,7 +141,7 @@ def test_reports_are_cached_on_disk_and_invalidated_by_a_change(llama3_broken, m
 
     monkeypatch.setattr(gguf_doctor, "_inspect", no_read)
     again = gguf_doctor.inspect(llama3_broken.path)
-    assert again.to_dict() == first.to_dict() and again._slots == first._slots
+    assert again.to_dict() == first.to_dict() and again.patch_slots == first.patch_slots
     assert [p.code for p in again.problems] == [p.code for p in first.problems]
     monkeypatch.undo()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from PySide6.QtCore import Qt
+
 from desktop.engine.library import registry
 from tests.ui.conftest import TINY_LLAMA3, TINY_SPM, _write_profile
 
@@ -73,8 +75,8 @@ def test_not_downloaded_profile_opens_its_repo_page_with_the_recommended_quant(q
     assert w.views.repo.spec == "smaug-mixtral-v0.1" and w.views.repo.error_panel.isVisible()
     assert prof.source.recommended_quant
     assert w.profile_actions["smollm2-135m-instruct"].isChecked()  # nothing was unloaded
-    # Model ▸ Downloads… shows the Downloads page; the old download window is gone.
-    w.downloads_action.trigger()
+    # The Downloads page is one page of the rail (Ctrl+4), not a window.
+    qtbot.keyClick(w, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
     assert w.pages.currentWidget() is w.views.downloads_scroll
 
 

@@ -23,7 +23,7 @@ def _window(qtbot, **kw):
     return w
 
 
-def test_add_page_and_set_model_picker_are_one_call_each(qtbot) -> None:
+def test_add_page_is_one_call_and_the_picker_slot_takes_one_picker(qtbot) -> None:
     w = _window(qtbot)
     page = QLabel("hub page")
     btn = w.add_page("extra", "mdi6.magnify", page, "Hub")  # "hub" is the real Hub page
@@ -33,9 +33,9 @@ def test_add_page_and_set_model_picker_are_one_call_each(qtbot) -> None:
     qtbot.keyClick(w, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
     assert w.pages.currentWidget() is w.splitter
     picker = QLabel("picker")
-    w.set_model_picker(picker)
-    assert picker.parent() is w.chat_page.top_bar and not w.chat_page.model_label.isVisibleTo(w)
-    w.set_model_picker(other := QLabel("picker 2"))
+    w.chat_page.set_model_picker(picker)
+    assert picker.parent() is w.chat_page.top_bar
+    w.chat_page.set_model_picker(other := QLabel("picker 2"))
     assert other.parent() is w.chat_page.top_bar and w.chat_page.picker is other
 
 

@@ -20,7 +20,7 @@ def test_picker_is_on_the_chat_and_choosing_loads_the_profile(qtbot, make_window
                                                                ) -> None:
     w = make_window()
     picker = w.picker
-    assert w.chat_page.picker is picker and picker.isVisibleTo(w) and not w.chat_page.model_label.isVisibleTo(w)
+    assert w.chat_page.picker is picker and picker.isVisibleTo(w)
     assert picker.current == w.store.default().id  # in sync with what the window loaded
     qtbot.waitUntil(lambda: picker.entry("tiny-spm") is not None, timeout=15000)
     seen: list[str] = []

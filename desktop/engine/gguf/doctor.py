@@ -90,12 +90,12 @@ class Report:
     _tok128009: str | None = None
     # Where the repairable values sit: name -> (absolute offset, current bytes, numpy dtype name). Taken
     # while the reader is open, so a repair does not parse the 128k-token vocabulary a second time.
-    _slots: dict[str, tuple[int, bytes, str]] = field(default_factory=dict, repr=False)
+    patch_slots: dict[str, tuple[int, bytes, str]] = field(default_factory=dict, repr=False)
 
     def to_dict(self, *, include_template: bool = False) -> dict[str, Any]:
         d = asdict(self)
         d.pop("_tok128009", None)
-        d.pop("_slots", None)
+        d.pop("patch_slots", None)
         if not include_template:
             d.pop("chat_template", None)
         d["is_llama3_vocab"] = self.is_llama3_vocab
@@ -271,7 +271,7 @@ def _disk_get(key: tuple[str, int, int]) -> Report | None:
             d[k] = TokenInfo(**d[k]) if d[k] else None
         problems = [Problem(**pr) for pr in d.pop("problems")]
         rep = Report(**d, problems=problems, _tok128009=tok)
-        rep._slots = slots
+        rep.patch_slots = slots
         return rep
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent, stale or unreadable: read the file again
@@ -279,8 +279,9 @@ def _disk_get(key: tuple[str, int, int]) -> Report | None:
 
 def _disk_put(key: tuple[str, int, int], rep: Report) -> None:
     d = asdict(rep)
+    d.pop("patch_slots")
     d["_key"] = [key[0], key[1], key[2], _DISK_VERSION]
-    d["_slots"] = {k: [o, b.hex(), t] for k, (o, b, t) in rep._slots.items()}
+    d["_slots"] = {k: [o, b.hex(), t] for k, (o, b, t) in rep.patch_slots.items()}
     try:
         target = _disk_path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -366,7 +367,7 @@ def _inspect(p: Path) -> Report:
         _tok128009=tok128009,
     )
     rep.problems = _diagnose(rep, reader)
-    rep._slots = _patch_slots(reader, n_vocab)
+    rep.patch_slots = _patch_slots(reader, n_vocab)
     return rep
 
 

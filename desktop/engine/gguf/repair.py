@@ -111,16 +111,16 @@ def _plan(p: Path) -> tuple[list[tuple[int, bytes, bytes]], list[Change], doctor
     import numpy as np
 
     if "eot_128009_not_eos" in codes:
-        if "eos" not in rep._slots:
+        if "eos" not in rep.patch_slots:
             raise FixError(f"{p}: tokenizer.ggml.eos_token_id is missing; adding a key needs a rewrite, so the "
                            "app overrides it at load time instead")
-        off, old, dtype = rep._slots["eos"]
+        off, old, dtype = rep.patch_slots["eos"]
         was = int(np.frombuffer(old, dtype=dtype)[0])
         patches.append((off, old, np.array([doctor.LLAMA3_EOT_ID], dtype=dtype).tobytes()))
         changes.append(Change("tokenizer.ggml.eos_token_id", was, doctor.LLAMA3_EOT_ID,
                               f"fixed: end-of-turn token 128009 was not the EOS token (EOS was {was})"))
     if "eot_128009_not_control" in codes:
-        off, old, dtype = rep._slots["tt128009"]
+        off, old, dtype = rep.patch_slots["tt128009"]
         code = int(np.frombuffer(old, dtype=dtype)[0])
         was = doctor.TOKEN_TYPE_NAMES.get(code, str(code))
         patches.append((off, old, np.array([doctor.CONTROL], dtype=dtype).tobytes()))

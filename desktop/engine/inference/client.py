@@ -205,8 +205,9 @@ class EngineClient:
         """The engine died: the next request starts it again and reloads the last model before answering."""
         return self.proc is not None and not self.alive() and self.last_load is not None
 
-    def _ensure(self) -> None:
-        """Start the engine if needed; after a crash, reload the last model first."""
+    def _ensure(self, reload: bool = True) -> None:
+        """Start the engine if needed; after a crash, reload the last model first (``reload`` False: the request
+        about to be sent is itself a Load, so the last model is not loaded in vain before it)."""
         with self._lock:
             if self.alive():
                 return
@@ -216,10 +217,10 @@ class EngineClient:
             self.start()
             if old is not None:
                 self.restarts += 1
-                if self.last_load is not None:
-                    reload = P.Load(**{**self.last_load.__dict__, "id": new_id("reload")})
-                    self._inflight[reload.id] = self.proc  # type: ignore[assignment]
-                    self._write(reload)
+                if self.last_load is not None and reload:
+                    again = P.Load(**{**self.last_load.__dict__, "id": new_id("reload")})
+                    self._inflight[again.id] = self.proc  # type: ignore[assignment]
+                    self._write(again)
 
     # ------------------------------------------------------------------ requests
 
@@ -227,7 +228,7 @@ class EngineClient:
         """Send a request without waiting. Its events arrive through ``on_event`` (and ``wait``)."""
         self._settle()
         with self._lock:
-            self._ensure()
+            self._ensure(reload=not isinstance(msg, P.Load))
             if isinstance(msg, P.Load):
                 self.last_load = msg
             if isinstance(msg, P.ANSWERED_REQUESTS):

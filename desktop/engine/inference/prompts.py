@@ -41,7 +41,8 @@ FORMATS: dict[str, FormatInfo] = {
 HAND_FORMATS = tuple(name for name in FORMATS if name != "gguf")
 
 
-def _check(messages: Iterable[Message]) -> list[dict[str, str]]:
+def checked_messages(messages: Iterable[Message]) -> list[dict[str, str]]:
+    """``messages`` as plain role/content dicts; raises TemplateError naming the first malformed one."""
     out = []
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
@@ -170,7 +171,7 @@ def render(fmt: str, messages: Iterable[Message], *, system_prompt: str = "", ad
            eos_token: str = "", enable_thinking: bool | None = None, reasoning_effort: str | None = None,
            reasoning_format: str | None = None) -> str:
     """Render ``messages`` in format ``fmt``; the profile's ``system_prompt`` fills in a missing one."""
-    msgs = with_default_system(_check(messages), system_prompt)
+    msgs = with_default_system(checked_messages(messages), system_prompt)
     if fmt == "llama3":
         return _llama3(msgs, add_generation_prompt)
     if fmt == "llama31":

@@ -359,7 +359,7 @@ class RemoteBackend:
             if req.tools:
                 body["tools"] = req.tools
         else:
-            msgs = prompts.with_default_system(prompts._check(req.messages), req.prompt_spec.get("system_prompt", ""))
+            msgs = prompts.with_default_system(prompts.checked_messages(req.messages), req.prompt_spec.get("system_prompt", ""))
         body["messages"] = _with_image_parts(msgs, req.messages)
         return "chat/completions", body
 

@@ -129,10 +129,7 @@ class ChatPage(QWidget):
         tb.setContentsMargins(16, 8, 12, 8)
         self.picker_slot = QHBoxLayout()
         self.picker_slot.setContentsMargins(0, 0, 0, 0)
-        self.model_label = QLabel("No model loaded")  # until a picker is set
-        self.model_label.setAccessibleName("Current model")
-        self.picker_slot.addWidget(self.model_label)
-        self.picker: QWidget | None = None
+        self.picker: QWidget | None = None  # the model picker (set_model_picker), which names the model
         tb.addLayout(self.picker_slot)
         tb.addStretch(1)
         self.settings_btn = QToolButton()
@@ -267,10 +264,10 @@ class ChatPage(QWidget):
         self._welcome_lay.addWidget(widget, 1)
 
     def set_model_picker(self, widget: QWidget) -> None:
+        """Put the model picker at the top of the chat column (again: it replaces the previous one)."""
         if self.picker is not None:
             self.picker_slot.removeWidget(self.picker)
             self.picker.deleteLater()
-        self.model_label.hide()
         self.picker = widget
         self.picker_slot.insertWidget(0, widget)
         if widget.focusProxy() is None:  # Tab and Shift+Tab land on its button, not on the container

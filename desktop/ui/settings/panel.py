@@ -214,13 +214,18 @@ class SettingsPanel(QFrame):
         self.reload_note.setVisible(need)
         self.reload_btn.setVisible(need)
 
-    def _gpu_value(self) -> Any:
+    def gpu_value(self) -> Any:
+        """The GPU layers this chat's model loads with, as the panel shows them."""
         return self.gpu.value()
 
+    def focus_first(self) -> None:
+        """The keyboard goes to the panel's first setting (it has just been opened)."""
+        self.params["temperature"].spin.setFocus()
+
     def _reload(self) -> None:
-        self.loaded = {"n_ctx": int(self.ctx.value()), "gpu_layers": self._gpu_value()}
+        self.loaded = {"n_ctx": int(self.ctx.value()), "gpu_layers": self.gpu_value()}
         self._update_reload()
-        self.reload_requested.emit(int(self.ctx.value()), self._gpu_value())
+        self.reload_requested.emit(int(self.ctx.value()), self.gpu_value())
 
     # ---------------------------------------------------------------- save as default
 

@@ -51,7 +51,6 @@ TABLE: tuple[Spec, ...] = (
     Spec("reload_model", "&Model", "&Reload model", "Ctrl+Shift+L"),
     Spec("profile_settings", "&Model", "Profile &settings…"),
     Spec("import_gguf", "&Model", "&Import GGUF from disk…", "Ctrl+I"),
-    Spec("downloads", "&Model", "&Downloads…", "Ctrl+J"),
     Spec("show_log", "&Help", "Show &log"),
     Spec("shortcuts", "&Help", "&Keyboard shortcuts", "F1"),
     Spec("about", "&Help", "&About Desktop Chat"),

@@ -4,7 +4,7 @@ The window only wires parts that each do one job. What it shows comes from the a
 current model, the installed models, the downloads, the chat session), which it subscribes to. The parts: the
 sidebar (chat list and search), the chat page (chat/page.py: picker slot, conversation, composer), the settings
 side panel, the status bar, the menus from one action table (actions.py) and the Model menu (model_menu.py).
-Pages are added with :meth:`MainWindow.add_page`, the model picker with :meth:`MainWindow.set_model_picker`.
+Pages are added with :meth:`MainWindow.add_page`.
 """
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, ModelActions,
         self.store, self.chats, self.adapter, self.session = st.store, st.chats, st.adapter, st.session
         self.model = st.messages  # the open chat's messages (a Qt item model)
         self._crashed = False
+        self._sidebar_folded = False  # the settings panel folded the chat list away (a narrow window)
 
         # ---- the rail, the pages, the chat page with its sidebar and settings panel
         self.rail = QWidget()
@@ -112,7 +113,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, ModelActions,
                                     self.status.showMessage)
         self.model_menu.reload_requested.connect(self.reload_model)
         self.model_menu.settings_saved.connect(self.on_settings_saved)
-        self.import_action, self.downloads_action = a["import_gguf"], a["downloads"]
+        self.import_action = a["import_gguf"]
         self.add_page("chats", "mdi6.message-text-outline", self.splitter, "Chats")
         # The picker, the Hub and Models pages and the welcome screen (after Chats: Ctrl+2, Ctrl+3).
         self.views = ModelViews(st, self.model_menu, self.chat_page, add_page=self.add_page,
@@ -167,12 +168,6 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, ModelActions,
             b.setChecked(key == name)
         self.pages.setCurrentIndex(list(self.page_buttons).index(name))
 
-    def set_model_picker(self, widget: QWidget) -> None:
-        """Put ``widget`` (e.g. ``views.model_picker.ModelPicker``) at the top of the chat column, replacing
-        the plain model label; calling it again replaces the previous picker. The picker loads a model
-        through :meth:`load_profile`."""
-        self.chat_page.set_model_picker(widget)
-
     def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 - Qt's name
         """Tab and Shift+Tab in reading order (shell/focus.py): the rail, the sidebar, the page, the panel."""
         page = self.pages.currentWidget()
@@ -198,7 +193,7 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, ModelActions,
             "scroll_up": scroll(Qt.Key.Key_PageUp), "scroll_down": scroll(Qt.Key.Key_PageDown),
             "scroll_top": scroll(Qt.Key.Key_Home), "scroll_end": scroll(Qt.Key.Key_End),
             "reload_model": lambda: self.model_menu.reload(), "profile_settings": lambda: self.open_settings(),
-            "import_gguf": lambda: self.import_gguf(), "downloads": lambda: self.show_page("downloads"),
+            "import_gguf": lambda: self.import_gguf(),
             "show_log": self.show_log, "shortcuts": self.show_shortcuts, "about": self.show_about,
         }
 
@@ -311,13 +306,13 @@ class MainWindow(window_chat.ChatActions, window_help.HelpActions, ModelActions,
             if rest < self.MIN_CHAT_COLUMN:
                 self._sidebar_folded = True
                 self.toggle_sidebar()
-        elif not on and getattr(self, "_sidebar_folded", False):
+        elif not on and self._sidebar_folded:
             self._sidebar_folded = False
             if not self.sidebar.isVisible():
                 self.toggle_sidebar()
         if on:
             self.show_page("chats")
-            self.settings_panel.params["temperature"].spin.setFocus()
+            self.settings_panel.focus_first()
 
     def toggle_sidebar(self) -> None:
         self.sidebar.setVisible(not self.sidebar.isVisible())

@@ -25,7 +25,7 @@ class ModelActions:
         self.model_menu.load_profile(profile)
 
     def reload_model(self, profile: Profile) -> None:
-        self._reload_with(int(self.settings_panel.ctx.value()), self.settings_panel._gpu_value(), profile)
+        self._reload_with(int(self.settings_panel.ctx.value()), self.settings_panel.gpu_value(), profile)
 
     def _reload_with(self, n_ctx: int, gpu_layers: Any, profile: Profile | None = None) -> None:
         c = self.state.current
@@ -65,8 +65,6 @@ class ModelActions:
 
     def _on_model_changed(self, current: CurrentModel) -> None:
         self.status.show_current(current)
-        if current.info is not None:
-            self.chat_page.model_label.setText(current.name)
         self._update_empty()
 
     def _on_loaded(self, current: CurrentModel) -> None:

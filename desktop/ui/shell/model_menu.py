@@ -29,7 +29,7 @@ from desktop.ui.workers import JobKeeper
 
 class ModelMenu(QObject):
     repo_requested = Signal(str, str)  # profile id or repo, quant ("": the recommended one)
-    downloads_requested = Signal()  # Model ▸ Downloads…
+    downloads_requested = Signal()  # the Downloads page (a download without a profile to show)
     reload_requested = Signal(object)  # the Profile to load again with the window's load settings
     settings_saved = Signal(str, bool)  # profile id, needs a reload
 
@@ -46,7 +46,7 @@ class ModelMenu(QObject):
         self.profile_actions: dict[str, QAction] = {}
         # The menu's own rows come from the window's action table (shell/actions.py), after the profiles.
         self.reload_action, self.settings_action = actions["reload_model"], actions["profile_settings"]
-        self.import_action, self.downloads_action = actions["import_gguf"], actions["downloads"]
+        self.import_action = actions["import_gguf"]
         self._jobs = JobKeeper(self)  # each worker job held until its answer
         self._ready: str | None = None  # a downloaded profile whose "ready" banner waits for its name
         self._offered: str | None = None  # the profile a "… Load it" banner offers (hidden once it is loaded)
@@ -76,7 +76,7 @@ class ModelMenu(QObject):
             m.addAction(a)
             self.profile_actions[pid] = a
         m.addSeparator()
-        for a in (self.reload_action, self.settings_action, self.import_action, self.downloads_action):
+        for a in (self.reload_action, self.settings_action, self.import_action):
             m.addAction(a)
 
     def rows(self) -> list[tuple[str, str, bool]]:
@@ -141,7 +141,7 @@ class ModelMenu(QObject):
         n = self.downloads.resume_interrupted()
         if n:
             self.notify(f"Resuming {n} interrupted download{'s' if n > 1 else ''} "
-                        "(Model ▸ Downloads… shows progress)", 8000)
+                        "(the Downloads page, Ctrl+4, shows progress)", 8000)
         return n
 
     def _on_model_installed(self, profile_id: str) -> None:

@@ -159,7 +159,7 @@ class ModelViews(QObject):
             return None
         self.downloads_panel.show_job(job.id)
         name = self._job_name(job)
-        self.notify(f"Downloading {name}… (Model ▸ Downloads… shows progress)", 8000)
+        self.notify(f"Downloading {name}…", 8000)  # its progress shows on the page that started it
         return job
 
     def _on_download_event(self, ev: Any) -> None:
@@ -170,7 +170,7 @@ class ModelViews(QObject):
         if job is None:
             return
         reason = (ev.error or {}).get("message") or ev.message or "unknown error"
-        self.notify(f"Download of {self._job_name(job)} failed: {reason} (Model ▸ Downloads… to retry)", 15000)
+        self.notify(f"Download of {self._job_name(job)} failed: {reason} (Retry on the Downloads page, Ctrl+4)", 15000)
 
     def refresh(self) -> None:
         self.installed.refresh()

@@ -116,6 +116,8 @@ class StatusBar(QStatusBar):
                 self.load_ended()
             else:
                 self.load_started(current.loading_name + (" (restarting the engine)" if current.restarting else ""))
+                # A restart's reload is the engine coming back for the next message: nothing to cancel there.
+                self.load_cancel.setVisible(not current.restarting)
         ev = current.info
         if current.stopped:
             self.no_model("Engine stopped; it restarts with the next message")
