@@ -22,7 +22,8 @@ from desktop.engine.gguf import doctor as gguf_doctor
 from desktop.engine.library import registry
 from desktop.engine.inference import prompts
 from desktop.engine.inference import protocol as P
-from desktop.engine.errors import AppError, GenerationError, ImageError, from_dict
+from desktop.engine.inference.client import run_to_finish
+from desktop.engine.errors import AppError, GenerationError, ImageError
 from desktop.engine.inference.reasoning import STOPPED_THINKING
 from desktop.engine.profiles import fields
 from desktop.engine.profiles.schema import REASONING_MAX_TOKENS
@@ -162,17 +163,11 @@ class _Output:
 
 def _generate(client: Any, gen: P.Generate, out: _Output) -> _Answer:
     """One plain generation, streamed to ``out``."""
-    finished: P.Finished | None = None
-    for ev in client.generate(gen):
-        if isinstance(ev, P.TokenChunk):
-            out.reasoning(ev.reasoning)
-            out.text(ev.text)
-        elif isinstance(ev, P.Failed):
-            raise from_dict(ev.error)
-        elif isinstance(ev, P.Finished):
-            finished = ev
-    if finished is None:
-        raise AppError("the engine ended the answer without finishing it")
+    def chunk(ev: P.TokenChunk) -> None:
+        out.reasoning(ev.reasoning)
+        out.text(ev.text)
+
+    finished = run_to_finish(client.generate(gen), chunk)
     return _Answer(finished.text, finished.reasoning, finished.finish_reason, finished.stopped_thinking,
                    finished.stats, list(finished.dropped))
 

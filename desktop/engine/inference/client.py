@@ -18,13 +18,30 @@ import sys
 import threading
 import uuid
 import weakref
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from desktop.engine.inference import protocol as P
-from desktop.engine.errors import EngineCrashedError, from_dict
+from desktop.engine.errors import AppError, EngineCrashedError, from_dict
 from desktop.engine.logs import get_logger
 
 EventCallback = Callable[[Any], None]
+
+
+def run_to_finish(events: Iterable[Any], on_chunk: Callable[[P.TokenChunk], None]) -> P.Finished:
+    """Drive a generation's events to its end, the one way every caller that waits does it (``ask``, the tool
+    loop): each TokenChunk to ``on_chunk``, the Finished returned, a Failed raised as its AppError (and an end
+    with neither as one too)."""
+    finished: P.Finished | None = None
+    for ev in events:
+        if isinstance(ev, P.TokenChunk):
+            on_chunk(ev)
+        elif isinstance(ev, P.Failed):
+            raise from_dict(ev.error)
+        elif isinstance(ev, P.Finished):
+            finished = ev
+    if finished is None:
+        raise AppError("the engine ended the answer without finishing it")
+    return finished
 
 
 def worker_command() -> list[str]:

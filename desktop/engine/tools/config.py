@@ -175,13 +175,21 @@ def chat_servers_path() -> Path:
     return paths.data_dir() / "tools" / "chat_servers.json"
 
 
+def enabled_servers(chosen: list[str] | None, servers: dict[str, ServerConfig]) -> list[str]:
+    """The servers a chat uses: the ones it chose (``chosen``), or every enabled one when it never chose;
+    a disabled server never."""
+    names = [n for n, s in servers.items() if not s.disabled]
+    return names if chosen is None else [n for n in names if n in chosen]
+
+
 class ChatServerChoice:
     """Which configured servers each chat uses. A chat never set uses every enabled server."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else chat_servers_path()
 
-    def _read(self) -> dict[str, list[str]]:
+    def read(self) -> dict[str, list[str]]:
+        """Every chat's chosen servers by chat id (a chat absent from it uses every enabled server)."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -190,16 +198,14 @@ class ChatServerChoice:
         return {str(k): [s for s in v if isinstance(s, str)] for k, v in chats.items() if isinstance(v, list)}
 
     def enabled(self, chat_id: int | str, servers: dict[str, ServerConfig]) -> list[str]:
-        chosen = self._read().get(str(chat_id))
-        names = [n for n, s in servers.items() if not s.disabled]
-        return names if chosen is None else [n for n in names if n in chosen]
+        return enabled_servers(self.read().get(str(chat_id)), servers)
 
     def set_enabled(self, chat_id: int | str, names: Iterable[str]) -> None:
-        data = self._read()
+        data = self.read()
         data[str(chat_id)] = sorted(set(names))
         _atomic_write(self.path, {"chats": data})
 
     def forget(self, chat_id: int | str) -> None:
-        data = self._read()
+        data = self.read()
         if data.pop(str(chat_id), None) is not None:
             _atomic_write(self.path, {"chats": data})

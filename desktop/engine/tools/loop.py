@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
-from desktop.engine.errors import AppError, from_dict
 from desktop.engine.inference import protocol as P
+from desktop.engine.inference.client import run_to_finish
 from desktop.engine.tools import formats
 from desktop.engine.tools.errors import ToolError, ToolTimeoutError
 from desktop.engine.tools.mcp_client import McpManager, ToolInfo, ToolResult
@@ -241,21 +241,16 @@ class ToolLoop:
         gen = self.turns.request(messages, specs)
         parser = self.turns.parser()
         shown: list[str] = []
-        finished: P.Finished | None = None
-        for ev in self._generate(gen):
-            if isinstance(ev, P.TokenChunk):
-                if ev.reasoning:
-                    self.on_reasoning(ev.reasoning)
-                text = parser.feed(ev.text) if parser else ev.text
-                if text:
-                    shown.append(text)
-                    self.on_text(text)
-            elif isinstance(ev, P.Failed):
-                raise from_dict(ev.error)
-            elif isinstance(ev, P.Finished):
-                finished = ev
-        if finished is None:
-            raise AppError("the engine ended the answer without finishing it")
+
+        def chunk(ev: P.TokenChunk) -> None:
+            if ev.reasoning:
+                self.on_reasoning(ev.reasoning)
+            text = parser.feed(ev.text) if parser else ev.text
+            if text:
+                shown.append(text)
+                self.on_text(text)
+
+        finished = run_to_finish(self._generate(gen), chunk)
         calls: list[formats.ToolCall] = []
         if parser is not None:
             rest, calls = parser.finish()

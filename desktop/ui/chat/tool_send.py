@@ -33,7 +33,7 @@ from desktop.engine.chats.attachments import (
 from desktop.engine.errors import AppError
 from desktop.engine.inference import protocol as P
 from desktop.engine.library import registry
-from desktop.engine.tools.config import ChatServerChoice, ServerConfig, load_config
+from desktop.engine.tools.config import ChatServerChoice, ServerConfig, enabled_servers, load_config
 from desktop.engine.tools.loop import ToolBox, ToolLoop, ToolLoopResult, turns_for
 from desktop.engine.tools.mcp_client import McpManager
 from desktop.engine.tools.permissions import PermissionPolicy
@@ -96,7 +96,7 @@ class ToolSend(QObject):
                 configs = load_config()
             except AppError:
                 configs = {}  # a broken config is reported by the Tools dialog, not on every message
-            return configs, choice._read()
+            return configs, choice.read()
 
         def done(res: tuple[dict[str, ServerConfig], dict[str, list[str]]]) -> None:
             if res[0] != self.configs and self.manager is not None:
@@ -130,12 +130,8 @@ class ToolSend(QObject):
             self.manager = None
 
     def servers_for(self, chat_id: int | None) -> list[str]:
-        """``ChatServerChoice.enabled``'s rule, on what ``refresh`` read (no file I/O on the GUI thread)."""
-        if chat_id is None:
-            return []
-        names = [n for n, c in self.configs.items() if not c.disabled]
-        chosen = self.chosen.get(str(chat_id))
-        return names if chosen is None else [n for n in names if n in chosen]
+        """The chat's servers (``enabled_servers``), on what ``refresh`` read (no file I/O on the GUI thread)."""
+        return [] if chat_id is None else enabled_servers(self.chosen.get(str(chat_id)), self.configs)
 
     # ------------------------------------------------------------------ one answer
 
