@@ -106,7 +106,7 @@ def test_import_gguf_runs_off_the_gui_thread_and_offers_the_new_profile(qtbot, m
     w.import_gguf(str(llama3_ok.path))
     qtbot.waitUntil(lambda: w.import_action.isEnabled(), timeout=10000)
     assert seen_threads == [False]
-    assert "imported-llama3" in w.banner.label.text() and "eot-128009" in w.banner.label.text()
+    assert "“Imported Llama 3”" in w.banner.label.text() and "eot-128009" in w.banner.label.text()
     assert "imported-llama3" in w.store.ids() and len(w.model_menu.rows()) == len(w.store.ids())
     assert w.banner.isVisibleTo(w) and w.banner.action_btn.text() == "Load it"
     # Loaded another way (not the banner's button): the offer is done, and the banner goes.

@@ -149,3 +149,16 @@ def test_welcome_suggests_small_models_first_with_fit_and_download(qtbot, monkey
         qtbot.mouseClick(w.start_btn, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(w.import_requested, timeout=2000):
         qtbot.mouseClick(w.import_btn, Qt.MouseButton.LeftButton)
+
+
+def test_the_welcome_headline_says_where_the_model_runs(qtbot) -> None:
+    from desktop.ui.chat.welcome import WelcomeView
+
+    w = WelcomeView(InstalledModels(ProfileStore()))
+    qtbot.addWidget(w)
+    w.set_model("Tiny", None)
+    assert w.headline.text() == "Tiny is ready to chat" and "on this computer, offline" in w.blurb.text()
+    w.set_model("Cloud model", None, remote=True)  # a remote profile answers through its server, not offline
+    assert "through its server" in w.blurb.text() and "offline." not in w.blurb.text().split(".")[0]
+    w.set_model(None, "Tiny")
+    assert w.headline.text() == "Loading Tiny…"

@@ -242,8 +242,9 @@ class WelcomeView(QWidget):
     def refresh(self) -> None:
         self.source.refresh()
 
-    def set_model(self, loaded: str | None, loading: str | None) -> None:
-        """The headline for the model state: ``loaded`` (a name) answers now; ``loading`` is being loaded."""
+    def set_model(self, loaded: str | None, loading: str | None, remote: bool = False) -> None:
+        """The headline for the model state: ``loaded`` (a name) answers now (``remote``: through a server);
+        ``loading`` is being loaded."""
         self._model = (loaded, loading)
         if loading:
             self.headline.setText(f"Loading {loading}…")
@@ -251,8 +252,9 @@ class WelcomeView(QWidget):
                                "ready. The status bar shows the progress.")
         elif loaded:
             self.headline.setText(f"{loaded} is ready to chat")
-            self.blurb.setText("It runs on this computer, offline. Download a bigger model below when you want "
-                               "better answers.")
+            self.blurb.setText("It answers through its server (a remote profile). Download a model below to chat "
+                               "offline on this computer." if remote else "It runs on this computer, offline. "
+                               "Download a bigger model below when you want better answers.")
         else:
             self.headline.setText("Choose a model to chat with")
             self.blurb.setText("No model is loaded. Pick one with the model picker above, download one below, or "

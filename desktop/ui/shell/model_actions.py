@@ -86,8 +86,11 @@ class ModelActions:
         self.errors.present(error, modal=True)
 
     def _on_load_cancelled(self, profile: Profile | None, back: Profile | None) -> None:
-        self.statusBar().showMessage(f"Stopped loading {profile.name if profile else 'the model'}." +
-                                     (f" Going back to {back.name}." if back else ""), 8000)
+        def name(p: Profile) -> str:
+            return self.state.installed.name_of(p.id, p.name)  # the one name, as the picker shows it
+
+        self.statusBar().showMessage(f"Stopped loading {name(profile) if profile else 'the model'}." +
+                                     (f" Going back to {name(back)}." if back else ""), 8000)
 
     def _update_empty(self, *_: object) -> None:
         """An empty chat shows the welcome view (suggested downloads, import) under a line on the model."""

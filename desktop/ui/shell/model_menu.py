@@ -192,8 +192,9 @@ class ModelMenu(QObject):
         fixes = list(getattr(result, "fixes", []) or [])
         fixed = f" Fixed: {', '.join(map(str, fixes))}." if fixes else ""
         pid = result.profile_id
-        self.notify(f"Imported as profile {pid}.", 8000)
-        self._offer(pid, f"Imported {os.path.basename(str(result.path))} as the profile “{pid}”.{fixed}")
+        name = self.store.get(pid).name if pid in self.store.ids() else pid
+        self.notify(f"Imported {name}.", 8000)
+        self._offer(pid, f"Imported {os.path.basename(str(result.path))} as “{name}”.{fixed}")
 
     def _on_import_failed(self, exc: BaseException, path: str | None = None) -> None:
         self.import_action.setEnabled(True)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFrame, QScrollArea, QStackedWidget, QWidget
 
 from desktop.engine.errors import AppError
 from desktop.engine.hub.queue import Job
+from desktop.engine.library import registry
 from desktop.ui.chat.welcome import WelcomeView
 from desktop.ui.library.downloads_page import DownloadsPanel
 from desktop.ui.library.hub_page import HubView
@@ -198,9 +199,10 @@ class ModelViews(QObject):
         if loading_name:
             who = f"<b>{html.escape(loading_name)}</b> is loading; you can type meanwhile."
         elif loaded_name:
-            who = f"You are chatting with <b>{html.escape(loaded_name)}</b>, on this computer."
+            where = "through its server" if registry.is_remote(c.profile) else "on this computer"
+            who = f"You are chatting with <b>{html.escape(loaded_name)}</b>, {where}."
         else:
             who = "No model is loaded yet: choose one with the picker above."
         self.chat_page.set_model_line(f"<p style='font-size:20px; font-weight:600'>Start a conversation</p>"
                                       f"<p>{who} Type below and press Enter.</p>")
-        self.welcome.set_model(loaded_name, loading_name)
+        self.welcome.set_model(loaded_name, loading_name, remote=registry.is_remote(c.profile))

@@ -27,7 +27,7 @@ class ErrorPanel(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("errorPanel")
-        apply_style(self)  # it also lives in windows that are not model views (the download window)
+        apply_style(self)  # the card style of the pages it shows on (the Hub, the repo page)
         self.icon = QLabel()
         self.icon.setPixmap(icon("mdi6.wifi-off", color="#c0504d").pixmap(36, 36))
         self.headline = QLabel("The Hub could not be reached")
