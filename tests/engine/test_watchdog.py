@@ -339,3 +339,30 @@ def test_stop_while_a_remote_server_is_silent_returns_within_2_s() -> None:
         c.close()
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_load_after_a_crash_does_not_first_load_the_old_model_again() -> None:
+    """Choosing another model after a crash: the restart's reload of the last model would be a whole load in vain
+    (and its answer reported as if it were the new model's)."""
+    seen: list[Any] = []
+    c = EngineClient(on_event=seen.append, command=FAKE_COMMAND)
+    try:
+        old = c.load(P.Load(new_id("load"), "/models/old.gguf"))
+        assert old.model_path == "/models/old.gguf"
+        assert c.proc is not None
+        c.proc.kill()
+        c.proc.wait()
+        assert c.needs_restart()
+        new = c.load(P.Load(new_id("load"), "/models/new.gguf"))
+        assert new.model_path == "/models/new.gguf" and c.restarts == 1
+        loads = [e.model_path for e in seen if isinstance(e, P.Loaded)]
+        assert loads == ["/models/old.gguf", "/models/new.gguf"]  # no reload of old.gguf in between
+        # Any other request after a crash still reloads the last model first.
+        c.proc.kill()
+        c.proc.wait()
+        c.submit(P.Ping(new_id("ping")))
+        _wait_for(lambda: sum(isinstance(e, P.Loaded) for e in seen) == 3)
+        last = [e for e in seen if isinstance(e, P.Loaded)][-1]
+        assert last.id.startswith("reload") and last.model_path == "/models/new.gguf"
+    finally:
+        c.close()

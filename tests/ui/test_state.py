@@ -28,17 +28,21 @@ class _Client:
     """What the adapter asks of the engine client, recorded; nothing runs."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._inflight: dict[str, Any] = {}
         self.last_load = None
         self.sent: list[Any] = []
+        self.dead = False  # the engine died: the next request starts it again
 
     def submit(self, req: Any) -> str:
         self.sent.append(req)
         return req.id
 
     def needs_restart(self) -> bool:
-        return False
+        return self.dead
+
+    def count_tokens(self, text: str, timeout: float | None = None) -> int:
+        self.dead = False
+        return len(text.split())
 
     def cancel(self, rid: str) -> None: ...
 
@@ -210,3 +214,23 @@ def test_the_local_server_offers_the_one_scans_models_under_their_one_names(qtbo
     with qtbot.waitSignal(state.installed.changed, timeout=10000):
         state.installed.refresh()
     assert [s.name for s in state.served_models()] == ["Renamed"]
+
+
+def test_a_stage_that_restarts_the_engine_is_announced_on_the_gui_thread(qtbot, state: AppState) -> None:
+    """The tool stage asks the engine from a worker thread: the restart notice reaches the state on the GUI thread."""
+    from PySide6.QtCore import QThread
+
+    st, a = state, state.adapter
+    a.load_requested(st.store.default())
+    a._on_event(_loaded(a.loading))
+    a._on_event(P.Failed("gen-1", {"code": "engine_crashed", "message": "The engine stopped.", "details": None}))
+    assert st.current.phase == "stopped"
+    seen: list[tuple[str, bool]] = []
+    gui = QThread.currentThread()
+    st.model_changed.connect(lambda c: seen.append((c.phase, QThread.currentThread() is gui)))
+    a.client.dead = True
+    worker = threading.Thread(target=lambda: a.count_tokens("how many tokens"))
+    worker.start()
+    worker.join(5)
+    qtbot.waitUntil(lambda: bool(seen), timeout=2000)
+    assert seen == [("restarting", True)]
