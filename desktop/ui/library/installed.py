@@ -40,22 +40,23 @@ class InstalledModels(QObject):
         store, hw, fn = self.store, self.hw, self._scan or scan_module.scan
         self._jobs.start(lambda: fn(store, hw), self._done, self._failed)
 
-    def _done(self, lib: Library) -> None:
+    def _rescanned(self) -> bool:
+        """A scan ended: True when another was asked for meanwhile (it starts now; this answer is stale)."""
         self._running = False
-        if self._again:
-            self._again = False
-            self.refresh()
-            return
-        self.library, self.scanned = lib, True
-        self.changed.emit()
+        if not self._again:
+            return False
+        self._again = False
+        self.refresh()
+        return True
+
+    def _done(self, lib: Library) -> None:
+        if not self._rescanned():
+            self.library, self.scanned = lib, True
+            self.changed.emit()
 
     def _failed(self, exc: BaseException) -> None:
-        self._running = False
-        if self._again:
-            self._again = False
-            self.refresh()
-            return
-        self.failed.emit(exc)
+        if not self._rescanned():
+            self.failed.emit(exc)
 
     # -- reading the last answer (GUI thread, no I/O) --------------------------------------------
     @property

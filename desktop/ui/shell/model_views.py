@@ -120,8 +120,8 @@ class ModelViews(QObject):
         self.welcome.download_requested.connect(self.download_on_repo_page)
         self.welcome.repo_requested.connect(self.open_repo)
         # A rename, a removal, a download or an import changes what is installed: every view follows the one
-        # scan (the current model's new name comes through the state's model_changed).
-        self.installed.changed.connect(self.update_welcome)
+        # scan (the current model's new name comes through the state's model_changed). The welcome line is the
+        # window's to refresh (update_welcome, from its _update_empty), when an empty chat shows it.
         self.installed.changed.connect(self.downloads_panel.sync)
         self.downloads.event_received.connect(self._on_download_event)
 
@@ -188,7 +188,6 @@ class ModelViews(QObject):
             self.picker.set_loading(None)
             p = current.profile
             self.picker.set_current(p.id if p else None, current.quant if p else None)
-        self.update_welcome()
 
     def update_welcome(self) -> None:
         """The line over the welcome view, and its headline: which model answers (the suggestions are the
